@@ -1,0 +1,130 @@
+"""The database: one engine per app, short transactions, the schema kept current.
+
+SQLite (the default) runs in WAL mode with a busy timeout, and every transaction starts
+with BEGIN IMMEDIATE so two writers queue instead of failing on a lock upgrade.
+PostgreSQL (`DATABASE_URL`) is for several instances side by side.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+class Database:
+    """An engine, a session factory and the schema checks for one app."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A worker forked from a process that already connected must not share sockets.
+        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self):
+        """Yield a session inside one transaction: committed on success, else rolled back."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration, one process at a time."""
+        with self._migration_lock():
+            with self.engine.begin() as conn:
+                cfg = alembic_config(conn)
+                command.upgrade(cfg, "head")
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """Return (the database's revision, the newest revision in the code)."""
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, head
+
+    @contextmanager
+    def _migration_lock(self):
+        if self.is_sqlite:
+            path = sqlite_path(self.url)
+            lock_path = (path.parent if path else Path(".")) / ".migrate.lock"
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(lock_path, "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        else:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT pg_advisory_lock(827364512)")
+                try:
+                    yield
+                finally:
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock(827364512)")
+                    conn.commit()
+
+
+def alembic_config(connection=None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the file behind an sqlite:/// URL (None for in-memory)."""
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
+
+
+def make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the driver, decide where transactions begin (see below).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_dialect(session: Session) -> str:
+    return session.get_bind().dialect.name

@@ -1,0 +1,34 @@
+"""The development token: signs and checks webhooks in dry-run mode (no credentials).
+
+Random per installation and kept in the instance folder, so every worker and the
+`send-event` command agree on it, and nobody can guess it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+FILENAME = "dev-auth-token"
+
+
+def path(instance_dir: Path) -> Path:
+    return instance_dir / FILENAME
+
+
+def load_or_create(instance_dir: Path) -> str:
+    """Return the stored token, creating it the first time (atomically: several workers)."""
+    file = path(instance_dir)
+    if not file.exists():
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        tmp = instance_dir / f".{FILENAME}.{os.getpid()}"
+        tmp.write_text(secrets.token_hex(16) + "\n")
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, file)  # fails if another process got there first: use theirs
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return file.read_text().strip()

@@ -1,0 +1,83 @@
+"""Event: a Conversations webhook as a plain value, the one place HTTP becomes data.
+
+Event names and parameters:
+https://www.twilio.com/docs/conversations/conversations-webhooks
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from .errors import BadRequest, MissingField
+
+PRE_EVENTS = frozenset({
+    "onMessageAdd", "onMessageUpdate", "onMessageRemove",
+    "onConversationAdd", "onConversationUpdate", "onConversationRemove",
+    "onParticipantAdd", "onParticipantUpdate", "onParticipantRemove",
+    "onUserUpdate",
+})
+POST_EVENTS = frozenset({
+    "onMessageAdded", "onMessageUpdated", "onMessageRemoved",
+    "onConversationAdded", "onConversationUpdated", "onConversationRemoved",
+    "onConversationStateUpdated",
+    "onParticipantAdded", "onParticipantUpdated", "onParticipantRemoved",
+    "onDeliveryUpdated", "onUserAdded", "onUserUpdated",
+})
+KNOWN_EVENTS = PRE_EVENTS | POST_EVENTS
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+MAX_TOKEN_LENGTH = 150
+
+
+@dataclass(frozen=True)
+class Event:
+    """One webhook: its type, its parameters (first value of each) and its token."""
+
+    type: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    idempotency_token: str | None = None
+
+    @classmethod
+    def from_form(cls, form: Mapping, headers: Mapping) -> "Event":
+        """Build an Event from a parsed form (a MultiDict) and the request headers."""
+        event_type = (form.get("EventType") or "").strip()
+        if not event_type:
+            raise BadRequest("missing EventType parameter")
+        params = {name: form.get(name) for name in form.keys()}
+        token = (headers.get(IDEMPOTENCY_HEADER) or "").strip()[:MAX_TOKEN_LENGTH] or None
+        return cls(event_type, MappingProxyType(params), token)
+
+    @property
+    def is_known(self) -> bool:
+        return self.type in KNOWN_EVENTS
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.params.get(name)
+        return value if value not in (None, "") else default
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise MissingField(self.type, name)
+        return value
+
+    @property
+    def claim_key(self) -> str | None:
+        """The key that makes a retry or replay of this event a no-op (None: no key).
+
+        A message is answered once whatever the delivery attempt, so onMessageAdded is
+        keyed on its MessageSid; a receipt changes status over time, so each
+        (receipt, status) pair counts once; the rest use Twilio's idempotency token.
+        """
+        if self.type == "onMessageAdded":
+            return message_claim_key(self.require("MessageSid"))
+        if self.type == "onDeliveryUpdated":
+            return f"receipt:{self.require('DeliveryReceiptSid')}:{self.require('Status')}"
+        if self.idempotency_token:
+            return f"token:{self.idempotency_token}"
+        return None
+
+
+def message_claim_key(message_sid: str) -> str:
+    return f"message:{message_sid}"

@@ -1,0 +1,75 @@
+"""Delivery receipts: one structured log line each, the latest status kept per receipt.
+
+Twilio sends `Status` (sent, delivered, read, failed, undelivered) and `ErrorCode`;
+receipts can arrive out of order, so a status only replaces one of lower rank.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import case, or_, update
+
+from ..claims import dialect_insert
+from ..error_codes import describe
+from ..events import Event
+from ..logs import kv
+from ..models import DeliveryReceipt, Reply, utcnow
+from ..router import Context, Router
+
+log = logging.getLogger(__name__)
+router = Router()
+
+RANK = {"sent": 1, "delivered": 2, "undelivered": 3, "failed": 3, "read": 4}
+PROBLEMS = {"failed", "undelivered"}
+
+
+@router.register("onDeliveryUpdated", requires=(
+    "ConversationSid", "MessageSid", "DeliveryReceiptSid", "Status"))
+def record_receipt(event: Event, ctx: Context) -> str:
+    """Log the receipt, store it, and move our reply's delivery status forward."""
+    status = event.require("Status").strip().lower()
+    error_code = parse_error_code(event.get("ErrorCode"))
+    message_sid = event.require("MessageSid")
+    fields = dict(
+        conversation=event.require("ConversationSid"), message_sid=message_sid,
+        participant_sid=event.get("ParticipantSid"),
+        channel_message_sid=event.get("ChannelMessageSid"), status=status,
+        error_code=error_code, meaning=describe(error_code),
+    )
+    log.log(logging.WARNING if status in PROBLEMS else logging.INFO,
+            "delivery %s", kv(**fields))
+
+    rank = RANK.get(status, 0)
+    insert = dialect_insert(ctx.session)
+    stmt = insert(DeliveryReceipt).values(
+        receipt_sid=event.require("DeliveryReceiptSid"), message_sid=message_sid,
+        conversation_sid=fields["conversation"], participant_sid=fields["participant_sid"],
+        channel_message_sid=fields["channel_message_sid"], status=status,
+        status_rank=rank, error_code=error_code, updated_at=utcnow(),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["receipt_sid"],
+        set_={"status": stmt.excluded.status, "status_rank": stmt.excluded.status_rank,
+              "error_code": stmt.excluded.error_code, "updated_at": stmt.excluded.updated_at,
+              "channel_message_sid": stmt.excluded.channel_message_sid},
+        where=DeliveryReceipt.status_rank < stmt.excluded.status_rank,
+    )
+    changed = ctx.session.execute(stmt).rowcount
+    ctx.session.execute(
+        update(Reply)
+        .where(Reply.twilio_message_sid == message_sid,
+               or_(Reply.delivery_status.is_(None),
+                   case(RANK, value=Reply.delivery_status, else_=0) < rank))
+        .values(delivery_status=status)
+    )
+    if not changed:
+        return f"receipt {status} kept: a later status was already recorded"
+    return f"receipt {status} recorded"
+
+
+def parse_error_code(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None

@@ -1,0 +1,59 @@
+"""Router: handlers register per event type; dispatch calls the ones that match.
+
+A handler is `handler(event, context) -> str`: it decides, records what to do through
+the context (inside the event's transaction), and returns one line saying what it did
+and why. Mistakes (an unknown event name) fail at registration, not at dispatch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from .events import KNOWN_EVENTS, Event
+
+Handler = Callable[[Event, "Context"], str]
+
+
+@dataclass
+class Context:
+    """What a handler may use: the event's transaction and the app's settings."""
+
+    session: Session
+    settings: dict
+
+
+class Router:
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[tuple[Handler, tuple[str, ...]]]] = defaultdict(list)
+
+    def register(self, event_type: str, *, requires: tuple[str, ...] = ()):
+        """Register the decorated handler for `event_type`; it needs the `requires` fields."""
+        if event_type not in KNOWN_EVENTS:
+            raise ValueError(f"unknown Conversations event type: {event_type!r}")
+
+        def decorator(handler: Handler) -> Handler:
+            self._handlers[event_type].append((handler, tuple(requires)))
+            return handler
+
+        return decorator
+
+    def add(self, other: "Router") -> None:
+        """Take over the handlers of another router (one per feature module)."""
+        for event_type, handlers in other._handlers.items():
+            self._handlers[event_type].extend(handlers)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in self._handlers
+
+    def validate(self, event: Event) -> None:
+        """Raise MissingField if a handler for this event needs a field it lacks."""
+        for _handler, requires in self._handlers.get(event.type, ()):
+            for name in requires:
+                event.require(name)
+
+    def dispatch(self, event: Event, context: Context) -> list[str]:
+        return [handler(event, context) for handler, _ in self._handlers.get(event.type, ())]

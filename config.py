@@ -1,0 +1,199 @@
+"""Settings: read once from the environment (and `.env`), validated, handed to the app.
+
+Every setting is a string in the environment; `load_settings()` turns them into typed
+values and collects *every* problem before failing, so one start-up message names all
+of them. SIDs and tokens stay strings (Flask's `from_prefixed_env()` would turn a
+digit-only token into an int).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent
+INSTANCE_DIR = ROOT / "instance"
+DEFAULT_AUTO_REPLY_TEXT = (
+    "Thanks for your message! A member of our support team will get back to you soon."
+)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+_AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or malformed; the message lists them all."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
+
+
+def environment(dotenv_path: str | os.PathLike | None = None) -> dict[str, str]:
+    """Return the process environment over the values of `.env` (the environment wins)."""
+    path = Path(dotenv_path) if dotenv_path else ROOT / ".env"
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    values.update(os.environ)
+    return values
+
+
+def load_settings(env: Mapping[str, str]) -> dict:
+    """Turn raw environment strings into the app's typed settings, or raise ConfigError."""
+    problems: list[str] = []
+    reader = _Reader(env, problems)
+
+    sid = reader.text("TWILIO_ACCOUNT_SID")
+    token = reader.text("TWILIO_AUTH_TOKEN")
+    if sid and not _ACCOUNT_SID.fullmatch(sid):
+        problems.append("TWILIO_ACCOUNT_SID must be 'AC' followed by 32 hex characters")
+    if token and not _AUTH_TOKEN.fullmatch(token):
+        problems.append(
+            "TWILIO_AUTH_TOKEN must be 32 hex characters (the account's primary Auth "
+            "Token; API keys cannot validate webhook signatures)"
+        )
+    if bool(sid) != bool(token):
+        missing = "TWILIO_AUTH_TOKEN" if sid else "TWILIO_ACCOUNT_SID"
+        problems.append(f"{missing} is missing: live mode needs both SID and token")
+
+    instance_dir = Path(reader.text("INSTANCE_DIR") or INSTANCE_DIR).resolve()
+    database_url = reader.text("DATABASE_URL") or f"sqlite:///{instance_dir / 'bot.sqlite3'}"
+    if database_url.startswith("postgres://"):  # Heroku's spelling
+        database_url = "postgresql://" + database_url[len("postgres://"):]
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    if not database_url.startswith(("sqlite:", "postgresql+psycopg://")):
+        problems.append("DATABASE_URL must be an sqlite:/// or postgres(ql):// URL")
+
+    settings = {
+        "INSTANCE_DIR": instance_dir,
+        "TWILIO_ACCOUNT_SID": sid,
+        "TWILIO_AUTH_TOKEN": token,
+        "DRY_RUN": not (sid and token),
+        "TWILIO_API_BASE_URL": reader.url("TWILIO_API_BASE_URL"),
+        "TWILIO_HTTP_TIMEOUT": reader.number("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1),
+        "BOT_IDENTITY": reader.text("BOT_IDENTITY") or "support-bot",
+        "AGENT_IDENTITIES": frozenset(reader.csv("AGENT_IDENTITIES")),
+        "PUBLIC_BASE_URL": reader.url("PUBLIC_BASE_URL", origin_only=True),
+        "PROXY_COUNT": int(reader.number("PROXY_COUNT", 0, minimum=0, integer=True)),
+        "DATABASE_URL": database_url,
+        "DATABASE_AUTO_UPGRADE": reader.flag(
+            "DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")
+        ),
+        "AUTO_REPLY_TEXT": reader.text("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT,
+        "LOG_LEVEL": reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
+        "MAX_CONTENT_LENGTH": int(
+            reader.number("WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024, integer=True)
+        ),
+        "SENDER_IN_PROCESS": reader.flag("SENDER_IN_PROCESS", True),
+        "SENDER_CONCURRENCY": int(
+            reader.number("SENDER_CONCURRENCY", 8, minimum=1, integer=True)
+        ),
+        "SENDER_POLL_SECONDS": reader.number("SENDER_POLL_SECONDS", 1.0, minimum=0.01),
+        "SEND_MAX_ATTEMPTS": int(
+            reader.number("SEND_MAX_ATTEMPTS", 10, minimum=1, integer=True)
+        ),
+        "SEND_BACKOFF_SECONDS": reader.number("SEND_BACKOFF_SECONDS", 1.0, minimum=0.0),
+        "SEND_BACKOFF_MAX_SECONDS": reader.number(
+            "SEND_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0
+        ),
+        "RETENTION_DAYS": reader.number("RETENTION_DAYS", 30, minimum=1, integer=True),
+        "MAINTENANCE_INTERVAL_SECONDS": reader.number(
+            "MAINTENANCE_INTERVAL_SECONDS", 0, minimum=0
+        ),
+        "CATCH_UP_WINDOW_SECONDS": reader.duration("CATCH_UP_WINDOW", 2 * 3600),
+    }
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+class _Reader:
+    """Read one kind of value per call, noting problems instead of raising."""
+
+    def __init__(self, env: Mapping[str, str], problems: list[str]):
+        self.env = env
+        self.problems = problems
+
+    def text(self, name: str) -> str:
+        return (self.env.get(name) or "").strip()
+
+    def csv(self, name: str) -> list[str]:
+        return [part.strip() for part in self.text(name).split(",") if part.strip()]
+
+    def number(self, name, default, *, minimum=None, integer=False):
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            self.problems.append(f"{name} must be {kind}, got {raw!r}")
+            return default
+        if minimum is not None and value < minimum:
+            self.problems.append(f"{name} must be at least {minimum}, got {raw!r}")
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        raw = self.text(name).upper() or default
+        if raw not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+            return default
+        return raw
+
+    def url(self, name: str, *, origin_only: bool = False) -> str | None:
+        raw = self.text(name).rstrip("/")
+        if not raw:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problems.append(f"{name} must be an http(s):// URL, got {raw!r}")
+            return None
+        if origin_only and (parts.path or parts.query):
+            self.problems.append(
+                f"{name} must be an origin like https://bot.example.com (no path), "
+                f"got {raw!r}"
+            )
+            return None
+        return raw
+
+    def duration(self, name: str, default: int) -> int:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            return parse_duration(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name}: {exc}")
+            return default
+
+
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Parse '90', '90s', '15m', '2h' or '7d' into seconds."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match:
+        raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {text!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]

@@ -1,0 +1,223 @@
+"""A local fake of Twilio's Conversations REST API, over real HTTP, failing on demand.
+
+Serves the few resources the bot uses, shaped like Twilio's JSON, and records every
+request. Faults: `fail(n, status)` answers the next n message creations with an error,
+`latency` delays every answer, `stop()`/`start()` take the whole server down and up.
+Also runs alone for local tries and the benchmark:
+    python -m tests.fake_conversations --port 4010 --latency 0.3
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import itertools
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+
+@dataclass
+class Created:
+    """One message creation request as the fake received it."""
+
+    conversation_sid: str
+    form: dict
+    headers: dict
+    sid: str
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeConversationsAPI:
+    def __init__(self, account_sid: str, auth_token: str, *, port: int = 0,
+                 latency: float = 0.0, check_auth: bool = True):
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.check_auth = check_auth
+        self.latency = latency
+        self.port = port
+        self.created: list[Created] = []
+        self.messages: dict[str, list[dict]] = {}
+        self.receipts: dict[str, list[dict]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.on_create = None  # called with the Created record before answering
+        self._faults: list[tuple[int, int | None]] = []
+        self._lock = threading.Lock()
+        self._index = itertools.count()
+        self._server = None
+        self._thread = None
+
+    # -- control ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FakeConversationsAPI":
+        self._server = make_server("127.0.0.1", self.port, self.wsgi, threaded=True)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def fail(self, times: int, status: int = 503, code: int | None = None) -> None:
+        """Answer the next `times` message creations with HTTP `status`."""
+        with self._lock:
+            self._faults.extend([(status, code)] * times)
+
+    def add_conversation(self, conversation_sid: str | None = None) -> str:
+        sid = conversation_sid or "CH" + secrets.token_hex(16)
+        self.messages.setdefault(sid, [])
+        return sid
+
+    def add_message(self, conversation_sid: str, author: str, body: str,
+                    attributes: str = "{}", sid: str | None = None) -> dict:
+        """Put a message into a conversation as if a customer had written it."""
+        message = self._message(conversation_sid, author, body, attributes, sid)
+        with self._lock:
+            self.messages.setdefault(conversation_sid, []).append(message)
+        return message
+
+    def add_receipt(self, conversation_sid: str, message_sid: str, status: str,
+                    error_code: int | None = None) -> None:
+        self.receipts.setdefault(message_sid, []).append({
+            "sid": "DY" + secrets.token_hex(16), "account_sid": self.account_sid,
+            "conversation_sid": conversation_sid, "message_sid": message_sid,
+            "channel_message_sid": "SM" + secrets.token_hex(16),
+            "participant_sid": "MB" + secrets.token_hex(16), "status": status,
+            "error_code": error_code, "date_created": _now(), "date_updated": _now(),
+            "url": f"{self.url}/v1/Conversations/{conversation_sid}/Messages/"
+                   f"{message_sid}/Receipts",
+        })
+
+    def replies_to(self, conversation_sid: str) -> list[Created]:
+        return [c for c in self.created if c.conversation_sid == conversation_sid]
+
+    # -- HTTP ---------------------------------------------------------------------
+
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        response = self.handle(request)
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        if self.latency:
+            time.sleep(self.latency)
+        self.requests.append((request.method, request.path))
+        if self.check_auth and not self._authorized(request):
+            return _error(401, 20003, "Authenticate")
+        parts = [p for p in request.path.split("/") if p]
+        if parts[:2] != ["v1", "Conversations"]:
+            return _error(404, 20404, "The requested resource was not found")
+        if len(parts) == 2 and request.method == "GET":
+            return self._list_conversations(request)
+        conversation_sid = self.add_conversation(parts[2]) if len(parts) > 2 else ""
+        if len(parts) == 4 and parts[3] == "Messages":
+            if request.method == "POST":
+                return self._create_message(conversation_sid, request)
+            return self._list_messages(conversation_sid, request)
+        if len(parts) == 6 and parts[5] == "Receipts":
+            items = self.receipts.get(parts[4], [])
+            return _page(request, "delivery_receipts", items)
+        return _error(404, 20404, "The requested resource was not found")
+
+    def _authorized(self, request: Request) -> bool:
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return request.headers.get("Authorization") == f"Basic {expected}"
+
+    def _create_message(self, conversation_sid: str, request: Request) -> Response:
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+        if fault:
+            status, code = fault
+            return _error(status, code or (20429 if status == 429 else 20500),
+                          f"fake failure {status}")
+        form = request.form.to_dict()
+        message = self._message(conversation_sid, form.get("Author", "system"),
+                                form.get("Body", ""), form.get("Attributes", "{}"))
+        record = Created(conversation_sid, form, dict(request.headers), message["sid"])
+        with self._lock:
+            self.messages[conversation_sid].append(message)
+            self.created.append(record)
+        if self.on_create:
+            self.on_create(record)
+        return _json(201, message)
+
+    def _list_messages(self, conversation_sid: str, request: Request) -> Response:
+        with self._lock:
+            items = list(self.messages[conversation_sid])
+        if request.args.get("Order") == "desc":
+            items.reverse()
+        return _page(request, "messages", items)
+
+    def _list_conversations(self, request: Request) -> Response:
+        items = [{"sid": sid, "account_sid": self.account_sid, "state": "active",
+                  "friendly_name": None, "date_created": _now(), "date_updated": _now()}
+                 for sid in reversed(list(self.messages))]
+        return _page(request, "conversations", items)
+
+    def _message(self, conversation_sid, author, body, attributes, sid=None) -> dict:
+        sid = sid or "IM" + secrets.token_hex(16)
+        return {
+            "sid": sid, "account_sid": self.account_sid,
+            "conversation_sid": conversation_sid, "author": author, "body": body,
+            "attributes": attributes, "index": next(self._index), "media": None,
+            "participant_sid": None, "date_created": _now(), "date_updated": None,
+            "delivery": None, "links": {},
+            "url": f"{self.url}/v1/Conversations/{conversation_sid}/Messages/{sid}",
+        }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(status: int, payload: dict) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")
+
+
+def _error(status: int, code: int, message: str) -> Response:
+    return _json(status, {"code": code, "message": message, "status": status,
+                          "more_info": f"https://www.twilio.com/docs/errors/{code}"})
+
+
+def _page(request: Request, key: str, items: list[dict]) -> Response:
+    size = int(request.args.get("PageSize", 50))
+    url = request.base_url
+    return _json(200, {key: items[:size], "meta": {
+        "page": 0, "page_size": size, "first_page_url": url, "previous_page_url": None,
+        "url": url, "next_page_url": None, "key": key}})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=4010)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--account-sid", default="AC" + "0" * 32)
+    parser.add_argument("--auth-token", default="0" * 32)
+    parser.add_argument("--no-auth", action="store_true", help="accept any credentials")
+    args = parser.parse_args()
+    api = FakeConversationsAPI(args.account_sid, args.auth_token, port=args.port,
+                               latency=args.latency, check_auth=not args.no_auth)
+    api.start()
+    print(f"fake Conversations API on {api.url} (latency {args.latency}s)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        api.stop()
+
+
+if __name__ == "__main__":
+    main()
