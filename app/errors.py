@@ -2,8 +2,9 @@
 
     WebhookError            -> its .status, body: one plain-text line
      +-- BadSignature       -> 403  (missing or wrong X-Twilio-Signature)
-     +-- BadRequest         -> 400  (malformed form, missing field, wrong content type)
+     +-- BadRequest         -> 400  (malformed form, no EventType)
      +-- MissingField       -> 400  (a known event without a field its handler needs)
+     +-- UnsupportedMedia   -> 415  (not application/x-www-form-urlencoded)
     DatabaseUnavailable     -> 503  (Twilio does not retry; the operator must know)
     werkzeug HTTPException  -> its own status (413 for an oversized body, 405, 404, ...)
     anything else           -> 500, logged with its traceback, never shown to the caller
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from sqlalchemy.exc import OperationalError, InterfaceError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ class BadSignature(WebhookError):
 
 class BadRequest(WebhookError):
     status = 400
+
+
+class UnsupportedMedia(WebhookError):
+    status = 415
 
 
 class MissingField(BadRequest):

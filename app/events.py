@@ -6,9 +6,9 @@ https://www.twilio.com/docs/conversations/conversations-webhooks
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from .errors import BadRequest, MissingField
 
@@ -39,7 +39,7 @@ class Event:
     idempotency_token: str | None = None
 
     @classmethod
-    def from_form(cls, form: Mapping, headers: Mapping) -> "Event":
+    def from_form(cls, form: Mapping, headers: Mapping) -> Event:
         """Build an Event from a parsed form (a MultiDict) and the request headers."""
         event_type = (form.get("EventType") or "").strip()
         if not event_type:

@@ -8,8 +8,8 @@ and why. Mistakes (an unknown event name) fail at registration, not at dispatch.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -41,7 +41,7 @@ class Router:
 
         return decorator
 
-    def add(self, other: "Router") -> None:
+    def add(self, other: Router) -> None:
         """Take over the handlers of another router (one per feature module)."""
         for event_type, handlers in other._handlers.items():
             self._handlers[event_type].extend(handlers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .events import PRE_EVENTS
 
@@ -18,7 +18,7 @@ def build(event_type: str, *, account_sid: str, body: str = "Hello, I need help"
           message_sid: str | None = None, status: str = "delivered",
           error_code: str = "0", extra: dict | None = None) -> dict[str, str]:
     """Return the form parameters Twilio would post for `event_type`."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     params = {
         "AccountSid": account_sid,
         "EventType": event_type,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
+from flask import Request
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
-from flask import Request
 
 from .errors import BadSignature
 

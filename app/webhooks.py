@@ -11,8 +11,8 @@ import logging
 from flask import Blueprint, current_app, request
 
 from . import signature
-from .errors import BadRequest, BadSignature
-from .events import Event, PRE_EVENTS
+from .errors import BadSignature, UnsupportedMedia
+from .events import PRE_EVENTS, Event
 from .logs import kv
 
 log = logging.getLogger(__name__)
@@ -51,5 +51,5 @@ def verified_event() -> Event:
             reason=exc.message, url_checked=url, remote=request.remote_addr, hint=hint))
         raise
     if request.mimetype != FORM:
-        raise BadRequest(f"Content-Type must be {FORM}, got {request.mimetype or 'none'}")
+        raise UnsupportedMedia(f"Content-Type must be {FORM}, got {request.mimetype or 'none'}")
     return Event.from_form(params, request.headers)

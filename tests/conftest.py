@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from app import create_app
-from app import samples
+from app import create_app, samples
 from tests.fake_conversations import FakeConversationsAPI
 
 ACCOUNT_SID = "AC" + "a1" * 16
@@ -121,3 +120,32 @@ def message_added(**overrides) -> dict:
 
 def delivery_updated(**overrides) -> dict:
     return samples.build("onDeliveryUpdated", account_sid=ACCOUNT_SID, **overrides)
+
+
+@pytest.fixture
+def make_app(env):
+    """Build another app on the same database and fake API, with some settings changed."""
+    built = []
+
+    def make(**overrides):
+        app = create_app({**env, **{k: str(v) for k, v in overrides.items()}})
+        app.config["TESTING"] = True
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        app.extensions["db"].engine.dispose()
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.01):
+    """Poll `condition` until it is true; fail the test if `timeout` passes first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

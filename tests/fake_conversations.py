@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -59,7 +59,7 @@ class FakeConversationsAPI:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "FakeConversationsAPI":
+    def start(self) -> FakeConversationsAPI:
         self._server = make_server("127.0.0.1", self.port, self.wsgi, threaded=True)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -181,7 +181,7 @@ class FakeConversationsAPI:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json(status: int, payload: dict) -> Response:

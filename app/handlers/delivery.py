@@ -31,11 +31,11 @@ def record_receipt(event: Event, ctx: Context) -> str:
     status = event.require("Status").strip().lower()
     error_code = parse_error_code(event.get("ErrorCode"))
     message_sid = event.require("MessageSid")
-    fields = dict(
-        conversation=event.require("ConversationSid"), message_sid=message_sid,
-        participant_sid=event.get("ParticipantSid"),
-        channel_message_sid=event.get("ChannelMessageSid"), status=status,
-        error_code=error_code, meaning=describe(error_code),
+    fields = dict(  # named as Twilio names them, so a log search finds either
+        ConversationSid=event.require("ConversationSid"), MessageSid=message_sid,
+        ParticipantSid=event.get("ParticipantSid"),
+        ChannelMessageSid=event.get("ChannelMessageSid"), Status=status,
+        ErrorCode=error_code, meaning=describe(error_code),
     )
     log.log(logging.WARNING if status in PROBLEMS else logging.INFO,
             "delivery %s", kv(**fields))
@@ -44,8 +44,8 @@ def record_receipt(event: Event, ctx: Context) -> str:
     insert = dialect_insert(ctx.session)
     stmt = insert(DeliveryReceipt).values(
         receipt_sid=event.require("DeliveryReceiptSid"), message_sid=message_sid,
-        conversation_sid=fields["conversation"], participant_sid=fields["participant_sid"],
-        channel_message_sid=fields["channel_message_sid"], status=status,
+        conversation_sid=fields["ConversationSid"], participant_sid=fields["ParticipantSid"],
+        channel_message_sid=fields["ChannelMessageSid"], status=status,
         status_rank=rank, error_code=error_code, updated_at=utcnow(),
     )
     stmt = stmt.on_conflict_do_update(
