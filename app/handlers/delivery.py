@@ -54,8 +54,8 @@ def record_receipt(event: Event, ctx: Context) -> str:
               "error_code": stmt.excluded.error_code, "updated_at": stmt.excluded.updated_at,
               "channel_message_sid": stmt.excluded.channel_message_sid},
         where=DeliveryReceipt.status_rank < stmt.excluded.status_rank,
-    )
-    changed = ctx.session.execute(stmt).rowcount
+    ).returning(DeliveryReceipt.id)
+    changed = ctx.session.execute(stmt).scalar() is not None
     ctx.session.execute(
         update(Reply)
         .where(Reply.twilio_message_sid == message_sid,
