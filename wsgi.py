@@ -1,5 +1,12 @@
 """The WSGI entry point: `gunicorn wsgi:app`, and `flask --app wsgi <command>`."""
 
-from app import create_app
+import sys
 
-app = create_app()
+from app import create_app
+from config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as exc:
+    print(f"cannot start: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(3) from None  # gunicorn: a worker that cannot boot halts the server

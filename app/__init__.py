@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -33,7 +34,10 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     settings = load_settings(environment() if env is None else env)
     app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
     app.config.from_mapping(settings)
-    logs.configure(app.config["LOG_LEVEL"])
+    # A CLI command (`flask --app wsgi ...`) loads the app inside a click context: it
+    # must not start a sender, and its logs must not mix with the command's output.
+    app.config["SERVING"] = click.get_current_context(silent=True) is None
+    logs.configure(app.config["LOG_LEVEL"], stderr=not app.config["SERVING"])
     register_proxy_fix(app)
     register_database(app)
     register_signing(app)
@@ -41,7 +45,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     register_blueprints(app)
     errors.register_error_handlers(app)
     commands.register(app)
-    announce(app)
+    if app.config["SERVING"]:
+        announce(app)
     return app
 
 
@@ -59,6 +64,16 @@ def register_database(app: Flask) -> None:
     app.extensions["db"] = db
     if app.config["DATABASE_AUTO_UPGRADE"]:
         db.upgrade()
+    elif app.config["SERVING"]:
+        try:
+            current, head = db.schema_revision()
+        except SQLAlchemyError as exc:
+            log.error("database unavailable at start-up: %s", exc.__class__.__name__)
+            return
+        if current != head:
+            log.error("database schema is at %s but the code needs %s: run "
+                      "`flask --app wsgi db upgrade` (the Procfile's release phase does)",
+                      current or "nothing", head)
 
 
 def register_signing(app: Flask) -> None:
@@ -81,9 +96,8 @@ def register_sender(app: Flask) -> None:
     if not app.config["SENDER_IN_PROCESS"]:
         return
     # Serving (gunicorn): start now, so replies left by a restart go out at once.
-    # A CLI command (`flask --app wsgi ...`) loads the app inside a click context and
-    # must not send; a server forked after loading starts its own on its first request.
-    if click.get_current_context(silent=True) is None:
+    # A server forked after loading the app starts its own on its first request.
+    if app.config["SERVING"]:
         sender.start()
     app.before_request(sender.start)
     atexit.register(sender.stop)

@@ -18,7 +18,7 @@ def healthz():
     report = {
         "mode": "dry-run" if app.config["DRY_RUN"] else "live",
         "sender": "running" if sender.running else (
-            "in-process" if app.config["SENDER_IN_PROCESS"] else "separate process"),
+            "not started" if app.config["SENDER_IN_PROCESS"] else "separate process"),
     }
     try:
         app.extensions["db"].ping()

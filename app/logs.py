@@ -8,11 +8,11 @@ import sys
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
-def configure(level: str) -> None:
-    """Send the app's logs to stdout at `level`; keep chatty libraries at WARNING."""
+def configure(level: str, *, stderr: bool = False) -> None:
+    """Send the app's logs to stdout (stderr for commands) at `level`; libraries at WARNING."""
     root = logging.getLogger()
     if not any(getattr(h, "_bot_handler", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(sys.stderr if stderr else sys.stdout)
         handler.setFormatter(logging.Formatter(FORMAT))
         handler._bot_handler = True
         root.addHandler(handler)

@@ -1,0 +1,87 @@
+"""Real server processes for end-to-end tests: gunicorn on loopback, stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(overrides: dict) -> dict:
+    """The parent environment without any bot settings, plus `overrides`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TWILIO_", "DATABASE_", "SENDER_", "PUBLIC_", "PROXY_"))}
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path):
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not healthy within {timeout}s:\n{self.log}")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextmanager
+def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=()):
+    """Run `gunicorn wsgi:app` from the repository root, as a user would."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), *args],
+            cwd=ROOT, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+def flask_cli(env: dict, *args, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT,
+                          env=clean_env(env), capture_output=True, text=True, timeout=timeout)
