@@ -103,12 +103,19 @@ def load_settings(env: Mapping[str, str]) -> dict:
         "SEND_BACKOFF_MAX_SECONDS": reader.number(
             "SEND_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0
         ),
-        "RETENTION_DAYS": reader.number("RETENTION_DAYS", 30, minimum=1, integer=True),
-        "MAINTENANCE_INTERVAL_SECONDS": reader.number(
-            "MAINTENANCE_INTERVAL_SECONDS", 0, minimum=0
-        ),
+        "SEND_LEASE_SECONDS": reader.duration("SEND_LEASE", 0),
+        "RETENTION_SECONDS": reader.duration("RETENTION", 30 * 86400),
+        "PRUNE_INTERVAL_SECONDS": reader.duration("PRUNE_INTERVAL", 3600),
+        "CATCH_UP_INTERVAL_SECONDS": reader.duration("CATCH_UP_INTERVAL", 0),
         "CATCH_UP_WINDOW_SECONDS": reader.duration("CATCH_UP_WINDOW", 2 * 3600),
+        "CATCH_UP_MAX_CONVERSATIONS": int(
+            reader.number("CATCH_UP_MAX_CONVERSATIONS", 200, minimum=1, integer=True)
+        ),
     }
+    # A sender holds a reply longer than any one API call can take (timeout, then the
+    # crash-recovery lookup), so a live sender never loses its lease.
+    if not settings["SEND_LEASE_SECONDS"]:
+        settings["SEND_LEASE_SECONDS"] = int(2 * settings["TWILIO_HTTP_TIMEOUT"] + 30)
     if problems:
         raise ConfigError(problems)
     return settings

@@ -23,6 +23,7 @@ from . import commands, devtoken, errors, health, logs, webhooks
 from .conversations import make_client
 from .db import Database
 from .handlers import build_router
+from .jobs import Jobs
 from .processor import Processor
 from .sender import Sender
 
@@ -88,7 +89,7 @@ def register_signing(app: Flask) -> None:
 def register_sender(app: Flask) -> None:
     """Create the shared client, the sender, and the processor that wakes it."""
     client = make_client(app.config)
-    sender = Sender(app.extensions["db"], client, app.config)
+    sender = Sender(app.extensions["db"], client, app.config, jobs=Jobs(app))
     app.extensions["conversations"] = client
     app.extensions["sender"] = sender
     app.extensions["processor"] = Processor(

@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import shlex
 import sys
+from datetime import timedelta
 
 import click
 import requests
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from . import samples
+from config import parse_duration
+
+from . import outbox, retention, samples
+from .catchup import CatchUp
+from .conversations import ApiError
+from .error_codes import describe
 from .events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS
+from .models import Reply, utcnow
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+replies_cli = AppGroup("replies", help="Inspect and recover auto-replies.")
 
 
 def register(app: Flask) -> None:
     """Attach every command to the app's CLI."""
     app.cli.add_command(send_event)
     app.cli.add_command(run_sender)
+    app.cli.add_command(catch_up)
+    app.cli.add_command(prune)
+    app.cli.add_command(replies_cli)
     app.cli.add_command(db_cli)
 
 
@@ -82,16 +94,80 @@ def curl_command(url: str, params: dict, headers: dict) -> str:
 
 @click.command("sender")
 def run_sender():
-    """Run a dedicated sender in the foreground (set SENDER_IN_PROCESS=false on web)."""
-    sender = current_app.extensions["sender"]
-    click.echo("sender running; Ctrl-C to stop")
+    """Run a dedicated sender (and the periodic jobs) until SIGTERM or Ctrl-C."""
+    click.echo("sender running; SIGTERM or Ctrl-C stops it after the sends in flight", err=True)
+    current_app.extensions["sender"].serve_forever()
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        try:
+            return timedelta(seconds=parse_duration(str(value)))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.command("catch-up")
+@click.option("--since", type=Duration(), help="How far back to look, e.g. 30m, 2h, 1d "
+              "(default: CATCH_UP_WINDOW).")
+def catch_up(since):
+    """Answer messages whose webhook never arrived; fetch receipts that never came."""
+    window = since or timedelta(seconds=current_app.config["CATCH_UP_WINDOW_SECONDS"])
     try:
-        sender.start()
-        sender._thread.join()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sender.stop()
+        report = CatchUp(current_app).run(utcnow() - window)
+    except ApiError as exc:
+        raise click.ClickException(f"Twilio API: {exc.message}") from exc
+    click.echo(f"catch-up: {report}")
+    click.echo("queued replies are sent by the running sender(s)"
+               if report.replies_queued else "nothing to answer")
+
+
+@click.command("prune")
+@click.option("--older-than", type=Duration(), help="Age, e.g. 30d (default: RETENTION).")
+def prune(older_than):
+    """Delete processed events, receipts and sent replies older than the retention age."""
+    age = older_than or timedelta(seconds=current_app.config["RETENTION_SECONDS"])
+    counts = retention.prune(current_app.extensions["db"], utcnow() - age)
+    click.echo(" ".join(f"{name}={count}" for name, count in counts.items()))
+
+
+@replies_cli.command("failed")
+@click.option("--limit", default=50, show_default=True)
+def replies_failed(limit):
+    """List replies that failed for good, with Twilio's error code and its meaning."""
+    with current_app.extensions["db"].transaction() as session:
+        rows = session.scalars(select(Reply).where(Reply.status == outbox.FAILED)
+                               .order_by(Reply.id.desc()).limit(limit)).all()
+    if not rows:
+        click.echo("no failed replies")
+    for r in rows:
+        click.echo(f"#{r.id} {r.created_at:%Y-%m-%d %H:%M:%S} {r.conversation_sid} "
+                   f"in_reply_to={r.in_reply_to} attempts={r.attempts} code={r.error_code or '-'}"
+                   f" ({describe(r.error_code) or 'no code'}): {r.error_message}")
+
+
+@replies_cli.command("requeue")
+@click.argument("reply_id", type=int, required=False)
+@click.option("--all", "all_", is_flag=True, help="Requeue every failed reply.")
+def replies_requeue(reply_id, all_):
+    """Queue a failed reply (REPLY_ID) or all of them (--all) to be sent again."""
+    if (reply_id is None) == (not all_):
+        raise click.UsageError("give a REPLY_ID or --all")
+    with current_app.extensions["db"].transaction() as session:
+        count = outbox.requeue_failed(session, reply_id)
+    if reply_id is not None and count == 0:
+        raise click.ClickException(f"reply {reply_id} is not a failed reply")
+    click.echo(f"requeued {count} repl{'y' if count == 1 else 'ies'}")
+
+
+@replies_cli.command("stats")
+def replies_stats():
+    """Count replies by status."""
+    with current_app.extensions["db"].transaction() as session:
+        rows = session.execute(select(Reply.status, func.count()).group_by(Reply.status)).all()
+    click.echo(" ".join(f"{status}={count}" for status, count in sorted(rows)) or "no replies")
 
 
 @db_cli.command("upgrade")
@@ -101,6 +177,15 @@ def db_upgrade():
     db.upgrade()
     current, head = db.schema_revision()
     click.echo(f"database schema at {current} (newest: {head})")
+
+
+@db_cli.command("check")
+def db_check():
+    """Fail if the models and the migrations disagree (a migration is missing)."""
+    differences = current_app.extensions["db"].schema_differences()
+    for diff in differences:
+        click.echo(diff)
+    sys.exit(1 if differences else 0)
 
 
 @db_cli.command("current")

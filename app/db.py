@@ -63,6 +63,16 @@ class Database:
             current = MigrationContext.configure(conn).get_current_revision()
         return current, head
 
+    def schema_differences(self) -> list:
+        """Differences between the models and the database (empty when they agree)."""
+        from alembic.autogenerate import compare_metadata
+
+        from .models import Base
+
+        with self.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+
     @contextmanager
     def _migration_lock(self):
         if self.is_sqlite:

@@ -75,3 +75,12 @@ class DeliveryReceipt(Base):
     status_rank: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class JobRun(Base):
+    """When a periodic job last ran: lets one process of many take each turn."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(DateTime)

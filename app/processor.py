@@ -55,3 +55,14 @@ class Processor:
             log.info("event %s", kv(**fields, outcome=outcome))
             self.on_commit()
         return outcome
+
+    def record_only(self, event: Event, outcome: str) -> str:
+        """Claim an event without handling it (catch-up decided already); return the outcome."""
+        with self.db.transaction() as session:
+            claim_id = claims.claim(session, event, event.claim_key)
+            if claim_id is None:
+                return DUPLICATE
+            claims.record_outcome(session, claim_id, outcome)
+        log.info("event %s", kv(event=event.type, conversation=event.get("ConversationSid"),
+                                message_sid=event.get("MessageSid"), outcome=outcome))
+        return outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,16 +28,16 @@ log = logging.getLogger(__name__)
 
 
 class Sender:
-    def __init__(self, db: Database, client, settings: dict):
+    def __init__(self, db: Database, client, settings: dict, jobs=None):
         self.db = db
+        self.jobs = jobs  # periodic jobs run beside every sender
         self.client = client
         self.concurrency = settings["SENDER_CONCURRENCY"]
         self.poll_seconds = settings["SENDER_POLL_SECONDS"]
         self.max_attempts = settings["SEND_MAX_ATTEMPTS"]
         self.backoff_base = settings["SEND_BACKOFF_SECONDS"]
         self.backoff_cap = settings["SEND_BACKOFF_MAX_SECONDS"]
-        # Longer than any one API call can take, so a live sender never loses its lease.
-        self.lease_seconds = 2 * settings["TWILIO_HTTP_TIMEOUT"] + 30
+        self.lease_seconds = settings["SEND_LEASE_SECONDS"]
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -58,6 +59,8 @@ class Sender:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="send")
             self._thread = threading.Thread(target=self.run, name="sender", daemon=True)
             self._thread.start()
+            if self.jobs:
+                self.jobs.start()
         log.info("sender started %s", kv(pid=self._pid, concurrency=self.concurrency))
 
     def stop(self, timeout: float = 25.0) -> None:
@@ -66,6 +69,8 @@ class Sender:
             return
         self._stopping.set()
         self._wake.set()
+        if self.jobs:
+            self.jobs.stop()
         self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._pid = None
@@ -73,6 +78,17 @@ class Sender:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until SIGTERM or SIGINT, then stop gracefully."""
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        self.start()
+        while not stop.wait(1.0):
+            if not self.running:  # the loop died: exit non-zero so a supervisor restarts us
+                raise SystemExit("sender loop stopped unexpectedly")
+        self.stop()
 
     @property
     def running(self) -> bool:

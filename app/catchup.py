@@ -1,0 +1,116 @@
+"""Catch-up: answer messages whose webhook never arrived, fetch receipts that never came.
+
+Twilio does not resend a Conversations webhook that failed, so a message that arrived
+while the server was down is otherwise never answered. Catch-up lists recent messages
+of active conversations through the REST API and feeds each one it has not seen through
+the same path as a webhook (same claim key: a message is still answered once). A
+customer message that someone (the bot or an agent) already answered later in the
+conversation is recorded but not answered again. Replies whose delivery receipt never
+came get their receipts fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+from sqlalchemy import select
+
+from .conversations import Message
+from .events import Event
+from .logs import kv
+from .models import Reply, utcnow
+from .processor import DUPLICATE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    conversations: int = 0
+    messages_seen: int = 0
+    replies_queued: int = 0
+    answered_already: int = 0
+    receipts_fetched: int = 0
+
+    def __str__(self) -> str:
+        return kv(**self.__dict__)
+
+
+class CatchUp:
+    def __init__(self, app):
+        self.db = app.extensions["db"]
+        self.client = app.extensions["conversations"]
+        self.processor = app.extensions["processor"]
+        self.settings = app.config
+
+    def run(self, since: datetime) -> Report:
+        report = Report()
+        for conversation_sid in self.client.active_conversation_sids(
+                self.settings["CATCH_UP_MAX_CONVERSATIONS"]):
+            report.conversations += 1
+            self._conversation(conversation_sid, since, report)
+        self._receipts(since, report)
+        log.info("catch-up done %s", report)
+        return report
+
+    def _conversation(self, conversation_sid: str, since: datetime, report: Report) -> None:
+        answered_later = False
+        for message in self.client.recent_messages(conversation_sid, limit=50):  # newest first
+            if message.date_created and _naive(message.date_created) < since:
+                break
+            report.messages_seen += 1
+            event = _as_event(message)
+            if self._is_customer(message.author) and answered_later:
+                if self.processor.record_only(event, "ignored: answered later in the "
+                                              "conversation (catch-up)") != DUPLICATE:
+                    report.answered_already += 1
+                continue
+            if not self._is_customer(message.author):
+                answered_later = True
+            outcome = self.processor.process(event)
+            if outcome == "reply queued":
+                report.replies_queued += 1
+
+    def _is_customer(self, author: str | None) -> bool:
+        return bool(author) and author != self.settings["BOT_IDENTITY"] \
+            and author not in self.settings["AGENT_IDENTITIES"] and author != "system"
+
+    def _receipts(self, since: datetime, report: Report) -> None:
+        """Fetch receipts of replies sent in the window that never got one (a minute's grace)."""
+        with self.db.transaction() as session:
+            missing = session.execute(
+                select(Reply.conversation_sid, Reply.twilio_message_sid)
+                .where(Reply.status == "sent", Reply.delivery_status.is_(None),
+                       Reply.sent_at >= since, Reply.sent_at < utcnow() - timedelta(minutes=1))
+            ).all()
+        for conversation_sid, message_sid in missing:
+            for receipt in self.client.receipts(conversation_sid, message_sid):
+                report.receipts_fetched += 1
+                self.processor.process(Event("onDeliveryUpdated", MappingProxyType({
+                    "EventType": "onDeliveryUpdated", "ConversationSid": conversation_sid,
+                    "MessageSid": message_sid, "DeliveryReceiptSid": receipt["receipt_sid"],
+                    "Status": receipt["status"] or "", "ErrorCode": str(receipt["error_code"] or 0),
+                    "ParticipantSid": receipt["participant_sid"] or "",
+                    "ChannelMessageSid": receipt["channel_message_sid"] or "",
+                    "Source": "catch-up",
+                })))
+
+
+def _as_event(message: Message) -> Event:
+    params = {
+        "EventType": "onMessageAdded", "ConversationSid": message.conversation_sid,
+        "MessageSid": message.sid, "Author": message.author or "", "Body": message.body or "",
+        "Attributes": message.attributes or "{}", "Index": str(message.index or 0),
+        "Source": "catch-up",
+    }
+    return Event("onMessageAdded", MappingProxyType(params))
+
+
+def _naive(moment: datetime) -> datetime:
+    """Naive UTC, as the database stores times."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
