@@ -9,7 +9,7 @@ from datetime import timedelta
 import click
 import requests
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
@@ -37,6 +37,7 @@ def register(app: Flask) -> None:
 
 
 @click.command("send-event")
+@with_appcontext
 @click.argument("event_type", type=click.Choice(sorted(KNOWN_EVENTS)), default="onMessageAdded")
 @click.option("--body", default="Hello, I need help", help="Message body.")
 @click.option("--author", default="+15558675310", help="Message author (E.164, whatsapp:+..., identity).")
@@ -93,6 +94,7 @@ def curl_command(url: str, params: dict, headers: dict) -> str:
 
 
 @click.command("sender")
+@with_appcontext
 def run_sender():
     """Run a dedicated sender (and the periodic jobs) until SIGTERM or Ctrl-C."""
     click.echo("sender running; SIGTERM or Ctrl-C stops it after the sends in flight", err=True)
@@ -110,6 +112,7 @@ class Duration(click.ParamType):
 
 
 @click.command("catch-up")
+@with_appcontext
 @click.option("--since", type=Duration(), help="How far back to look, e.g. 30m, 2h, 1d "
               "(default: CATCH_UP_WINDOW).")
 def catch_up(since):
@@ -125,6 +128,7 @@ def catch_up(since):
 
 
 @click.command("prune")
+@with_appcontext
 @click.option("--older-than", type=Duration(), help="Age, e.g. 30d (default: RETENTION).")
 def prune(older_than):
     """Delete processed events, receipts and sent replies older than the retention age."""
