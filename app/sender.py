@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -134,6 +135,9 @@ class Sender:
     def _send_and_release(self, item: outbox.Claimed) -> None:
         try:
             self.send(item)
+        except SQLAlchemyError as exc:
+            log.warning("could not record the outcome of reply %s (database: %s); it will be "
+                        "taken over when its lease ends", item.id, exc.__class__.__name__)
         except Exception:  # nobody awaits this thread: log, the lease brings it back
             log.exception("sending reply %s failed unexpectedly", item.id)
         finally:
@@ -154,12 +158,29 @@ class Sender:
         except ApiError as exc:
             self._record_failure(item, exc)
             return
-        with self.db.transaction() as session:
-            kept = outbox.mark_sent(session, item, sid)
+        kept = self._record(outbox.mark_sent, item, sid)
         log.info("reply sent %s", kv(
             reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
             message_sid=sid, attempt=item.attempt, dry_run=self.client.dry_run or None,
             note=None if kept else "another sender took the reply over meanwhile"))
+
+    def _record(self, settle, item: outbox.Claimed, *args) -> bool:
+        """Record a send's outcome, riding out a short database outage within the lease.
+
+        Twilio has the reply already: if recording gave up at once, the reply would sit
+        until its lease ends. Raises the last error if the database stays away.
+        """
+        deadline = time.monotonic() + self.lease_seconds / 2
+        delay = 0.2
+        while True:
+            try:
+                with self.db.transaction() as session:
+                    return settle(session, item, *args)
+            except SQLAlchemyError:
+                if time.monotonic() + delay > deadline or self._stopping.is_set():
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _already_sent(self, item: outbox.Claimed) -> str | None:
         """After a sender died mid-send, find the reply Twilio may already have accepted."""
@@ -180,11 +201,9 @@ class Sender:
                       status=exc.status, code=exc.code, error=exc.message)
         if exc.transient and item.attempt < self.max_attempts:
             delay = outbox.backoff(item.attempt, self.backoff_base, self.backoff_cap)
-            with self.db.transaction() as session:
-                outbox.mark_retry(session, item, delay, exc.code, exc.message)
+            self._record(outbox.mark_retry, item, delay, exc.code, exc.message)
             log.warning("reply send failed, will retry %s", kv(**fields, retry_in=f"{delay:.2f}s"))
             return
-        with self.db.transaction() as session:
-            outbox.mark_failed(session, item, exc.code, exc.message)
+        self._record(outbox.mark_failed, item, exc.code, exc.message)
         reason = "gave up after retries" if exc.transient else "permanent error"
         log.error("reply failed %s", kv(**fields, reason=reason, meaning=describe(exc.code)))

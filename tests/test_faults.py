@@ -1,0 +1,195 @@
+"""Faults, on loopback and bounded: after each, every webhook accepted with 2xx gets
+exactly one reply (the crash window is covered by the sender's lookup before resending)."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+
+from app.models import Reply
+from tests.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PG_URL,
+    message_added,
+    reset_postgres,
+    sign,
+    wait_for,
+)
+from tests.servers import BIN, ROOT, clean_env, flask_cli, gunicorn
+from tests.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+def server_env(tmp_path, database_url, fake_api):
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": database_url,
+        "INSTANCE_DIR": tmp_path, "SENDER_POLL_SECONDS": "0.1",
+        "SEND_BACKOFF_SECONDS": "0.05", "SEND_BACKOFF_MAX_SECONDS": "0.5",
+        "SEND_MAX_ATTEMPTS": "100", "TWILIO_HTTP_TIMEOUT": "5", "SEND_LEASE": "3s",
+    }
+    assert flask_cli(env, "db", "upgrade").returncode == 0
+    return env
+
+
+def post(server_url, params):
+    url = server_url + "/webhooks/conversations"
+    return requests.post(url, data=params, timeout=10,
+                         headers={"X-Twilio-Signature": sign(params, url)})
+
+
+def reply_counts(database_url):
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(select(Reply.status, func.count())
+                                     .group_by(Reply.status)).all())
+    finally:
+        engine.dispose()
+
+
+def assert_each_answered_once(fake_api, accepted):
+    in_reply_to = sorted(c.form["Attributes"] for c in fake_api.created)
+    expected = sorted(f'{{"autoReply": true, "inReplyTo": "{p["MessageSid"]}"}}' for p in accepted)
+    assert in_reply_to == expected
+
+
+def wait_all_sent(database_url, count, timeout=60):
+    wait_for(lambda: reply_counts(database_url) == {"sent": count}, timeout, interval=0.1)
+
+
+def test_api_down_for_a_while(server_env, tmp_path, fake_api):
+    fake_api.stop()
+    with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
+        accepted = [p for p in (message_added() for _ in range(20))
+                    if post(server.url, p).status_code == 200]
+        assert len(accepted) == 20
+        wait_for(lambda: "will retry" in server.log, timeout=20)
+        fake_api.start()
+        wait_all_sent(server_env["DATABASE_URL"], 20)
+    assert_each_answered_once(fake_api, accepted)
+
+
+def test_429_storm(server_env, tmp_path, fake_api):
+    fake_api.fail(80, status=429)
+    with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
+        accepted = [p for p in (message_added() for _ in range(20))
+                    if post(server.url, p).status_code == 200]
+        wait_all_sent(server_env["DATABASE_URL"], 20)
+    assert len(accepted) == 20
+    assert_each_answered_once(fake_api, accepted)
+
+
+def test_three_second_api_latency_does_not_delay_acks(server_env, tmp_path, fake_api):
+    """Acks come back while the first reply is still in Twilio's (slow) hands."""
+    fake_api.latency = 3.0
+    with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
+        accepted = []
+        for params in (message_added() for _ in range(10)):
+            assert post(server.url, params).status_code == 200
+            accepted.append(params)
+        assert fake_api.created == []  # every ack was sent before any reply completed
+        wait_all_sent(server_env["DATABASE_URL"], 10, timeout=60)
+    assert_each_answered_once(fake_api, accepted)
+
+
+def test_kill_9_of_a_sender_in_the_middle_of_sending(server_env, tmp_path, fake_api):
+    """The sender dies after Twilio accepted a reply, before recording it: no duplicate."""
+    env = {**server_env, "SENDER_IN_PROCESS": "false"}
+    victim = {}
+
+    def kill_sender_on_first_create(record):
+        if "pid" in victim and not victim.get("killed"):
+            victim["killed"] = True
+            os.kill(victim["pid"], signal.SIGKILL)
+
+    fake_api.on_create = kill_sender_on_first_create
+    with gunicorn(env, tmp_path / "server.log", workers=1) as server:
+        accepted = [p for p in (message_added() for _ in range(10))
+                    if post(server.url, p).status_code == 200]
+        first = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"], cwd=ROOT,
+                                 env=clean_env(env), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        victim["pid"] = first.pid
+        assert first.wait(30) == -signal.SIGKILL
+        second = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"], cwd=ROOT,
+                                  env=clean_env(env), stdout=subprocess.DEVNULL,
+                                  stderr=open(tmp_path / "second.log", "w"))
+        try:
+            wait_all_sent(env["DATABASE_URL"], 10)
+        finally:
+            second.terminate()
+            second.wait(20)
+    assert_each_answered_once(fake_api, accepted)
+    assert "reply found already sent" in (tmp_path / "second.log").read_text()
+
+
+def test_kill_9_of_web_workers_in_the_middle_of_sending(server_env, tmp_path, fake_api):
+    """Workers (with in-process senders) die mid-send; gunicorn respawns them; no loss, no dup."""
+    state = {}
+
+    def kill_workers_on_first_create(record):
+        if not state.get("killed"):
+            state["killed"] = True
+            children = subprocess.run(["pgrep", "-P", str(state["master"])],
+                                      capture_output=True, text=True).stdout.split()
+            for pid in children:
+                os.kill(int(pid), signal.SIGKILL)
+
+    fake_api.latency = 0.2
+    with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
+        state["master"] = server.process.pid
+        fake_api.on_create = kill_workers_on_first_create
+        accepted = []
+        for params in (message_added() for _ in range(10)):
+            try:
+                if post(server.url, params).status_code == 200:
+                    accepted.append(params)
+            except requests.ConnectionError:
+                pass  # the worker died under this request: not accepted, Twilio sees a failure
+        wait_for(lambda: state.get("killed"), timeout=10)
+        server.wait_healthy()
+        wait_all_sent(server_env["DATABASE_URL"], len(accepted))
+    assert len(accepted) >= 8
+    assert_each_answered_once(fake_api, accepted)
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: needs PostgreSQL")
+def test_database_unavailable_for_a_moment(tmp_path, fake_api):
+    """While the database is gone: 503s and an unhealthy /healthz; after: back by itself."""
+    from urllib.parse import urlsplit
+
+    reset_postgres(PG_URL)
+    target = urlsplit(PG_URL)
+    proxy = TcpProxy(target.hostname, target.port or 5432).start()
+    url = PG_URL.replace(target.netloc, f"{target.username or 'postgres'}@127.0.0.1:{proxy.port}")
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": url, "INSTANCE_DIR": tmp_path,
+        "SENDER_POLL_SECONDS": "0.1",
+        # A claim whose commit was cut off is ambiguous: its lease brings it back.
+        "SEND_LEASE": "3s",
+    }
+    assert flask_cli(env, "db", "upgrade").returncode == 0
+    with gunicorn(env, tmp_path / "server.log", workers=2) as server:
+        accepted = [p for p in (message_added() for _ in range(5))
+                    if post(server.url, p).status_code == 200]
+        proxy.cut()
+        during = [post(server.url, message_added()).status_code for _ in range(5)]
+        assert set(during) == {503}
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 503
+        proxy.restore()
+        wait_for(lambda: requests.get(server.url + "/healthz", timeout=5).status_code == 200,
+                 timeout=20)
+        after = [p for p in (message_added() for _ in range(5))
+                 if post(server.url, p).status_code == 200]
+        accepted += after
+        assert len(accepted) == 10
+        wait_all_sent(url, 10)
+        assert "Traceback" not in server.log
+    proxy.cut()
+    assert_each_answered_once(fake_api, accepted)

@@ -1,0 +1,87 @@
+"""Scale-out: several server instances and senders on one PostgreSQL database.
+
+Many concurrent webhooks, each unique message posted to several instances at once:
+every message is answered exactly once.
+"""
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+
+from app.models import Reply
+from tests.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PG_URL,
+    message_added,
+    reset_postgres,
+    sign,
+    wait_for,
+)
+from tests.servers import BIN, ROOT, clean_env, flask_cli, gunicorn
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: "
+                                "several instances need PostgreSQL")
+
+
+def test_instances_and_senders_answer_each_message_exactly_once(tmp_path, fake_api):
+    import subprocess
+    from contextlib import ExitStack
+
+    reset_postgres(PG_URL)
+    base = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": PG_URL,
+        "INSTANCE_DIR": tmp_path, "SENDER_POLL_SECONDS": "0.2", "LOG_LEVEL": "WARNING",
+    }
+    assert flask_cli(base, "db", "upgrade").returncode == 0  # the release phase
+    fake_api.latency = 0.02
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": "true"},
+                                         tmp_path / "a.log", workers=2)),
+            stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": "false"},
+                                         tmp_path / "b.log", workers=2)),
+            stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": "false"},
+                                         tmp_path / "c.log", workers=2)),
+        ]
+        senders = [subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"], cwd=ROOT,
+                                    env=clean_env(base), stdout=subprocess.DEVNULL,
+                                    stderr=open(tmp_path / f"sender{i}.log", "w"))
+                   for i in range(2)]
+        stack.callback(lambda: [s.terminate() or s.wait(20) for s in senders])
+
+        unique = [message_added() for _ in range(150)]
+        deliveries = [(params, server) for params in unique
+                      for server in random.sample(servers, 3)]
+        random.shuffle(deliveries)
+
+        def deliver(item):
+            params, server = item
+            url = server.url + "/webhooks/conversations"
+            return requests.post(url, data=params, timeout=10,
+                                 headers={"X-Twilio-Signature": sign(params, url)}).status_code
+
+        with ThreadPoolExecutor(24) as pool:
+            statuses = list(pool.map(deliver, deliveries))
+        assert statuses == [200] * len(deliveries)
+
+        engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+
+        def settled():
+            with engine.connect() as conn:
+                rows = dict(conn.execute(select(Reply.status, func.count())
+                                         .group_by(Reply.status)).all())
+            return rows == {"sent": len(unique)}
+
+        wait_for(settled, timeout=60, interval=0.2)
+        engine.dispose()
+
+    answered = [c.form["Attributes"] for c in fake_api.created]
+    assert len(answered) == len(unique)
+    assert sorted(answered) == sorted({a for a in answered})
+    for server in servers:
+        assert "Traceback" not in server.log
