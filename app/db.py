@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +33,11 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._thread_lock = threading.Lock()
+        self._lock_pid: int | None = None
+        self._lock_file = None
+        path = sqlite_path(url) if self.is_sqlite else None
+        self._lock_path = Path(f"{path}.writer-lock") if path else None
         # A worker forked from a process that already connected must not share sockets.
         os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
@@ -42,8 +48,33 @@ class Database:
     @contextmanager
     def transaction(self):
         """Yield a session inside one transaction: committed on success, else rolled back."""
-        with self.sessions() as session, session.begin():
+        with self._writer_turn(), self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _writer_turn(self):
+        """On SQLite, queue writers on a lock instead of SQLite's busy handler.
+
+        SQLite admits one writer at a time and makes the others poll with sleeps of up
+        to 100 ms: at a few hundred webhooks per second that is the whole tail latency.
+        A thread lock (this process) and an flock (other processes) hand the turn over
+        at once. PostgreSQL needs none of this.
+        """
+        if not self.is_sqlite:
+            yield
+            return
+        with self._thread_lock:
+            if self._lock_path is None:  # in-memory: one process only
+                yield
+                return
+            if self._lock_pid != os.getpid():  # an flock is shared across fork: reopen
+                self._lock_file = open(self._lock_path, "a")
+                self._lock_pid = os.getpid()
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

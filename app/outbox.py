@@ -32,7 +32,12 @@ class Claimed:
     body: str
     in_reply_to: str
     attempt: int
-    taken_over: bool  # the previous holder's lease expired: it may have sent already
+
+    @property
+    def may_exist(self) -> bool:
+        """Whether Twilio may already hold this reply: an earlier attempt timed out, got
+        a 5xx, or its sender died after sending. Look before sending again."""
+        return self.attempt > 1
 
     @property
     def attributes(self) -> str:
@@ -54,7 +59,7 @@ def claim_due(session: Session, limit: int, lease_seconds: float) -> list[Claime
     """Take up to `limit` replies that are due (or whose holder's lease ran out)."""
     now = utcnow()
     rows = session.execute(
-        select(Reply.id, Reply.status, Reply.conversation_sid, Reply.author, Reply.body,
+        select(Reply.id, Reply.conversation_sid, Reply.author, Reply.body,
                Reply.in_reply_to, Reply.attempts)
         .where(Reply.status.in_((QUEUED, SENDING)), Reply.next_attempt_at <= now)
         .order_by(Reply.next_attempt_at)
@@ -71,7 +76,7 @@ def claim_due(session: Session, limit: int, lease_seconds: float) -> list[Claime
     )
     return [
         Claimed(r.id, r.conversation_sid, r.author, r.body, r.in_reply_to,
-                attempt=r.attempts + 1, taken_over=r.status == SENDING)
+                attempt=r.attempts + 1)
         for r in rows
     ]
 

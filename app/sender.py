@@ -150,7 +150,7 @@ class Sender:
     def send(self, item: outbox.Claimed) -> None:
         """Send one claimed reply and record the outcome."""
         try:
-            sid = self._already_sent(item) if item.taken_over else None
+            sid = self._already_sent(item) if item.may_exist else None
             if sid is None:
                 sid = self.client.send_message(
                     item.conversation_sid, author=item.author, body=item.body,
@@ -183,7 +183,11 @@ class Sender:
                 delay = min(delay * 2, 5.0)
 
     def _already_sent(self, item: outbox.Claimed) -> str | None:
-        """After a sender died mid-send, find the reply Twilio may already have accepted."""
+        """Find the reply among the conversation's newest messages, if Twilio has it already.
+
+        Closes the at-least-once window: a timeout, a 5xx or a dead sender can hide that
+        Twilio accepted the reply; the reply's `inReplyTo` attribute identifies it.
+        """
         for message in self.client.recent_messages(item.conversation_sid, limit=50):
             try:
                 attributes = json.loads(message.attributes or "{}")

@@ -66,12 +66,12 @@ class Server:
 
 
 @contextmanager
-def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=()):
+def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str = "wsgi:app"):
     """Run `gunicorn wsgi:app` from the repository root, as a user would."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
+            [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), *args],
             cwd=ROOT, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log_path)

@@ -31,6 +31,7 @@ def test_timeouts_are_retried(make_app, fake_api):
     app = make_app(TWILIO_HTTP_TIMEOUT="0.3")
     post_event(app.test_client(), message_added())
     fake_api.latency = 1.0
+    fake_api.fail(1, status=503)  # the slow answer is an error: nothing was created
     sender = app.extensions["sender"]
     [item] = sender._claim(1)
     sender.send(item)
@@ -39,6 +40,24 @@ def test_timeouts_are_retried(make_app, fake_api):
     fake_api.latency = 0
     sender.run_until_idle()
     assert the_reply(app).status == "sent"
+    assert len(fake_api.created) == 1
+
+
+def test_timeout_after_twilio_accepted_does_not_send_twice(make_app, fake_api):
+    """The answer was lost but Twilio created the reply: the retry finds it instead of resending."""
+    app = make_app(TWILIO_HTTP_TIMEOUT="0.3")
+    post_event(app.test_client(), message_added())
+    fake_api.latency = 0.6
+    sender = app.extensions["sender"]
+    [item] = sender._claim(1)
+    sender.send(item)
+    assert the_reply(app).status == "queued"
+    wait_for(lambda: fake_api.created)  # Twilio finished creating it after we gave up
+    fake_api.latency = 0
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert reply.status == "sent" and reply.twilio_message_sid == fake_api.created[0].sid
+    assert len(fake_api.created) == 1
 
 
 def test_connection_errors_are_retried(app, client, sender, fake_api):

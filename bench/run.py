@@ -1,0 +1,404 @@
+"""Benchmark: the floor (A), the naive design (B) and this server (C), side by side.
+
+    make bench                       # or: .venv/bin/python -m bench.run --help
+
+Everything runs on 127.0.0.1 and stops by itself. Each server runs under the same
+gunicorn settings (gunicorn.conf.py: 2 workers x 4 threads). A local fake Conversations
+API answers after --latency seconds (default 0.3). Load: wrk with a Lua script over
+pre-signed onMessageAdded webhooks, each with its own MessageSid (a Python load
+generator when wrk is not installed). Prints a table and writes bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+from twilio.request_validator import RequestValidator
+
+from app import samples
+from app.db import Database
+from tests.fake_conversations import FakeConversationsAPI
+from tests.servers import BIN, ROOT, clean_env, free_port, gunicorn
+
+SID = "AC" + "b2" * 16
+TOKEN = "fedcba9876543210fedcba9876543210"
+PUBLIC = "http://bench.local"
+PATH = "/webhooks/conversations"
+OUT = ROOT / "bench" / "out"
+
+
+# -- signed requests and load ----------------------------------------------------------
+
+def signed_requests(n: int) -> list[tuple[str, str]]:
+    """n onMessageAdded webhooks (form body, signature), each with a new MessageSid."""
+    from urllib.parse import urlencode
+
+    validator = RequestValidator(TOKEN)
+    out = []
+    for _ in range(n):
+        params = samples.build("onMessageAdded", account_sid=SID, body="Where is my order?")
+        out.append((urlencode(params), validator.compute_signature(PUBLIC + PATH, params)))
+    return out
+
+
+def lua_script(reqs: list[tuple[str, str]], path: Path, threads: int) -> Path:
+    """A wrk script: each thread walks its own share of the pre-signed requests."""
+    data = path.with_suffix(".txt")
+    data.write_text("".join(f"{body}\t{sig}\n" for body, sig in reqs))
+    path.write_text(f"""
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  reqs = {{}}
+  for line in io.lines("{data}") do
+    local tab = line:find("\t", 1, true)
+    reqs[#reqs + 1] = {{line:sub(1, tab - 1), line:sub(tab + 1)}}
+  end
+  n = id
+end
+function request()
+  local r = reqs[(n % #reqs) + 1]
+  n = n + {threads}
+  return wrk.format("POST", "{PATH}", {{["Content-Type"]="application/x-www-form-urlencoded",
+    ["X-Twilio-Signature"]=r[2]}}, r[1])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {{"requests": %d, "duration_us": %d, "p50": %d, "p99": %d, "max": %d, '
+    .. '"errors": %d}}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.status + e.connect + e.read + e.write + e.timeout))
+end
+""")
+    return path
+
+
+def load_wrk(url: str, duration: int, connections: int, reqs, script: Path) -> dict:
+    lua_script(reqs, script, threads=2)
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s",
+         str(script), url], capture_output=True, text=True, timeout=duration + 60)
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("RESULT "))
+    data = json.loads(line[len("RESULT "):])
+    seconds = data["duration_us"] / 1e6
+    return {"rps": data["requests"] / seconds, "p50": data["p50"] / 1000,
+            "p99": data["p99"] / 1000, "max": data["max"] / 1000,
+            "errors": data["errors"], "requests": data["requests"]}
+
+
+def load_python(url: str, duration: int, connections: int, reqs, _script) -> dict:
+    """Closed-loop load from threads with keep-alive connections (when wrk is missing)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    latencies, errors, index = [], [0], iter(range(len(reqs)))
+    lock = threading.Lock()
+    deadline = time.monotonic() + duration
+
+    def worker():
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        while time.monotonic() < deadline:
+            with lock:
+                body, sig = reqs[next(index) % len(reqs)]
+            start = time.perf_counter()
+            try:
+                conn.request("POST", PATH, body, {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": sig})
+                response = conn.getresponse()
+                response.read()
+                ok = response.status < 300
+            except OSError:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                ok = False
+            elapsed = (time.perf_counter() - start) * 1000
+            with lock:
+                latencies.append(elapsed)
+                errors[0] += not ok
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.monotonic() - started
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    return {"rps": len(latencies) / seconds, "p50": pick(0.5), "p99": pick(0.99),
+            "max": latencies[-1], "errors": errors[0], "requests": len(latencies)}
+
+
+def worker_memory_mb(master_pid: int) -> float:
+    """Peak resident memory (VmHWM) of the largest gunicorn worker, in MB."""
+    pids = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
+                          text=True).stdout.split()
+    peaks = []
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks, default=0.0)
+
+
+# -- phases --------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.load = load_wrk if shutil.which("wrk") and not args.python_load else load_python
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.fake = FakeConversationsAPI(SID, TOKEN, latency=args.latency,
+                                         check_auth=False).start()
+        self.arrivals: dict[str, float] = {}
+        self.fake.on_create = self._arrived
+        self.env = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN,
+                    "TWILIO_API_BASE_URL": self.fake.url, "PUBLIC_BASE_URL": PUBLIC}
+
+    def _arrived(self, record) -> None:
+        self.arrivals[json.loads(record.form.get("Attributes", "{}")).get("inReplyTo")] = \
+            time.monotonic()
+
+    def throughput(self, name: str, env: dict, app: str = "wsgi:app") -> dict:
+        reqs = signed_requests(self.args.max_requests)
+        with gunicorn({**self.env, **env}, self.tmp / f"{name}.log", app=app) as server:
+            result = self.load(server.url + PATH, self.args.duration, self.args.connections,
+                               reqs, self.tmp / f"{name}.lua")
+            result["memory_mb"] = worker_memory_mb(server.process.pid)
+        print(f"  {name}: {result['rps']:.0f} req/s, p99 {result['p99']:.1f} ms, "
+              f"errors {result['errors']}", flush=True)
+        return result
+
+    def end_to_end(self, name: str, env: dict) -> dict:
+        """Webhook sent -> reply created at the fake API, at a moderate open-loop rate."""
+        reqs = signed_requests(int(self.args.e2e_rate * self.args.e2e_seconds))
+        sent: dict[str, float] = {}
+        self.arrivals.clear()
+        with gunicorn({**self.env, **env}, self.tmp / f"{name}-e2e.log") as server:
+            session = requests.Session()
+            start = time.monotonic()
+            for i, (body, sig) in enumerate(reqs):
+                time.sleep(max(0.0, start + i / self.args.e2e_rate - time.monotonic()))
+                sid = dict(p.split("=", 1) for p in body.split("&"))["MessageSid"]
+                sent[sid] = time.monotonic()
+                session.post(server.url + PATH, data=body, headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": sig}, timeout=10)
+            deadline = time.monotonic() + 30
+            while len(self.arrivals) < len(sent) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        latencies = sorted((self.arrivals[s] - t) * 1000 for s, t in sent.items()
+                           if s in self.arrivals)
+        result = {"e2e_p50": statistics.median(latencies),
+                  "e2e_p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+                  "e2e_missing": len(sent) - len(latencies)}
+        print(f"  {name} end-to-end: p50 {result['e2e_p50']:.0f} ms, "
+              f"p99 {result['e2e_p99']:.0f} ms", flush=True)
+        return result
+
+    def sender_rate(self, name: str, env: dict) -> float:
+        """Replies per second one sender process sustains against an instant fake API."""
+        n = self.args.sender_replies
+        db = Database(env["DATABASE_URL"])
+        db.upgrade()
+        from app import outbox
+
+        with db.transaction() as session:
+            for i in range(n):
+                outbox.queue_reply(session, conversation_sid=f"CH{i:032x}",
+                                   in_reply_to=f"IMsender{name}{i:024x}",
+                                   author="support-bot", body="Thanks!")
+        port = free_port()
+        with ExitStack() as stack:
+            fake = subprocess.Popen([sys.executable, "-m", "tests.fake_conversations",
+                                     "--port", str(port), "--no-auth"], cwd=ROOT,
+                                    stdout=subprocess.DEVNULL)
+            stack.callback(lambda: (fake.terminate(), fake.wait()))
+            time.sleep(0.5)
+            sender_env = {**self.env, **env, "TWILIO_API_BASE_URL": f"http://127.0.0.1:{port}",
+                          "LOG_LEVEL": "WARNING"}
+            sender = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"],
+                                      cwd=ROOT, env=clean_env(sender_env),
+                                      stderr=subprocess.DEVNULL)
+            stack.callback(lambda: (sender.terminate(), sender.wait()))
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                with db.engine.connect() as conn:
+                    done = conn.execute(text(
+                        "SELECT count(*) FROM replies WHERE status = 'sent' "
+                        "AND in_reply_to LIKE :p"), {"p": f"IMsender{name}%"}).scalar()
+                if done >= n:
+                    break
+                time.sleep(0.2)
+            with db.engine.connect() as conn:
+                first, last = conn.execute(text(
+                    "SELECT min(sent_at), max(sent_at) FROM replies WHERE status = 'sent' "
+                    "AND in_reply_to LIKE :p"), {"p": f"IMsender{name}%"}).one()
+        db.engine.dispose()
+        if isinstance(first, str):  # SQLite returns text for raw SQL
+            from datetime import datetime
+            first, last = datetime.fromisoformat(first), datetime.fromisoformat(last)
+        rate = (done - 1) / max((last - first).total_seconds(), 1e-6)
+        print(f"  {name} sender: {rate:.0f} replies/s ({done} sent)", flush=True)
+        return rate
+
+    def grow(self, database_url: str, rows: int) -> float:
+        """Fill the database with `rows` processed events and as many receipts."""
+        started = time.monotonic()
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                series = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                          f"WHERE i < {rows}) ")
+                now = "datetime('now')"
+                sid = "printf('%032d', i)"
+            else:
+                series = f"WITH n(i) AS (SELECT generate_series(1, {rows})) "
+                now = "now() at time zone 'utc'"
+                sid = "lpad(i::text, 32, '0')"
+            conn.execute(text(
+                series + "INSERT INTO processed_events (key, event_type, conversation_sid, "
+                "message_sid, outcome, received_at) SELECT 'message:IMfill' || " + sid +
+                ", 'onMessageAdded', 'CHfill', 'IMfill' || " + sid + ", 'reply queued', "
+                + now + " FROM n"))
+            conn.execute(text(
+                series + "INSERT INTO delivery_receipts (receipt_sid, message_sid, "
+                "conversation_sid, status, status_rank, error_code, updated_at) "
+                "SELECT 'DYfill' || " + sid + ", 'IMfill' || " + sid + ", 'CHfill', "
+                "'delivered', 2, 0, " + now + " FROM n"))
+        engine.dispose()
+        return time.monotonic() - started
+
+
+def backends(tmp: Path) -> list[tuple[str, str]]:
+    out = [("C sqlite", f"sqlite:///{tmp / 'c.sqlite3'}")]
+    pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if pg:
+        out.append(("C postgresql", pg.replace("postgresql://", "postgresql+psycopg://", 1)))
+    return out
+
+
+def reset(database_url: str, tmp: Path, name: str) -> str:
+    if database_url.startswith("sqlite"):
+        path = tmp / f"{name.replace(' ', '-')}.sqlite3"
+        return f"sqlite:///{path}"
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    return database_url
+
+
+def machine() -> str:
+    model = next((ln.split(":", 1)[1].strip() for ln in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), platform.processor())
+    mem = next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+               if ln.startswith("MemTotal"))
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({model}), "
+            f"{int(mem) / 1024 / 1024:.1f} GiB RAM, Python {platform.python_version()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--latency", type=float, default=0.3, help="fake API latency, s")
+    parser.add_argument("--max-requests", type=int, default=40000,
+                        help="pre-signed requests per run (each a new MessageSid)")
+    parser.add_argument("--e2e-rate", type=float, default=20.0, help="webhooks/s")
+    parser.add_argument("--e2e-seconds", type=float, default=8.0)
+    parser.add_argument("--sender-replies", type=int, default=3000)
+    parser.add_argument("--growth-rows", type=int, default=1_000_000)
+    parser.add_argument("--python-load", action="store_true", help="do not use wrk")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+
+    bench = Bench(args)
+    print(f"machine: {machine()}\nload: {bench.load.__name__}, {args.connections} "
+          f"connections, {args.duration}s per run; fake API latency {args.latency}s", flush=True)
+    results: dict[str, dict] = {}
+    results["A floor"] = bench.throughput("A floor", {}, app="bench.floor_app:app")
+    results["B naive"] = bench.throughput("B naive", {}, app="bench.naive_app:app")
+    for name, url in backends(bench.tmp):
+        url = reset(url, bench.tmp, name + "-e2e")
+        env = {"DATABASE_URL": url, "INSTANCE_DIR": bench.tmp / name.replace(" ", "-"),
+               "DATABASE_AUTO_UPGRADE": "true"}
+        e2e = bench.end_to_end(name, env)
+        url = reset(url, bench.tmp, name)
+        env["DATABASE_URL"] = url
+        result = bench.throughput(name, env)
+        result.update(e2e)
+        result["sender_rps"] = bench.sender_rate(name.replace(" ", "-"), env)
+        if args.growth_rows:
+            grow_seconds = bench.grow(url, args.growth_rows)
+            grown = bench.throughput(f"{name} +{args.growth_rows:,} rows", env)
+            result["grown_rps"] = grown["rps"]
+            result["grown_p99"] = grown["p99"]
+            result["grow_seconds"] = grow_seconds
+        results[name] = result
+    bench.fake.stop()
+    report = render(results, args, bench)
+    print("\n" + report)
+    args.out.write_text(report)
+    print(f"written to {args.out}")
+
+
+def render(results: dict, args, bench) -> str:
+    a, b = results["A floor"], results["B naive"]
+    lines = [
+        "# Benchmark results", "",
+        f"Machine: {machine()}.  ",
+        f"Load: {'wrk (Lua, pre-signed requests)' if bench.load is load_wrk else 'Python threads'}"
+        f", {args.connections} connections, {args.duration} s per run, each webhook a new "
+        f"MessageSid.  ",
+        "Servers: gunicorn.conf.py for all (2 workers x 4 threads, gthread).  ",
+        f"Fake Conversations API latency: {args.latency * 1000:.0f} ms; end-to-end at "
+        f"{args.e2e_rate:.0f} webhooks/s; sender rate against an instant fake API.", "",
+        "| server | webhooks/s | ack p50 ms | ack p99 ms | ack max ms | errors | "
+        "peak RSS/worker MB | C/A rps | C/B rps |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        ratios = ("", "")
+        if name.startswith("C"):
+            ratios = (f"{r['rps'] / a['rps']:.2f}", f"{r['rps'] / b['rps']:.1f}")
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
+                     f"{r['max']:.1f} | {r['errors']} | {r['memory_mb']:.0f} | "
+                     f"{ratios[0]} | {ratios[1]} |")
+    lines += ["", "| server | e2e reply p50 ms | e2e reply p99 ms | sender replies/s | "
+              "webhooks/s with 1M+1M rows | change |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if not name.startswith("C"):
+            continue
+        grown = (f"{r['grown_rps']:.0f} | {(r['grown_rps'] / r['rps'] - 1) * 100:+.0f}%"
+                 if "grown_rps" in r else "- | -")
+        lines.append(f"| {name} | {r['e2e_p50']:.0f} | {r['e2e_p99']:.0f} | "
+                     f"{r['sender_rps']:.0f} | {grown} |")
+    lines += ["", "Targets (2 cores, fake API at 300 ms): C ack p99 <= 50 ms; C >= 50% of A's "
+              "webhooks/s; e2e p50 <= latency + 100 ms; sender >= 200 replies/s; <= 120 MB "
+              "per worker; with 1M rows within 20% of empty.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
