@@ -5,7 +5,8 @@
      +-- BadRequest         -> 400  (malformed form, no EventType)
      +-- MissingField       -> 400  (a known event without a field its handler needs)
      +-- UnsupportedMedia   -> 415  (not application/x-www-form-urlencoded)
-    DatabaseUnavailable     -> 503  (Twilio does not retry; the operator must know)
+    DataError (database)    -> 400  (a value the database refuses)
+    OperationalError        -> 503  (database unavailable; Twilio does not retry)
     werkzeug HTTPException  -> its own status (413 for an oversized body, 405, 404, ...)
     anything else           -> 500, logged with its traceback, never shown to the caller
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         return plain(f"{exc.code} {exc.name}", exc.code or 500)
+
+    @app.errorhandler(DataError)
+    def _bad_value(exc):
+        # The events module bounds what is stored; this is the last line of defence.
+        log.warning("value refused by the database: %s", exc.orig.__class__.__name__)
+        return plain("400 Bad Request: a parameter has a value that cannot be stored", 400)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

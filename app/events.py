@@ -28,6 +28,11 @@ POST_EVENTS = frozenset({
 KNOWN_EVENTS = PRE_EVENTS | POST_EVENTS
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 MAX_TOKEN_LENGTH = 150
+# Fields that are stored, and the longest value a column takes (Twilio's SIDs are 34).
+FIELD_LIMITS = {
+    "ConversationSid": 64, "MessageSid": 64, "DeliveryReceiptSid": 64,
+    "ParticipantSid": 64, "ChannelMessageSid": 64, "Status": 16, "Author": 256,
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,12 @@ class Event:
         if not event_type:
             raise BadRequest("missing EventType parameter")
         params = {name: form.get(name) for name in form.keys()}
+        for name, value in params.items():
+            if "\x00" in name or "\x00" in value:
+                raise BadRequest(f"parameter {name[:50]!r} contains a NUL character")
+            limit = FIELD_LIMITS.get(name)
+            if limit and len(value) > limit:
+                raise BadRequest(f"{name} is longer than {limit} characters")
         token = (headers.get(IDEMPOTENCY_HEADER) or "").strip()[:MAX_TOKEN_LENGTH] or None
         return cls(event_type, MappingProxyType(params), token)
 

@@ -113,3 +113,24 @@ def test_malformed_forms_are_4xx(client, body):
 def test_wrong_method_and_path_are_4xx(client):
     assert client.get(PATH).status_code == 405
     assert client.post("/nope").status_code == 404
+
+
+@pytest.mark.parametrize("field, value", [
+    ("MessageSid", "IM" + "a" * 500),
+    ("ConversationSid", "CH\x00abc"),
+    ("Author", "x" * 300),
+    ("Body", "hello\x00world"),
+])
+def test_values_the_database_cannot_store_are_400(client, field, value):
+    """NUL characters and over-long identifiers are refused before they reach the database."""
+    params = message_added(extra={field: value})
+    response = post_event(client, params)
+    assert response.status_code == 400
+    assert field in response.get_data(as_text=True) or "NUL" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("code", ["99999999999999999999", "-5", "3.5", "abc"])
+def test_odd_error_codes_are_stored_as_no_code(client, code):
+    from tests.conftest import delivery_updated
+    response = post_event(client, delivery_updated(status="failed", error_code=code))
+    assert response.status_code == 200

@@ -69,7 +69,9 @@ def record_receipt(event: Event, ctx: Context) -> str:
 
 
 def parse_error_code(raw: str | None) -> int | None:
+    """Twilio's error codes are small integers; anything else is not an error code."""
     try:
-        return int(raw) if raw not in (None, "") else None
+        code = int(raw) if raw not in (None, "") else None
     except ValueError:
         return None
+    return code if code is not None and 0 <= code < 2**31 else None
