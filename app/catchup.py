@@ -80,8 +80,8 @@ class CatchUp:
 
     def _receipts(self, since: datetime, report: Report) -> None:
         """Fetch receipts of replies sent in the window that never got one (a minute's grace)."""
-        with self.db.transaction() as session:
-            missing = session.execute(
+        with self.db.transaction() as conn:
+            missing = conn.execute(
                 select(Reply.conversation_sid, Reply.twilio_message_sid)
                 .where(Reply.status == "sent", Reply.delivery_status.is_(None),
                        Reply.sent_at >= since, Reply.sent_at < utcnow() - timedelta(minutes=1))

@@ -141,7 +141,7 @@ def prune(older_than):
 @click.option("--limit", default=50, show_default=True)
 def replies_failed(limit):
     """List replies that failed for good, with Twilio's error code and its meaning."""
-    with current_app.extensions["db"].transaction() as session:
+    with current_app.extensions["db"].session() as session:
         rows = session.scalars(select(Reply).where(Reply.status == outbox.FAILED)
                                .order_by(Reply.id.desc()).limit(limit)).all()
     if not rows:

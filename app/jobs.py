@@ -27,11 +27,11 @@ CHECK_SECONDS = 30
 def take_turn(db, name: str, interval_seconds: float) -> bool:
     """Return True if this process may run job `name` now (and record that it does)."""
     now = utcnow()
-    with db.transaction() as session:
-        session.execute(dialect_insert(session)(JobRun)
+    with db.transaction() as conn:
+        conn.execute(dialect_insert(conn)(JobRun)
                         .values(name=name, last_run_at=now - timedelta(days=3650))
                         .on_conflict_do_nothing(index_elements=["name"]))
-        result = session.execute(
+        result = conn.execute(
             update(JobRun)
             .where(JobRun.name == name,
                    JobRun.last_run_at <= now - timedelta(seconds=interval_seconds))

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from .models import Reply, utcnow
 
@@ -45,35 +44,57 @@ class Claimed:
         return json.dumps({"autoReply": True, "inReplyTo": self.in_reply_to})
 
 
-def queue_reply(session: Session, *, conversation_sid: str, in_reply_to: str,
+_QUEUE = insert(Reply.__table__)
+
+
+def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
                 author: str, body: str) -> None:
     """Record a reply to send after the transaction commits."""
-    session.execute(insert(Reply).values(
-        conversation_sid=conversation_sid, in_reply_to=in_reply_to, author=author,
-        body=body, status=QUEUED, attempts=0, next_attempt_at=utcnow(),
-        created_at=utcnow(),
-    ))
+    now = utcnow()
+    conn.execute(_QUEUE, {
+        "conversation_sid": conversation_sid, "in_reply_to": in_reply_to, "author": author,
+        "body": body, "status": QUEUED, "attempts": 0, "next_attempt_at": now,
+        "created_at": now,
+    })
 
 
-def claim_due(session: Session, limit: int, lease_seconds: float) -> list[Claimed]:
+REPLIES = Reply.__table__
+_DUE = (
+    select(REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.author, REPLIES.c.body,
+           REPLIES.c.in_reply_to, REPLIES.c.attempts)
+    .where(REPLIES.c.status.in_((QUEUED, SENDING)),
+           REPLIES.c.next_attempt_at <= bindparam("now"))
+    .order_by(REPLIES.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_TAKE = (
+    update(REPLIES)
+    .where(REPLIES.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=SENDING, attempts=REPLIES.c.attempts + 1,
+            next_attempt_at=bindparam("lease_until"))
+)
+# Settle a reply only if this sender still holds it (same status and attempt).
+_HELD = (REPLIES.c.id == bindparam("reply_id"), REPLIES.c.status == SENDING,
+         REPLIES.c.attempts == bindparam("attempt"))
+_SENT = update(REPLIES).where(*_HELD).values(
+    status=SENT, twilio_message_sid=bindparam("message_sid"), sent_at=bindparam("now"),
+    error_code=None, error_message=None)
+_RETRY = update(REPLIES).where(*_HELD).values(
+    status=QUEUED, error_code=bindparam("code"), error_message=bindparam("message"),
+    next_attempt_at=bindparam("due"))
+_FAILED = update(REPLIES).where(*_HELD).values(
+    status=FAILED, error_code=bindparam("code"), error_message=bindparam("message"))
+
+
+def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[Claimed]:
     """Take up to `limit` replies that are due (or whose holder's lease ran out)."""
     now = utcnow()
-    rows = session.execute(
-        select(Reply.id, Reply.conversation_sid, Reply.author, Reply.body,
-               Reply.in_reply_to, Reply.attempts)
-        .where(Reply.status.in_((QUEUED, SENDING)), Reply.next_attempt_at <= now)
-        .order_by(Reply.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    rows = conn.execute(_DUE, {"now": now, "limit": limit}).all()
     if not rows:
         return []
-    session.execute(
-        update(Reply)
-        .where(Reply.id.in_([r.id for r in rows]))
-        .values(status=SENDING, attempts=Reply.attempts + 1,
-                next_attempt_at=now + timedelta(seconds=lease_seconds))
-    )
+    conn.execute(_TAKE, {"ids": [r.id for r in rows],
+                         "lease_until": now + timedelta(seconds=lease_seconds)})
     return [
         Claimed(r.id, r.conversation_sid, r.author, r.body, r.in_reply_to,
                 attempt=r.attempts + 1)
@@ -81,32 +102,24 @@ def claim_due(session: Session, limit: int, lease_seconds: float) -> list[Claime
     ]
 
 
-def _settle(session: Session, claimed: Claimed, **values) -> bool:
-    """Update a reply only if this sender still holds it; return whether it did."""
-    result = session.execute(
-        update(Reply)
-        .where(Reply.id == claimed.id, Reply.status == SENDING,
-               Reply.attempts == claimed.attempt)
-        .values(**values)
-    )
-    return result.rowcount == 1
+def _settle(conn: Connection, statement, claimed: Claimed, **values) -> bool:
+    """Run a settling update; return whether this sender still held the reply."""
+    params = {"reply_id": claimed.id, "attempt": claimed.attempt, **values}
+    return conn.execute(statement, params).rowcount == 1
 
 
-def mark_sent(session: Session, claimed: Claimed, message_sid: str) -> bool:
-    return _settle(session, claimed, status=SENT, twilio_message_sid=message_sid,
-                   sent_at=utcnow(), error_code=None, error_message=None)
+def mark_sent(conn: Connection, claimed: Claimed, message_sid: str) -> bool:
+    return _settle(conn, _SENT, claimed, message_sid=message_sid, now=utcnow())
 
 
-def mark_retry(session: Session, claimed: Claimed, delay: float,
+def mark_retry(conn: Connection, claimed: Claimed, delay: float,
                code: int | None, message: str) -> bool:
-    return _settle(session, claimed, status=QUEUED, error_code=code,
-                   error_message=message[:2000],
-                   next_attempt_at=utcnow() + timedelta(seconds=delay))
+    return _settle(conn, _RETRY, claimed, code=code, message=message[:2000],
+                   due=utcnow() + timedelta(seconds=delay))
 
 
-def mark_failed(session: Session, claimed: Claimed, code: int | None, message: str) -> bool:
-    return _settle(session, claimed, status=FAILED, error_code=code,
-                   error_message=message[:2000])
+def mark_failed(conn: Connection, claimed: Claimed, code: int | None, message: str) -> bool:
+    return _settle(conn, _FAILED, claimed, code=code, message=message[:2000])
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -114,18 +127,10 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return random.uniform(0, min(cap, base * (2 ** min(attempt, 30))))
 
 
-def requeue_failed(session: Session, reply_id: int | None = None) -> int:
+def requeue_failed(conn: Connection, reply_id: int | None = None) -> int:
     """Queue failed replies (one, or all) for sending again; return how many."""
     stmt = update(Reply).where(Reply.status == FAILED)
     if reply_id is not None:
         stmt = stmt.where(Reply.id == reply_id)
-    result = session.execute(stmt.values(status=QUEUED, attempts=0, next_attempt_at=utcnow()))
+    result = conn.execute(stmt.values(status=QUEUED, attempts=0, next_attempt_at=utcnow()))
     return result.rowcount
-
-
-def next_due_at(session: Session) -> datetime | None:
-    """When the earliest queued or leased reply becomes due."""
-    return session.execute(
-        select(func.min(Reply.next_attempt_at))
-        .where(or_(Reply.status == QUEUED, Reply.status == SENDING))
-    ).scalar()

@@ -41,14 +41,14 @@ class Processor:
             return UNHANDLED
         self.router.validate(event)
         key = event.claim_key
-        with self.db.transaction() as session:
-            claim_id = claims.claim(session, event, key) if key else None
+        with self.db.transaction() as conn:
+            claim_id = claims.claim(conn, event, key) if key else None
             if key and claim_id is None:
                 outcome = DUPLICATE
             else:
-                outcome = "; ".join(self.router.dispatch(event, Context(session, self.settings)))
+                outcome = "; ".join(self.router.dispatch(event, Context(conn, self.settings)))
                 if claim_id is not None:
-                    claims.record_outcome(session, claim_id, outcome)
+                    claims.record_outcome(conn, claim_id, outcome)
         if outcome == DUPLICATE:
             log.info("event %s", kv(**fields, outcome="duplicate, already processed"))
         else:
@@ -58,11 +58,11 @@ class Processor:
 
     def record_only(self, event: Event, outcome: str) -> str:
         """Claim an event without handling it (catch-up decided already); return the outcome."""
-        with self.db.transaction() as session:
-            claim_id = claims.claim(session, event, event.claim_key)
+        with self.db.transaction() as conn:
+            claim_id = claims.claim(conn, event, event.claim_key)
             if claim_id is None:
                 return DUPLICATE
-            claims.record_outcome(session, claim_id, outcome)
+            claims.record_outcome(conn, claim_id, outcome)
         log.info("event %s", kv(event=event.type, conversation=event.get("ConversationSid"),
                                 message_sid=event.get("MessageSid"), outcome=outcome))
         return outcome

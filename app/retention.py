@@ -30,9 +30,9 @@ def prune(db: Database, cutoff: datetime) -> dict[str, int]:
     for name, (model, condition) in targets.items():
         counts[name] = 0
         while True:
-            with db.transaction() as session:
+            with db.transaction() as conn:
                 ids = select(model.id).where(condition).limit(BATCH).scalar_subquery()
-                deleted = session.execute(delete(model).where(model.id.in_(ids))).rowcount
+                deleted = conn.execute(delete(model).where(model.id.in_(ids))).rowcount
             counts[name] += deleted
             if deleted < BATCH:
                 break

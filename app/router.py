@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from .events import KNOWN_EVENTS, Event
 
@@ -22,7 +22,7 @@ Handler = Callable[[Event, "Context"], str]
 class Context:
     """What a handler may use: the event's transaction and the app's settings."""
 
-    session: Session
+    conn: Connection
     settings: dict
 
 

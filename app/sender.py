@@ -129,8 +129,8 @@ class Sender:
     def _claim(self, limit: int) -> list[outbox.Claimed]:
         if limit <= 0:
             return []
-        with self.db.transaction() as session:
-            return outbox.claim_due(session, limit, self.lease_seconds)
+        with self.db.transaction() as conn:
+            return outbox.claim_due(conn, limit, self.lease_seconds)
 
     def _send_and_release(self, item: outbox.Claimed) -> None:
         try:
@@ -174,8 +174,8 @@ class Sender:
         delay = 0.2
         while True:
             try:
-                with self.db.transaction() as session:
-                    return settle(session, item, *args)
+                with self.db.transaction() as conn:
+                    return settle(conn, item, *args)
             except SQLAlchemyError:
                 if time.monotonic() + delay > deadline or self._stopping.is_set():
                     raise

@@ -10,7 +10,7 @@ from tests.conftest import message_added, post_event
 
 
 def replies(app):
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         return s.scalars(select(Reply).order_by(Reply.id)).all()
 
 
@@ -50,7 +50,7 @@ def test_no_reply_to_bot_agents_or_system(app, client, sender, fake_api, author,
     assert why in response.headers["X-Webhook-Outcome"]
     assert sender.run_until_idle() == 0
     assert fake_api.created == []
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         event = s.scalars(select(ProcessedEvent)).one()
     assert why in event.outcome
 

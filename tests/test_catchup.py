@@ -55,7 +55,7 @@ def test_message_already_answered_by_an_agent_is_left_alone(app, sender, fake_ap
     report = run(app)
     assert (report.replies_queued, report.answered_already) == (0, 1)
     assert sender.run_until_idle() == 0
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         outcomes = s.scalars(select(ProcessedEvent.outcome)).all()
     assert any("answered later" in o for o in outcomes)
 
@@ -73,11 +73,11 @@ def test_missing_receipts_are_fetched(app, client, sender, fake_api):
     sender.run_until_idle()
     [created] = fake_api.created
     fake_api.add_receipt(created.conversation_sid, created.sid, "delivered")
-    with app.extensions["db"].transaction() as s:  # sent a while ago, no receipt since
+    with app.extensions["db"].session() as s:  # sent a while ago, no receipt since
         s.execute(update(Reply).values(sent_at=utcnow() - timedelta(minutes=10)))
     report = run(app)
     assert report.receipts_fetched == 1
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         assert s.scalars(select(Reply.delivery_status)).one() == "delivered"
 
 

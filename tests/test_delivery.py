@@ -10,7 +10,7 @@ from tests.conftest import delivery_updated, message_added, post_event
 
 
 def receipt(app, receipt_sid):
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         return s.scalars(select(DeliveryReceipt).filter_by(receipt_sid=receipt_sid)).one()
 
 
@@ -70,6 +70,6 @@ def test_receipt_for_our_reply_updates_the_reply(app, client, sender, fake_api):
                               status="delivered")
     post_event(client, params)
     post_event(client, {**params, "Status": "sent"})
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         reply = s.scalars(select(Reply)).one()
     assert reply.delivery_status == "delivered"

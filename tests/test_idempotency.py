@@ -10,7 +10,7 @@ from tests.conftest import ACCOUNT_SID, delivery_updated, message_added, post_ev
 
 
 def count(app, model):
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         return s.scalar(select(func.count()).select_from(model))
 
 

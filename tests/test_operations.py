@@ -42,14 +42,14 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
     post_event(client, delivery_updated())
     sender.run_until_idle()
     old = utcnow() - timedelta(days=40)
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         s.execute(update(ProcessedEvent).values(received_at=old))
         s.execute(update(Reply).values(created_at=old))
         s.execute(update(DeliveryReceipt).values(updated_at=old))
     post_event(client, message_added())           # a fresh one stays
     result = runner.invoke(args=["prune", "--older-than", "30d"])
     assert result.output == "events=3 receipts=1 replies=1\n"
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
         assert s.scalars(select(Reply.status).order_by(Reply.id)).all() == ["failed", "queued"]
 

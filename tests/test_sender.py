@@ -11,7 +11,7 @@ from tests.conftest import message_added, post_event, wait_for
 
 
 def the_reply(app):
-    with app.extensions["db"].transaction() as s:
+    with app.extensions["db"].session() as s:
         return s.scalars(select(Reply)).one()
 
 
@@ -139,7 +139,7 @@ def test_taken_over_reply_is_not_sent_twice(app, client, sender, fake_api):
     [item] = sender._claim(1)
     sender.client.send_message(item.conversation_sid, author=item.author, body=item.body,
                                attributes=item.attributes)  # ... and the process died here
-    with app.extensions["db"].transaction() as s:  # its lease runs out
+    with app.extensions["db"].session() as s:  # its lease runs out
         s.execute(update(Reply).values(next_attempt_at=utcnow()))
     assert sender.run_until_idle() == 1
     reply = the_reply(app)

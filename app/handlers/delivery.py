@@ -7,10 +7,11 @@ receipts can arrive out of order, so a status only replaces one of lower rank.
 from __future__ import annotations
 
 import logging
+from functools import cache
 
-from sqlalchemy import case, or_, update
+from sqlalchemy import bindparam, case, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from ..claims import dialect_insert
 from ..error_codes import describe
 from ..events import Event
 from ..logs import kv
@@ -22,6 +23,32 @@ router = Router()
 
 RANK = {"sent": 1, "delivered": 2, "undelivered": 3, "failed": 3, "read": 4}
 PROBLEMS = {"failed", "undelivered"}
+
+
+RECEIPTS = DeliveryReceipt.__table__
+REPLIES = Reply.__table__
+# Our reply's delivery status only moves forward too.
+_ADVANCE_REPLY = (
+    update(REPLIES)
+    .where(REPLIES.c.twilio_message_sid == bindparam("receipt_message_sid"),
+           or_(REPLIES.c.delivery_status.is_(None),
+               case(RANK, value=REPLIES.c.delivery_status, else_=0) < bindparam("new_rank")))
+    .values(delivery_status=bindparam("new_status"))
+)
+
+
+@cache
+def _upsert_statement(dialect_name: str):
+    """Insert a receipt, or raise its status if the new one ranks higher."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    stmt = insert(RECEIPTS)
+    return stmt.on_conflict_do_update(
+        index_elements=["receipt_sid"],
+        set_={"status": stmt.excluded.status, "status_rank": stmt.excluded.status_rank,
+              "error_code": stmt.excluded.error_code, "updated_at": stmt.excluded.updated_at,
+              "channel_message_sid": stmt.excluded.channel_message_sid},
+        where=RECEIPTS.c.status_rank < stmt.excluded.status_rank,
+    ).returning(RECEIPTS.c.id)
 
 
 @router.register("onDeliveryUpdated", requires=(
@@ -41,28 +68,15 @@ def record_receipt(event: Event, ctx: Context) -> str:
             "delivery %s", kv(**fields))
 
     rank = RANK.get(status, 0)
-    insert = dialect_insert(ctx.session)
-    stmt = insert(DeliveryReceipt).values(
-        receipt_sid=event.require("DeliveryReceiptSid"), message_sid=message_sid,
-        conversation_sid=fields["ConversationSid"], participant_sid=fields["ParticipantSid"],
-        channel_message_sid=fields["ChannelMessageSid"], status=status,
-        status_rank=rank, error_code=error_code, updated_at=utcnow(),
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["receipt_sid"],
-        set_={"status": stmt.excluded.status, "status_rank": stmt.excluded.status_rank,
-              "error_code": stmt.excluded.error_code, "updated_at": stmt.excluded.updated_at,
-              "channel_message_sid": stmt.excluded.channel_message_sid},
-        where=DeliveryReceipt.status_rank < stmt.excluded.status_rank,
-    ).returning(DeliveryReceipt.id)
-    changed = ctx.session.execute(stmt).scalar() is not None
-    ctx.session.execute(
-        update(Reply)
-        .where(Reply.twilio_message_sid == message_sid,
-               or_(Reply.delivery_status.is_(None),
-                   case(RANK, value=Reply.delivery_status, else_=0) < rank))
-        .values(delivery_status=status)
-    )
+    changed = ctx.conn.execute(_upsert_statement(ctx.conn.dialect.name), {
+        "receipt_sid": event.require("DeliveryReceiptSid"), "message_sid": message_sid,
+        "conversation_sid": fields["ConversationSid"],
+        "participant_sid": fields["ParticipantSid"],
+        "channel_message_sid": fields["ChannelMessageSid"], "status": status,
+        "status_rank": rank, "error_code": error_code, "updated_at": utcnow(),
+    }).scalar() is not None
+    ctx.conn.execute(_ADVANCE_REPLY, {"receipt_message_sid": message_sid,
+                                      "new_status": status, "new_rank": rank})
     if not changed:
         return f"receipt {status} kept: a later status was already recorded"
     return f"receipt {status} recorded"

@@ -28,7 +28,7 @@ def answer_customer(event: Event, ctx: Context) -> str:
     if author == SYSTEM_AUTHOR:
         return "ignored: written by the REST API as 'system', not by a customer"
     outbox.queue_reply(
-        ctx.session, conversation_sid=event.require("ConversationSid"),
+        ctx.conn, conversation_sid=event.require("ConversationSid"),
         in_reply_to=event.require("MessageSid"), author=settings["BOT_IDENTITY"],
         body=settings["AUTO_REPLY_TEXT"],
     )
