@@ -21,6 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import sessionmaker
 
+from .group_commit import GroupCommit
+
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -38,6 +40,7 @@ class Database:
         self._lock_file = None
         path = sqlite_path(url) if self.is_sqlite else None
         self._lock_path = Path(f"{path}.writer-lock") if path else None
+        self.group_commit = GroupCommit(self)
         # A worker forked from a process that already connected must not share sockets.
         os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 

@@ -40,20 +40,23 @@ class Processor:
             log.log(level, "event %s", kv(**fields, outcome=note))
             return UNHANDLED
         self.router.validate(event)
-        key = event.claim_key
-        with self.db.transaction() as conn:
-            claim_id = claims.claim(conn, event, key) if key else None
-            if key and claim_id is None:
-                outcome = DUPLICATE
-            else:
-                outcome = "; ".join(self.router.dispatch(event, Context(conn, self.settings)))
-                if claim_id is not None:
-                    claims.record_outcome(conn, claim_id, outcome)
+        outcome = self.db.group_commit.run(lambda conn: self._apply(conn, event))
         if outcome == DUPLICATE:
             log.info("event %s", kv(**fields, outcome="duplicate, already processed"))
         else:
             log.info("event %s", kv(**fields, outcome=outcome))
             self.on_commit()
+        return outcome
+
+    def _apply(self, conn, event: Event) -> str:
+        """Claim the event and let its handlers decide, inside the caller's transaction."""
+        key = event.claim_key
+        claim_id = claims.claim(conn, event, key) if key else None
+        if key and claim_id is None:
+            return DUPLICATE
+        outcome = "; ".join(self.router.dispatch(event, Context(conn, self.settings)))
+        if claim_id is not None:
+            claims.record_outcome(conn, claim_id, outcome)
         return outcome
 
     def record_only(self, event: Event, outcome: str) -> str:

@@ -174,8 +174,7 @@ class Sender:
         delay = 0.2
         while True:
             try:
-                with self.db.transaction() as conn:
-                    return settle(conn, item, *args)
+                return self.db.group_commit.run(lambda conn: settle(conn, item, *args))
             except SQLAlchemyError:
                 if time.monotonic() + delay > deadline or self._stopping.is_set():
                     raise

@@ -181,6 +181,7 @@ class Bench:
     def throughput(self, name: str, env: dict, app: str = "wsgi:app") -> dict:
         reqs = signed_requests(self.args.max_requests)
         with gunicorn({**self.env, **env}, self.tmp / f"{name}.log", app=app) as server:
+            server.wait_workers(2)  # else wrk's connections all land on the first worker
             result = self.load(server.url + PATH, self.args.duration, self.args.connections,
                                reqs, self.tmp / f"{name}.lua")
             result["memory_mb"] = worker_memory_mb(server.process.pid)

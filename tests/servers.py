@@ -54,6 +54,19 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"server not healthy within {timeout}s:\n{self.log}")
 
+    def wait_workers(self, count: int, timeout: float = 20.0) -> None:
+        """Wait until `count` workers have loaded the app (not just the first one)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            booted = self.log.count("Booting worker")
+            if booted >= count and self.process.poll() is None:
+                # Each worker answers /healthz only once its app is loaded; a short pause
+                # lets the last one finish importing after its "Booting" line.
+                time.sleep(1.0)
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{count} workers not up within {timeout}s:\n{self.log}")
+
     def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)

@@ -1,0 +1,59 @@
+"""Group commit: units from many threads share transactions, each gets its own result."""
+
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from app.group_commit import GroupCommit
+
+
+def test_many_threads_each_get_their_own_result(app):
+    db = app.extensions["db"]
+    commit = GroupCommit(db)
+    results = {}
+    barrier = threading.Barrier(20)
+
+    def work(i):
+        barrier.wait()
+        results[i] = commit.run(lambda conn: conn.execute(text(f"SELECT {i}")).scalar())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: i for i in range(20)}
+
+
+def test_a_failing_unit_fails_alone(app):
+    """One unit raising does not take the units committed with it down."""
+    db = app.extensions["db"]
+    commit = GroupCommit(db)
+    outcomes = {}
+    barrier = threading.Barrier(6)
+
+    def work(i):
+        barrier.wait()
+        try:
+            outcomes[i] = commit.run(
+                lambda conn: conn.execute(text("SELECT nope FROM nowhere")) if i == 3
+                else conn.execute(text("INSERT INTO job_runs (name, last_run_at) "
+                                       f"VALUES ('job{i}', '2026-01-01')")).rowcount)
+        except Exception as exc:  # noqa: BLE001
+            outcomes[i] = type(exc).__name__
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes[3] in ("OperationalError", "ProgrammingError")
+    assert [outcomes[i] for i in (0, 1, 2, 4, 5)] == [1] * 5
+    with db.transaction() as conn:
+        assert conn.execute(text("SELECT count(*) FROM job_runs")).scalar() == 5
+
+
+def test_errors_reach_the_caller(app):
+    with pytest.raises(ZeroDivisionError):
+        GroupCommit(app.extensions["db"]).run(lambda conn: 1 / 0)
