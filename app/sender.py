@@ -51,6 +51,8 @@ class Sender:
 
     def start(self) -> None:
         """Start the background threads once per process (a forked child starts its own)."""
+        if self._pid == os.getpid():  # the common case, on every request: no lock
+            return
         with self._lock:
             if self._pid == os.getpid():
                 return

@@ -180,8 +180,11 @@ class Bench:
 
     def throughput(self, name: str, env: dict, app: str = "wsgi:app") -> dict:
         reqs = signed_requests(self.args.max_requests)
+        warm = signed_requests(3000)
         with gunicorn({**self.env, **env}, self.tmp / f"{name}.log", app=app) as server:
-            server.wait_workers(2)  # else wrk's connections all land on the first worker
+            # Every worker up and warm, or wrk's connections all land on the first one.
+            server.wait_workers(2)
+            self.load(server.url + PATH, 2, self.args.connections, warm, self.tmp / "warm.lua")
             result = self.load(server.url + PATH, self.args.duration, self.args.connections,
                                reqs, self.tmp / f"{name}.lua")
             result["memory_mb"] = worker_memory_mb(server.process.pid)
