@@ -98,3 +98,25 @@ def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str =
 def flask_cli(env: dict, *args, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT,
                           env=clean_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def sender_process(env: dict, log_path: Path | None = None) -> subprocess.Popen:
+    """Start a dedicated sender (`flask --app wsgi sender`) from the repository root."""
+    stderr = open(log_path, "w") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"], cwd=ROOT,
+                            env=clean_env(env), stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+def reply_counts(database_url: str) -> dict[str, int]:
+    """How many replies the database holds in each status, e.g. {"sent": 10}."""
+    from sqlalchemy import create_engine, func, select
+
+    from app.models import Reply
+
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(select(Reply.status, func.count())
+                                     .group_by(Reply.status)).all())
+    finally:
+        engine.dispose()

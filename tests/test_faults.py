@@ -7,9 +7,7 @@ import subprocess
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select
 
-from app.models import Reply
 from tests.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -19,7 +17,7 @@ from tests.conftest import (
     sign,
     wait_for,
 )
-from tests.servers import BIN, ROOT, clean_env, flask_cli, gunicorn
+from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
 from tests.tcp_proxy import TcpProxy
 
 
@@ -40,16 +38,6 @@ def post(server_url, params):
     url = server_url + "/webhooks/conversations"
     return requests.post(url, data=params, timeout=10,
                          headers={"X-Twilio-Signature": sign(params, url)})
-
-
-def reply_counts(database_url):
-    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            return dict(conn.execute(select(Reply.status, func.count())
-                                     .group_by(Reply.status)).all())
-    finally:
-        engine.dispose()
 
 
 def assert_each_answered_once(fake_api, accepted):
@@ -111,14 +99,10 @@ def test_kill_9_of_a_sender_in_the_middle_of_sending(server_env, tmp_path, fake_
     with gunicorn(env, tmp_path / "server.log", workers=1) as server:
         accepted = [p for p in (message_added() for _ in range(10))
                     if post(server.url, p).status_code == 200]
-        first = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"], cwd=ROOT,
-                                 env=clean_env(env), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+        first = sender_process(env)
         victim["pid"] = first.pid
         assert first.wait(30) == -signal.SIGKILL
-        second = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"], cwd=ROOT,
-                                  env=clean_env(env), stdout=subprocess.DEVNULL,
-                                  stderr=open(tmp_path / "second.log", "w"))
+        second = sender_process(env, tmp_path / "second.log")
         try:
             wait_all_sent(env["DATABASE_URL"], 10)
         finally:

@@ -9,9 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select
 
-from app.models import Reply
 from tests.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -21,14 +19,13 @@ from tests.conftest import (
     sign,
     wait_for,
 )
-from tests.servers import BIN, ROOT, clean_env, flask_cli, gunicorn
+from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: "
                                 "several instances need PostgreSQL")
 
 
 def test_instances_and_senders_answer_each_message_exactly_once(tmp_path, fake_api):
-    import subprocess
     from contextlib import ExitStack
 
     reset_postgres(PG_URL)
@@ -48,10 +45,7 @@ def test_instances_and_senders_answer_each_message_exactly_once(tmp_path, fake_a
             stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": "false"},
                                          tmp_path / "c.log", workers=2)),
         ]
-        senders = [subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "sender"], cwd=ROOT,
-                                    env=clean_env(base), stdout=subprocess.DEVNULL,
-                                    stderr=open(tmp_path / f"sender{i}.log", "w"))
-                   for i in range(2)]
+        senders = [sender_process(base, tmp_path / f"sender{i}.log") for i in range(2)]
         stack.callback(lambda: [s.terminate() or s.wait(20) for s in senders])
 
         unique = [message_added() for _ in range(150)]
@@ -69,16 +63,8 @@ def test_instances_and_senders_answer_each_message_exactly_once(tmp_path, fake_a
             statuses = list(pool.map(deliver, deliveries))
         assert statuses == [200] * len(deliveries)
 
-        engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-
-        def settled():
-            with engine.connect() as conn:
-                rows = dict(conn.execute(select(Reply.status, func.count())
-                                         .group_by(Reply.status)).all())
-            return rows == {"sent": len(unique)}
-
-        wait_for(settled, timeout=60, interval=0.2)
-        engine.dispose()
+        wait_for(lambda: reply_counts(PG_URL) == {"sent": len(unique)}, timeout=60,
+                 interval=0.2)
 
     answered = [c.form["Attributes"] for c in fake_api.created]
     assert len(answered) == len(unique)
