@@ -96,10 +96,13 @@ _FAILED = update(REPLIES).where(*_HELD).values(
     status=FAILED, error_code=bindparam("code"), error_message=bindparam("message"))
 
 
-def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Take up to `limit` replies that are due (or whose holder's lease ran out)."""
+def claim_due(conn: Connection, limit: int, lease_seconds: float,
+              *, expired: bool = True) -> list[Claimed]:
+    """Take up to `limit` replies that are due, and (with `expired`) those whose
+    holder's lease ran out. Leases run out rarely: a busy sender looks for them once
+    per poll, not on every claim."""
     now = utcnow()
-    rows = conn.execute(_DUE_EXPIRED, {"now": now, "limit": limit}).all()
+    rows = conn.execute(_DUE_EXPIRED, {"now": now, "limit": limit}).all() if expired else []
     if len(rows) < limit:
         rows += conn.execute(_DUE_QUEUED, {"now": now, "limit": limit - len(rows)}).all()
     if not rows:

@@ -43,6 +43,7 @@ class Sender:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._inflight = 0
+        self._next_lease_check = 0.0  # monotonic time of the next look for lost leases
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -118,7 +119,7 @@ class Sender:
     def run_until_idle(self) -> int:
         """Send everything due now in this thread, one by one; return how many were tried."""
         tried = 0
-        while claimed := self._claim(self.concurrency):
+        while claimed := self._claim(self.concurrency, expired=True):
             for item in claimed:
                 self.send(item)
                 tried += 1
@@ -128,11 +129,17 @@ class Sender:
         with self._lock:
             return self.concurrency - self._inflight
 
-    def _claim(self, limit: int) -> list[outbox.Claimed]:
+    def _claim(self, limit: int, *, expired: bool | None = None) -> list[outbox.Claimed]:
+        """Claim up to `limit` due replies; look for lost leases when told, or once per poll."""
         if limit <= 0:
             return []
+        now = time.monotonic()
+        if expired is None:
+            expired = now >= self._next_lease_check
+        if expired:
+            self._next_lease_check = now + self.poll_seconds
         with self.db.transaction() as conn:
-            return outbox.claim_due(conn, limit, self.lease_seconds)
+            return outbox.claim_due(conn, limit, self.lease_seconds, expired=expired)
 
     def _send_and_release(self, item: outbox.Claimed) -> None:
         try:
