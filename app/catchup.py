@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from .conversations import Message
 from .events import Event
+from .handlers.messages import not_a_customer
 from .logs import kv
 from .models import Reply, utcnow
 from .processor import DUPLICATE
@@ -63,20 +64,18 @@ class CatchUp:
                 break
             report.messages_seen += 1
             event = _as_event(message)
-            if self._is_customer(message.author) and answered_later:
+            customer = bool(message.author) and not_a_customer(
+                message.author, message.attributes, self.settings) is None
+            if customer and answered_later:
                 if self.processor.record_only(event, "ignored: answered later in the "
                                               "conversation (catch-up)") != DUPLICATE:
                     report.answered_already += 1
                 continue
-            if not self._is_customer(message.author):
+            if not customer:
                 answered_later = True
             outcome = self.processor.process(event)
             if outcome == "reply queued":
                 report.replies_queued += 1
-
-    def _is_customer(self, author: str | None) -> bool:
-        return bool(author) and author != self.settings["BOT_IDENTITY"] \
-            and author not in self.settings["AGENT_IDENTITIES"] and author != "system"
 
     def _receipts(self, since: datetime, report: Report) -> None:
         """Fetch receipts of replies sent in the window that never got one (a minute's grace)."""

@@ -82,13 +82,10 @@ class Event:
         (receipt, status) pair counts once; the rest use Twilio's idempotency token.
         """
         if self.type == "onMessageAdded":
-            return message_claim_key(self.require("MessageSid"))
+            return f"message:{self.require('MessageSid')}"
         if self.type == "onDeliveryUpdated":
             return f"receipt:{self.require('DeliveryReceiptSid')}:{self.require('Status')}"
         if self.idempotency_token:
             return f"token:{self.idempotency_token}"
         return None
 
-
-def message_claim_key(message_sid: str) -> str:
-    return f"message:{message_sid}"

@@ -18,21 +18,28 @@ SYSTEM_AUTHOR = "system"
 def answer_customer(event: Event, ctx: Context) -> str:
     """Queue the auto-reply to a customer's message; say why when there is none."""
     settings = ctx.settings
-    author = event.require("Author")
-    if author == settings["BOT_IDENTITY"]:
-        return "ignored: written by the bot itself (loop guard)"
-    if is_auto_reply(event.get("Attributes")):
-        return "ignored: marked as an auto-reply in its attributes (loop guard)"
-    if author in settings["AGENT_IDENTITIES"]:
-        return "ignored: written by an agent"
-    if author == SYSTEM_AUTHOR:
-        return "ignored: written by the REST API as 'system', not by a customer"
+    reason = not_a_customer(event.require("Author"), event.get("Attributes"), settings)
+    if reason:
+        return f"ignored: {reason}"
     outbox.queue_reply(
         ctx.conn, conversation_sid=event.require("ConversationSid"),
         in_reply_to=event.require("MessageSid"), author=settings["BOT_IDENTITY"],
         body=settings["AUTO_REPLY_TEXT"],
     )
     return "reply queued"
+
+
+def not_a_customer(author: str, attributes: str | None, settings) -> str | None:
+    """Say why a message's author is not a customer to answer (None: it is one)."""
+    if author == settings["BOT_IDENTITY"]:
+        return "written by the bot itself (loop guard)"
+    if is_auto_reply(attributes):
+        return "marked as an auto-reply in its attributes (loop guard)"
+    if author in settings["AGENT_IDENTITIES"]:
+        return "written by an agent"
+    if author == SYSTEM_AUTHOR:
+        return "written by the REST API as 'system', not by a customer"
+    return None
 
 
 def is_auto_reply(attributes: str | None) -> bool:
