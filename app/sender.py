@@ -81,7 +81,10 @@ class Sender:
         log.info("sender stopped")
 
     def wake(self) -> None:
-        self._wake.set()
+        """A reply was queued: claim it now, unless every slot is busy (a finishing send
+        wakes the loop anyway, so waking it now would only cost a thread switch)."""
+        if self._inflight < self.concurrency:
+            self._wake.set()
 
     def serve_forever(self) -> None:
         """Run in the foreground until SIGTERM or SIGINT, then stop gracefully."""

@@ -38,6 +38,7 @@ SID = "AC" + "b2" * 16
 TOKEN = "fedcba9876543210fedcba9876543210"
 PUBLIC = "http://bench.local"
 PATH = "/webhooks/conversations"
+ALL_SERVERS = "A,B,sqlite,postgresql"
 OUT = ROOT / "bench" / "out"
 
 
@@ -148,6 +149,21 @@ def load_python(url: str, duration: int, connections: int, reqs, _script) -> dic
             "max": latencies[-1], "errors": errors[0], "requests": len(latencies)}
 
 
+def worker_cpu_seconds(master_pid: int) -> float:
+    """CPU time (user + system) used so far by the gunicorn workers of `master_pid`."""
+    pids = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
+                          text=True).stdout.split()
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def worker_memory_mb(master_pid: int) -> float:
     """Peak resident memory (VmHWM) of the largest gunicorn worker, in MB."""
     pids = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
@@ -189,8 +205,11 @@ class Bench:
                 server.wait_workers(2)
                 self.load(server.url + PATH, 2, self.args.connections, warm,
                           self.tmp / "warm.lua")
+                cpu = worker_cpu_seconds(server.process.pid)
                 result = self.load(server.url + PATH, self.args.duration,
                                    self.args.connections, reqs, self.tmp / f"{name}.lua")
+                cpu = worker_cpu_seconds(server.process.pid) - cpu
+                result["cpu_ms"] = cpu * 1000 / max(result["requests"], 1)
                 result["memory_mb"] = worker_memory_mb(server.process.pid)
             runs.append(result)
         runs.sort(key=lambda r: r["rps"])
@@ -198,7 +217,8 @@ class Bench:
         result["all_rps"] = [round(r["rps"]) for r in runs]
         result["memory_mb"] = max(r["memory_mb"] for r in runs)
         print(f"  {name}: {result['rps']:.0f} req/s (runs {result['all_rps']}), "
-              f"p99 {result['p99']:.1f} ms, errors {result['errors']}", flush=True)
+              f"p99 {result['p99']:.1f} ms, {result['cpu_ms']:.2f} ms CPU/webhook, "
+              f"errors {result['errors']}", flush=True)
         return result
 
     def end_to_end(self, name: str, env: dict) -> dict:
@@ -344,34 +364,47 @@ def main() -> None:
     parser.add_argument("--sender-replies", type=int, default=3000)
     parser.add_argument("--growth-rows", type=int, default=1_000_000)
     parser.add_argument("--python-load", action="store_true", help="do not use wrk")
+    parser.add_argument("--servers", default=ALL_SERVERS,
+                        help="which to run, comma-separated (a partial run writes nothing)")
+    parser.add_argument("--skip", default="", help="phases to skip: e2e,growth,sender")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
 
+    servers = set(args.servers.split(","))
+    skip = set(filter(None, args.skip.split(",")))
     bench = Bench(args)
     print(f"machine: {machine()}\nload: {bench.load.__name__}, {args.connections} "
           f"connections, {args.duration}s per run; fake API latency {args.latency}s", flush=True)
     results: dict[str, dict] = {}
-    results["A floor"] = bench.throughput("A floor", {}, app="bench.floor_app:app")
-    results["B naive"] = bench.throughput("B naive", {}, app="bench.naive_app:app")
+    if "A" in servers:
+        results["A floor"] = bench.throughput("A floor", {}, app="bench.floor_app:app")
+    if "B" in servers:
+        results["B naive"] = bench.throughput("B naive", {}, app="bench.naive_app:app")
     for name, url in backends(bench.tmp):
-        url = reset(url, bench.tmp, name + "-e2e")
-        env = {"DATABASE_URL": url, "INSTANCE_DIR": bench.tmp / name.replace(" ", "-"),
+        if name.split()[-1] not in servers:
+            continue
+        env = {"INSTANCE_DIR": bench.tmp / name.replace(" ", "-"),
                "DATABASE_AUTO_UPGRADE": "true"}
-        e2e = bench.end_to_end(name, env)
-        url = reset(url, bench.tmp, name)
-        env["DATABASE_URL"] = url
-        result = bench.throughput(name, env)
-        result.update(e2e)
-        if args.growth_rows:
+        result = {}
+        if "e2e" not in skip:
+            env["DATABASE_URL"] = reset(url, bench.tmp, name + "-e2e")
+            result.update(bench.end_to_end(name, env))
+        env["DATABASE_URL"] = url = reset(url, bench.tmp, name)
+        result.update(bench.throughput(name, env))
+        if args.growth_rows and "growth" not in skip:
             grow_seconds = bench.grow(url, args.growth_rows)
             grown = bench.throughput(f"{name} +{args.growth_rows:,} rows", env)
             result["grown_rps"] = grown["rps"]
             result["grown_p99"] = grown["p99"]
             result["grow_seconds"] = grow_seconds
-        env["DATABASE_URL"] = reset(url, bench.tmp, name + "-sender")
-        result["sender_rps"] = bench.sender_rate(name.replace(" ", "-"), env)
+        if "sender" not in skip:
+            env["DATABASE_URL"] = reset(url, bench.tmp, name + "-sender")
+            result["sender_rps"] = bench.sender_rate(name.replace(" ", "-"), env)
         results[name] = result
     bench.fake.stop()
+    if servers != set(ALL_SERVERS.split(",")) or skip:
+        print("\n(partial run: bench/RESULTS.md left as it was)")
+        return
     report = render(results, args, bench)
     print("\n" + report)
     args.out.write_text(report)

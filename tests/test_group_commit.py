@@ -57,3 +57,44 @@ def test_a_failing_unit_fails_alone(app):
 def test_errors_reach_the_caller(app):
     with pytest.raises(ZeroDivisionError):
         GroupCommit(app.extensions["db"]).run(lambda conn: 1 / 0)
+
+
+def test_units_queued_behind_a_transaction_commit_together(app):
+    """While one transaction runs, the units that queue up behind it share the next one."""
+    from sqlalchemy import event
+
+    from tests.conftest import wait_for
+
+    db = app.extensions["db"]
+    commit = GroupCommit(db)
+    begins = []
+    event.listen(db.engine, "begin", lambda conn: begins.append(1))
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(conn):
+        inside.set()
+        release.wait(10)
+        return "slow"
+
+    def insert(i):
+        return commit.run(lambda conn: conn.execute(text(
+            f"INSERT INTO job_runs (name, last_run_at) VALUES ('q{i}', '2026-01-01')")).rowcount)
+
+    first = threading.Thread(target=commit.run, args=(slow,))
+    first.start()
+    inside.wait(10)
+    threads = [threading.Thread(target=insert, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(commit._queue) == 10)  # all ten wait behind the slow unit
+    release.set()
+    for t in [first, *threads]:
+        t.join()
+    assert len(begins) == 2
+    with db.transaction() as conn:
+        assert conn.execute(text("SELECT count(*) FROM job_runs")).scalar() == 10
+
+
+def test_alone_a_unit_runs_in_the_callers_thread(app):
+    commit = GroupCommit(app.extensions["db"])
+    assert commit.run(lambda conn: threading.current_thread()) is threading.current_thread()
