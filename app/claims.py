@@ -35,10 +35,11 @@ _RECORD_OUTCOME = (update(EVENTS).where(EVENTS.c.id == bindparam("claim_id"))
                    .values(outcome=bindparam("new_outcome")))
 
 
-def claim(conn: Connection, event: Event, key: str) -> int | None:
-    """Record the event under `key`; return its row id, or None if it was already there."""
+def claim(conn: Connection, event: Event, key: str, outcome: str) -> int | None:
+    """Record the event and its outcome under `key`; return its row id, or None if it
+    was already there."""
     return conn.execute(_claim_statement(conn.dialect.name), {
-        "key": key, "event_type": event.type, "outcome": "",
+        "key": key, "event_type": event.type, "outcome": outcome[:200],
         "conversation_sid": event.get("ConversationSid"),
         "message_sid": event.get("MessageSid"), "received_at": utcnow(),
     }).scalar()

@@ -1,6 +1,7 @@
 """Processor: the straight path from a verified Event to a committed decision.
 
-    validate fields -> claim (dedupe) -> handlers decide -> commit -> wake the sender
+    validate fields -> handlers decide -> claim with the outcome (dedupe) -> their
+    writes -> commit -> wake the sender
 
 Everything an event changes is written in one transaction with its claim, so a crash
 leaves either nothing (Twilio's webhook failed, catch-up can find it) or the claim and
@@ -49,23 +50,25 @@ class Processor:
         return outcome
 
     def _apply(self, conn, event: Event) -> str:
-        """Claim the event and let its handlers decide, inside the caller's transaction."""
+        """Let the handlers decide, claim the event with their outcome, then write."""
+        context = Context(self.settings)
+        outcome = "; ".join(self.router.dispatch(event, context))
         key = event.claim_key
-        claim_id = claims.claim(conn, event, key) if key else None
+        claim_id = claims.claim(conn, event, key, outcome) if key else None
         if key and claim_id is None:
             return DUPLICATE
-        outcome = "; ".join(self.router.dispatch(event, Context(conn, self.settings)))
-        if claim_id is not None:
-            claims.record_outcome(conn, claim_id, outcome)
+        notes = [note for effect in context.effects if (note := effect(conn))]
+        if notes:
+            outcome = "; ".join([outcome, *notes])
+            if claim_id is not None:
+                claims.record_outcome(conn, claim_id, outcome)
         return outcome
 
     def record_only(self, event: Event, outcome: str) -> str:
         """Claim an event without handling it (catch-up decided already); return the outcome."""
         with self.db.transaction() as conn:
-            claim_id = claims.claim(conn, event, event.claim_key)
-            if claim_id is None:
+            if claims.claim(conn, event, event.claim_key, outcome) is None:
                 return DUPLICATE
-            claims.record_outcome(conn, claim_id, outcome)
         log.info("event %s", kv(event=event.type, conversation=event.get("ConversationSid"),
                                 message_sid=event.get("MessageSid"), outcome=outcome))
         return outcome

@@ -1,15 +1,17 @@
 """Router: handlers register per event type; dispatch calls the ones that match.
 
-A handler is `handler(event, context) -> str`: it decides, records what to do through
-the context (inside the event's transaction), and returns one line saying what it did
-and why. Mistakes (an unknown event name) fail at registration, not at dispatch.
+A handler is `handler(event, context) -> str`: it decides, returns one line saying what
+it does and why, and leaves its database writes with `context.on_claim(...)`. Handlers
+run before the event is claimed and touch nothing, so a duplicate costs no writes and
+the claim is stored with its outcome in one statement. Mistakes (an unknown event
+name) fail at registration, not at dispatch.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
@@ -18,12 +20,20 @@ from .events import KNOWN_EVENTS, Event
 Handler = Callable[[Event, "Context"], str]
 
 
+# A write to make once the event is claimed, in the same transaction. It may return a
+# note for the outcome: something only the database could tell (None: nothing to add).
+Effect = Callable[[Connection], "str | None"]
+
+
 @dataclass
 class Context:
-    """What a handler may use: the event's transaction and the app's settings."""
+    """What a handler may use: the app's settings, and a place to leave its writes."""
 
-    conn: Connection
     settings: dict
+    effects: list[Effect] = field(default_factory=list)
+
+    def on_claim(self, effect: Effect) -> None:
+        self.effects.append(effect)
 
 
 class Router:

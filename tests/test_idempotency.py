@@ -44,14 +44,15 @@ def test_same_idempotency_token_counts_once(app, client):
     from app.router import Router
     seen = []
     router = Router()
-    router.register("onParticipantAdded")(lambda event, ctx: seen.append(event) or "noted")
+    router.register("onParticipantAdded")(
+        lambda event, ctx: ctx.on_claim(lambda conn: seen.append(event)) or "noted")
     app.extensions["processor"].router.add(router)
 
     first = post_event(client, params, headers=token)
     second = post_event(client, params, headers=token)
     assert (first.headers["X-Webhook-Outcome"], second.headers["X-Webhook-Outcome"]) == (
         "noted", "duplicate")
-    assert len(seen) == 1
+    assert len(seen) == 1  # the handler's writes ran once
     assert count(app, ProcessedEvent) == 1
 
 
@@ -61,7 +62,7 @@ def test_same_receipt_and_status_counts_once(app, client):
     post_event(client, params)
     assert post_event(client, params).headers["X-Webhook-Outcome"] == "duplicate"
     delivered = {**params, "Status": "delivered"}
-    assert post_event(client, delivered).headers["X-Webhook-Outcome"] == "receipt delivered recorded"
+    assert post_event(client, delivered).headers["X-Webhook-Outcome"] == "receipt delivered"
     assert count(app, ProcessedEvent) == 2
     assert count(app, DeliveryReceipt) == 1
 

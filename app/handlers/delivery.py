@@ -7,9 +7,9 @@ receipts can arrive out of order, so a status only replaces one of lower rank.
 from __future__ import annotations
 
 import logging
-from functools import cache
+from functools import cache, partial
 
-from sqlalchemy import bindparam, case, or_, update
+from sqlalchemy import Connection, bindparam, case, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..error_codes import describe
@@ -57,29 +57,32 @@ def record_receipt(event: Event, ctx: Context) -> str:
     """Log the receipt, store it, and move our reply's delivery status forward."""
     status = event.require("Status").strip().lower()
     error_code = parse_error_code(event.get("ErrorCode"))
-    message_sid = event.require("MessageSid")
     fields = dict(  # named as Twilio names them, so a log search finds either
-        ConversationSid=event.require("ConversationSid"), MessageSid=message_sid,
+        ConversationSid=event.require("ConversationSid"), MessageSid=event.require("MessageSid"),
         ParticipantSid=event.get("ParticipantSid"),
         ChannelMessageSid=event.get("ChannelMessageSid"), Status=status,
         ErrorCode=error_code, meaning=describe(error_code),
     )
+    ctx.on_claim(partial(store_receipt, event.require("DeliveryReceiptSid"), fields))
+    return f"receipt {status}"
+
+
+def store_receipt(receipt_sid: str, fields: dict, conn: Connection) -> str | None:
+    """Once claimed: log the receipt and keep its status unless a later one is stored."""
+    status = fields["Status"]
     log.log(logging.WARNING if status in PROBLEMS else logging.INFO,
             "delivery %s", kv(**fields))
-
     rank = RANK.get(status, 0)
-    changed = ctx.conn.execute(_upsert_statement(ctx.conn.dialect.name), {
-        "receipt_sid": event.require("DeliveryReceiptSid"), "message_sid": message_sid,
+    changed = conn.execute(_upsert_statement(conn.dialect.name), {
+        "receipt_sid": receipt_sid, "message_sid": fields["MessageSid"],
         "conversation_sid": fields["ConversationSid"],
         "participant_sid": fields["ParticipantSid"],
         "channel_message_sid": fields["ChannelMessageSid"], "status": status,
-        "status_rank": rank, "error_code": error_code, "updated_at": utcnow(),
+        "status_rank": rank, "error_code": fields["ErrorCode"], "updated_at": utcnow(),
     }).scalar() is not None
-    ctx.conn.execute(_ADVANCE_REPLY, {"receipt_message_sid": message_sid,
-                                      "new_status": status, "new_rank": rank})
-    if not changed:
-        return f"receipt {status} kept: a later status was already recorded"
-    return f"receipt {status} recorded"
+    conn.execute(_ADVANCE_REPLY, {"receipt_message_sid": fields["MessageSid"],
+                                  "new_status": status, "new_rank": rank})
+    return None if changed else "not stored: a later status was already recorded and is kept"
 
 
 def parse_error_code(raw: str | None) -> int | None:

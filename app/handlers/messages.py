@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from .. import outbox
 from ..events import Event
@@ -21,11 +22,11 @@ def answer_customer(event: Event, ctx: Context) -> str:
     reason = not_a_customer(event.require("Author"), event.get("Attributes"), settings)
     if reason:
         return f"ignored: {reason}"
-    outbox.queue_reply(
-        ctx.conn, conversation_sid=event.require("ConversationSid"),
+    ctx.on_claim(partial(
+        outbox.queue_reply, conversation_sid=event.require("ConversationSid"),
         in_reply_to=event.require("MessageSid"), author=settings["BOT_IDENTITY"],
         body=settings["AUTO_REPLY_TEXT"],
-    )
+    ))
     return "reply queued"
 
 
