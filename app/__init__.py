@@ -38,7 +38,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     # A CLI command (`flask --app wsgi ...`) loads the app inside a click context: it
     # must not start a sender, and its logs must not mix with the command's output.
     app.config["SERVING"] = click.get_current_context(silent=True) is None
-    logs.configure(app.config["LOG_LEVEL"], stderr=not app.config["SERVING"])
+    logs.configure(app.config["LOG_LEVEL"], stderr=not app.config["SERVING"],
+                   serving=app.config["SERVING"])
     register_proxy_fix(app)
     register_database(app)
     register_signing(app)

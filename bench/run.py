@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -181,6 +182,7 @@ def worker_memory_mb(master_pid: int) -> float:
 class Bench:
     def __init__(self, args):
         self.args = args
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake API's access log
         self.load = load_wrk if shutil.which("wrk") and not args.python_load else load_python
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
         self.fake = FakeConversationsAPI(SID, TOKEN, latency=args.latency,
@@ -341,6 +343,12 @@ def reset(database_url: str, tmp: Path, name: str) -> str:
     return database_url
 
 
+def commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
 def machine() -> str:
     model = next((ln.split(":", 1)[1].strip() for ln in
                   Path("/proc/cpuinfo").read_text().splitlines()
@@ -419,12 +427,13 @@ def render(results: dict, args, bench) -> str:
         f"Load: {'wrk (Lua, pre-signed requests)' if bench.load is load_wrk else 'Python threads'}"
         f", {args.connections} connections, median of {args.repeat} runs of {args.duration} s "
         f"(2 s warm-up each), each webhook a new MessageSid.  ",
-        "Servers: gunicorn.conf.py for all (2 workers x 4 threads, gthread).  ",
+        "Servers: gunicorn.conf.py for all (2 workers x 4 threads, gthread); C as deployed "
+        f"by default (sender threads in the web workers), code at {commit()}.  ",
         f"Fake Conversations API latency: {args.latency * 1000:.0f} ms; end-to-end at "
         f"{args.e2e_rate:.0f} webhooks/s; sender rate against an instant fake API.", "",
         "| server | webhooks/s (all runs) | ack p50 ms | ack p99 ms | ack max ms | errors | "
-        "peak RSS/worker MB | C/A rps | C/B rps |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "worker CPU ms/webhook | peak RSS/worker MB | C/A rps | C/B rps |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         ratios = ("", "")
@@ -432,7 +441,7 @@ def render(results: dict, args, bench) -> str:
             ratios = (f"{r['rps'] / a['rps']:.2f}", f"{r['rps'] / b['rps']:.1f}")
         lines.append(f"| {name} | {r['rps']:.0f} ({', '.join(map(str, r['all_rps']))}) | "
                      f"{r['p50']:.1f} | {r['p99']:.1f} | "
-                     f"{r['max']:.1f} | {r['errors']} | {r['memory_mb']:.0f} | "
+                     f"{r['max']:.1f} | {r['errors']} | {r['cpu_ms']:.2f} | {r['memory_mb']:.0f} | "
                      f"{ratios[0]} | {ratios[1]} |")
     lines += ["", "| server | e2e reply p50 ms | e2e reply p99 ms | sender replies/s | "
               "webhooks/s with 1M+1M rows | change |", "|---|---|---|---|---|---|"]
