@@ -25,8 +25,9 @@ def configure(level: str, *, stderr: bool = False, serving: bool = False) -> Non
     if serving:
         logging._srcfile = None  # no findCaller(): FORMAT has no file, line or function
         logging.logThreads = logging.logMultiprocessing = logging.logProcesses = False
-        for handler in root.handlers:
-            handler.addFilter(_stamp_pid)
+        factory = logging.getLogRecordFactory()
+        if not isinstance(factory, _RecordWithPid):
+            logging.setLogRecordFactory(_RecordWithPid(factory))
     root.setLevel(level)
     for noisy in ("twilio.http_client", "urllib3", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
@@ -43,16 +44,19 @@ def kv(**fields) -> str:
     return " ".join(parts)
 
 
-class _ProcessId:
-    """Stamps records with the process id, read once per process (after a fork too)."""
+class _RecordWithPid:
+    """A record factory that stamps the process id read once per process (and after a
+    fork), for every logger: gunicorn's lines show it too."""
 
-    def __init__(self) -> None:
+    def __init__(self, factory) -> None:
+        self.factory = factory
+        self._read_pid()
+        os.register_at_fork(after_in_child=self._read_pid)
+
+    def _read_pid(self) -> None:
         self.pid = os.getpid()
-        os.register_at_fork(after_in_child=self.__init__)
 
-    def __call__(self, record: logging.LogRecord) -> bool:
+    def __call__(self, *args, **kwargs) -> logging.LogRecord:
+        record = self.factory(*args, **kwargs)
         record.process = self.pid
-        return True
-
-
-_stamp_pid = _ProcessId()
+        return record

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import itertools
 import json
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 
@@ -60,16 +63,18 @@ class FakeConversationsAPI:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeConversationsAPI:
-        self._server = make_server("127.0.0.1", self.port, self.wsgi, threaded=True)
+        self._server = _Server(("127.0.0.1", self.port), self)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Take the API down: no new connections, and the open ones are cut."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.cut_connections()
             self._server = None
 
     def fail(self, times: int, status: int = 503, code: int | None = None) -> None:
@@ -106,11 +111,6 @@ class FakeConversationsAPI:
         return [c for c in self.created if c.conversation_sid == conversation_sid]
 
     # -- HTTP ---------------------------------------------------------------------
-
-    def wsgi(self, environ, start_response):
-        request = Request(environ)
-        response = self.handle(request)
-        return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
         if self.latency:
@@ -178,6 +178,66 @@ class FakeConversationsAPI:
             "delivery": None, "links": {},
             "url": f"{self.url}/v1/Conversations/{conversation_sid}/Messages/{sid}",
         }
+
+
+class _Server(ThreadingHTTPServer):
+    """HTTP/1.1 with keep-alive, as api.twilio.com (werkzeug's development server closes
+    every connection, which would make each reply pay a new connection)."""
+
+    daemon_threads = True
+
+    def __init__(self, address, api: FakeConversationsAPI):
+        self.api = api
+        self.connections: set[socket.socket] = set()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address):
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        for connection in list(self.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length") or 0)
+        path, _, query = self.path.partition("?")
+        environ = {
+            "REQUEST_METHOD": self.command, "PATH_INFO": unquote(path), "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": str(self.server.server_port),
+            "SERVER_PROTOCOL": self.request_version, "wsgi.url_scheme": "http",
+            "REMOTE_ADDR": self.client_address[0], "REMOTE_PORT": str(self.client_address[1]),
+            "wsgi.input": io.BytesIO(self.rfile.read(length)), "CONTENT_LENGTH": str(length),
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+        }
+        for name, value in self.headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        response = self.server.api.handle(Request(environ))
+        body = response.get_data()
+        self.send_response(response.status_code)
+        for name, value in response.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_DELETE = do_GET
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - quiet, like Twilio
+        pass
 
 
 def _now() -> str:

@@ -1,5 +1,7 @@
 """End to end: plain `gunicorn wsgi:app` on a fresh database, driven like a user would."""
 
+import re
+
 import pytest
 import requests
 
@@ -25,6 +27,10 @@ def test_fresh_sqlite_file_with_several_workers_starts_and_replies(live_env, tmp
             assert "HTTP 200" in result.stdout and "reply queued" in result.stdout
         wait_for(lambda: len(fake_api.created) == 8)
         assert "Traceback" not in server.log
+        # Each line names the worker that wrote it (the pid is cached per process).
+        workers = set(re.findall(r"Booting worker with pid: (\d+)", server.log))
+        writers = set(re.findall(r"INFO \[(\d+)\] app\.processor: event", server.log))
+        assert writers and writers <= workers
 
 
 def test_send_event_prints_a_working_curl_command(live_env, tmp_path, fake_api):
