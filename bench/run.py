@@ -150,13 +150,17 @@ def load_python(url: str, duration: int, connections: int, reqs, _script) -> dic
             "max": latencies[-1], "errors": errors[0], "requests": len(latencies)}
 
 
+def worker_pids(master_pid: int) -> list[str]:
+    """The gunicorn workers of `master_pid`."""
+    return subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
+                          text=True).stdout.split()
+
+
 def worker_cpu_seconds(master_pid: int) -> float:
     """CPU time (user + system) used so far by the gunicorn workers of `master_pid`."""
-    pids = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
-                          text=True).stdout.split()
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for pid in pids:
+    for pid in worker_pids(master_pid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
@@ -167,10 +171,8 @@ def worker_cpu_seconds(master_pid: int) -> float:
 
 def worker_memory_mb(master_pid: int) -> float:
     """Peak resident memory (VmHWM) of the largest gunicorn worker, in MB."""
-    pids = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
-                          text=True).stdout.split()
     peaks = []
-    for pid in pids:
+    for pid in worker_pids(master_pid):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 peaks.append(int(line.split()[1]) / 1024)
