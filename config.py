@@ -1,8 +1,10 @@
-"""Settings: read once from the environment (and `.env`), validated, handed to the app.
+"""Settings: read once from the environment (and `.env`), validated, frozen.
 
 Every setting is a string in the environment; `load_settings()` turns them into typed
 values and collects *every* problem before failing, so one start-up message names all
-of them. SIDs and tokens stay strings (Flask's `from_prefixed_env()` would turn a
+of them. The result is a frozen `Settings` made of one part per concern, so each
+component gets only its part (handlers see `BotSettings`, never credentials). SIDs and
+tokens stay strings (Flask's `from_prefixed_env()` would turn a
 digit-only token into an int).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,7 +47,82 @@ def environment(dotenv_path: str | os.PathLike | None = None) -> dict[str, str]:
     return values
 
 
-def load_settings(env: Mapping[str, str]) -> dict:
+@dataclass(frozen=True)
+class TwilioSettings:
+    """The account and the REST client. The Auth Token never shows in a repr."""
+
+    account_sid: str
+    auth_token: str = field(repr=False)
+    api_base_url: str | None
+    http_timeout: float
+
+    @property
+    def dry_run(self) -> bool:
+        return not (self.account_sid and self.auth_token)
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """What the bot's decisions may see: who it is, who the agents are, what it says."""
+
+    identity: str
+    agent_identities: frozenset[str]
+    auto_reply_text: str
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    public_base_urls: tuple[str, ...]  # the origins Twilio may call (empty: loopback only)
+    proxy_count: int
+    max_body_bytes: int
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+    auto_upgrade: bool
+    timeout: float  # seconds a statement, connection or lock wait may take
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    in_process: bool
+    concurrency: int
+    poll_seconds: float
+    max_attempts: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+    lease_seconds: int
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    retention_seconds: int
+    prune_interval_seconds: int
+    catch_up_interval_seconds: int
+    catch_up_window_seconds: int
+    catch_up_max_conversations: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, typed and frozen; each part goes only where it is needed."""
+
+    twilio: TwilioSettings
+    bot: BotSettings
+    web: WebSettings
+    database: DatabaseSettings
+    sender: SenderSettings
+    jobs: JobSettings
+    instance_dir: Path
+    log_level: str
+
+    @property
+    def dry_run(self) -> bool:
+        return self.twilio.dry_run
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
     """Turn raw environment strings into the app's typed settings, or raise ConfigError."""
     problems: list[str] = []
     reader = _Reader(env, problems)
@@ -71,51 +149,46 @@ def load_settings(env: Mapping[str, str]) -> dict:
     if not database_url.startswith(("sqlite:", "postgresql+psycopg://")):
         problems.append("DATABASE_URL must be an sqlite:/// or postgres(ql):// URL")
 
-    settings = {
-        "INSTANCE_DIR": instance_dir,
-        "TWILIO_ACCOUNT_SID": sid,
-        "TWILIO_AUTH_TOKEN": token,
-        "DRY_RUN": not (sid and token),
-        "TWILIO_API_BASE_URL": reader.url("TWILIO_API_BASE_URL"),
-        "TWILIO_HTTP_TIMEOUT": reader.number("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1),
-        "BOT_IDENTITY": reader.text("BOT_IDENTITY") or "support-bot",
-        "AGENT_IDENTITIES": frozenset(reader.csv("AGENT_IDENTITIES")),
-        "PUBLIC_BASE_URL": reader.url("PUBLIC_BASE_URL", origin_only=True),
-        "PROXY_COUNT": int(reader.number("PROXY_COUNT", 0, minimum=0, integer=True)),
-        "DATABASE_URL": database_url,
-        "DATABASE_AUTO_UPGRADE": reader.flag(
-            "DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")
-        ),
-        "AUTO_REPLY_TEXT": reader.text("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT,
-        "LOG_LEVEL": reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
-        "MAX_CONTENT_LENGTH": int(
-            reader.number("WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024, integer=True)
-        ),
-        "SENDER_IN_PROCESS": reader.flag("SENDER_IN_PROCESS", True),
-        "SENDER_CONCURRENCY": int(
-            reader.number("SENDER_CONCURRENCY", 8, minimum=1, integer=True)
-        ),
-        "SENDER_POLL_SECONDS": reader.number("SENDER_POLL_SECONDS", 1.0, minimum=0.01),
-        "SEND_MAX_ATTEMPTS": int(
-            reader.number("SEND_MAX_ATTEMPTS", 10, minimum=1, integer=True)
-        ),
-        "SEND_BACKOFF_SECONDS": reader.number("SEND_BACKOFF_SECONDS", 1.0, minimum=0.0),
-        "SEND_BACKOFF_MAX_SECONDS": reader.number(
-            "SEND_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0
-        ),
-        "SEND_LEASE_SECONDS": reader.duration("SEND_LEASE", 0),
-        "RETENTION_SECONDS": reader.duration("RETENTION", 30 * 86400),
-        "PRUNE_INTERVAL_SECONDS": reader.duration("PRUNE_INTERVAL", 3600),
-        "CATCH_UP_INTERVAL_SECONDS": reader.duration("CATCH_UP_INTERVAL", 0),
-        "CATCH_UP_WINDOW_SECONDS": reader.duration("CATCH_UP_WINDOW", 2 * 3600),
-        "CATCH_UP_MAX_CONVERSATIONS": int(
-            reader.number("CATCH_UP_MAX_CONVERSATIONS", 200, minimum=1, integer=True)
-        ),
-    }
-    # A sender holds a reply longer than any one API call can take (timeout, then the
-    # crash-recovery lookup), so a live sender never loses its lease.
-    if not settings["SEND_LEASE_SECONDS"]:
-        settings["SEND_LEASE_SECONDS"] = int(2 * settings["TWILIO_HTTP_TIMEOUT"] + 30)
+    http_timeout = reader.number("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1)
+    settings = Settings(
+        twilio=TwilioSettings(
+            account_sid=sid, auth_token=token,
+            api_base_url=reader.url("TWILIO_API_BASE_URL"), http_timeout=http_timeout),
+        bot=BotSettings(
+            identity=reader.text("BOT_IDENTITY") or "support-bot",
+            agent_identities=frozenset(reader.csv("AGENT_IDENTITIES")),
+            auto_reply_text=reader.text("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT),
+        web=WebSettings(
+            public_base_urls=tuple(
+                url for part in reader.csv("PUBLIC_BASE_URL")
+                if (url := reader.url("PUBLIC_BASE_URL", origin_only=True, raw=part))),
+            proxy_count=int(reader.number("PROXY_COUNT", 0, minimum=0, integer=True)),
+            max_body_bytes=int(reader.number("WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024,
+                                             integer=True))),
+        database=DatabaseSettings(
+            url=database_url,
+            auto_upgrade=reader.flag("DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")),
+            timeout=reader.number("DATABASE_TIMEOUT", 2.0, minimum=0.1)),
+        sender=SenderSettings(
+            in_process=reader.flag("SENDER_IN_PROCESS", True),
+            concurrency=int(reader.number("SENDER_CONCURRENCY", 8, minimum=1, integer=True)),
+            poll_seconds=reader.number("SENDER_POLL_SECONDS", 1.0, minimum=0.01),
+            max_attempts=int(reader.number("SEND_MAX_ATTEMPTS", 10, minimum=1, integer=True)),
+            backoff_seconds=reader.number("SEND_BACKOFF_SECONDS", 1.0, minimum=0.0),
+            backoff_max_seconds=reader.number("SEND_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0),
+            # A sender holds a reply longer than any one API call can take (timeout, then
+            # the crash-recovery lookup), so a live sender never loses its lease.
+            lease_seconds=reader.duration("SEND_LEASE", 0) or int(2 * http_timeout + 30)),
+        jobs=JobSettings(
+            retention_seconds=reader.duration("RETENTION", 30 * 86400),
+            prune_interval_seconds=reader.duration("PRUNE_INTERVAL", 3600),
+            catch_up_interval_seconds=reader.duration("CATCH_UP_INTERVAL", 0),
+            catch_up_window_seconds=reader.duration("CATCH_UP_WINDOW", 2 * 3600),
+            catch_up_max_conversations=int(
+                reader.number("CATCH_UP_MAX_CONVERSATIONS", 200, minimum=1, integer=True))),
+        instance_dir=instance_dir,
+        log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
+    )
     if problems:
         raise ConfigError(problems)
     return settings
@@ -167,8 +240,8 @@ class _Reader:
             return default
         return raw
 
-    def url(self, name: str, *, origin_only: bool = False) -> str | None:
-        raw = self.text(name).rstrip("/")
+    def url(self, name: str, *, origin_only: bool = False, raw: str | None = None) -> str | None:
+        raw = (self.text(name) if raw is None else raw.strip()).rstrip("/")
         if not raw:
             return None
         parts = urlsplit(raw)

@@ -18,3 +18,11 @@ accesslog = "-"
 forwarded_allow_ips = ""
 # One control socket per user would clash between instances on one machine.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Start the app's background work (the sender) in each worker, after the fork:
+    never in the master, even with --preload."""
+    from app import start_background_work
+
+    start_background_work(worker.wsgi)

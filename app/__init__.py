@@ -1,7 +1,9 @@
 """Twilio Conversations auto-reply bot: the application factory.
 
-`create_app()` reads like a table of contents: settings, logging, proxies, database,
-Conversations client, sender, routes, errors, commands.
+`create_app()` reads like a table of contents: settings, logging, proxies, services
+(database, client, pipeline, background work), routes, errors, commands. Nothing
+starts a thread here: background work starts in the process that serves (see
+`start_background_work`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import atexit
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
 import click
 from flask import Flask
@@ -17,15 +18,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import environment, load_settings
+from config import Settings, environment, load_settings
 
-from . import commands, devtoken, errors, health, logs, webhooks
-from .conversations import make_client
-from .db import Database
+from . import cli, logs, web
+from .delivery.client import make_client
+from .delivery.sender import Sender
 from .handlers import build_router
-from .jobs import Jobs
-from .processor import Processor
-from .sender import Sender
+from .jobs.catchup import CatchUp
+from .jobs.periodic import Jobs
+from .jobs.supervisor import Supervisor
+from .pipeline.processor import Processor
+from .services import Services, services
+from .store.database import Database
+from .web import devtoken
 
 log = logging.getLogger(__name__)
 
@@ -33,38 +38,55 @@ log = logging.getLogger(__name__)
 def create_app(env: Mapping[str, str] | None = None) -> Flask:
     """Build the app from `env` (default: the process environment over `.env`)."""
     settings = load_settings(environment() if env is None else env)
-    app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
-    app.config.from_mapping(settings)
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.web.max_body_bytes
     # A CLI command (`flask --app wsgi ...`) loads the app inside a click context: it
-    # must not start a sender, and its logs must not mix with the command's output.
+    # starts no background work, and its logs must not mix with the command's output.
     app.config["SERVING"] = click.get_current_context(silent=True) is None
-    logs.configure(app.config["LOG_LEVEL"], stderr=not app.config["SERVING"],
+    logs.configure(settings.log_level, stderr=not app.config["SERVING"],
                    serving=app.config["SERVING"])
-    register_proxy_fix(app)
-    register_database(app)
-    register_signing(app)
-    register_sender(app)
-    register_blueprints(app)
-    errors.register_error_handlers(app)
-    commands.register(app)
+    register_proxy_fix(app, settings)
+    build_services(settings).install(app)
+    check_schema(app)
+    register_background_work(app)
+    web.register(app)
+    cli.register(app)
     if app.config["SERVING"]:
         announce(app)
     return app
 
 
-def register_proxy_fix(app: Flask) -> None:
+def register_proxy_fix(app: Flask, settings: Settings) -> None:
     """Trust X-Forwarded-* from exactly PROXY_COUNT proxies (Heroku's router: 1)."""
-    n = app.config["PROXY_COUNT"]
+    n = settings.web.proxy_count
     if n:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n,
                                 x_prefix=n)
 
 
-def register_database(app: Flask) -> None:
-    """Open the database; bring a local schema up to date, or insist that it is."""
-    db = Database(app.config["DATABASE_URL"])
-    app.extensions["db"] = db
-    if app.config["DATABASE_AUTO_UPGRADE"]:
+def build_services(settings: Settings) -> Services:
+    """Wire the services: database, client, pipeline, sender, jobs and their supervisor."""
+    db = Database(settings.database.url, timeout=settings.database.timeout,
+                  instance_dir=settings.instance_dir)
+    client = make_client(settings.twilio)
+    sender = Sender(db, client, settings.sender)
+    processor = Processor(db, build_router(), settings.bot, on_commit=sender.wake)
+    catch_up = CatchUp(db, client, processor, settings.bot, settings.jobs)
+    jobs = Jobs(db, catch_up, settings.jobs)
+    loops = [sender] + ([jobs] if jobs.enabled else [])
+    token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
+             else settings.twilio.auth_token)
+    return Services(settings=settings, db=db, client=client, processor=processor,
+                    sender=sender, catch_up=catch_up, jobs=jobs,
+                    supervisor=Supervisor(loops), validator=RequestValidator(token),
+                    signing_token=token)
+
+
+def check_schema(app: Flask) -> None:
+    """Bring a local schema up to date, or insist that it is."""
+    settings, db = services(app).settings, services(app).db
+    if settings.database.auto_upgrade:
         db.upgrade()
     elif app.config["SERVING"]:
         try:
@@ -78,48 +100,33 @@ def register_database(app: Flask) -> None:
                       current or "nothing", head)
 
 
-def register_signing(app: Flask) -> None:
-    """Check signatures with the Auth Token, or in dry-run with the development token."""
-    token = app.config["TWILIO_AUTH_TOKEN"]
-    if app.config["DRY_RUN"]:
-        token = devtoken.load_or_create(Path(app.instance_path))
-    app.config["SIGNING_TOKEN"] = token
-    app.extensions["validator"] = RequestValidator(token)
-
-
-def register_sender(app: Flask) -> None:
-    """Create the shared client, the sender, and the processor that wakes it."""
-    client = make_client(app.config)
-    sender = Sender(app.extensions["db"], client, app.config, jobs=Jobs(app))
-    app.extensions["conversations"] = client
-    app.extensions["sender"] = sender
-    app.extensions["processor"] = Processor(
-        app.extensions["db"], build_router(), app.config, on_commit=sender.wake)
-    if not app.config["SENDER_IN_PROCESS"]:
+def register_background_work(app: Flask) -> None:
+    """In-process sender: started by gunicorn after the fork (gunicorn.conf.py), or by
+    the first request under any other server; stopped gracefully at exit."""
+    if not (app.config["SERVING"] and services(app).settings.sender.in_process):
         return
-    # Serving (gunicorn): start now, so replies left by a restart go out at once.
-    # A server forked after loading the app starts its own on its first request.
-    if app.config["SERVING"]:
-        sender.start()
-    app.before_request(sender.start)
-    atexit.register(sender.stop)
+    supervisor = services(app).supervisor
+    app.before_request(supervisor.start)
+    atexit.register(supervisor.stop)
 
 
-def register_blueprints(app: Flask) -> None:
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(health.bp)
+def start_background_work(app: Flask) -> None:
+    """Start the in-process sender now (gunicorn's post_worker_init calls this)."""
+    if app.config["SERVING"] and services(app).settings.sender.in_process:
+        services(app).supervisor.start()
 
 
 def announce(app: Flask) -> None:
     """Say at start-up which mode this is, and in dry-run which token signs webhooks."""
-    if app.config["DRY_RUN"]:
+    settings = services(app).settings
+    if settings.dry_run:
         log.warning(
             "DRY-RUN MODE: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set. Replies "
             "are logged, not sent. Webhook signatures are checked against the local "
             "development token %s (stored in %s); `flask --app wsgi send-event` signs "
-            "with it.", app.config["SIGNING_TOKEN"], devtoken.path(Path(app.instance_path)))
+            "with it.", services(app).signing_token, devtoken.path(settings.instance_dir))
     else:
         log.info("live mode: account %s, replies sent as %r%s",
-                 app.config["TWILIO_ACCOUNT_SID"], app.config["BOT_IDENTITY"],
-                 f" via {app.config['TWILIO_API_BASE_URL']}"
-                 if app.config["TWILIO_API_BASE_URL"] else "")
+                 settings.twilio.account_sid, settings.bot.identity,
+                 f" via {settings.twilio.api_base_url}" if settings.twilio.api_base_url
+                 else "")

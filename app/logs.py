@@ -33,13 +33,30 @@ def configure(level: str, *, stderr: bool = False, serving: bool = False) -> Non
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+def printable(text: str) -> str:
+    """Escape every control and non-ASCII character (`\\r` -> `\\x0d`, `é` -> `\\u00e9`)
+    and the backslash itself: untrusted values reach log lines and response headers,
+    and must not forge either."""
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text
+    return "".join(c if " " <= c <= "~" and c != "\\" else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    if c == "\\":
+        return "\\\\"
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
 def kv(**fields) -> str:
-    """Format fields as `key=value` pairs, quoting values that contain spaces or quotes."""
+    """Format fields as `key=value` pairs, quoting values that contain spaces or quotes;
+    control and non-ASCII characters are escaped (see `printable`)."""
     parts = []
     for key, value in fields.items():
-        text = "-" if value is None or value == "" else str(value)
-        if any(c in text for c in ' "=\n'):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        text = "-" if value is None or value == "" else printable(str(value))
+        if any(c in text for c in ' "='):
+            text = '"' + text.replace('"', '\\"') + '"'
         parts.append(f"{key}={text}")
     return " ".join(parts)
 

@@ -30,8 +30,8 @@ import requests
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from app import samples
-from app.db import Database
+from app.pipeline import samples
+from app.store.database import Database
 from tests.fake_conversations import FakeConversationsAPI
 from tests.servers import BIN, ROOT, clean_env, free_port, gunicorn
 
@@ -257,7 +257,7 @@ class Bench:
         n = self.args.sender_replies
         db = Database(env["DATABASE_URL"])
         db.upgrade()
-        from app import outbox
+        from app.delivery import outbox
 
         with db.transaction() as session:
             for i in range(n):

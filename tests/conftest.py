@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from app import create_app, samples
+from app import create_app
+from app.pipeline import samples
+from app.services import services
 from tests.fake_conversations import FakeConversationsAPI
 
 ACCOUNT_SID = "AC" + "a1" * 16
@@ -73,7 +75,7 @@ def app(env):
     app = create_app(env)
     app.config["TESTING"] = True
     yield app
-    app.extensions["db"].engine.dispose()
+    services(app).db.engine.dispose()
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ def runner(app):
 
 @pytest.fixture
 def sender(app):
-    return app.extensions["sender"]
+    return services(app).sender
 
 
 def sign(params, url: str = WEBHOOK_URL, token: str = AUTH_TOKEN) -> str:
@@ -135,7 +137,7 @@ def make_app(env):
 
     yield make
     for app in built:
-        app.extensions["db"].engine.dispose()
+        services(app).db.engine.dispose()
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.01):

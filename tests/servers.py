@@ -111,7 +111,7 @@ def reply_counts(database_url: str) -> dict[str, int]:
     """How many replies the database holds in each status, e.g. {"sent": 10}."""
     from sqlalchemy import create_engine, func, select
 
-    from app.models import Reply
+    from app.store.models import Reply
 
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:

@@ -7,12 +7,13 @@ from config import ConfigError, load_settings, parse_duration
 
 def test_defaults_are_a_working_dry_run(tmp_path):
     settings = load_settings({"INSTANCE_DIR": str(tmp_path)})
-    assert settings["DRY_RUN"] is True
-    assert settings["BOT_IDENTITY"] == "support-bot"
-    assert settings["PROXY_COUNT"] == 0
-    assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    assert settings["DATABASE_AUTO_UPGRADE"] is True
-    assert settings["AGENT_IDENTITIES"] == frozenset()
+    assert settings.dry_run is True
+    assert settings.bot.identity == "support-bot"
+    assert settings.web.proxy_count == 0
+    assert settings.web.public_base_urls == ()
+    assert settings.database.url == f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    assert settings.database.auto_upgrade is True
+    assert settings.bot.agent_identities == frozenset()
 
 
 def test_live_mode_and_typed_values():
@@ -21,11 +22,32 @@ def test_live_mode_and_typed_values():
         "AGENT_IDENTITIES": " alice , bob,, ", "PROXY_COUNT": "1",
         "PUBLIC_BASE_URL": "https://bot.example.com/",
     })
-    assert settings["DRY_RUN"] is False
-    assert settings["TWILIO_AUTH_TOKEN"] == "1234" * 8  # a digit-only token stays a string
-    assert settings["AGENT_IDENTITIES"] == {"alice", "bob"}
-    assert settings["PROXY_COUNT"] == 1
-    assert settings["PUBLIC_BASE_URL"] == "https://bot.example.com"
+    assert settings.dry_run is False
+    assert settings.twilio.auth_token == "1234" * 8  # a digit-only token stays a string
+    assert settings.bot.agent_identities == {"alice", "bob"}
+    assert settings.web.proxy_count == 1
+    assert settings.web.public_base_urls == ("https://bot.example.com",)
+
+
+def test_settings_are_frozen_and_never_show_the_token():
+    """A typo or a write is an error at once; a settings repr (in a log or a traceback)
+    never contains the Auth Token, and the bot's part carries no credentials at all."""
+    settings = load_settings({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                              "TWILIO_AUTH_TOKEN": "abcd" * 8})
+    with pytest.raises(AttributeError):
+        settings.web.proxy_cuont  # noqa: B018
+    with pytest.raises(AttributeError):
+        settings.bot.identity = "someone-else"
+    assert "abcd" * 8 not in repr(settings)
+    assert not any("token" in name or "sid" in name for name in vars(settings.bot))
+
+
+def test_several_public_origins():
+    """PUBLIC_BASE_URL may list several origins, comma-separated; each is checked."""
+    settings = load_settings({"PUBLIC_BASE_URL": "https://bot.example.com, https://b.example.org/"})
+    assert settings.web.public_base_urls == ("https://bot.example.com", "https://b.example.org")
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        load_settings({"PUBLIC_BASE_URL": "https://bot.example.com,ftp://x"})
 
 
 @pytest.mark.parametrize("given, expected", [
@@ -34,8 +56,8 @@ def test_live_mode_and_typed_values():
 ])
 def test_heroku_postgres_urls_are_accepted(given, expected):
     settings = load_settings({"DATABASE_URL": given})
-    assert settings["DATABASE_URL"] == expected
-    assert settings["DATABASE_AUTO_UPGRADE"] is False  # PostgreSQL: the release phase migrates
+    assert settings.database.url == expected
+    assert settings.database.auto_upgrade is False  # PostgreSQL: the release phase migrates
 
 
 def test_every_problem_is_named_in_one_message():

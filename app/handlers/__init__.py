@@ -1,11 +1,11 @@
 """Event handlers, one module per feature, composed into the app's router here."""
 
-from ..router import Router
-from . import delivery, messages
+from ..pipeline.router import Router
+from . import messages, receipts
 
 
 def build_router() -> Router:
     router = Router()
     router.add(messages.router)
-    router.add(delivery.router)
+    router.add(receipts.router)
     return router

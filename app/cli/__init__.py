@@ -1,0 +1,15 @@
+"""Command-line tools: `flask --app wsgi <command>`, one module per concern."""
+
+from flask import Flask
+
+from . import db, dev, ops, replies
+
+
+def register(app: Flask) -> None:
+    """Attach every command to the app's CLI."""
+    app.cli.add_command(dev.send_event)
+    app.cli.add_command(ops.run_sender)
+    app.cli.add_command(ops.catch_up)
+    app.cli.add_command(ops.prune)
+    app.cli.add_command(replies.group)
+    app.cli.add_command(db.group)

@@ -1,0 +1,51 @@
+"""`flask --app wsgi replies ...`: inspect and recover auto-replies."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from ..delivery import outbox
+from ..delivery.error_codes import describe
+from ..services import services
+from ..store.models import Reply, ReplyStatus
+
+group = AppGroup("replies", help="Inspect and recover auto-replies.")
+
+
+@group.command("failed")
+@click.option("--limit", default=50, show_default=True)
+def replies_failed(limit):
+    """List replies that failed for good, with Twilio's error code and its meaning."""
+    with services().db.session() as session:
+        rows = session.scalars(select(Reply).where(Reply.status == ReplyStatus.FAILED)
+                               .order_by(Reply.id.desc()).limit(limit)).all()
+    if not rows:
+        click.echo("no failed replies")
+    for r in rows:
+        click.echo(f"#{r.id} {r.created_at:%Y-%m-%d %H:%M:%S} {r.conversation_sid} "
+                   f"in_reply_to={r.in_reply_to} attempts={r.attempts} code={r.error_code or '-'}"
+                   f" ({describe(r.error_code) or 'no code'}): {r.error_message}")
+
+
+@group.command("requeue")
+@click.argument("reply_id", type=int, required=False)
+@click.option("--all", "all_", is_flag=True, help="Requeue every failed reply.")
+def replies_requeue(reply_id, all_):
+    """Queue a failed reply (REPLY_ID) or all of them (--all) to be sent again."""
+    if (reply_id is None) == (not all_):
+        raise click.UsageError("give a REPLY_ID or --all")
+    with services().db.transaction() as conn:
+        count = outbox.requeue_failed(conn, reply_id)
+    if reply_id is not None and count == 0:
+        raise click.ClickException(f"reply {reply_id} is not a failed reply")
+    click.echo(f"requeued {count} repl{'y' if count == 1 else 'ies'}")
+
+
+@group.command("stats")
+def replies_stats():
+    """Count replies by status."""
+    with services().db.read() as conn:
+        rows = conn.execute(select(Reply.status, func.count()).group_by(Reply.status)).all()
+    click.echo(" ".join(f"{status}={count}" for status, count in sorted(rows)) or "no replies")

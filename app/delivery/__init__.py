@@ -1,0 +1,1 @@
+"""Getting replies to Twilio: the outbox, the sender, the one Conversations client, error meanings."""

@@ -1,0 +1,158 @@
+"""The one Conversations client an app shares, and what its failures mean.
+
+Live mode wraps twilio-python's Client (one HTTP session, pooled connections, a
+timeout on every call); dry-run mode logs what it would send. Every failure becomes an
+ApiError saying whether trying again later can help: 429, 5xx, timeouts and connection
+errors can; other 4xx cannot.
+https://www.twilio.com/docs/conversations/api/conversation-message-resource
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from config import TwilioSettings
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, *, transient: bool, status: int | None = None,
+                 code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Message:
+    sid: str
+    conversation_sid: str
+    author: str | None
+    body: str | None
+    attributes: str | None
+    index: int | None
+    date_created: datetime | None
+
+
+class ConversationsClient:
+    """Send and read Conversations messages through twilio-python."""
+
+    dry_run = False
+
+    def __init__(self, account_sid: str, auth_token: str, *, base_url: str | None = None,
+                 timeout: float = 10.0):
+        http = TwilioHttpClient(pool_connections=True, timeout=timeout)
+        self._client = Client(account_sid, auth_token, http_client=http)
+        if base_url:
+            # A local base URL must not be rewritten by TWILIO_REGION / TWILIO_EDGE.
+            self._client.region = self._client.edge = None
+            self._client.conversations.base_url = base_url
+        self._v1 = self._client.conversations.v1
+
+    def send_message(self, conversation_sid: str, *, author: str, body: str,
+                     attributes: str) -> str:
+        """Create a message that fires webhooks (so its receipts come back); return its SID."""
+        with _api_errors():
+            message = self._v1.conversations(conversation_sid).messages.create(
+                author=author, body=body, attributes=attributes,
+                x_twilio_webhook_enabled="true",  # a string: a bool breaks the request
+            )
+        return message.sid
+
+    def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
+        """Return the conversation's newest messages, newest first."""
+        with _api_errors():
+            items = self._v1.conversations(conversation_sid).messages.list(
+                order="desc", limit=limit, page_size=min(limit, 100))
+        return [_message(m, conversation_sid) for m in items]
+
+    def active_conversation_sids(self, limit: int = 1000) -> list[str]:
+        """Return the SIDs of active conversations (newest first, at most `limit`)."""
+        with _api_errors():
+            items = self._v1.conversations.list(state="active", limit=limit,
+                                                page_size=min(limit, 100))
+        return [c.sid for c in items]
+
+    def receipts(self, conversation_sid: str, message_sid: str) -> list[dict]:
+        """Return the delivery receipts of one message."""
+        with _api_errors():
+            items = (self._v1.conversations(conversation_sid).messages(message_sid)
+                     .delivery_receipts.list(limit=100))
+        return [{
+            "receipt_sid": r.sid, "status": r.status, "error_code": r.error_code,
+            "participant_sid": r.participant_sid,
+            "channel_message_sid": r.channel_message_sid,
+        } for r in items]
+
+
+class DryRunClient:
+    """Log what would be sent; read nothing. Used when no credentials are configured."""
+
+    dry_run = True
+
+    def send_message(self, conversation_sid: str, *, author: str, body: str,
+                     attributes: str) -> str:
+        sid = "IM" + uuid.uuid4().hex
+        log.info("DRY RUN: would send to %s as %s: %r (fake sid %s)",
+                 conversation_sid, author, body, sid)
+        return sid
+
+    def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
+        return []
+
+    def active_conversation_sids(self, limit: int = 1000) -> list[str]:
+        return []
+
+    def receipts(self, conversation_sid: str, message_sid: str) -> list[dict]:
+        return []
+
+
+def make_client(twilio: TwilioSettings) -> ConversationsClient | DryRunClient:
+    if twilio.dry_run:
+        return DryRunClient()
+    return ConversationsClient(twilio.account_sid, twilio.auth_token,
+                               base_url=twilio.api_base_url, timeout=twilio.http_timeout)
+
+
+def _message(m, conversation_sid: str) -> Message:
+    return Message(sid=m.sid, conversation_sid=conversation_sid, author=m.author,
+                   body=m.body, attributes=m.attributes, index=m.index,
+                   date_created=m.date_created)
+
+
+class _api_errors:
+    """Turn whatever twilio-python or requests raise into an ApiError."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, ApiError):
+            return False
+        if isinstance(exc, TwilioRestException):
+            raise _by_status(exc.status, exc.code, exc.msg) from exc
+        if isinstance(exc, TwilioServiceException):
+            raise _by_status(exc.status, exc.code, exc.detail or exc.title) from exc
+        if isinstance(exc, requests.Timeout):
+            raise ApiError(f"timed out: {exc}", transient=True) from exc
+        if isinstance(exc, (requests.RequestException, TwilioException, ValueError)):
+            # Connection errors, and bodies that are not the JSON Twilio sends.
+            raise ApiError(f"{type(exc).__name__}: {exc}", transient=True) from exc
+        return False
+
+
+def _by_status(status: int | None, code, message) -> ApiError:
+    transient = status is None or status == 429 or status >= 500
+    return ApiError(str(message or f"HTTP {status}"), transient=transient, status=status,
+                    code=int(code) if str(code or "").isdigit() else None)

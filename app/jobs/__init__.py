@@ -1,0 +1,1 @@
+"""Background work: the supervisor, periodic jobs, catch-up, retention."""

@@ -1,0 +1,120 @@
+"""Catch-up: answer messages whose webhook never arrived, fetch receipts that never came.
+
+Twilio does not resend a Conversations webhook that failed, so a message that arrived
+while the server was down is otherwise never answered. Catch-up lists recent messages
+of active conversations through the REST API and feeds each one it has not seen through
+the same path as a webhook (same claim key: a message is still answered once). A
+customer message that someone (the bot or an agent) already answered later in the
+conversation is recorded but not answered again. Replies whose delivery receipt never
+came get their receipts fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from config import BotSettings, JobSettings
+
+from ..delivery.client import Message
+from ..handlers.messages import not_a_customer
+from ..logs import kv
+from ..pipeline.events import Event
+from ..pipeline.outcome import Kind, Outcome
+from ..pipeline.processor import Processor
+from ..store.database import Database
+from ..store.models import Reply, ReplyStatus, utcnow
+
+log = logging.getLogger(__name__)
+ANSWERED_LATER = Outcome(Kind.IGNORED, "answered later in the conversation (catch-up)")
+
+
+@dataclass
+class Report:
+    conversations: int = 0
+    messages_seen: int = 0
+    replies_queued: int = 0
+    answered_already: int = 0
+    receipts_fetched: int = 0
+
+    def __str__(self) -> str:
+        return kv(**self.__dict__)
+
+
+class CatchUp:
+    def __init__(self, db: Database, client, processor: Processor, bot: BotSettings,
+                 settings: JobSettings):
+        self.db = db
+        self.client = client
+        self.processor = processor
+        self.bot = bot
+        self.settings = settings
+
+    def run(self, since: datetime) -> Report:
+        report = Report()
+        for conversation_sid in self.client.active_conversation_sids(
+                self.settings.catch_up_max_conversations):
+            report.conversations += 1
+            self._conversation(conversation_sid, since, report)
+        self._receipts(since, report)
+        log.info("catch-up done %s", report)
+        return report
+
+    def _conversation(self, conversation_sid: str, since: datetime, report: Report) -> None:
+        answered_later = False
+        for message in self.client.recent_messages(conversation_sid, limit=50):  # newest first
+            if message.date_created and _naive(message.date_created) < since:
+                break
+            report.messages_seen += 1
+            event = _as_event(message)
+            customer = bool(message.author) and not_a_customer(
+                message.author, message.attributes, self.bot) is None
+            if customer and answered_later:
+                outcome = self.processor.record_only(event, ANSWERED_LATER)
+                if outcome.kind is not Kind.DUPLICATE:
+                    report.answered_already += 1
+                continue
+            if not customer:
+                answered_later = True
+            if self.processor.process(event).kind is Kind.REPLY_QUEUED:
+                report.replies_queued += 1
+
+    def _receipts(self, since: datetime, report: Report) -> None:
+        """Fetch receipts of replies sent in the window that never got one (a minute's grace)."""
+        with self.db.transaction() as conn:
+            missing = conn.execute(
+                select(Reply.conversation_sid, Reply.twilio_message_sid)
+                .where(Reply.status == ReplyStatus.SENT, Reply.delivery_status.is_(None),
+                       Reply.sent_at >= since, Reply.sent_at < utcnow() - timedelta(minutes=1))
+            ).all()
+        for conversation_sid, message_sid in missing:
+            for receipt in self.client.receipts(conversation_sid, message_sid):
+                report.receipts_fetched += 1
+                self.processor.process(Event.from_params({
+                    "EventType": "onDeliveryUpdated", "ConversationSid": conversation_sid,
+                    "MessageSid": message_sid, "DeliveryReceiptSid": receipt["receipt_sid"],
+                    "Status": receipt["status"] or "", "ErrorCode": str(receipt["error_code"] or 0),
+                    "ParticipantSid": receipt["participant_sid"] or "",
+                    "ChannelMessageSid": receipt["channel_message_sid"] or "",
+                    "Source": "catch-up",
+                }))
+
+
+def _as_event(message: Message) -> Event:
+    params = {
+        "EventType": "onMessageAdded", "ConversationSid": message.conversation_sid,
+        "MessageSid": message.sid, "Author": message.author or "", "Body": message.body or "",
+        "Attributes": message.attributes or "{}", "Index": str(message.index or 0),
+        "Source": "catch-up",
+    }
+    return Event.from_params(params)
+
+
+def _naive(moment: datetime) -> datetime:
+    """Naive UTC, as the database stores times."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

@@ -1,0 +1,96 @@
+"""Periodic jobs (pruning, catch-up), run beside each sender, one process per turn.
+
+Every process that runs a sender also runs this loop; `job_runs` makes sure that of
+many processes only one takes each turn of a job (an atomic conditional UPDATE).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+
+from config import JobSettings
+
+from ..delivery.client import ApiError
+from ..logs import kv
+from ..store.database import Database, dialect_insert
+from ..store.models import JobRun, utcnow
+from . import retention
+from .catchup import CatchUp
+
+log = logging.getLogger(__name__)
+CHECK_SECONDS = 30
+
+
+def take_turn(db: Database, name: str, interval_seconds: float) -> bool:
+    """Return True if this process may run job `name` now (and record that it does)."""
+    now = utcnow()
+    with db.transaction() as conn:
+        conn.execute(dialect_insert(conn.dialect.name)(JobRun)
+                     .values(name=name, last_run_at=now - timedelta(days=3650))
+                     .on_conflict_do_nothing(index_elements=["name"]))
+        result = conn.execute(
+            update(JobRun)
+            .where(JobRun.name == name,
+                   JobRun.last_run_at <= now - timedelta(seconds=interval_seconds))
+            .values(last_run_at=now))
+        return result.rowcount == 1
+
+
+class Jobs:
+    name = "jobs"
+
+    def __init__(self, db: Database, catch_up: CatchUp, settings: JobSettings):
+        self.db = db
+        self.settings = settings
+        self.catch_up_runner = catch_up
+        self.schedule = [
+            ("prune", settings.prune_interval_seconds, self.prune),
+            ("catch-up", settings.catch_up_interval_seconds, self.catch_up),
+        ]
+        self._wake = threading.Event()
+
+    @property
+    def enabled(self) -> bool:
+        return any(interval for _, interval, _ in self.schedule)
+
+    def prune(self) -> dict:
+        cutoff = utcnow() - timedelta(seconds=self.settings.retention_seconds)
+        counts = retention.prune(self.db, cutoff)
+        log.info("pruned %s", kv(older_than=cutoff.isoformat(timespec="seconds"), **counts))
+        return counts
+
+    def catch_up(self):
+        since = utcnow() - timedelta(seconds=self.settings.catch_up_window_seconds)
+        return self.catch_up_runner.run(since)
+
+    def run_due(self) -> list[str]:
+        """Run each enabled job whose turn it is; return the names of those run."""
+        ran = []
+        for name, interval, job in self.schedule:
+            if interval and take_turn(self.db, name, interval):
+                try:
+                    job()
+                except (ApiError, SQLAlchemyError) as exc:
+                    log.warning("job %s failed, next turn will retry: %s", name, exc)
+                ran.append(name)
+        return ran
+
+    def interrupt(self) -> None:
+        self._wake.set()
+
+    def run(self, stopping: threading.Event) -> None:
+        """Look for due jobs every CHECK_SECONDS until `stopping` is set."""
+        while not stopping.is_set():
+            self._wake.wait(CHECK_SECONDS)
+            self._wake.clear()
+            if stopping.is_set():
+                return
+            try:
+                self.run_due()
+            except SQLAlchemyError as exc:  # the database is away: the next check retries
+                log.warning("periodic jobs: database unavailable: %s", exc.__class__.__name__)

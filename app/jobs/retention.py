@@ -1,0 +1,39 @@
+"""Retention: delete processed events, receipts and sent replies older than RETENTION.
+
+Deletes run in batches of short transactions on indexed timestamps, so pruning
+millions of rows never holds a long lock on the tables webhooks write to. Failed and
+unsent replies are kept whatever their age: they are for an operator to see.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import delete, select
+
+from ..store.database import Database
+from ..store.models import DeliveryReceipt, ProcessedEvent, Reply, ReplyStatus
+
+log = logging.getLogger(__name__)
+BATCH = 5000
+
+
+def prune(db: Database, cutoff: datetime) -> dict[str, int]:
+    """Delete rows older than `cutoff`; return how many of each kind went."""
+    targets = {
+        "events": (ProcessedEvent, ProcessedEvent.received_at < cutoff),
+        "receipts": (DeliveryReceipt, DeliveryReceipt.updated_at < cutoff),
+        "replies": (Reply, (Reply.created_at < cutoff) & (Reply.status == ReplyStatus.SENT)),
+    }
+    counts = {}
+    for name, (model, condition) in targets.items():
+        counts[name] = 0
+        while True:
+            with db.transaction() as conn:
+                ids = select(model.id).where(condition).limit(BATCH).scalar_subquery()
+                deleted = conn.execute(delete(model).where(model.id.in_(ids))).rowcount
+            counts[name] += deleted
+            if deleted < BATCH:
+                break
+    return counts

@@ -1,0 +1,1 @@
+"""From a verified request to a committed decision: Event, router, processor, claims, outcomes, state reads."""

@@ -1,0 +1,47 @@
+"""Claims: each event is recorded once, atomically, before any side effect.
+
+`INSERT ... ON CONFLICT DO NOTHING` on the event's idempotency key: the first delivery
+inserts the row, a retry, replay or concurrent duplicate inserts nothing (on PostgreSQL
+it waits for the first transaction, then sees its row) and is answered 2xx without side
+effects. Statements are built once and take their values as parameters: this is the
+hot path.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import Connection, bindparam, update
+
+from ..store.database import dialect_insert
+from ..store.models import OUTCOME_LENGTH, ProcessedEvent, utcnow
+from .events import Event
+from .outcome import Outcome
+
+EVENTS = ProcessedEvent.__table__
+
+
+@cache
+def _claim_statement(dialect_name: str):
+    return (dialect_insert(dialect_name)(EVENTS).on_conflict_do_nothing(index_elements=["key"])
+            .returning(EVENTS.c.id))
+
+
+_RECORD_OUTCOME = (update(EVENTS).where(EVENTS.c.id == bindparam("claim_id"))
+                   .values(outcome=bindparam("new_outcome")))
+
+
+def claim(conn: Connection, event: Event, outcome: Outcome) -> int | None:
+    """Record the event and its outcome under its key; return its row id, or None if it
+    was already there."""
+    return conn.execute(_claim_statement(conn.dialect.name), {
+        "key": event.claim_key, "event_type": event.type,
+        "outcome": str(outcome)[:OUTCOME_LENGTH], "outcome_kind": outcome.kind.name,
+        "conversation_sid": event.get("ConversationSid"),
+        "message_sid": event.get("MessageSid"), "received_at": utcnow(),
+    }).scalar()
+
+
+def record_outcome(conn: Connection, claim_id: int, outcome: Outcome) -> None:
+    conn.execute(_RECORD_OUTCOME, {"claim_id": claim_id,
+                                   "new_outcome": str(outcome)[:OUTCOME_LENGTH]})

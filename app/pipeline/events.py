@@ -1,0 +1,107 @@
+"""Event: a Conversations webhook as a plain value, the one place HTTP becomes data.
+
+Event names and parameters:
+https://www.twilio.com/docs/conversations/conversations-webhooks
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ..errors import BadRequest, MissingField
+from ..store.models import AUTHOR_LENGTH, KEY_LENGTH, SID_LENGTH, STATUS_LENGTH
+
+PRE_EVENTS = frozenset({
+    "onMessageAdd", "onMessageUpdate", "onMessageRemove",
+    "onConversationAdd", "onConversationUpdate", "onConversationRemove",
+    "onParticipantAdd", "onParticipantUpdate", "onParticipantRemove",
+    "onUserUpdate",
+})
+POST_EVENTS = frozenset({
+    "onMessageAdded", "onMessageUpdated", "onMessageRemoved",
+    "onConversationAdded", "onConversationUpdated", "onConversationRemoved",
+    "onConversationStateUpdated",
+    "onParticipantAdded", "onParticipantUpdated", "onParticipantRemoved",
+    "onDeliveryUpdated", "onUserAdded", "onUserUpdated",
+})
+KNOWN_EVENTS = PRE_EVENTS | POST_EVENTS
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+MAX_TOKEN_LENGTH = KEY_LENGTH - len("token:")
+# Fields that are stored, and the longest value their column takes.
+FIELD_LIMITS = {
+    "ConversationSid": SID_LENGTH, "MessageSid": SID_LENGTH, "DeliveryReceiptSid": SID_LENGTH,
+    "ParticipantSid": SID_LENGTH, "ChannelMessageSid": SID_LENGTH, "Status": STATUS_LENGTH,
+    "Author": AUTHOR_LENGTH,
+}
+# Parameters that differ between deliveries of one event (not part of a derived key).
+_PER_DELIVERY = frozenset({"RetryCount"})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One webhook: its type, its parameters (first value of each) and its token."""
+
+    type: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    idempotency_token: str | None = None
+
+    @classmethod
+    def from_form(cls, form: Mapping, headers: Mapping) -> Event:
+        """Build an Event from a parsed form (a MultiDict) and the request headers."""
+        token = (headers.get(IDEMPOTENCY_HEADER) or "").strip()[:MAX_TOKEN_LENGTH] or None
+        return cls.from_params({name: form.get(name) for name in form.keys()}, token)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], token: str | None = None) -> Event:
+        """Build an Event from its parameters, checked as a webhook's are (raises
+        BadRequest); the one constructor for webhooks and catch-up alike."""
+        event_type = (params.get("EventType") or "").strip()
+        if not event_type:
+            raise BadRequest("missing EventType parameter")
+        for name, value in params.items():
+            if "\x00" in name or "\x00" in value:
+                raise BadRequest(f"parameter {name[:50]!r} contains a NUL character")
+            limit = FIELD_LIMITS.get(name)
+            if limit and len(value) > limit:
+                raise BadRequest(f"{name} is longer than {limit} characters")
+        return cls(event_type, MappingProxyType(dict(params)), token)
+
+    @property
+    def is_known(self) -> bool:
+        return self.type in KNOWN_EVENTS
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.params.get(name)
+        return value if value not in (None, "") else default
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise MissingField(self.type, name)
+        return value
+
+    @property
+    def claim_key(self) -> str:
+        """The idempotency key that makes a retry or replay of this event a no-op.
+
+        A message is answered once whatever the delivery attempt, so onMessageAdded is
+        keyed on its MessageSid; a receipt changes status over time, so each
+        (receipt, status) pair counts once; the rest use Twilio's idempotency token,
+        and without one a digest of the parameters (a resent delivery is identical but
+        for RetryCount).
+        """
+        if self.type == "onMessageAdded":
+            return f"message:{self.require('MessageSid')}"
+        if self.type == "onDeliveryUpdated":
+            return f"receipt:{self.require('DeliveryReceiptSid')}:{self.require('Status')}"
+        if self.idempotency_token:
+            return f"token:{self.idempotency_token}"
+        digest = hashlib.sha256()
+        for name in sorted(self.params):
+            if name not in _PER_DELIVERY:
+                digest.update(f"{name}\x00{self.params[name]}\x00".encode("utf-8", "surrogatepass"))
+        return f"derived:{digest.hexdigest()}"
+

@@ -1,0 +1,47 @@
+"""The app's services, typed, in one container, reached through one function.
+
+    services()            the current app's Services (inside a request or CLI command)
+    services(app)         a given app's
+
+Built once by the factory; nothing looks a service up by a string key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from twilio.request_validator import RequestValidator
+
+from config import Settings
+
+from .delivery.client import ConversationsClient, DryRunClient
+from .delivery.sender import Sender
+from .jobs.catchup import CatchUp
+from .jobs.periodic import Jobs
+from .jobs.supervisor import Supervisor
+from .pipeline.processor import Processor
+from .store.database import Database
+
+_KEY = "conversations_bot"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    client: ConversationsClient | DryRunClient
+    processor: Processor
+    sender: Sender
+    catch_up: CatchUp
+    jobs: Jobs
+    supervisor: Supervisor
+    validator: RequestValidator  # checks X-Twilio-Signature
+    signing_token: str = field(repr=False)  # the Auth Token, or the development token
+
+    def install(self, app: Flask) -> None:
+        app.extensions[_KEY] = self
+
+
+def services(app: Flask | None = None) -> Services:
+    return (app or current_app).extensions[_KEY]

@@ -1,0 +1,1 @@
+"""Persistence: the database, group commit, models, migrations."""

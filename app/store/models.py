@@ -1,0 +1,132 @@
+"""Tables: processed events (the idempotency claims), replies (the outbox), receipts.
+
+Times are naive UTC (`utcnow()`), the same on SQLite and PostgreSQL. The column sizes
+and status names here are the one source: events check incoming fields against them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SID_LENGTH = 64  # Twilio's SIDs are 34 characters; room for what Twilio may add
+STATUS_LENGTH = 16
+AUTHOR_LENGTH = 256
+OUTCOME_LENGTH = 200
+KEY_LENGTH = 200
+
+
+class ReplyStatus(StrEnum):
+    """A reply's life: queued -> sending -> sent | failed (queued again on a transient
+    error, or by an operator's requeue)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ReceiptStatus(StrEnum):
+    """Twilio's delivery statuses. Receipts arrive out of order; `rank` only grows."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    READ = "read"
+
+    @property
+    def rank(self) -> int:
+        return _RECEIPT_RANK[self]
+
+
+_RECEIPT_RANK = {"sent": 1, "delivered": 2, "undelivered": 3, "failed": 3, "read": 4}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ProcessedEvent(Base):
+    """One webhook that was claimed and handled; its key makes replays no-ops."""
+
+    __tablename__ = "processed_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    conversation_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    message_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    outcome: Mapped[str] = mapped_column(String(OUTCOME_LENGTH), default="")
+    outcome_kind: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Reply(Base):
+    """An auto-reply to send: recorded with its event's claim, sent after the 2xx.
+
+    status: see ReplyStatus. While `sending`, `next_attempt_at` is the sender's lease:
+    past it, the sender is presumed dead and another may take the row over. `attempts`
+    counts every attempt ever made (an attempt after the first looks for the reply at
+    Twilio before sending); `retry_from` is where the current round of attempts began
+    (an operator's requeue starts a new round without forgetting the earlier ones).
+    """
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        Index("ix_replies_due", "status", "next_attempt_at"),
+        Index("ix_replies_conversation", "conversation_sid", "created_at"),
+        # Catch-up's receipt back-fill: sent, no receipt yet, not yet checked.
+        Index("ix_replies_receipt_backfill", "status", "delivery_status",
+              "receipts_checked_at", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    in_reply_to: Mapped[str] = mapped_column(String(SID_LENGTH), unique=True)
+    conversation_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    author: Mapped[str] = mapped_column(String(AUTHOR_LENGTH))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(STATUS_LENGTH), default=ReplyStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_from: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    twilio_message_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH), index=True)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    delivery_status: Mapped[str | None] = mapped_column(String(STATUS_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    receipts_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class DeliveryReceipt(Base):
+    """The latest status of one delivery receipt (one per message and participant)."""
+
+    __tablename__ = "delivery_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_sid: Mapped[str] = mapped_column(String(SID_LENGTH), unique=True)
+    message_sid: Mapped[str] = mapped_column(String(SID_LENGTH), index=True)
+    conversation_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    participant_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    channel_message_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    status: Mapped[str] = mapped_column(String(STATUS_LENGTH))
+    status_rank: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class JobRun(Base):
+    """When a periodic job last ran: lets one process of many take each turn."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(DateTime)

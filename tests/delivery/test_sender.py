@@ -1,0 +1,161 @@
+"""Sender: retries what may pass later, gives up on what cannot, survives restarts."""
+
+import logging
+
+import pytest
+from sqlalchemy import select, update
+
+from app.delivery import outbox
+from app import start_background_work
+from app.services import services
+from app.store.models import Reply, utcnow
+from tests.conftest import message_added, post_event, wait_for
+
+
+def the_reply(app):
+    with services(app).db.session() as s:
+        return s.scalars(select(Reply)).one()
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_transient_errors_are_retried_until_sent(app, client, sender, fake_api, status):
+    """429 and 5xx are retried; the reply is sent once, on the third attempt."""
+    fake_api.fail(2, status=status)
+    post_event(client, message_added())
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("sent", 3)
+    assert len(fake_api.created) == 1
+
+
+def test_timeouts_are_retried(make_app, fake_api):
+    """A call slower than TWILIO_HTTP_TIMEOUT is abandoned and retried."""
+    app = make_app(TWILIO_HTTP_TIMEOUT="0.3")
+    post_event(app.test_client(), message_added())
+    fake_api.latency = 1.0
+    fake_api.fail(1, status=503)  # the slow answer is an error: nothing was created
+    sender = services(app).sender
+    [item] = sender._lease(1)
+    sender.send(item)
+    reply = the_reply(app)
+    assert reply.status == "queued" and "timed out" in reply.error_message
+    fake_api.latency = 0
+    sender.run_until_idle()
+    assert the_reply(app).status == "sent"
+    assert len(fake_api.created) == 1
+
+
+def test_timeout_after_twilio_accepted_does_not_send_twice(make_app, fake_api):
+    """The answer was lost but Twilio created the reply: the retry finds it instead of resending."""
+    app = make_app(TWILIO_HTTP_TIMEOUT="0.3")
+    post_event(app.test_client(), message_added())
+    fake_api.latency = 0.6
+    sender = services(app).sender
+    [item] = sender._lease(1)
+    sender.send(item)
+    assert the_reply(app).status == "queued"
+    wait_for(lambda: fake_api.created)  # Twilio finished creating it after we gave up
+    fake_api.latency = 0
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert reply.status == "sent" and reply.twilio_message_sid == fake_api.created[0].sid
+    assert len(fake_api.created) == 1
+
+
+def test_connection_errors_are_retried(app, client, sender, fake_api):
+    """With the API unreachable the reply waits; once it is back, the reply goes out."""
+    post_event(client, message_added())
+    fake_api.stop()
+    [item] = sender._lease(1)
+    sender.send(item)
+    assert the_reply(app).status == "queued"
+    fake_api.start()
+    sender.run_until_idle()
+    assert the_reply(app).status == "sent"
+
+
+@pytest.mark.parametrize("status, code", [(400, 21610), (403, 20003), (404, 20404)])
+def test_permanent_errors_fail_without_retry(app, client, sender, fake_api, caplog, status, code):
+    """Other 4xx are final: marked failed with Twilio's code, logged at ERROR, not retried."""
+    caplog.set_level(logging.ERROR, logger="app.delivery.sender")
+    fake_api.fail(1, status=status, code=code)
+    post_event(client, message_added())
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts, reply.error_code) == ("failed", 1, code)
+    [record] = [r for r in caplog.records if r.name == "app.delivery.sender"]
+    assert f"code={code}" in record.getMessage() and "permanent" in record.getMessage()
+    assert fake_api.created == []
+
+
+def test_gives_up_after_max_attempts(app, client, sender, fake_api, caplog):
+    """A transient error that never passes fails after SEND_MAX_ATTEMPTS (4 here)."""
+    caplog.set_level(logging.ERROR, logger="app.delivery.sender")
+    fake_api.fail(10, status=503)
+    post_event(client, message_added())
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("failed", 4)
+    assert "gave up after retries" in caplog.text
+
+
+def test_backoff_is_exponential_with_jitter_and_capped():
+    """Delays stay within [0, min(cap, base * 2**attempt)) and spread out."""
+    for attempt in range(1, 12):
+        delays = [outbox.backoff(attempt, 1.0, 60.0) for _ in range(200)]
+        assert all(0 <= d <= min(60.0, 2 ** attempt) for d in delays)
+        assert len({round(d, 6) for d in delays}) > 100
+    assert max(outbox.backoff(30, 1.0, 60.0) for _ in range(200)) <= 60.0
+
+
+def test_retry_waits_for_its_backoff(make_app, fake_api):
+    """A retried reply is not due again until its backoff has passed."""
+    app = make_app(SEND_BACKOFF_SECONDS="60", SEND_BACKOFF_MAX_SECONDS="60")
+    fake_api.fail(1, status=503)
+    post_event(app.test_client(), message_added())
+    sender = services(app).sender
+    assert sender.run_until_idle() == 1
+    reply = the_reply(app)
+    assert reply.status == "queued" and reply.next_attempt_at > utcnow()
+    assert sender.run_until_idle() == 0
+
+
+def test_replies_recorded_before_a_restart_are_sent_after_it(make_app, fake_api):
+    """A reply queued by a process that died before sending is sent by the next one."""
+    first = make_app()
+    post_event(first.test_client(), message_added())
+    services(first).db.engine.dispose()  # the process is gone; nothing was sent
+    assert fake_api.created == []
+
+    second = make_app(SENDER_IN_PROCESS="true")
+    start_background_work(second)  # as gunicorn does after forking a worker
+    try:
+        wait_for(lambda: len(fake_api.created) == 1)
+        wait_for(lambda: the_reply(second).status == "sent")
+    finally:
+        services(second).supervisor.stop()
+
+
+def test_taken_over_reply_is_not_sent_twice(app, client, sender, fake_api):
+    """A sender died after Twilio accepted the reply: its successor finds it and does not resend."""
+    post_event(client, message_added())
+    [item] = sender._lease(1)
+    sender.client.send_message(item.conversation_sid, author=item.author, body=item.body,
+                               attributes=item.attributes)  # ... and the process died here
+    with services(app).db.session() as s:  # its lease runs out
+        s.execute(update(Reply).values(next_attempt_at=utcnow()))
+    assert sender.run_until_idle() == 1
+    reply = the_reply(app)
+    assert reply.status == "sent" and reply.attempts == 2
+    assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid
+
+
+def test_in_process_sender_replies_without_waiting_for_a_poll(make_app, fake_api):
+    """The background sender is woken by the commit, not by its poll interval."""
+    app = make_app(SENDER_IN_PROCESS="true", SENDER_POLL_SECONDS="30")
+    try:
+        services(app).supervisor.start()
+        post_event(app.test_client(), message_added())
+        wait_for(lambda: fake_api.created, timeout=5)
+    finally:
+        services(app).supervisor.stop()

@@ -1,0 +1,97 @@
+"""Catch-up: messages missed while the server was down are answered once, late receipts fetched."""
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from app.services import services
+from app.store.models import ProcessedEvent, Reply, utcnow
+from tests.conftest import message_added, post_event
+
+
+def run(app, hours=2):
+    return services(app).catch_up.run(utcnow() - timedelta(hours=hours))
+
+
+def test_missed_customer_message_is_answered_once(app, sender, fake_api):
+    """A message whose webhook never arrived gets its reply; a second catch-up adds nothing."""
+    conversation = fake_api.add_conversation()
+    missed = fake_api.add_message(conversation, "+15550001111", "anyone there?")
+    report = run(app)
+    assert report.replies_queued == 1
+    sender.run_until_idle()
+    [created] = fake_api.created
+    assert created.conversation_sid == conversation
+    assert f'"inReplyTo": "{missed["sid"]}"' in created.form["Attributes"]
+    assert run(app).replies_queued == 0
+    assert sender.run_until_idle() == 0
+
+
+def test_messages_seen_by_webhook_are_not_answered_again(app, client, sender, fake_api):
+    """Catch-up and webhooks share one claim key: the MessageSid."""
+    conversation = fake_api.add_conversation()
+    message = fake_api.add_message(conversation, "+15550001111", "hello")
+    post_event(client, message_added(conversation_sid=conversation, message_sid=message["sid"]))
+    sender.run_until_idle()
+    assert run(app).replies_queued == 0
+    sender.run_until_idle()
+    assert len(fake_api.created) == 1
+
+
+def test_webhook_arriving_after_catch_up_is_a_duplicate(app, client, sender, fake_api):
+    conversation = fake_api.add_conversation()
+    message = fake_api.add_message(conversation, "+15550001111", "hello")
+    run(app)
+    response = post_event(client, message_added(conversation_sid=conversation,
+                                                message_sid=message["sid"]))
+    assert response.headers["X-Webhook-Outcome"] == "duplicate"
+
+
+def test_message_already_answered_by_an_agent_is_left_alone(app, sender, fake_api):
+    """If an agent (or the bot) wrote after the customer, the customer is not answered late."""
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "+15550001111", "my parcel is late")
+    fake_api.add_message(conversation, "alice@support", "Looking into it now")
+    report = run(app)
+    assert (report.replies_queued, report.answered_already) == (0, 1)
+    assert sender.run_until_idle() == 0
+    with services(app).db.session() as s:
+        outcomes = s.scalars(select(ProcessedEvent.outcome)).all()
+    assert any("answered later" in o for o in outcomes)
+
+
+def test_old_messages_are_outside_the_window(app, sender, fake_api, monkeypatch):
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "+15550001111", "yesterday")
+    report = services(app).catch_up.run(utcnow() + timedelta(minutes=5))  # window starts after it
+    assert report.replies_queued == 0
+
+
+def test_missing_receipts_are_fetched(app, client, sender, fake_api):
+    """A reply sent but never confirmed gets its delivery receipts through the REST API."""
+    post_event(client, message_added())
+    sender.run_until_idle()
+    [created] = fake_api.created
+    fake_api.add_receipt(created.conversation_sid, created.sid, "delivered")
+    with services(app).db.session() as s:  # sent a while ago, no receipt since
+        s.execute(update(Reply).values(sent_at=utcnow() - timedelta(minutes=10)))
+    report = run(app)
+    assert report.receipts_fetched == 1
+    with services(app).db.session() as s:
+        assert s.scalars(select(Reply.delivery_status)).one() == "delivered"
+
+
+def test_catch_up_command(runner, fake_api):
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "+15550001111", "hello?")
+    result = runner.invoke(args=["catch-up", "--since", "2h"])
+    assert result.exit_code == 0, result.output
+    assert "replies_queued=1" in result.output
+    bad = runner.invoke(args=["catch-up", "--since", "soon"])
+    assert bad.exit_code != 0 and "duration" in bad.output
+
+
+def test_catch_up_command_reports_api_errors(runner, fake_api):
+    fake_api.stop()
+    result = runner.invoke(args=["catch-up"])
+    assert result.exit_code == 1 and "Twilio API" in result.output

@@ -1,0 +1,71 @@
+"""Operations: failed replies are listed and requeued; old rows are pruned; jobs take turns."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from app.jobs import periodic as jobs
+from app.services import services
+from app.store.models import DeliveryReceipt, ProcessedEvent, Reply, utcnow
+from tests.conftest import delivery_updated, message_added, post_event
+
+
+def test_failed_replies_are_listed_with_meaning_and_requeued(app, client, runner, sender, fake_api):
+    fake_api.fail(2, status=400, code=21610)
+    post_event(client, message_added())
+    post_event(client, message_added())
+    sender.run_until_idle()
+    listed = runner.invoke(args=["replies", "failed"])
+    assert listed.output.count("code=21610") == 2
+    assert "recipient replied STOP" in listed.output
+    assert fake_api.created == []
+
+    reply_id = int(listed.output.split()[0].lstrip("#"))
+    assert runner.invoke(args=["replies", "requeue", str(reply_id)]).output == "requeued 1 reply\n"
+    assert sender.run_until_idle() == 1
+    assert len(fake_api.created) == 1
+    assert runner.invoke(args=["replies", "requeue", "--all"]).output == "requeued 1 reply\n"
+    sender.run_until_idle()
+    assert len(fake_api.created) == 2
+    assert runner.invoke(args=["replies", "failed"]).output == "no failed replies\n"
+    assert runner.invoke(args=["replies", "stats"]).output == "sent=2\n"
+
+
+def test_requeue_needs_an_id_or_all(runner):
+    assert runner.invoke(args=["replies", "requeue"]).exit_code == 2
+    assert runner.invoke(args=["replies", "requeue", "999"]).exit_code == 1
+
+
+def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runner, sender, fake_api):
+    fake_api.fail(1, status=400, code=21610)
+    post_event(client, message_added())           # -> failed reply
+    post_event(client, message_added())           # -> sent reply
+    post_event(client, delivery_updated())
+    sender.run_until_idle()
+    old = utcnow() - timedelta(days=40)
+    with services(app).db.session() as s:
+        s.execute(update(ProcessedEvent).values(received_at=old))
+        s.execute(update(Reply).values(created_at=old))
+        s.execute(update(DeliveryReceipt).values(updated_at=old))
+    post_event(client, message_added())           # a fresh one stays
+    result = runner.invoke(args=["prune", "--older-than", "30d"])
+    assert result.output == "events=3 receipts=1 replies=1\n"
+    with services(app).db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
+        assert s.scalars(select(Reply.status).order_by(Reply.id)).all() == ["failed", "queued"]
+
+
+def test_one_process_takes_each_turn(app):
+    db = services(app).db
+    assert jobs.take_turn(db, "prune", 3600) is True
+    assert jobs.take_turn(db, "prune", 3600) is False
+    assert jobs.take_turn(db, "catch-up", 3600) is True
+
+
+def test_periodic_jobs_run_when_enabled(make_app, fake_api):
+    app = make_app(CATCH_UP_INTERVAL="10m", PRUNE_INTERVAL="1h")
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "+15550001111", "hello?")
+    assert services(app).jobs.run_due() == ["prune", "catch-up"]
+    assert services(app).jobs.run_due() == []
+    assert services(app).sender.run_until_idle() == 1

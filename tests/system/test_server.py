@@ -1,0 +1,83 @@
+"""End to end: plain `gunicorn wsgi:app` on a fresh database, driven like a user would."""
+
+import re
+
+import pytest
+import requests
+
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
+from tests.servers import flask_cli, gunicorn
+
+
+@pytest.fixture
+def live_env(tmp_path, fake_api):
+    return {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_api.url, "INSTANCE_DIR": tmp_path / "instance",
+    }
+
+
+def test_fresh_sqlite_file_with_several_workers_starts_and_replies(live_env, tmp_path, fake_api):
+    """Four workers race to create the schema on a new SQLite file; all serve; replies go out."""
+    with gunicorn(live_env, tmp_path / "server.log", workers=4) as server:
+        for _ in range(8):
+            result = flask_cli({**live_env, "PUBLIC_BASE_URL": server.url}, "send-event",
+                               "onMessageAdded", "--body", "hello")
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "HTTP 200" in result.stdout and "reply queued" in result.stdout
+        wait_for(lambda: len(fake_api.created) == 8)
+        assert "Traceback" not in server.log
+        # Each line names the worker that wrote it (the pid is cached per process).
+        workers = set(re.findall(r"Booting worker with pid: (\d+)", server.log))
+        writers = set(re.findall(r"INFO \[(\d+)\] app\.pipeline\.processor: event", server.log))
+        assert writers and writers <= workers
+
+
+def test_send_event_prints_a_working_curl_command(live_env, tmp_path, fake_api):
+    """`send-event --dry` prints a signed curl command that the server accepts."""
+    import shlex
+    import subprocess
+
+    with gunicorn(live_env, tmp_path / "server.log", workers=1) as server:
+        result = flask_cli({**live_env, "PUBLIC_BASE_URL": server.url}, "send-event", "--dry")
+        assert result.returncode == 0 and result.stdout.startswith("curl ")
+        command = shlex.split(result.stdout.replace("\\\n", " "))
+        curl = subprocess.run(command + ["-s"], capture_output=True, text=True, timeout=10)
+        assert "HTTP/1.1 200" in curl.stdout
+        wait_for(lambda: len(fake_api.created) == 1)
+
+
+def test_signature_is_checked_on_the_real_server_with_port_in_host(live_env, tmp_path):
+    """Over real HTTP the Host header carries the port; Twilio's URL with it validates."""
+    with gunicorn(live_env, tmp_path / "server.log", workers=1) as server:
+        url = server.url + "/webhooks/conversations?tenant=a%20b"
+        params = message_added()
+        good = requests.post(url, data=params, headers={"X-Twilio-Signature": sign(params, url)})
+        bad = requests.post(url, data=params, headers={"X-Twilio-Signature": sign(params, url, "f" * 32)})
+        assert (good.status_code, bad.status_code) == (200, 403)
+        assert AUTH_TOKEN not in server.log
+
+
+def test_dry_run_banner_and_logged_replies(tmp_path, fake_api):
+    """Without credentials: a banner says dry-run and shows the token; replies are only logged."""
+    env = {"INSTANCE_DIR": tmp_path / "instance"}
+    with gunicorn(env, tmp_path / "server.log", workers=1) as server:
+        token = (tmp_path / "instance" / "dev-auth-token").read_text().strip()
+        assert "DRY-RUN MODE" in server.log and token in server.log
+        result = flask_cli({**env, "PUBLIC_BASE_URL": server.url}, "send-event", "--body", "hi")
+        assert "HTTP 200" in result.stdout, result.stdout + result.stderr
+        wait_for(lambda: "DRY RUN: would send" in server.log)
+    assert fake_api.created == []
+
+
+def test_bad_configuration_stops_the_server_with_one_message(tmp_path):
+    """gunicorn exits at once, and the message names every bad setting."""
+    import subprocess
+
+    from tests.servers import BIN, ROOT, clean_env
+    env = clean_env({"INSTANCE_DIR": tmp_path, "TWILIO_ACCOUNT_SID": "AC12", "PROXY_COUNT": "x"})
+    result = subprocess.run([str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "TWILIO_ACCOUNT_SID" in output and "PROXY_COUNT" in output
