@@ -6,7 +6,10 @@ of active conversations through the REST API and feeds each one it has not seen 
 the same path as a webhook (same claim key: a message is still answered once). A
 customer message that someone (the bot or an agent) already answered later in the
 conversation is recorded but not answered again. Replies whose delivery receipt never
-came get their receipts fetched.
+came get their receipts fetched, at most RECEIPT_CHECKS per run and each reply once
+(chat participants never get receipts: asking again would only cost API calls). An
+API error in one conversation or for one reply is logged and counted, and the run goes
+on with the others.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from config import BotSettings, JobSettings
 
-from ..delivery.client import Message
+from ..delivery.client import ApiError, Message
+from ..errors import BadRequest
 from ..handlers.messages import not_a_customer
 from ..logs import kv
 from ..pipeline.events import Event
@@ -30,6 +34,20 @@ from ..store.models import Reply, ReplyStatus, utcnow
 
 log = logging.getLogger(__name__)
 ANSWERED_LATER = Outcome(Kind.IGNORED, "answered later in the conversation (catch-up)")
+RECEIPT_CHECKS = 200  # replies whose receipts one run fetches, oldest first
+RECEIPT_GRACE = timedelta(minutes=1)  # receipts usually arrive by webhook within this
+
+REPLIES = Reply.__table__
+_UNCONFIRMED = (
+    select(REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.twilio_message_sid)
+    .where(REPLIES.c.status == ReplyStatus.SENT, REPLIES.c.delivery_status.is_(None),
+           REPLIES.c.receipts_checked_at.is_(None),
+           REPLIES.c.sent_at >= bindparam("since"), REPLIES.c.sent_at < bindparam("until"))
+    .order_by(REPLIES.c.sent_at)
+    .limit(RECEIPT_CHECKS)
+)
+_CHECKED = (update(REPLIES).where(REPLIES.c.id == bindparam("reply_id"))
+            .values(receipts_checked_at=bindparam("now")))
 
 
 @dataclass
@@ -38,7 +56,9 @@ class Report:
     messages_seen: int = 0
     replies_queued: int = 0
     answered_already: int = 0
+    receipts_checked: int = 0
     receipts_fetched: int = 0
+    failures: int = 0
 
     def __str__(self) -> str:
         return kv(**self.__dict__)
@@ -58,7 +78,13 @@ class CatchUp:
         for conversation_sid in self.client.active_conversation_sids(
                 self.settings.catch_up_max_conversations):
             report.conversations += 1
-            self._conversation(conversation_sid, since, report)
+            try:
+                self._conversation(conversation_sid, since, report)
+            except ApiError as exc:
+                report.failures += 1
+                log.warning("catch-up skipped a conversation %s", kv(
+                    conversation=conversation_sid, status=exc.status, code=exc.code,
+                    error=exc.message))
         self._receipts(since, report)
         log.info("catch-up done %s", report)
         return report
@@ -69,7 +95,13 @@ class CatchUp:
             if message.date_created and _naive(message.date_created) < since:
                 break
             report.messages_seen += 1
-            event = _as_event(message)
+            try:
+                event = _as_event(message)
+            except BadRequest as exc:  # checked like a webhook: such a message is skipped
+                report.failures += 1
+                log.warning("catch-up skipped a message %s", kv(
+                    conversation=conversation_sid, message_sid=message.sid, error=exc.message))
+                continue
             customer = bool(message.author) and not_a_customer(
                 message.author, message.attributes, self.bot) is None
             if customer and answered_later:
@@ -83,24 +115,35 @@ class CatchUp:
                 report.replies_queued += 1
 
     def _receipts(self, since: datetime, report: Report) -> None:
-        """Fetch receipts of replies sent in the window that never got one (a minute's grace)."""
-        with self.db.transaction() as conn:
-            missing = conn.execute(
-                select(Reply.conversation_sid, Reply.twilio_message_sid)
-                .where(Reply.status == ReplyStatus.SENT, Reply.delivery_status.is_(None),
-                       Reply.sent_at >= since, Reply.sent_at < utcnow() - timedelta(minutes=1))
-            ).all()
-        for conversation_sid, message_sid in missing:
-            for receipt in self.client.receipts(conversation_sid, message_sid):
+        """Fetch receipts of replies sent in the window that never got one, each once."""
+        with self.db.read() as conn:
+            unconfirmed = conn.execute(_UNCONFIRMED, {
+                "since": since, "until": utcnow() - RECEIPT_GRACE}).all()
+        for reply_id, conversation_sid, message_sid in unconfirmed:
+            try:
+                receipts = self.client.receipts(conversation_sid, message_sid)
+            except ApiError as exc:
+                report.failures += 1
+                log.warning("catch-up could not fetch receipts %s", kv(
+                    conversation=conversation_sid, message_sid=message_sid,
+                    status=exc.status, error=exc.message))
+                continue
+            for receipt in receipts:
                 report.receipts_fetched += 1
-                self.processor.process(Event.from_params({
-                    "EventType": "onDeliveryUpdated", "ConversationSid": conversation_sid,
-                    "MessageSid": message_sid, "DeliveryReceiptSid": receipt["receipt_sid"],
-                    "Status": receipt["status"] or "", "ErrorCode": str(receipt["error_code"] or 0),
-                    "ParticipantSid": receipt["participant_sid"] or "",
-                    "ChannelMessageSid": receipt["channel_message_sid"] or "",
-                    "Source": "catch-up",
-                }))
+                self.processor.process(_receipt_event(conversation_sid, message_sid, receipt))
+            with self.db.transaction() as conn:
+                conn.execute(_CHECKED, {"reply_id": reply_id, "now": utcnow()})
+            report.receipts_checked += 1
+
+
+def _receipt_event(conversation_sid: str, message_sid: str, receipt: dict) -> Event:
+    return Event.from_params({
+        "EventType": "onDeliveryUpdated", "ConversationSid": conversation_sid,
+        "MessageSid": message_sid, "DeliveryReceiptSid": receipt["receipt_sid"],
+        "Status": receipt["status"] or "", "ErrorCode": str(receipt["error_code"] or 0),
+        "ParticipantSid": receipt["participant_sid"] or "",
+        "ChannelMessageSid": receipt["channel_message_sid"] or "", "Source": "catch-up",
+    })
 
 
 def _as_event(message: Message) -> Event:

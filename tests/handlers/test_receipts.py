@@ -74,3 +74,31 @@ def test_receipt_for_our_reply_updates_the_reply(app, client, sender, fake_api):
     with services(app).db.session() as s:
         reply = s.scalars(select(Reply)).one()
     assert reply.delivery_status == "delivered"
+
+
+@pytest.mark.parametrize("status", ["x\r\nSet-Cookie:a", "délivré ✓", "x\x1b[31m"])
+def test_untrusted_status_cannot_forge_a_header_or_a_log_line(client, caplog, status):
+    """A signed receipt with control or non-Latin-1 characters in Status gets a 2xx; the
+    outcome header and the log lines carry them escaped, never raw."""
+    caplog.set_level(logging.INFO)
+    params = delivery_updated(status=status)
+    response = post_event(client, params)
+    assert response.status_code == 200
+    header = response.headers["X-Webhook-Outcome"]
+    assert header.isascii() and header.isprintable()
+    assert "Set-Cookie" not in response.headers
+    for record in caplog.records:
+        line = record.getMessage()
+        assert "\r" not in line and "\n" not in line and "\x1b" not in line
+    assert any("\\x0d" in r.getMessage() or "\\u" in r.getMessage() or "\\x1b" in r.getMessage()
+               for r in caplog.records if r.name == "app.handlers.receipts")
+
+
+def test_untrusted_author_cannot_forge_a_log_line(client, caplog):
+    """A carriage return in Author or EventType reaches the log escaped."""
+    caplog.set_level(logging.INFO)
+    response = post_event(client, message_added(author="+1555\r2026-01-01 INFO forged"))
+    assert response.status_code == 200
+    lines = [r.getMessage() for r in caplog.records]
+    assert not any("\r" in line for line in lines)
+    assert any("+1555\\x0d2026-01-01" in line for line in lines)

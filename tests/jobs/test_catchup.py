@@ -95,3 +95,46 @@ def test_catch_up_command_reports_api_errors(runner, fake_api):
     fake_api.stop()
     result = runner.invoke(args=["catch-up"])
     assert result.exit_code == 1 and "Twilio API" in result.output
+
+
+def unconfirmed_replies(app, count, minutes_ago=10):
+    """Store `count` replies sent a while ago that never got a receipt."""
+    sent_at = utcnow() - timedelta(minutes=minutes_ago)
+    with services(app).db.session() as s:
+        s.add_all(Reply(in_reply_to=f"IM{n:032x}", conversation_sid="CH" + "c" * 32,
+                        author="support-bot", body="hi", status="sent", attempts=1,
+                        twilio_message_sid=f"IM{n + 10**6:032x}", sent_at=sent_at)
+                  for n in range(count))
+
+
+def receipt_requests(fake_api):
+    return [path for _, path in fake_api.requests if path.endswith("/Receipts")]
+
+
+def test_receipts_of_a_reply_are_asked_for_once(app, fake_api):
+    """A reply that never gets receipts (a chat participant) costs one API call, not one
+    per run."""
+    unconfirmed_replies(app, 1)
+    assert run(app).receipts_checked == 1
+    assert run(app).receipts_checked == 0
+    assert len(receipt_requests(fake_api)) == 1
+
+
+def test_receipt_back_fill_is_bounded_per_run(app, fake_api):
+    """A large backlog is worked off RECEIPT_CHECKS replies at a time, oldest first."""
+    from app.jobs.catchup import RECEIPT_CHECKS
+
+    unconfirmed_replies(app, RECEIPT_CHECKS + 3)
+    assert run(app).receipts_checked == RECEIPT_CHECKS
+    assert run(app).receipts_checked == 3
+    assert len(receipt_requests(fake_api)) == RECEIPT_CHECKS + 3
+
+
+def test_a_message_catch_up_cannot_store_is_skipped_not_fatal(app, sender, fake_api):
+    """A message with a field too long to store is counted as a failure; the others are
+    still answered."""
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "+1" + "5" * 300, "an odd author")
+    fake_api.add_message(conversation, "+15550001111", "hello")
+    report = run(app)
+    assert (report.replies_queued, report.failures) == (1, 1)

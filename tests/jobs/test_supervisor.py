@@ -1,0 +1,81 @@
+"""Supervisor: background loops start once per process, are restarted when they die,
+and a dead sender makes /healthz answer 503 with the reason."""
+
+import logging
+import threading
+
+from app.delivery import outbox
+from app.jobs.supervisor import Supervisor
+from app.services import services
+from tests.conftest import message_added, post_event, wait_for
+
+
+def test_a_sender_that_dies_is_restarted_and_health_says_so_meanwhile(
+        make_app, fake_api, monkeypatch, caplog):
+    """The loop dies from a bug (not a database error): its traceback is logged, /healthz
+    is 503 naming the error while it is down, and once it runs again replies go out."""
+    app = make_app(SENDER_IN_PROCESS="true", SENDER_POLL_SECONDS="0.05")
+    broken = threading.Event()
+    broken.set()
+    real_lease_due = outbox.lease_due
+
+    def lease_due(*args, **kwargs):
+        if broken.is_set():
+            raise RuntimeError("a bug in the sender")
+        return real_lease_due(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "lease_due", lease_due)
+    client = app.test_client()
+    try:
+        with caplog.at_level(logging.ERROR, logger="app.jobs.supervisor"):
+            health = wait_for(lambda: (r := client.get("/healthz")).status_code == 503 and r)
+        assert "RuntimeError: a bug in the sender" in health.json["reason"]
+        assert health.json["sender"].startswith("died")
+        [died] = [r for r in caplog.records if "sender loop died" in r.getMessage()][:1]
+        assert died.exc_info and died.exc_info[0] is RuntimeError  # the traceback is logged
+
+        post_event(client, message_added())
+        broken.clear()  # the bug goes away: the restarted loop sends the queued reply
+        wait_for(lambda: fake_api.created, timeout=15)
+        assert client.get("/healthz").status_code == 200
+    finally:
+        services(app).supervisor.stop()
+
+
+def test_a_loop_is_started_once_per_process():
+    """start() on every request costs nothing after the first: one thread per loop."""
+    runs = []
+
+    class Loop:
+        name = "probe"
+
+        def __init__(self):
+            self.wake = threading.Event()
+
+        def run(self, stopping):
+            runs.append(threading.get_ident())
+            while not stopping.is_set():
+                self.wake.wait()
+
+        def interrupt(self):
+            self.wake.set()
+
+    supervisor = Supervisor([Loop()])
+    for _ in range(5):
+        supervisor.start()
+    try:
+        wait_for(lambda: runs)
+        assert supervisor.report() == {"probe": "running"}
+    finally:
+        supervisor.stop()
+    assert len(runs) == 1
+    assert supervisor.report() == {"probe": "not started"}
+
+
+def test_building_the_app_starts_no_thread(make_app):
+    """Building the app starts no thread: background work starts only when asked
+    (gunicorn's post_worker_init, the first request, or the sender command)."""
+    before = {t.name for t in threading.enumerate()}
+    app = make_app(SENDER_IN_PROCESS="true")
+    assert {t.name for t in threading.enumerate()} - before <= {"watchdog"}
+    assert services(app).supervisor.report()["sender"] == "not started"
