@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import db, dev, ops, replies
+from . import db, dev, events, ops, replies
 
 
 def register(app: Flask) -> None:
@@ -12,4 +12,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(ops.catch_up)
     app.cli.add_command(ops.prune)
     app.cli.add_command(replies.group)
+    app.cli.add_command(events.group)
     app.cli.add_command(db.group)

@@ -1,0 +1,35 @@
+"""`flask --app wsgi events ...`: what the server did with the webhooks it received."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from ..pipeline.outcome import Kind
+from ..services import services
+from ..store.models import ProcessedEvent, utcnow
+from .ops import Duration
+
+group = AppGroup("events", help="Processed webhooks, by outcome.")
+
+
+@group.command("stats")
+@click.option("--since", type=Duration(), default="24h", show_default=True,
+              help="How far back to count, e.g. 1h, 7d.")
+def events_stats(since):
+    """Count processed events by outcome kind (reply queued, ignored, receipt, ...)."""
+    with services().db.read() as conn:
+        rows = conn.execute(
+            select(ProcessedEvent.outcome_kind, func.count())
+            .where(ProcessedEvent.received_at >= utcnow() - since)
+            .group_by(ProcessedEvent.outcome_kind)).all()
+    counts = {kind: count for kind, count in rows}
+    if not counts:
+        click.echo("no events")
+        return
+    for kind in Kind:
+        if kind.name in counts:
+            click.echo(f"{kind.value}: {counts.pop(kind.name)}")
+    for name, count in counts.items():  # rows stored before kinds were recorded
+        click.echo(f"{(name or 'unrecorded').lower()}: {count}")
