@@ -8,15 +8,22 @@ and hands the lead to the next thread in the queue. Alone, a thread is its own l
 and runs its unit at once, in its own thread: no hand-over, no added latency.
 
 A unit that fails makes the leader redo the batch one unit per transaction, so one bad
-event never fails the others.
+event never fails the others. A database that is away is no unit's fault: redoing would
+only wait for it once per unit while the whole worker queues, so the batch fails at once.
+When the database did not answer within its timeout (`DatabaseUnavailable`), the units
+queued behind the batch fail with it rather than wait another timeout each.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
 MAX_BATCH = 64
 _PENDING = object()
 
@@ -61,12 +68,18 @@ class GroupCommit:
             if not job.leads:
                 return job.outcome()
         # The leader: its own job is first in the queue (see the hand-over below).
+        timed_out = None
         try:
             with self._mutex:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            self._write(batch)
+            timed_out = self._write(batch)
         finally:
             with self._mutex:
+                if timed_out is not None:
+                    queued, self._queue = self._queue, []
+                    for other in queued:
+                        other.error = timed_out
+                        other.wake.release()
                 if self._queue:
                     successor = self._queue[0]
                     successor.leads = True
@@ -75,27 +88,65 @@ class GroupCommit:
                     self._leading = False
         return job.outcome()
 
-    def _write(self, batch: list[_Job]) -> None:
+    def _write(self, batch: list[_Job]) -> BaseException | None:
+        """Run the batch; return the error if the database did not answer in time."""
         try:
             if len(batch) > 1:
+                running = None  # the unit in progress when it failed, if any
                 try:
                     with self.db.transaction() as conn:
-                        results = [job.unit(conn) for job in batch]
-                except Exception:  # noqa: BLE001 - redo one by one to isolate the failure
-                    pass
+                        results = []
+                        for running in batch:  # noqa: B007 - read by the handler below
+                            results.append(running.unit(conn))
+                        running = None
+                except Exception as exc:  # noqa: BLE001 - decided below
+                    away = database_away(exc, in_unit=running is not None)
+                    log.warning("group commit: a batch of %d units failed (%s): %s",
+                                len(batch), exc.__class__.__name__,
+                                "the database is unavailable, all fail" if away
+                                else "redoing them one by one")
+                    if away:
+                        for job in batch:
+                            job.error = exc
+                        return exc if is_timeout(exc) else None
                 else:
                     for job, result in zip(batch, results, strict=True):
                         job.result = result
-                    return
-            for job in batch:
+                    return None
+            for i, job in enumerate(batch):
                 try:
                     with self.db.transaction() as conn:
                         job.result = job.unit(conn)
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                     job.error = exc
+                    if is_timeout(exc):  # the rest would only wait as long again
+                        for rest in batch[i + 1:]:
+                            rest.error = exc
+                        return exc
+            return None
         finally:
             for job in batch:
                 if job.result is _PENDING and job.error is None:  # the leader was interrupted
                     job.error = RuntimeError("transaction abandoned; nothing was committed")
             for job in batch[1:]:  # the first is the leader's own
                 job.wake.release()
+
+
+
+def is_timeout(exc: BaseException) -> bool:
+    from .database import DatabaseUnavailable  # database.py imports this module
+
+    return isinstance(exc, DatabaseUnavailable)
+
+
+def database_away(exc: BaseException, *, in_unit: bool) -> bool:
+    """Whether `exc` says the database is unavailable rather than that one unit is wrong.
+
+    OperationalError also covers what a unit can get wrong on SQLite ("no such table"):
+    raised by a unit, it counts only when it cost the connection.
+    """
+    if is_timeout(exc) or isinstance(exc, InterfaceError):
+        return True
+    if isinstance(exc, OperationalError):
+        return exc.connection_invalidated or not in_unit
+    return False

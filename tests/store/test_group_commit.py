@@ -1,12 +1,15 @@
 """Group commit: units from many threads share transactions, each gets its own result."""
 
+import logging
 import threading
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.services import services
+from app.store.database import Database
 from app.store.group_commit import GroupCommit
+from tests.conftest import wait_for
 
 
 def test_many_threads_each_get_their_own_result(app):
@@ -99,3 +102,47 @@ def test_units_queued_behind_a_transaction_commit_together(app):
 def test_alone_a_unit_runs_in_the_callers_thread(app):
     commit = GroupCommit(services(app).db)
     assert commit.run(lambda conn: threading.current_thread()) is threading.current_thread()
+
+
+def test_an_outage_fails_a_batch_in_one_attempt(tmp_path, caplog):
+    """While the database cannot be reached, a batch fails at once (one attempt, not one
+    per unit), and the failure is logged."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    db = Database(f"sqlite:///{folder / 'bot.sqlite3'}")
+    commit = GroupCommit(db)
+    connects = []
+    event.listen(db.engine, "do_connect", lambda *args: connects.append(1))
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(conn):
+        inside.set()
+        release.wait(10)
+
+    outcomes = []
+
+    def select_one():
+        try:
+            outcomes.append(commit.run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar()))
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(type(exc).__name__)
+
+    first = threading.Thread(target=commit.run, args=(slow,))
+    first.start()
+    inside.wait(10)
+    threads = [threading.Thread(target=select_one) for _ in range(10)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(commit._queue) == 10)
+    # The outage: the open connection stays with the running unit; new ones cannot open.
+    db.engine.dispose()
+    folder.rename(tmp_path / "gone")
+    connects.clear()
+    with caplog.at_level(logging.WARNING, logger="app.store.group_commit"):
+        release.set()
+        for t in [first, *threads]:
+            t.join(30)
+    assert outcomes == ["OperationalError"] * 10
+    assert len(connects) == 1
+    assert any(r.levelno == logging.WARNING and "OperationalError" in r.getMessage()
+               and "10" in r.getMessage() for r in caplog.records)
