@@ -1,0 +1,279 @@
+"""Decide what to say to a customer's message, or why to stay silent: one pure function.
+
+    decide(message, state, policy, now, *, enabled=True) -> Decision
+
+No Flask, no database, no clock: the caller loads the conversation's state, reads the
+clock and the runtime switch, calls this, and records the decision (and the reply) in
+its own transaction. The same inputs always give the same decision, so `rules try` and
+catch-up see exactly what a webhook would have done.
+
+The order of the checks, first to last; the first that says "silent" decides:
+
+ 1. Loop guard: our own message (author is the bot, or our `autoReply` attribute mark)
+    -> OWN_MESSAGE; an agent's (AGENT_IDENTITIES or the rules' agent_patterns)
+    -> AGENT_MESSAGE (the caller records it: it opens the handoff window); the REST
+    API's 'system' -> SYSTEM_MESSAGE. Nothing else matters for a message that is not a
+    customer's, not even the switch.
+ 2. Compliance keyword: a message that *is* START/UNSTOP/YES from an opted-out customer
+    -> OPT_IN (the caller clears the opt-out; Twilio answers the keyword itself); any
+    other message that is STOP, HELP, ... or a rules-file keyword -> COMPLIANCE_KEYWORD.
+    Before the switch, so the decision records them even while the bot is off.
+ 3. Opted out (Twilio error 21610, no opt-in since) -> OPTED_OUT.
+ 4. Switched off (`enabled`) -> DISABLED.
+ 5. Handoff: an agent wrote less than handoff_window ago -> AGENT_ACTIVE.
+ 6. Budget: replies_last_hour >= budget -> BUDGET, whatever any rule says (a circuit
+    breaker against a loop with another bot, so nothing may bypass it).
+ 7. Choose the reply, first that applies:
+    a. [[rules]] in file order, first match wins (keywords as whole words, or a regular
+       expression; case-insensitive unless the rule says otherwise; optionally only on
+       some channels, or only while open / only after hours). An explicit rule answers a
+       specific question, so it answers after hours too.
+    b. After hours (outside business hours, or a holiday): the [after_hours] reply, which
+       replaces both the greeting and the fallback (telling a first-time customer
+       "welcome, we'll answer soon" at 23:00 promises what nobody keeps); without one
+       -> AFTER_HOURS_SILENT.
+    c. [greeting] for the conversation's first inbound message.
+    d. [fallback]; without a rules file, AUTO_REPLY_TEXT; a rules file without a fallback
+       -> NO_RULE.
+    The chosen reply's variant for the message's channel is used when there is one.
+ 8. Cooldown: a reply went out less than `cooldown` ago -> COOLDOWN, unless the chosen
+    rule has bypass_cooldown (an answer to "opening hours?" is worth sending right after
+    the greeting). After choosing, because only the rule knows whether it bypasses.
+ 9. WhatsApp's 24-hour window: on WHATSAPP, more than 24 h after the customer's message
+    (catch-up after an outage, long retries) free text fails with 63016, so the reply goes
+    out as the rule's (else the file's) approved Content template, or not at all
+    -> WHATSAPP_WINDOW.
+10. Render the templates -> REPLY (a template failing at run time despite the load-time
+    check -> TEMPLATE_ERROR, silent, rather than an exception in the webhook).
+
+Business hours, handoff and cooldown are judged at `now` (when the reply would go out);
+only the WhatsApp window is measured from the message's `received_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from ..delivery import marker
+from . import keywords
+from .policy import Policy
+from .rules import AFTER_HOURS, FALLBACK, GREETING
+from .templates import ReplySpec, Variant
+
+SYSTEM_AUTHOR = "system"  # the author of REST-created messages that name none
+WHATSAPP = "WHATSAPP"
+WHATSAPP_WINDOW = timedelta(hours=24)  # free-form replies only within 24 h (error 63016)
+
+
+class Reason(StrEnum):
+    """Why the bot replied or stayed silent: the name is the stored code, the value reads."""
+
+    REPLY = "replied"
+    OWN_MESSAGE = "our own message (loop guard)"
+    AGENT_MESSAGE = "written by an agent"
+    SYSTEM_MESSAGE = "written by the REST API as 'system'"
+    DISABLED = "auto-reply disabled"
+    COMPLIANCE_KEYWORD = "compliance keyword, answered by Twilio and the carriers"
+    OPTED_OUT = "customer opted out"
+    OPT_IN = "customer opted back in"
+    AGENT_ACTIVE = "an agent is handling the conversation"
+    COOLDOWN = "cooldown after our last reply"
+    BUDGET = "hourly reply budget spent"
+    AFTER_HOURS_SILENT = "after hours, no after-hours reply configured"
+    WHATSAPP_WINDOW = "outside WhatsApp's 24-hour window, no approved template"
+    NO_RULE = "no rule matched and no fallback"
+    TEMPLATE_ERROR = "the reply's template failed"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """The customer's message as the decision sees it."""
+
+    body: str
+    author: str
+    channel: str  # the webhook's Source, upper case: SMS, WHATSAPP, SDK, API, CHAT ('' unknown)
+    attributes: str | None  # the message's Attributes (JSON string), for our own mark
+    participant_sid: str | None
+    received_at: datetime  # aware, UTC: when the customer's message arrived (DateCreated)
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """What the conversation's history says, loaded by the caller under its lock."""
+
+    inbound_before: int  # customer messages seen in this conversation before this one
+    last_reply_at: datetime | None  # our last automated reply (aware UTC)
+    replies_last_hour: int  # our automated replies in the hour before `now`
+    last_agent_at: datetime | None  # a human agent last wrote here (aware UTC)
+    opted_out: bool  # this customer opted out (error 21610) and has not opted back in
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to send: text, a Content template, or both (the sender prefers content_sid)."""
+
+    body: str | None
+    content_sid: str | None = None
+    content_variables: str | None = None  # a JSON object as a string
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: Reason
+    detail: str  # e.g. "rule 'hours'", "cooldown until 14:05 UTC", "keyword STOP"
+    rule: str | None = None  # the [[rules]] name, or greeting / after_hours / fallback
+    reply: Reply | None = None  # set only when the reason is REPLY
+
+    @property
+    def replies(self) -> bool:
+        return self.reason is Reason.REPLY and self.reply is not None
+
+    @property
+    def code(self) -> str:
+        """The stored code: the reason's name."""
+        return self.reason.name
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.detail}" if self.detail else self.reason.value
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The reply step 7 picked, before cooldown, window and rendering."""
+
+    rule: str
+    detail: str
+    spec: ReplySpec | None  # None: the literal AUTO_REPLY_TEXT
+    bypass_cooldown: bool = False
+
+
+def decide(message: Inbound, state: ConversationState, policy: Policy, now: datetime, *,
+           enabled: bool = True) -> Decision:
+    """Reply or stay silent, and say why (the module docstring has the order)."""
+    if now.tzinfo is None or message.received_at.tzinfo is None:
+        raise ValueError("decide needs aware datetimes (now, received_at)")
+    channel = message.channel.upper()
+
+    guard = _loop_guard(message, policy)
+    if guard:
+        return guard
+
+    word = keywords.keyword_in(message.body, keywords.OPT_BACK_IN)
+    if state.opted_out and word:
+        return Decision(Reason.OPT_IN, f"keyword {word}")
+    word = keywords.keyword_in(message.body, policy.compliance_keywords)
+    if word:
+        return Decision(Reason.COMPLIANCE_KEYWORD, f"keyword {word}")
+    if state.opted_out:
+        return Decision(Reason.OPTED_OUT, "error 21610; waiting for START, UNSTOP or YES")
+
+    if not enabled:
+        return Decision(Reason.DISABLED, "switched off")
+    if (policy.handoff_window and state.last_agent_at is not None
+            and now - state.last_agent_at < policy.handoff_window):
+        until = state.last_agent_at + policy.handoff_window
+        return Decision(Reason.AGENT_ACTIVE, f"silent until {_at(until, now)}")
+    if policy.budget and state.replies_last_hour >= policy.budget:
+        return Decision(Reason.BUDGET, f"{state.replies_last_hour} of {policy.budget} "
+                                       f"replies in the last hour")
+
+    chosen = _choose(message.body, channel, state, policy, now)
+    if isinstance(chosen, Decision):
+        return chosen
+
+    if (policy.cooldown and not chosen.bypass_cooldown and state.last_reply_at is not None
+            and now - state.last_reply_at < policy.cooldown):
+        until = state.last_reply_at + policy.cooldown
+        return Decision(Reason.COOLDOWN, f"cooldown until {_at(until, now)}", chosen.rule)
+
+    variant, detail = _variant(chosen, channel)
+    if channel == WHATSAPP and now - message.received_at > WHATSAPP_WINDOW:
+        template = _whatsapp_template(chosen, policy)
+        if template is None:
+            waited = _hours(now - message.received_at)
+            return Decision(Reason.WHATSAPP_WINDOW, f"{waited} after the message", chosen.rule)
+        variant, detail = template, f"{detail}, as the approved template (past 24 h)"
+
+    if variant is None:  # no rules file: AUTO_REPLY_TEXT, literally
+        return Decision(Reason.REPLY, detail, chosen.rule, Reply(policy.auto_reply_text))
+    try:
+        body, content_sid, content_variables = variant.render(
+            _context(message, channel, policy, now))
+    except Exception as exc:  # never let a template crash the webhook
+        return Decision(Reason.TEMPLATE_ERROR, f"{detail}: {exc}", chosen.rule)
+    return Decision(Reason.REPLY, detail, chosen.rule, Reply(body, content_sid, content_variables))
+
+
+def _loop_guard(message: Inbound, policy: Policy) -> Decision | None:
+    if message.author == policy.bot_identity:
+        return Decision(Reason.OWN_MESSAGE, f"author {message.author}")
+    if marker.is_auto_reply(message.attributes):
+        return Decision(Reason.OWN_MESSAGE, f"{marker.AUTO_REPLY} mark in the attributes")
+    if policy.is_agent(message.author):
+        return Decision(Reason.AGENT_MESSAGE, f"author {message.author}")
+    if message.author == SYSTEM_AUTHOR:
+        return Decision(Reason.SYSTEM_MESSAGE, "author system")
+    return None
+
+
+def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
+            now: datetime) -> _Choice | Decision:
+    """Step 7: which reply, or why none (after hours without a reply, no rule)."""
+    rules = policy.rules
+    if rules is None:
+        return _Choice(FALLBACK, "default reply (no rules file)", None)
+    hours = rules.hours
+    is_open = hours is None or hours.is_open(now)
+    for rule in rules.rules:
+        if rule.matches(body, channel, is_open):
+            return _Choice(rule.name, f"rule {rule.name!r}", rule.reply, rule.bypass_cooldown)
+    if not is_open:
+        back = hours.format(hours.next_open(now))
+        if rules.after_hours is None:
+            return Decision(Reason.AFTER_HOURS_SILENT, f"closed until {back}")
+        return _Choice(AFTER_HOURS, f"after hours (back {back})", rules.after_hours)
+    if state.inbound_before == 0 and rules.greeting is not None:
+        return _Choice(GREETING, "greeting (first message)", rules.greeting)
+    if rules.fallback is not None:
+        return _Choice(FALLBACK, "fallback", rules.fallback)
+    return Decision(Reason.NO_RULE, "no rule matched; the rules file has no fallback")
+
+
+def _variant(chosen: _Choice, channel: str) -> tuple[Variant | None, str]:
+    if chosen.spec is None:
+        return None, chosen.detail
+    if channel in chosen.spec.per_channel:
+        return chosen.spec.per_channel[channel], f"{chosen.detail}, {channel} variant"
+    return chosen.spec.default, chosen.detail
+
+
+def _whatsapp_template(chosen: _Choice, policy: Policy) -> Variant | None:
+    if chosen.spec is not None and chosen.spec.whatsapp_template is not None:
+        return chosen.spec.whatsapp_template
+    return policy.rules.whatsapp_template if policy.rules else None
+
+
+def _context(message: Inbound, channel: str, policy: Policy, now: datetime) -> dict:
+    """The placeholders' values (templates.PLACEHOLDERS); constants are template globals."""
+    hours = policy.rules.hours if policy.rules else None
+    if hours is None:
+        next_open_at = now
+        next_open = f"{now.astimezone(UTC):%A %d %B at %H:%M} UTC"
+    else:
+        next_open_at = hours.next_open(now)
+        next_open = hours.format(next_open_at)
+    return {"customer": message.author, "channel": channel,
+            "next_open": next_open, "next_open_at": next_open_at}
+
+
+def _at(moment: datetime, now: datetime) -> str:
+    """A moment in UTC: the time alone when it is today's, else the date too."""
+    utc, today = moment.astimezone(UTC), now.astimezone(UTC)
+    return f"{utc:%H:%M} UTC" if utc.date() == today.date() else f"{utc:%Y-%m-%d %H:%M} UTC"
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:.1f} h"
+

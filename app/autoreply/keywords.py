@@ -1,0 +1,39 @@
+"""Compliance keywords: the opt-out, opt-in and help words the bot must never answer.
+
+Twilio and the carriers answer these on SMS themselves (Twilio's Advanced Opt-Out), and a
+reply after STOP fails with error 21610 or breaks messaging rules. A message counts as a
+keyword only when it *is* one, ignoring case, surrounding whitespace and punctuation
+("Stop!", " stop. "); a sentence that merely contains one ("please don't stop") is an
+ordinary message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# Twilio's default opt-out, opt-in and help keywords (support.twilio.com, "Advanced Opt-Out").
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_IN = frozenset({"START", "UNSTOP"})
+HELP = frozenset({"HELP", "INFO"})
+COMPLIANCE = OPT_OUT | OPT_IN | HELP
+
+# What brings an opted-out customer back: Twilio's opt-in words, and YES (which Twilio
+# also accepts as an opt-in reply). YES alone is not a compliance keyword: from a customer
+# who never opted out it is an ordinary message.
+OPT_BACK_IN = OPT_IN | {"YES"}
+
+# Anything that is not a letter or digit, at either end: punctuation, spaces, emoji.
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """The form keywords are compared in: edges stripped, spaces collapsed, upper case."""
+    return _SPACES.sub(" ", _EDGES.sub("", text)).upper()
+
+
+def keyword_in(body: str, words: Iterable[str]) -> str | None:
+    """The keyword the whole message is (upper case), or None when it is not one of `words`."""
+    word = normalize(body)
+    return word if word and word in {normalize(w) for w in words} else None

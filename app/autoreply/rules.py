@@ -1,0 +1,265 @@
+"""The rules file: read with tomllib, checked by pydantic, compiled into immutable Rules.
+
+    load_rules(path) -> Rules        parse_rules(text, source) -> Rules
+
+Every problem in a file is collected first; then one `RulesError` lists them all, one per
+line, each naming the file, the rule (its index and name) and the field:
+
+    rules.toml: rules[2] 'hours' .pattern: invalid regular expression '(': ...
+    rules.toml: hours.timezone: unknown time zone 'Europe/Berlni' (...)
+
+so a broken file is fixed in one round, and the server refuses to start with one. The
+format, every option commented, is rules.example.toml.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
+from .schema import RulesSchema, TemplateRef, VariantSchema
+from .templates import (
+    PLACEHOLDERS,
+    SAMPLE_AT,
+    ReplySpec,
+    Variant,
+    check_renders,
+    compile_text,
+    sample_context,
+)
+
+# The names a decision gives the file's sections (Decision.rule); no [[rules]] may take one.
+GREETING, AFTER_HOURS, FALLBACK = "greeting", "after_hours", "fallback"
+
+
+class RulesError(Exception):
+    """A rules file cannot be used; `problems` are 'location: message' lines."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A keyword or pattern rule: when it applies, and what it answers."""
+
+    name: str
+    matchers: tuple[re.Pattern[str], ...]  # keywords as whole words, then the pattern
+    reply: ReplySpec
+    channels: frozenset[str] | None = None  # None: every channel
+    when: str = "always"  # always | open (business hours) | closed (after hours)
+    bypass_cooldown: bool = False
+
+    def matches(self, body: str, channel: str, is_open: bool) -> bool:
+        if self.channels is not None and channel not in self.channels:
+            return False
+        if self.when != "always" and is_open != (self.when == "open"):
+            return False
+        return any(matcher.search(body) for matcher in self.matchers)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A checked rules file, ready for `decide`."""
+
+    source: str
+    rules: tuple[Rule, ...] = ()
+    greeting: ReplySpec | None = None
+    after_hours: ReplySpec | None = None
+    fallback: ReplySpec | None = None
+    hours: BusinessHours | None = None
+    compliance_keywords: frozenset[str] = frozenset()  # added to the standard ones
+    agent_patterns: tuple[re.Pattern[str], ...] = ()  # authors matching one are agents
+    whatsapp_template: Variant | None = None  # the file-wide approved template
+    constants: Mapping[str, object] = field(default_factory=dict)
+
+    def is_agent(self, author: str) -> bool:
+        return any(pattern.search(author) for pattern in self.agent_patterns)
+
+    def summary(self) -> list[str]:
+        """What the file says, one line per item, for `rules check`."""
+        lines = [f"{len(self.rules)} rule(s): {', '.join(r.name for r in self.rules) or '-'}"]
+        for name in (GREETING, AFTER_HOURS, FALLBACK):
+            lines.append(f"{name}: {'yes' if getattr(self, name) else 'no'}")
+        lines.append(f"hours: {self.hours.describe() if self.hours else 'always open'}")
+        if self.compliance_keywords:
+            lines.append(f"extra compliance keywords: {', '.join(sorted(self.compliance_keywords))}")
+        if self.agent_patterns:
+            lines.append(f"agent patterns: {', '.join(p.pattern for p in self.agent_patterns)}")
+        lines.append(f"WhatsApp template: {self.whatsapp_template.content_sid if self.whatsapp_template else 'none'}")
+        return lines
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Read, check and compile a rules file, or raise RulesError naming every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(source, [f"cannot read the file: {exc}"]) from None
+    return parse_rules(text, source)
+
+
+def parse_rules(text: str, source: str = "<rules>") -> Rules:
+    """Check and compile a rules file's TOML text; `source` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(source, [f"not valid TOML: {exc}"]) from None
+    try:
+        schema = RulesSchema.model_validate(data)
+    except ValidationError as exc:
+        raise RulesError(source, [
+            f"{_where(error['loc'], data)}: {_message(error)}" for error in exc.errors()
+        ]) from None
+    return _Compiler(source, data).compile(schema)
+
+
+class _Compiler:
+    """Turn a validated schema into Rules, collecting the cross-field and template problems."""
+
+    def __init__(self, source: str, data: dict):
+        self.source = source
+        self.data = data
+        self.problems: list[str] = []
+        self.constants: dict[str, object] = {}
+        self.names: set[str] = set()
+        self.next_open_sample = "Monday 07 January at 09:00 UTC"
+
+    def problem(self, loc: tuple, message: str) -> None:
+        self.problems.append(f"{_where(loc, self.data)}: {message}")
+
+    def compile(self, schema: RulesSchema) -> Rules:
+        for name in schema.constants:
+            if name in PLACEHOLDERS:
+                self.problem(("constants", name), f"{name!r} is a placeholder's name")
+        self.constants = dict(schema.constants)
+        hours = self.hours(schema) if schema.hours else None
+        if hours:
+            self.next_open_sample = hours.format(SAMPLE_AT)
+        if schema.after_hours and not hours:
+            self.problem(("after_hours",), "an after-hours reply needs an [hours] table")
+        rules = tuple(self.rule(index, rule, hours) for index, rule in enumerate(schema.rules))
+        compiled = Rules(
+            source=self.source,
+            rules=rules,
+            greeting=self.reply(schema.greeting, ("greeting",)),
+            after_hours=self.reply(schema.after_hours, ("after_hours",)),
+            fallback=self.reply(schema.fallback, ("fallback",)),
+            hours=hours,
+            compliance_keywords=frozenset(k.upper() for k in schema.compliance_keywords),
+            agent_patterns=tuple(re.compile(p) for p in schema.agent_patterns),
+            whatsapp_template=self.template(schema.whatsapp_template, ("whatsapp_template",)),
+            constants=MappingProxyType(self.constants),
+        )
+        if self.problems:
+            raise RulesError(self.source, self.problems)
+        return compiled
+
+    def hours(self, schema: RulesSchema) -> BusinessHours | None:
+        spec = schema.hours
+        week = tuple(tuple(parse_span(s) for s in getattr(spec, day)) for day in WEEKDAYS)
+        if not any(week):
+            self.problem(("hours",), "no opening hours on any weekday")
+        try:
+            SAMPLE_AT.strftime(spec.next_open_format)
+        except ValueError as exc:
+            self.problem(("hours", "next_open_format"), f"invalid strftime format: {exc}")
+        return BusinessHours(
+            zone=ZoneInfo(spec.timezone), week=week, dates_closed=frozenset(spec.holidays),
+            calendar=HolidayCalendar(spec.country, spec.subdivision) if spec.country else None,
+            next_open_format=spec.next_open_format)
+
+    def rule(self, index: int, spec, hours: BusinessHours | None) -> Rule:
+        loc = ("rules", index)
+        if spec.name in (GREETING, AFTER_HOURS, FALLBACK):
+            self.problem(loc + ("name",), f"{spec.name!r} is reserved for the [{spec.name}] table")
+        if spec.name in self.names:
+            self.problem(loc + ("name",), f"another rule is already named {spec.name!r}")
+        self.names.add(spec.name)
+        if spec.when != "always" and not hours:
+            self.problem(loc + ("when",), f"when = {spec.when!r} needs an [hours] table")
+        flags = 0 if spec.case_sensitive else re.IGNORECASE
+        matchers = [re.compile(_keyword_pattern(k), flags) for k in spec.keywords]
+        if spec.pattern is not None:
+            matchers.append(re.compile(spec.pattern, flags))
+        channels = frozenset(spec.channels) if spec.channels is not None else None
+        sample_channel = min(channels) if channels else "SMS"
+        return Rule(
+            name=spec.name, matchers=tuple(matchers), channels=channels, when=spec.when,
+            bypass_cooldown=spec.bypass_cooldown,
+            reply=self.reply(spec, loc, sample_channel))
+
+    def reply(self, spec, loc: tuple, channel: str = "SMS") -> ReplySpec | None:
+        if spec is None:
+            return None
+        return ReplySpec(
+            default=self.variant(spec, loc, channel),
+            per_channel=MappingProxyType({
+                name: self.variant(variant, loc + ("per_channel", name), name)
+                for name, variant in spec.per_channel.items()}),
+            whatsapp_template=self.template(spec.whatsapp_template, loc + ("whatsapp_template",)))
+
+    def template(self, spec: TemplateRef | None, loc: tuple) -> Variant | None:
+        return self.variant(spec, loc, "WHATSAPP") if spec is not None else None
+
+    def variant(self, spec: VariantSchema | TemplateRef, loc: tuple, channel: str) -> Variant:
+        context = sample_context(channel, self.next_open_sample)
+        text = getattr(spec, "text", None)
+        compiled_text = self.text(text, loc + ("text",), context) if text is not None else None
+        variables = tuple(
+            (name, self.text(value, loc + ("content_variables", name), context))
+            for name, value in spec.content_variables.items())
+        return Variant(text=compiled_text, content_sid=spec.content_sid,
+                       content_variables=tuple((n, t) for n, t in variables if t is not None))
+
+    def text(self, source: str, loc: tuple, context: dict):
+        try:
+            compiled = compile_text(source, self.constants)
+            check_renders(compiled, context)
+        except ValueError as exc:
+            self.problem(loc, str(exc))
+            return None
+        return compiled
+
+
+def _keyword_pattern(keyword: str) -> str:
+    """A keyword or phrase as a whole-word pattern; any run of spaces matches any other."""
+    return r"(?<!\w)" + r"\s+".join(re.escape(word) for word in keyword.split()) + r"(?!\w)"
+
+
+def _where(loc: tuple, data: dict) -> str:
+    """A pydantic location as people read it: rules[2] 'hours' .pattern, hours.monday[0]."""
+    parts = [part for part in loc if part != "[key]"]
+    if len(parts) >= 2 and parts[0] == "rules" and isinstance(parts[1], int):
+        rules = data.get("rules")
+        name = None
+        if isinstance(rules, list) and parts[1] < len(rules) and isinstance(rules[parts[1]], dict):
+            name = rules[parts[1]].get("name")
+        head = f"rules[{parts[1]}]" + (f" {name!r}" if isinstance(name, str) else "")
+        tail = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[2:])
+        return f"{head} {tail}" if tail else head
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _message(error: Mapping) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field (every option is listed in rules.example.toml)"
+    if error["type"] == "missing":
+        return "required field is missing"
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    return error["msg"]

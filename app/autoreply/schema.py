@@ -1,0 +1,176 @@
+"""The rules file's shape, as pydantic models: what is allowed where, checked field by field.
+
+Only the checks one field can make live here (a regular expression compiles, a time zone
+exists, a time range is a range, a channel is one we know); checks across fields and the
+templates are made by `rules.py` while compiling. Every model forbids unknown fields, so a
+misspelt option is an error instead of a silently ignored line. The format itself, with
+every option, is documented in rules.example.toml.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import StringConstraints as Text
+
+from .hours import HolidayCalendar, parse_span
+
+# The webhook's Source values a reply can be tailored to. Twilio documents SMS, WHATSAPP,
+# SDK and API; the others are channels Conversations connects. A name not listed here is
+# most likely a typo; add a new Source here when Twilio starts sending one.
+CHANNELS = frozenset({"SMS", "MMS", "WHATSAPP", "SDK", "API", "CHAT", "MESSENGER", "GBM"})
+_CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {text!r}: {exc}") from None
+    return text
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)") from None
+    return name
+
+
+def _span(text: str) -> str:
+    parse_span(text)
+    return text
+
+
+def _channel(name: str) -> str:
+    upper = name.strip().upper()
+    if upper not in CHANNELS:
+        raise ValueError(f"unknown channel {name!r} (one of {', '.join(sorted(CHANNELS))})")
+    return upper
+
+
+def _content_sid(sid: str) -> str:
+    if not _CONTENT_SID.fullmatch(sid):
+        raise ValueError(f"expected a Content SID (HX and 32 hex characters), got {sid!r}")
+    return sid
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"a constant's name must be a plain identifier, got {name!r}")
+    return name
+
+
+def _scalar(value: object) -> object:
+    if not isinstance(value, str | int | float | bool):
+        raise ValueError(f"a constant is a string, number or boolean, got {value!r}")
+    return value
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+NonEmpty = Annotated[str, Text(strip_whitespace=True, min_length=1)]
+Regex = Annotated[str, AfterValidator(_regex)]
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+Channel = Annotated[str, AfterValidator(_channel)]
+ContentSid = Annotated[str, AfterValidator(_content_sid)]
+Spans = Annotated[list[Annotated[str, AfterValidator(_span)]], BeforeValidator(_as_list)]
+ConstantName = Annotated[str, AfterValidator(_identifier)]
+Constant = Annotated[object, AfterValidator(_scalar)]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TemplateRef(_Schema):
+    """An approved Content template: what WhatsApp accepts outside its 24-hour window."""
+
+    content_sid: ContentSid
+    content_variables: dict[str, str] = {}
+
+
+class VariantSchema(_Schema):
+    """A reply's text, a Content template, or both."""
+
+    text: NonEmpty | None = None
+    content_sid: ContentSid | None = None
+    content_variables: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _something_to_send(self):
+        if self.text is None and self.content_sid is None:
+            raise ValueError("a reply needs text, content_sid or both")
+        if self.content_variables and self.content_sid is None:
+            raise ValueError("content_variables needs a content_sid")
+        return self
+
+
+class ReplySchema(VariantSchema):
+    """A reply with optional variants per channel and a WhatsApp template of its own."""
+
+    per_channel: dict[Channel, VariantSchema] = {}
+    whatsapp_template: TemplateRef | None = None
+
+
+class RuleSchema(ReplySchema):
+    name: NonEmpty
+    keywords: list[NonEmpty] = []
+    pattern: Regex | None = None
+    case_sensitive: bool = False
+    channels: list[Channel] | None = None
+    when: Literal["always", "open", "closed"] = "always"
+    bypass_cooldown: bool = False
+
+    @model_validator(mode="after")
+    def _matches_something(self):
+        if not self.keywords and self.pattern is None:
+            raise ValueError("a rule needs keywords, a pattern or both")
+        return self
+
+
+class HoursSchema(_Schema):
+    timezone: TimeZoneName
+    monday: Spans = []
+    tuesday: Spans = []
+    wednesday: Spans = []
+    thursday: Spans = []
+    friday: Spans = []
+    saturday: Spans = []
+    sunday: Spans = []
+    holidays: list[date] = []
+    country: NonEmpty | None = None
+    subdivision: NonEmpty | None = None
+    next_open_format: NonEmpty = "%A %d %B at %H:%M %Z"
+
+    @model_validator(mode="after")
+    def _calendar(self):
+        if self.subdivision and not self.country:
+            raise ValueError("subdivision needs a country")
+        if self.country:
+            try:
+                HolidayCalendar(self.country, self.subdivision)
+            except NotImplementedError as exc:
+                raise ValueError(f"unknown holiday calendar: {exc}") from None
+        return self
+
+
+class RulesSchema(_Schema):
+    compliance_keywords: list[NonEmpty] = []
+    agent_patterns: list[Regex] = []
+    constants: dict[ConstantName, Constant] = {}
+    whatsapp_template: TemplateRef | None = None
+    hours: HoursSchema | None = None
+    greeting: ReplySchema | None = None
+    after_hours: ReplySchema | None = None
+    fallback: ReplySchema | None = None
+    rules: list[RuleSchema] = []

@@ -1,0 +1,120 @@
+"""Reply templates: Jinja2, sandboxed, where an unknown name is an error, checked at load.
+
+A rules file is written by people, not attackers, but it is still configuration that
+becomes text sent to customers, so it renders in Jinja2's `SandboxedEnvironment` (no
+attribute tricks into Python internals) with `StrictUndefined` (a misspelt placeholder
+raises instead of vanishing). Every template is compiled, its names checked against the
+placeholders (including inside branches a sample would not take), and rendered once
+against sample values when the file loads, so a broken template stops the start-up rather
+than a reply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from jinja2 import StrictUndefined, Template, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+# What a template may use besides the rules file's [constants]; the decision fills them in.
+PLACEHOLDERS = {
+    "customer": "the message's author: +15558675310, whatsapp:+15558675310, a chat identity",
+    "channel": "the webhook's Source, upper case: SMS, WHATSAPP, SDK, CHAT, ...",
+    "next_open": "when the team is back, formatted in the business time zone "
+                 "(the current time while open)",
+    "next_open_at": "the same moment as a datetime, for your own strftime",
+}
+
+_ENV = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+
+SAMPLE_AT = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)  # a Monday morning
+
+
+def sample_context(channel: str, next_open: str) -> dict[str, object]:
+    """The values every template is rendered with once at load time."""
+    return {"customer": "+15558675310", "channel": channel or "SMS",
+            "next_open": next_open, "next_open_at": SAMPLE_AT}
+
+
+@dataclass(frozen=True)
+class Text:
+    """One compiled template and its source."""
+
+    source: str
+    template: Template = field(repr=False, compare=False)
+
+    def render(self, context: Mapping[str, object]) -> str:
+        return self.template.render(context).strip()
+
+
+def compile_text(source: str, constants: Mapping[str, object]) -> Text:
+    """Compile a template; ValueError names a syntax error or an unknown placeholder."""
+    try:
+        parsed = _ENV.parse(source)
+        template = _ENV.from_string(parsed, globals=dict(constants))
+    except TemplateError as exc:
+        raise ValueError(f"invalid template: {exc}") from None
+    unknown = meta.find_undeclared_variables(parsed) - PLACEHOLDERS.keys() - constants.keys()
+    if unknown:
+        known = ", ".join(sorted(PLACEHOLDERS.keys() | constants.keys()))
+        raise ValueError(
+            f"unknown placeholder {', '.join(sorted(unknown))} (known: {known})")
+    return Text(source, template)
+
+
+def check_renders(text: Text, context: Mapping[str, object]) -> None:
+    """Render once with sample values; ValueError if it fails or says nothing."""
+    try:
+        rendered = text.render(context)
+    except TemplateError as exc:
+        raise ValueError(f"template fails with sample values: {exc}") from None
+    except Exception as exc:  # a template can call methods that raise anything
+        raise ValueError(f"template fails with sample values: {exc!r}") from None
+    if not rendered:
+        raise ValueError("template renders to an empty text with sample values")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One concrete reply: text, a Content template (ContentSid + variables), or both."""
+
+    text: Text | None = None
+    content_sid: str | None = None
+    content_variables: tuple[tuple[str, Text], ...] = ()
+
+    def render(self, context: Mapping[str, object]) -> tuple[str | None, str | None, str | None]:
+        """(body, content_sid, content_variables as a JSON object string)."""
+        body = self.text.render(context) if self.text else None
+        if self.text and not body:
+            raise ValueError(f"template {self.text.source!r} rendered an empty text")
+        variables = None
+        if self.content_variables:
+            variables = json.dumps(
+                {name: value.render(context) for name, value in self.content_variables})
+        return body, self.content_sid, variables
+
+    def templates(self) -> list[tuple[tuple[str, ...], Text]]:
+        """Every template in this variant with its field path, for the load-time check."""
+        found = [(("text",), self.text)] if self.text else []
+        found += [(("content_variables", name), value) for name, value in self.content_variables]
+        return found
+
+
+@dataclass(frozen=True)
+class ReplySpec:
+    """A reply as configured: a default variant, variants per channel, a WhatsApp template.
+
+    `whatsapp_template` is the approved Content template sent instead when the WhatsApp
+    24-hour window has closed; None falls back to the file-wide one.
+    """
+
+    default: Variant
+    per_channel: Mapping[str, Variant] = field(default_factory=dict)
+    whatsapp_template: Variant | None = None
+
+    def for_channel(self, channel: str) -> Variant:
+        return self.per_channel.get(channel, self.default)
