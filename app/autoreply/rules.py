@@ -171,10 +171,6 @@ class _Compiler:
         week = tuple(tuple(parse_span(s) for s in getattr(spec, day)) for day in WEEKDAYS)
         if not any(week):
             self.problem(("hours",), "no opening hours on any weekday")
-        try:
-            SAMPLE_AT.strftime(spec.next_open_format)
-        except ValueError as exc:
-            self.problem(("hours", "next_open_format"), f"invalid strftime format: {exc}")
         return BusinessHours(
             zone=ZoneInfo(spec.timezone), week=week, dates_closed=frozenset(spec.holidays),
             calendar=HolidayCalendar(spec.country, spec.subdivision) if spec.country else None,

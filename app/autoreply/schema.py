@@ -14,7 +14,14 @@ from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictBool,
+    model_validator,
+)
 from pydantic import StringConstraints as Text
 
 from .hours import HolidayCalendar, parse_span
@@ -79,6 +86,7 @@ def _as_list(value: object) -> object:
 
 
 NonEmpty = Annotated[str, Text(strip_whitespace=True, min_length=1)]
+Code = Annotated[str, Text(strip_whitespace=True, min_length=1, to_upper=True)]
 Regex = Annotated[str, AfterValidator(_regex)]
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 Channel = Annotated[str, AfterValidator(_channel)]
@@ -126,10 +134,10 @@ class RuleSchema(ReplySchema):
     name: NonEmpty
     keywords: list[NonEmpty] = []
     pattern: Regex | None = None
-    case_sensitive: bool = False
+    case_sensitive: StrictBool = False
     channels: list[Channel] | None = None
     when: Literal["always", "open", "closed"] = "always"
-    bypass_cooldown: bool = False
+    bypass_cooldown: StrictBool = False
 
     @model_validator(mode="after")
     def _matches_something(self):
@@ -148,8 +156,8 @@ class HoursSchema(_Schema):
     saturday: Spans = []
     sunday: Spans = []
     holidays: list[date] = []
-    country: NonEmpty | None = None
-    subdivision: NonEmpty | None = None
+    country: Code | None = None  # ISO 3166 code: DE, US, ...
+    subdivision: Code | None = None  # the `holidays` package's code: BE (Berlin), CA, ...
     next_open_format: NonEmpty = "%A %d %B at %H:%M %Z"
 
     @model_validator(mode="after")
