@@ -5,7 +5,7 @@
     DataError (database)         -> 400  (a value the database refuses)
     OperationalError, InterfaceError, DatabaseUnavailable
                                  -> 503  (database unavailable; Twilio does not retry)
-    werkzeug HTTPException       -> its own status (413 for an oversized body, 405, 404, ...)
+    werkzeug HTTPException       -> its own status (405, 404, ...)
     anything else                -> 500, logged with its traceback, never shown to the caller
 """
 
