@@ -202,7 +202,8 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
         body, content_sid, content_variables = variant.render(
             _context(message, channel, policy, now))
     except Exception as exc:  # never let a template crash the webhook
-        return Decision(Reason.TEMPLATE_ERROR, f"{detail}: {exc}", chosen.rule)
+        return Decision(Reason.TEMPLATE_ERROR, f"{detail}: {type(exc).__name__}: {exc}",
+                        chosen.rule)
     return Decision(Reason.REPLY, detail, chosen.rule, Reply(body, content_sid, content_variables))
 
 
