@@ -112,7 +112,7 @@ class ConversationState:
 
 @dataclass(frozen=True)
 class Reply:
-    """What to send: text, a Content template, or both (the sender prefers content_sid)."""
+    """What to send: a body, or a Content template (content_sid, never both)."""
 
     body: str | None
     content_sid: str | None = None

@@ -108,7 +108,12 @@ class TemplateRef(_Schema):
 
 
 class VariantSchema(_Schema):
-    """A reply's text, a Content template, or both."""
+    """A reply: a text, or an approved Content template (ContentSid + variables).
+
+    Not both: Twilio refuses a Body together with ContentVariables (error 35127), and a
+    template carries its own text. Give a text on one channel and a template on another
+    with per_channel.
+    """
 
     text: NonEmpty | None = None
     content_sid: ContentSid | None = None
@@ -116,8 +121,9 @@ class VariantSchema(_Schema):
 
     @model_validator(mode="after")
     def _something_to_send(self):
-        if self.text is None and self.content_sid is None:
-            raise ValueError("a reply needs text, content_sid or both")
+        if (self.text is None) == (self.content_sid is None):
+            raise ValueError("a reply needs either text or a content_sid (not both: Twilio "
+                             "refuses a Body with ContentVariables, error 35127)")
         if self.content_variables and self.content_sid is None:
             raise ValueError("content_variables needs a content_sid")
         return self

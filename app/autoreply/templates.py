@@ -80,7 +80,7 @@ def check_renders(text: Text, context: Mapping[str, object]) -> None:
 
 @dataclass(frozen=True)
 class Variant:
-    """One concrete reply: text, a Content template (ContentSid + variables), or both."""
+    """One concrete reply: a text, or a Content template (ContentSid + variables)."""
 
     text: Text | None = None
     content_sid: str | None = None

@@ -90,8 +90,11 @@ BROKEN = [
     pytest.param('[[rules]]\nname = "x"\nkeywords = ["  "]\ntext = "Hi"',
                  "rules.toml: rules[0] 'x' .keywords[0]: String should have at least 1 character",
                  id="blank keyword"),
-    pytest.param(rule(""), "rules.toml: rules[0] 'hi': a reply needs text, content_sid or both",
+    pytest.param(rule(""), "rules.toml: rules[0] 'hi': a reply needs either text or a content_sid",
                  id="nothing to send"),
+    pytest.param(rule(f'{TEXT}\ncontent_sid = "{SID}"'),
+                 "rules.toml: rules[0] 'hi': a reply needs either text or a content_sid (not both",
+                 id="text and template"),
     pytest.param(rule(TEXT + '\ncase_sensitive = "yes"'),
                  "rules.toml: rules[0] 'hi' .case_sensitive: Input should be a valid boolean",
                  id="wrong type"),
@@ -224,7 +227,7 @@ def test_example_loads_and_every_template_renders():
     for spec in specs:
         variants += [spec.default, *spec.per_channel.values(), spec.whatsapp_template]
     variants = [v for v in variants if v is not None]
-    assert len(variants) == 14
+    assert len(variants) == 15
     next_open = rules.hours.format(rules.hours.next_open(datetime(2026, 12, 24, 12, tzinfo=UTC)))
     assert next_open == "Monday 28 December at 09:00 CET"  # Christmas and the weekend closed
     for variant in variants:
