@@ -1,8 +1,12 @@
 """A local fake of Twilio's Conversations REST API, over real HTTP, failing on demand.
 
 Serves the few resources the bot uses, shaped like Twilio's JSON, and records every
-request. Faults: `fail(n, status)` answers the next n message creations with an error,
-`latency` delays every answer, `stop()`/`start()` take the whole server down and up.
+request. Faults on the next n message creations: `fail(n, status)` answers with an
+error (`accepted=True`: after creating the message, as when Twilio's answer is lost),
+`garble(n)` creates the message and answers 201 with a body that is not JSON, `cut(n)`
+creates it and drops the connection halfway through the answer. `fail_reads(n, status)`
+answers the next n message listings with an error. `latency` delays every answer,
+`stop()`/`start()` take the whole server down and up.
 Also runs alone for local tries and the benchmark:
     python -m tests.fake_conversations --port 4010 --latency 0.3
 """
@@ -50,7 +54,8 @@ class FakeConversationsAPI:
         self.receipts: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
         self.on_create = None  # called with the Created record before answering
-        self._faults: list[tuple[int, int | None]] = []
+        self._faults: list[_Fault] = []
+        self._read_faults: list[int] = []
         self._lock = threading.Lock()
         self._index = itertools.count()
         self._server = None
@@ -77,10 +82,28 @@ class FakeConversationsAPI:
             self._server.cut_connections()
             self._server = None
 
-    def fail(self, times: int, status: int = 503, code: int | None = None) -> None:
-        """Answer the next `times` message creations with HTTP `status`."""
+    def fail(self, times: int, status: int = 503, code: int | None = None, *,
+             accepted: bool = False) -> None:
+        """Answer the next `times` message creations with HTTP `status` (with `accepted`,
+        after creating the message: the sender cannot tell that Twilio has it)."""
         with self._lock:
-            self._faults.extend([(status, code)] * times)
+            self._faults.extend([_Fault("error", status, code, accepted)] * times)
+
+    def garble(self, times: int) -> None:
+        """Create the next `times` messages but answer 201 with a body that is not JSON."""
+        with self._lock:
+            self._faults.extend([_Fault("garble", 201, None, True)] * times)
+
+    def cut(self, times: int) -> None:
+        """Create the next `times` messages but drop the connection halfway through the
+        answer (the client sees a connection broken mid-body)."""
+        with self._lock:
+            self._faults.extend([_Fault("cut", 201, None, True)] * times)
+
+    def fail_reads(self, times: int, status: int = 503) -> None:
+        """Answer the next `times` message listings with HTTP `status`."""
+        with self._lock:
+            self._read_faults.extend([status] * times)
 
     def add_conversation(self, conversation_sid: str | None = None) -> str:
         sid = conversation_sid or "CH" + secrets.token_hex(16)
@@ -140,10 +163,8 @@ class FakeConversationsAPI:
     def _create_message(self, conversation_sid: str, request: Request) -> Response:
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
-        if fault:
-            status, code = fault
-            return _error(status, code or (20429 if status == 429 else 20500),
-                          f"fake failure {status}")
+        if fault and not fault.accepted:
+            return fault.answer()
         form = request.form.to_dict()
         message = self._message(conversation_sid, form.get("Author", "system"),
                                 form.get("Body", ""), form.get("Attributes", "{}"))
@@ -153,11 +174,14 @@ class FakeConversationsAPI:
             self.created.append(record)
         if self.on_create:
             self.on_create(record)
-        return _json(201, message)
+        return fault.answer(message) if fault else _json(201, message)
 
     def _list_messages(self, conversation_sid: str, request: Request) -> Response:
         with self._lock:
+            fault = self._read_faults.pop(0) if self._read_faults else None
             items = list(self.messages[conversation_sid])
+        if fault:
+            return _Fault("error", fault, None, False).answer()
         if request.args.get("Order") == "desc":
             items.reverse()
         return _page(request, "messages", items)
@@ -178,6 +202,27 @@ class FakeConversationsAPI:
             "delivery": None, "links": {},
             "url": f"{self.url}/v1/Conversations/{conversation_sid}/Messages/{sid}",
         }
+
+
+@dataclass(frozen=True)
+class _Fault:
+    """One planned misbehaviour of the API: the answer to give instead of the right one."""
+
+    kind: str  # error | garble | cut
+    status: int
+    code: int | None
+    accepted: bool  # the message is created before answering
+
+    def answer(self, message: dict | None = None) -> Response:
+        if self.kind == "garble":
+            return Response("<html><body>Service Unavailable</body></html>",
+                            status=self.status, mimetype="text/html")
+        if self.kind == "cut":
+            response = _json(self.status, message or {})
+            response.cut = True
+            return response
+        return _error(self.status, self.code or (20429 if self.status == 429 else 20500),
+                      f"fake failure {self.status}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -232,6 +277,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if getattr(response, "cut", False):  # half the promised body, then hang up
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
     do_POST = do_DELETE = do_GET

@@ -33,7 +33,11 @@ def replies_failed(limit):
 @click.argument("reply_id", type=int, required=False)
 @click.option("--all", "all_", is_flag=True, help="Requeue every failed reply.")
 def replies_requeue(reply_id, all_):
-    """Queue a failed reply (REPLY_ID) or all of them (--all) to be sent again."""
+    """Queue a failed reply (REPLY_ID) or all of them (--all) to be sent again.
+
+    Each gets a new round of SEND_MAX_ATTEMPTS attempts; the first looks for the reply at
+    Twilio before sending, since an attempt that timed out may have reached it.
+    """
     if (reply_id is None) == (not all_):
         raise click.UsageError("give a REPLY_ID or --all")
     with services().db.transaction() as conn:

@@ -2,13 +2,20 @@
 
 Live mode wraps twilio-python's Client (one HTTP session, pooled connections, a
 timeout on every call); dry-run mode logs what it would send. Every failure becomes an
-ApiError saying whether trying again later can help: 429, 5xx, timeouts and connection
-errors can; other 4xx cannot.
+ApiError saying whether trying again later can help:
+
+    transient: timeouts, connections refused or dropped (also halfway through an
+               answer), HTTP 429 and 5xx
+    permanent: other 4xx, a 2xx whose body is not Twilio's JSON, a TwilioException
+               without an HTTP status, any other request error (a bad URL, redirects)
+
+A retry of a permanent failure would fail the same way, or worse, send the reply twice.
 https://www.twilio.com/docs/conversations/api/conversation-message-resource
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -17,6 +24,7 @@ from datetime import datetime
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from config import TwilioSettings
@@ -140,19 +148,51 @@ class _api_errors:
     def __exit__(self, exc_type, exc, tb):
         if exc is None or isinstance(exc, ApiError):
             return False
-        if isinstance(exc, TwilioRestException):
-            raise _by_status(exc.status, exc.code, exc.msg) from exc
-        if isinstance(exc, TwilioServiceException):
-            raise _by_status(exc.status, exc.code, exc.detail or exc.title) from exc
-        if isinstance(exc, requests.Timeout):
-            raise ApiError(f"timed out: {exc}", transient=True) from exc
-        if isinstance(exc, (requests.RequestException, TwilioException, ValueError)):
-            # Connection errors, and bodies that are not the JSON Twilio sends.
-            raise ApiError(f"{type(exc).__name__}: {exc}", transient=True) from exc
-        return False
+        error = _classify(exc)
+        if error is None:
+            return False
+        raise error from exc
+
+
+def _classify(exc: BaseException) -> ApiError | None:
+    """The ApiError for a failure (None: not a failure of the API call; let it rise)."""
+    if isinstance(exc, TwilioRestException):
+        return _by_status(exc.status, exc.code, exc.msg)
+    if isinstance(exc, TwilioServiceException):
+        return _by_status(exc.status, exc.code, exc.detail or exc.title)
+    if isinstance(exc, TwilioException):
+        # A listing's page that is not a 200 raises a bare TwilioException carrying the
+        # response (twilio/base/page.py); without one there is no status to go by.
+        response = next((a for a in exc.args if isinstance(a, Response)), None)
+        if response is not None:
+            code, message = _error_body(response.text)
+            return _by_status(response.status_code, code, message or exc.args[0])
+        return ApiError(f"{type(exc).__name__}: {exc}", transient=False)
+    if isinstance(exc, requests.Timeout):
+        return ApiError(f"timed out: {exc}", transient=True)
+    if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        # Refused, reset, or dropped halfway through the answer.
+        return ApiError(f"connection lost: {type(exc).__name__}: {exc}", transient=True)
+    if isinstance(exc, requests.RequestException):
+        return ApiError(f"request failed: {type(exc).__name__}: {exc}", transient=False)
+    if isinstance(exc, ValueError):  # a 2xx whose body is not the JSON Twilio sends
+        return ApiError(f"answer is not Twilio's JSON: {type(exc).__name__}: {exc}",
+                        transient=False)
+    return None
+
+
+def _error_body(text: str) -> tuple[object, str | None]:
+    """Twilio's error code and message from an error body, if it is Twilio's JSON."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    return body.get("code"), body.get("message")
 
 
 def _by_status(status: int | None, code, message) -> ApiError:
-    transient = status is None or status == 429 or status >= 500
+    transient = status is not None and (status == 429 or status >= 500)
     return ApiError(str(message or f"HTTP {status}"), transient=transient, status=status,
                     code=int(code) if str(code or "").isdigit() else None)

@@ -5,17 +5,24 @@ PostgreSQL (each sender gets different rows, nobody waits), and on SQLite the
 transaction itself holds the only write lock (BEGIN IMMEDIATE, see store/database.py).
 A leased row is `sending` with the lease's end in `next_attempt_at`; a sender that dies
 loses the lease and the row is taken over once it has expired. (An *event* is claimed,
-once and for all; a *reply* is leased, for a while.)
+once and for all; a *reply* is leased, for a while.) Leases and due times are the
+database's time (store/clock.py): hosts' clocks disagree, the database's is one.
+
+`attempts` counts every attempt ever made; `retry_from` is where the current round
+began (an operator's requeue starts a new round of SEND_MAX_ATTEMPTS without forgetting
+the earlier ones, so the next attempt still looks for the reply at Twilio first).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
+from ..store import clock
+from ..store.database import dialect_insert
 from ..store.models import Reply, ReplyStatus, utcnow
 from . import marker
 
@@ -33,13 +40,20 @@ class LeasedReply:
     author: str
     body: str
     in_reply_to: str
-    attempt: int
+    attempt: int  # counts every attempt ever made, this one included
+    retry_from: int = 0  # attempts made before the current round (an operator's requeue)
 
     @property
     def may_exist(self) -> bool:
-        """Whether Twilio may already hold this reply: an earlier attempt timed out, got
-        a 5xx, or its sender died after sending. Look before sending again."""
+        """Whether Twilio may already hold this reply: an earlier attempt (in this round
+        or an earlier one) timed out, got a 5xx, or its sender died after sending. Look
+        before sending again."""
         return self.attempt > 1
+
+    @property
+    def attempt_in_round(self) -> int:
+        """Which attempt of the current round this is (1 for the first)."""
+        return self.attempt - self.retry_from
 
     @property
     def attributes(self) -> str:
@@ -47,54 +61,76 @@ class LeasedReply:
         return marker.reply_attributes(self.in_reply_to)
 
 
-_QUEUE = insert(Reply.__table__)
-
-
-def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
-                author: str, body: str) -> None:
-    """Record a reply to send after the transaction commits."""
-    now = utcnow()
-    conn.execute(_QUEUE, {
-        "conversation_sid": conversation_sid, "in_reply_to": in_reply_to, "author": author,
-        "body": body, "status": QUEUED, "attempts": 0, "next_attempt_at": now,
-        "created_at": now,
-    })
-
-
 REPLIES = Reply.__table__
 
 
-def _due(status: str):
+@cache
+def _queue_statement(dialect_name: str):
+    # One reply per message: a replay whose event was pruned while its reply was kept
+    # (failed replies are never pruned) claims the event again, and inserts nothing.
+    return (dialect_insert(dialect_name)(REPLIES)
+            .values(next_attempt_at=clock.now(dialect_name))
+            .on_conflict_do_nothing(index_elements=["in_reply_to"])
+            .returning(REPLIES.c.id))  # the id, or nothing: rowcount is -1 on PostgreSQL
+
+
+_EXISTING = select(REPLIES.c.status).where(REPLIES.c.in_reply_to == bindparam("in_reply_to"))
+
+
+def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
+                author: str, body: str) -> str | None:
+    """Record a reply to send after the transaction commits; if the message has a reply
+    already, queue nothing and return a note saying so."""
+    reply_id = conn.execute(_queue_statement(conn.dialect.name), {
+        "conversation_sid": conversation_sid, "in_reply_to": in_reply_to, "author": author,
+        "body": body, "status": QUEUED, "attempts": 0, "retry_from": 0,
+        "created_at": utcnow(),
+    }).scalar()
+    if reply_id is not None:
+        return None
+    status = conn.execute(_EXISTING, {"in_reply_to": in_reply_to}).scalar()
+    return f"a reply to this message exists already ({status}): not queued again"
+
+
+@cache
+def _due(dialect_name: str, status: str):
     # One status per query: then (status, next_attempt_at) is an index range already in
     # order, and LIMIT stops early however long the backlog (an IN over both statuses
     # would sort every queued row on each claim).
     return (
         select(REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.author, REPLIES.c.body,
-               REPLIES.c.in_reply_to, REPLIES.c.attempts)
-        .where(REPLIES.c.status == status, REPLIES.c.next_attempt_at <= bindparam("now"))
+               REPLIES.c.in_reply_to, REPLIES.c.attempts, REPLIES.c.retry_from)
+        .where(REPLIES.c.status == status,
+               REPLIES.c.next_attempt_at <= clock.now(dialect_name))
         .order_by(REPLIES.c.next_attempt_at)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
     )
 
 
-_DUE_QUEUED = _due(QUEUED)
-_DUE_EXPIRED = _due(SENDING)  # a lease that ran out: its sender is gone
-_TAKE = (
-    update(REPLIES)
-    .where(REPLIES.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status=SENDING, attempts=REPLIES.c.attempts + 1,
-            next_attempt_at=bindparam("lease_until"))
-)
+@cache
+def _take(dialect_name: str):
+    return (update(REPLIES)
+            .where(REPLIES.c.id.in_(bindparam("ids", expanding=True)))
+            .values(status=SENDING, attempts=REPLIES.c.attempts + 1,
+                    next_attempt_at=clock.later(dialect_name, "lease_seconds")))
+
+
 # Settle a reply only if this sender still holds it (same status and attempt).
 _HELD = (REPLIES.c.id == bindparam("reply_id"), REPLIES.c.status == SENDING,
          REPLIES.c.attempts == bindparam("attempt"))
 _SENT = update(REPLIES).where(*_HELD).values(
     status=SENT, twilio_message_sid=bindparam("message_sid"), sent_at=bindparam("now"),
     error_code=None, error_message=None)
-_RETRY = update(REPLIES).where(*_HELD).values(
-    status=QUEUED, error_code=bindparam("code"), error_message=bindparam("message"),
-    next_attempt_at=bindparam("due"))
+
+
+@cache
+def _retry(dialect_name: str):
+    return update(REPLIES).where(*_HELD).values(
+        status=QUEUED, error_code=bindparam("code"), error_message=bindparam("message"),
+        next_attempt_at=clock.later(dialect_name, "delay"))
+
+
 _FAILED = update(REPLIES).where(*_HELD).values(
     status=FAILED, error_code=bindparam("code"), error_message=bindparam("message"))
 
@@ -104,17 +140,18 @@ def lease_due(conn: Connection, limit: int, lease_seconds: float,
     """Take up to `limit` replies that are due, and (with `expired`) those whose
     holder's lease ran out. Leases run out rarely: a busy sender looks for them once
     per poll, not on every lease."""
-    now = utcnow()
-    rows = conn.execute(_DUE_EXPIRED, {"now": now, "limit": limit}).all() if expired else []
+    dialect = conn.dialect.name
+    rows = (conn.execute(_due(dialect, SENDING), {"limit": limit}).all()  # lost leases
+            if expired else [])
     if len(rows) < limit:
-        rows += conn.execute(_DUE_QUEUED, {"now": now, "limit": limit - len(rows)}).all()
+        rows += conn.execute(_due(dialect, QUEUED), {"limit": limit - len(rows)}).all()
     if not rows:
         return []
-    conn.execute(_TAKE, {"ids": [r.id for r in rows],
-                         "lease_until": now + timedelta(seconds=lease_seconds)})
+    conn.execute(_take(dialect), {"ids": [r.id for r in rows],
+                                  "lease_seconds": float(lease_seconds)})
     return [
         LeasedReply(r.id, r.conversation_sid, r.author, r.body, r.in_reply_to,
-                    attempt=r.attempts + 1)
+                    attempt=r.attempts + 1, retry_from=r.retry_from)
         for r in rows
     ]
 
@@ -131,8 +168,8 @@ def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str) -> bool:
 
 def mark_retry(conn: Connection, leased: LeasedReply, delay: float,
                code: int | None, message: str) -> bool:
-    return _settle(conn, _RETRY, leased, code=code, message=message[:2000],
-                   due=utcnow() + timedelta(seconds=delay))
+    return _settle(conn, _retry(conn.dialect.name), leased, code=code,
+                   message=message[:2000], delay=float(delay))
 
 
 def mark_failed(conn: Connection, leased: LeasedReply, code: int | None, message: str) -> bool:
@@ -145,9 +182,14 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 def requeue_failed(conn: Connection, reply_id: int | None = None) -> int:
-    """Queue failed replies (one, or all) for sending again; return how many."""
-    stmt = update(Reply).where(Reply.status == FAILED)
+    """Queue failed replies (one, or all) for a new round of attempts; return how many.
+
+    `attempts` is kept: the next attempt is not a first one, and looks for the reply at
+    Twilio before sending (an attempt that timed out may have reached Twilio).
+    """
+    stmt = update(REPLIES).where(REPLIES.c.status == FAILED)
     if reply_id is not None:
-        stmt = stmt.where(Reply.id == reply_id)
-    result = conn.execute(stmt.values(status=QUEUED, attempts=0, next_attempt_at=utcnow()))
+        stmt = stmt.where(REPLIES.c.id == reply_id)
+    result = conn.execute(stmt.values(status=QUEUED, retry_from=REPLIES.c.attempts,
+                                      next_attempt_at=clock.now(conn.dialect.name)))
     return result.rowcount

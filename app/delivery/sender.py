@@ -176,8 +176,11 @@ class Sender:
         fields = dict(reply_id=item.id, conversation=item.conversation_sid,
                       in_reply_to=item.in_reply_to, attempt=item.attempt,
                       status=exc.status, code=exc.code, error=exc.message)
-        if exc.transient and item.attempt < self.max_attempts:
-            delay = outbox.backoff(item.attempt, self.backoff_base, self.backoff_cap)
+        if item.retry_from:  # requeued: say which attempt of the new round this was
+            fields["attempt_in_round"] = item.attempt_in_round
+        # A round is SEND_MAX_ATTEMPTS attempts; an operator's requeue starts another.
+        if exc.transient and item.attempt_in_round < self.max_attempts:
+            delay = outbox.backoff(item.attempt_in_round, self.backoff_base, self.backoff_cap)
             self._record(outbox.mark_retry, item, delay, exc.code, exc.message)
             log.warning("reply send failed, will retry %s", kv(**fields, retry_in=f"{delay:.2f}s"))
             return

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import JobSettings
 
 from ..delivery.client import ApiError
 from ..logs import kv
+from ..store import clock
 from ..store.database import Database, dialect_insert
 from ..store.models import JobRun, utcnow
 from . import retention
@@ -24,20 +26,32 @@ from .catchup import CatchUp
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 30
+JOB_RUNS = JobRun.__table__
+_LONG_AGO = datetime(2000, 1, 1)  # a new job's first turn is due at once
+
+
+@cache
+def _turn_statements(dialect_name: str):
+    """Create a job's row (as if it last ran long ago), and take its turn if it is due.
+
+    Due by the database's clock: with the hosts' clocks, a host an hour ahead would
+    take every turn (store/clock.py)."""
+    create = (dialect_insert(dialect_name)(JOB_RUNS)
+              .values(last_run_at=_LONG_AGO)
+              .on_conflict_do_nothing(index_elements=["name"]))
+    take = (update(JOB_RUNS)
+            .where(JOB_RUNS.c.name == bindparam("job"),
+                   JOB_RUNS.c.last_run_at <= clock.later(dialect_name, "minus_interval"))
+            .values(last_run_at=clock.now(dialect_name)))
+    return create, take
 
 
 def take_turn(db: Database, name: str, interval_seconds: float) -> bool:
     """Return True if this process may run job `name` now (and record that it does)."""
-    now = utcnow()
     with db.transaction() as conn:
-        conn.execute(dialect_insert(conn.dialect.name)(JobRun)
-                     .values(name=name, last_run_at=now - timedelta(days=3650))
-                     .on_conflict_do_nothing(index_elements=["name"]))
-        result = conn.execute(
-            update(JobRun)
-            .where(JobRun.name == name,
-                   JobRun.last_run_at <= now - timedelta(seconds=interval_seconds))
-            .values(last_run_at=now))
+        create, take = _turn_statements(conn.dialect.name)
+        conn.execute(create, {"name": name})
+        result = conn.execute(take, {"job": name, "minus_interval": -float(interval_seconds)})
         return result.rowcount == 1
 
 

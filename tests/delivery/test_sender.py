@@ -5,8 +5,8 @@ import logging
 import pytest
 from sqlalchemy import select, update
 
-from app.delivery import outbox
 from app import start_background_work
+from app.delivery import outbox
 from app.services import services
 from app.store.models import Reply, utcnow
 from tests.conftest import message_added, post_event, wait_for
@@ -159,3 +159,37 @@ def test_in_process_sender_replies_without_waiting_for_a_poll(make_app, fake_api
         wait_for(lambda: fake_api.created, timeout=5)
     finally:
         services(app).supervisor.stop()
+
+
+def test_answer_that_is_not_json_fails_at_once(app, client, sender, fake_api, caplog):
+    """A 201 whose body is not Twilio's JSON is permanent: one request, marked failed, logged."""
+    caplog.set_level(logging.ERROR, logger="app.delivery.sender")
+    fake_api.garble(1)
+    post_event(client, message_added())
+    assert sender.run_until_idle() == 1
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("failed", 1)
+    assert len(fake_api.requests) == 1
+    [record] = [r for r in caplog.records if r.name == "app.delivery.sender"]
+    assert "permanent" in record.getMessage() and "JSON" in record.getMessage()
+
+
+def test_connection_cut_mid_answer_is_retried(app, client, sender, fake_api):
+    """A connection dropped halfway through the answer is transient; the retry finds the reply."""
+    fake_api.cut(1)
+    post_event(client, message_added())
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("sent", 2)
+    assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid
+
+
+def test_lookup_errors_are_retried(app, client, sender, fake_api):
+    """A 503 on the already-sent lookup (a listing, raised without a status) is retried."""
+    fake_api.fail(1, status=503, accepted=True)
+    fake_api.fail_reads(1, status=503)
+    post_event(client, message_added())
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("sent", 3)
+    assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid

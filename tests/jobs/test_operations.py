@@ -6,7 +6,8 @@ from sqlalchemy import func, select, update
 
 from app.jobs import periodic as jobs
 from app.services import services
-from app.store.models import DeliveryReceipt, ProcessedEvent, Reply, utcnow
+from app.store import models
+from app.store.models import DeliveryReceipt, JobRun, ProcessedEvent, Reply, utcnow
 from tests.conftest import delivery_updated, message_added, post_event
 
 
@@ -29,6 +30,40 @@ def test_failed_replies_are_listed_with_meaning_and_requeued(app, client, runner
     assert len(fake_api.created) == 2
     assert runner.invoke(args=["replies", "failed"]).output == "no failed replies\n"
     assert runner.invoke(args=["replies", "stats"]).output == "sent=2\n"
+
+
+def test_requeued_reply_that_twilio_has_is_not_sent_twice(app, client, runner, sender, fake_api):
+    """Given up after lost answers, then requeued: the next attempt finds the reply at Twilio."""
+    fake_api.fail(1, status=503, accepted=True)  # Twilio has it; its answer says otherwise
+    fake_api.fail_reads(3, status=503)  # and every lookup of this round fails
+    post_event(client, message_added())
+    sender.run_until_idle()
+    assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 4)
+
+    assert runner.invoke(args=["replies", "requeue", "--all"]).output == "requeued 1 reply\n"
+    assert sender.run_until_idle() == 1
+    assert len(fake_api.created) == 1
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("sent", 5)
+    assert reply.twilio_message_sid == fake_api.created[0].sid
+
+
+def test_requeue_starts_a_new_round_of_attempts(app, client, runner, sender, fake_api):
+    """A requeued reply gets SEND_MAX_ATTEMPTS (4) more attempts; none are forgotten."""
+    fake_api.fail(4 + 3, status=503)
+    post_event(client, message_added())
+    sender.run_until_idle()
+    assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 4)
+
+    runner.invoke(args=["replies", "requeue", "--all"])
+    sender.run_until_idle()
+    assert (the_reply(app).status, the_reply(app).attempts) == ("sent", 8)
+    assert len(fake_api.created) == 1
+
+
+def the_reply(app):
+    with services(app).db.session() as s:
+        return s.scalars(select(Reply)).one()
 
 
 def test_requeue_needs_an_id_or_all(runner):
@@ -60,6 +95,18 @@ def test_one_process_takes_each_turn(app):
     assert jobs.take_turn(db, "prune", 3600) is True
     assert jobs.take_turn(db, "prune", 3600) is False
     assert jobs.take_turn(db, "catch-up", 3600) is True
+
+
+def test_host_ahead_does_not_take_a_turn_taken_a_minute_ago(app, monkeypatch):
+    """Turns run on the database's clock: a host an hour ahead waits like the others."""
+    db = services(app).db
+    assert jobs.take_turn(db, "prune", 3600) is True
+    with db.session() as s:
+        s.execute(update(JobRun).values(last_run_at=utcnow() - timedelta(minutes=1)))
+    real = models.utcnow
+    monkeypatch.setattr(jobs, "utcnow", lambda: real() + timedelta(hours=1))
+    assert jobs.take_turn(db, "prune", 3600) is False
+    assert jobs.take_turn(db, "prune", 30) is True  # a minute is past a 30 s interval
 
 
 def test_periodic_jobs_run_when_enabled(make_app, fake_api):
