@@ -17,6 +17,8 @@ STATUS_LENGTH = 16
 AUTHOR_LENGTH = 256
 OUTCOME_LENGTH = 200
 KEY_LENGTH = 200
+RULE_LENGTH = 64
+CHANNEL_LENGTH = 16
 
 
 class ReplyStatus(StrEnum):
@@ -66,6 +68,9 @@ class ProcessedEvent(Base):
     message_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
     outcome: Mapped[str] = mapped_column(String(OUTCOME_LENGTH), default="")
     outcome_kind: Mapped[str | None] = mapped_column(String(32))
+    # An inbound message's auto-reply decision: its reason code and the rule that fired.
+    reason: Mapped[str | None] = mapped_column(String(32))
+    rule: Mapped[str | None] = mapped_column(String(RULE_LENGTH))
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
@@ -92,7 +97,15 @@ class Reply(Base):
     in_reply_to: Mapped[str] = mapped_column(String(SID_LENGTH), unique=True)
     conversation_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
     author: Mapped[str] = mapped_column(String(AUTHOR_LENGTH))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    content_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))  # an approved template
+    content_variables: Mapped[str | None] = mapped_column(Text)
+    # Whom the reply answers, and when they wrote: for opt-outs (error 21610) and
+    # WhatsApp's 24-hour window at send time.
+    customer: Mapped[str | None] = mapped_column(String(AUTHOR_LENGTH))
+    participant_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    channel: Mapped[str | None] = mapped_column(String(CHANNEL_LENGTH))
+    message_at: Mapped[datetime | None] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(STATUS_LENGTH), default=ReplyStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     retry_from: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -121,6 +134,41 @@ class DeliveryReceipt(Base):
     status_rank: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Conversation(Base):
+    """What the bot remembers of one conversation; its row is the conversation's lock
+    while a message of it is decided and recorded."""
+
+    __tablename__ = "conversations"
+
+    sid: Mapped[str] = mapped_column(String(SID_LENGTH), primary_key=True)
+    inbound_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_agent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_reply_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OptOut(Base):
+    """A customer (address or participant) Twilio refused to message (error 21610)."""
+
+    __tablename__ = "opt_outs"
+
+    address: Mapped[str] = mapped_column(String(AUTHOR_LENGTH), primary_key=True)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    conversation_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    opted_out_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Switch(Base):
+    """A runtime switch every instance obeys (e.g. auto-reply on/off)."""
+
+    __tablename__ = "switches"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class JobRun(Base):
