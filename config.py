@@ -63,11 +63,17 @@ class TwilioSettings:
 
 @dataclass(frozen=True)
 class BotSettings:
-    """What the bot's decisions may see: who it is, who the agents are, what it says."""
+    """What the bot's decisions may see: who it is, who the agents are, what it says and
+    when it stays silent."""
 
     identity: str
     agent_identities: frozenset[str]
     auto_reply_text: str
+    auto_reply_enabled: bool  # the start-up default of the runtime switch
+    cooldown_seconds: int  # at most one reply per conversation within this (0: off)
+    budget: int  # hard cap of replies per conversation per rolling hour
+    handoff_seconds: int  # silent this long after an agent wrote (0: off)
+    rules_path: Path | None  # RESPONDER_RULES: a TOML rules file (None: defaults only)
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         bot=BotSettings(
             identity=reader.text("BOT_IDENTITY") or "support-bot",
             agent_identities=frozenset(reader.csv("AGENT_IDENTITIES")),
-            auto_reply_text=reader.text("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT),
+            auto_reply_text=reader.text("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT,
+            auto_reply_enabled=reader.flag("AUTO_REPLY_ENABLED", True),
+            cooldown_seconds=reader.duration("AUTO_REPLY_COOLDOWN", 3600),
+            budget=int(reader.number("AUTO_REPLY_BUDGET", 5, minimum=1, integer=True)),
+            handoff_seconds=reader.duration("HANDOFF_WINDOW", 30 * 60),
+            rules_path=reader.path("RESPONDER_RULES")),
         web=WebSettings(
             public_base_urls=tuple(
                 url for part in reader.csv("PUBLIC_BASE_URL")
@@ -203,6 +214,16 @@ class _Reader:
 
     def text(self, name: str) -> str:
         return (self.env.get(name) or "").strip()
+
+    def path(self, name: str) -> Path | None:
+        raw = self.text(name)
+        if not raw:
+            return None
+        path = Path(raw).expanduser().resolve()
+        if not path.is_file():
+            self.problems.append(f"{name}: no such file {raw!r}")
+            return None
+        return path
 
     def csv(self, name: str) -> list[str]:
         return [part.strip() for part in self.text(name).split(",") if part.strip()]
