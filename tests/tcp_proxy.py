@@ -1,8 +1,17 @@
-"""A loopback TCP proxy that can be cut and restored: the database 'goes away' for a moment."""
+"""A loopback TCP proxy that can be cut and restored: the database 'goes away' for a moment.
+
+Run as `python -m tests.tcp_proxy --target HOST:PORT` (see `ProxyProcess`) it can also be
+frozen with SIGSTOP: the database then hangs instead of going away.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 
 
@@ -73,3 +82,49 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+class ProxyProcess:
+    """The proxy in a process of its own, so that a test can freeze it (SIGSTOP) like a
+    host that stops answering: its kernel still accepts and ACKs, nothing comes back."""
+
+    def __init__(self, target_host: str, target_port: int):
+        from tests.servers import ROOT
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.tcp_proxy", "--target", f"{target_host}:{target_port}"],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline())
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+
+    def __enter__(self) -> ProxyProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv=None) -> None:
+    """`python -m tests.tcp_proxy --target 127.0.0.1:5432`: print the port, serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--target", required=True, help="host:port to forward to")
+    host, port = parser.parse_args(argv).target.rsplit(":", 1)
+    proxy = TcpProxy(host, int(port)).start()
+    print(proxy.port, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

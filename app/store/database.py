@@ -3,14 +3,21 @@
 SQLite (the default) runs in WAL mode with a busy timeout, and every transaction starts
 with BEGIN IMMEDIATE so two writers queue instead of failing on a lock upgrade.
 PostgreSQL (`DATABASE_URL`) is for several instances side by side.
+
+Nothing waits longer than `timeout` (DATABASE_TIMEOUT): not a statement (the watchdog
+cuts it), a connect, a free pooled connection, nor the writer turn. Twilio gives a
+webhook 5 s; a database that does not answer gets it a 503 in time, not a hang.
+Its files are the user's alone (0600 in a 0700 folder): they hold every conversation.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,18 +27,25 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 
+from .file_lock import FileLock
 from .group_commit import GroupCommit
+from .watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY = "bot_read_only"  # execution option: begin a deferred (reading) transaction
 
 
-class DatabaseUnavailable(Exception):
-    """The database did not answer in time (a lock, a connection or a statement)."""
+class DatabaseUnavailable(SQLAlchemyError):
+    """The database did not answer in time (a lock, a connection or a statement).
+
+    A SQLAlchemyError, so that every `except SQLAlchemyError` (the sender, the jobs)
+    rides it out like any other database outage.
+    """
 
 
 def dialect_insert(dialect_name: str):
@@ -46,22 +60,19 @@ class Database:
         self.url = url
         self.timeout = timeout  # seconds a statement, connection or lock wait may take
         self.instance_dir = instance_dir
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, timeout)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._thread_lock = threading.Lock()
-        self._lock_pid: int | None = None
-        self._lock_file = None
         path = sqlite_path(url) if self.is_sqlite else None
-        self._lock_path = Path(f"{path}.writer-lock") if path else None
+        self._file_lock = FileLock(Path(f"{path}.writer-lock")) if path else None
         self.group_commit = GroupCommit(self)
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
-        """A forked worker shares no socket, lock or lock file with its parent."""
+        """A forked worker shares no socket, lock or lock file with its parent (the file
+        lock, the group commit and the watchdog reset themselves)."""
         self.engine.dispose(close=False)
         self._thread_lock = threading.Lock()
-        self._lock_pid = None
-        self._lock_file = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,14 +85,14 @@ class Database:
         Core statements on a plain connection: the webhook and sender paths run several
         hundred of these a second, and an ORM session costs twice as much.
         """
-        with self._writer_turn(), self.engine.begin() as conn:
+        with self._writer_turn(), self._connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def read(self) -> Connection:
         """Yield a connection for reading only: never queued behind writers (on SQLite a
         deferred transaction in WAL mode, outside the writer lock)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
             yield conn
             conn.rollback()
@@ -92,6 +103,13 @@ class Database:
         with self._writer_turn(), self.sessions() as session, session.begin():
             yield session
 
+    def _connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except PoolTimeout as exc:  # every pooled connection stayed busy
+            raise DatabaseUnavailable(
+                f"no free database connection within {self.timeout:g} s") from exc
+
     @contextmanager
     def _writer_turn(self):
         """On SQLite, queue writers on a lock instead of SQLite's busy handler.
@@ -99,35 +117,48 @@ class Database:
         SQLite admits one writer at a time and makes the others poll with sleeps of up
         to 100 ms: at a few hundred webhooks per second that is the whole tail latency.
         A thread lock (this process) and an flock (other processes) hand the turn over
-        at once. PostgreSQL needs none of this.
+        at once. PostgreSQL needs none of this. Both waits together end after the timeout.
         """
         if not self.is_sqlite:
             yield
             return
-        with self._thread_lock:
-            if self._lock_path is None:  # in-memory: one process only
+        deadline = time.monotonic() + self.timeout
+        if not self._thread_lock.acquire(timeout=self.timeout):
+            raise DatabaseUnavailable(f"no writer turn within {self.timeout:g} s "
+                                      "(another thread of this process kept it)")
+        try:
+            lock = self._file_lock
+            if lock is None:  # in-memory: one process only
                 yield
                 return
-            if self._lock_pid != os.getpid():  # an flock is shared across fork: reopen
-                self._lock_file = open(self._lock_path, "a")
-                self._lock_pid = os.getpid()
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            if not lock.acquire(deadline - time.monotonic()):
+                raise DatabaseUnavailable(f"no writer turn within {self.timeout:g} s "
+                                          "(another process kept it)")
             try:
                 yield
             finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                lock.release()
+        finally:
+            self._thread_lock.release()
 
     def ping(self) -> None:
-        """Raise unless a write transaction can start now (the webhook path needs one)."""
+        """Raise unless a write transaction can start now (the webhook path needs one);
+        give up after the timeout, like the webhook path."""
         with self.transaction() as conn:
             conn.exec_driver_sql("SELECT 1")
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration, one process at a time."""
-        with self._migration_lock():
-            with self.engine.begin() as conn:
-                cfg = alembic_config(conn)
-                command.upgrade(cfg, "head")
+        """Bring the schema to the newest migration, one process at a time.
+
+        On an engine of its own without the watchdog: a migration may rightly take longer
+        than a webhook's statement, and so may the wait for another process migrating.
+        """
+        engine = make_engine(self.url, self.timeout, watched=False)
+        try:
+            with self._migration_lock(engine), engine.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        finally:
+            engine.dispose()
 
     def schema_revision(self) -> tuple[str | None, str]:
         """Return (the database's revision, the newest revision in the code)."""
@@ -147,19 +178,19 @@ class Database:
             return compare_metadata(context, Base.metadata)
 
     @contextmanager
-    def _migration_lock(self):
+    def _migration_lock(self, engine: Engine):
         if self.is_sqlite:
             path = sqlite_path(self.url)
             lock_path = (path.parent if path else Path(".")) / ".migrate.lock"
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(lock_path, "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+            lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
         else:
-            with self.engine.connect() as conn:
+            with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT pg_advisory_lock(827364512)")
                 try:
                     yield
@@ -182,14 +213,24 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
+    """An engine whose waits end after `timeout` s (statements: when `watched`)."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=timeout,
+            # libpq counts whole seconds, at least 2.
+            connect_args={"connect_timeout": max(2, math.ceil(timeout))})
+        if watched:
+            watch(engine, timeout)
+        return engine
 
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        create_private(path)
+    busy_ms = int(timeout * 1000)
+    engine = create_engine(url, connect_args={"timeout": timeout})
+    if watched:
+        watch(engine, timeout)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -197,7 +238,7 @@ def make_engine(url: str) -> Engine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -209,3 +250,72 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def create_private(path: Path) -> None:
+    """Create the SQLite file (and its folder) readable by its user only, before SQLite
+    opens it: SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def watch(engine: Engine, timeout: float) -> None:
+    """Arm the watchdog around everything that waits for the database on `engine`:
+    statements, commits and rollbacks, and the pool's pre-ping (which runs outside
+    the engine's events). A cut turns into DatabaseUnavailable."""
+    armed = WATCHDOG.armed
+    monotonic = time.monotonic
+    is_sqlite = engine.dialect.name == "sqlite"
+
+    @event.listens_for(engine, "connect")
+    def _start(dbapi_conn, _record):
+        WATCHDOG.start()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _arm(conn, cursor, statement, parameters, context, executemany):
+        armed[cursor.connection] = monotonic() + timeout
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _disarm(conn, cursor, statement, parameters, context, executemany):
+        armed.pop(cursor.connection, None)
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _arm_ending(conn):
+        if not conn.invalidated:  # a cut connection has nothing left to end
+            armed[conn.connection.dbapi_connection] = monotonic() + timeout
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn, _record):
+        armed.pop(dbapi_conn, None)
+
+    @event.listens_for(engine, "invalidate")
+    def _invalidate(dbapi_conn, _record, _exception):
+        armed.pop(dbapi_conn, None)
+
+    @event.listens_for(engine, "handle_error")
+    def _cut_is_unavailable(ctx):
+        conn = ctx.connection
+        if conn is None or conn.invalidated:
+            return None
+        if not WATCHDOG.was_cut(conn.connection.dbapi_connection):
+            return None
+        if not is_sqlite:
+            ctx.is_disconnect = True  # the socket is shut: drop the connection
+        return DatabaseUnavailable(f"the database did not answer within {timeout:g} s")
+
+    ping = engine.dialect.do_ping
+
+    def do_ping(dbapi_conn):
+        armed[dbapi_conn] = monotonic() + timeout
+        try:
+            return ping(dbapi_conn)
+        except Exception as exc:
+            if WATCHDOG.was_cut(dbapi_conn):  # unanswered, not refused: no reconnect
+                raise DatabaseUnavailable(
+                    f"the database did not answer within {timeout:g} s") from exc
+            raise
+        finally:
+            armed.pop(dbapi_conn, None)
+
+    engine.dialect.do_ping = do_ping

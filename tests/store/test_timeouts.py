@@ -1,0 +1,149 @@
+"""Timeouts: a database that does not answer makes the caller give up within
+DATABASE_TIMEOUT (a statement, a connection, a lock), and it is usable again after."""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.store.database import Database, DatabaseUnavailable
+from tests.conftest import PG_URL, wait_for
+from tests.store.lock_holder import LockHolder
+from tests.tcp_proxy import ProxyProcess
+
+COUNT_FOR_LONG = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                  "WHERE x < 50000000) SELECT count(*) FROM c")
+
+
+def gives_up(call, limit: float) -> tuple[BaseException | None, float]:
+    """Run `call` in a thread; return (what it raised, seconds taken); fail after `limit`."""
+    outcome = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            outcome["error"] = exc
+        outcome["took"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert "took" in outcome, f"still waiting after {limit} s"
+    return outcome.get("error"), outcome["took"]
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'bot.sqlite3'}", timeout=1.0)
+    db.ping()  # creates the file
+    yield db
+    db.engine.dispose()
+
+
+def test_a_statement_running_past_the_timeout_is_cut(sqlite_db):
+    """A statement still running after the timeout is interrupted; the next one works."""
+
+    def long_count():
+        with sqlite_db.read() as conn:
+            conn.exec_driver_sql(COUNT_FOR_LONG).scalar()
+
+    error, took = gives_up(long_count, limit=30)
+    assert isinstance(error, DatabaseUnavailable)
+    assert 1.0 <= took < 2.5
+    sqlite_db.ping()
+
+
+def test_a_frozen_sqlite_writer_makes_writes_give_up(sqlite_db, tmp_path):
+    """Another process stuck holding the writer turn: writes and ping give up in time, reads
+    go on, and once it is gone writes work again."""
+    with LockHolder(tmp_path / "bot.sqlite3") as holder:
+        holder.freeze()
+        error, took = gives_up(sqlite_db.ping, limit=10)
+        assert isinstance(error, DatabaseUnavailable) and 1.0 <= took < 2.5
+
+        def write():
+            with sqlite_db.transaction() as conn:
+                conn.exec_driver_sql("CREATE TABLE t (x)")
+
+        error, took = gives_up(write, limit=10)
+        assert isinstance(error, DatabaseUnavailable) and took < 2.5
+        with sqlite_db.read() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    sqlite_db.ping()
+
+
+def test_writers_of_one_process_queue_with_a_bound(sqlite_db):
+    """A thread that cannot get the writer turn from another thread gives up in time."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with sqlite_db.transaction():
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        inside.wait(10)
+        error, took = gives_up(sqlite_db.ping, limit=10)
+        assert isinstance(error, DatabaseUnavailable) and 1.0 <= took < 2.5
+    finally:
+        release.set()
+        holder.join()
+    sqlite_db.ping()
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: needs PostgreSQL")
+def test_a_postgresql_statement_past_the_timeout_is_cut():
+    """A statement still running after the timeout, in a transaction or a group commit,
+    fails with DatabaseUnavailable; the next transaction works."""
+    db = Database(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), timeout=1.0)
+    try:
+        def in_transaction():
+            with db.transaction() as conn:
+                conn.exec_driver_sql("SELECT pg_sleep(10)")
+
+        for call in (in_transaction, lambda: db.group_commit.run(
+                lambda conn: conn.exec_driver_sql("SELECT pg_sleep(10)"))):
+            error, took = gives_up(call, limit=8)
+            assert isinstance(error, DatabaseUnavailable) and 1.0 <= took < 2.5, (error, took)
+        db.ping()
+    finally:
+        db.engine.dispose()
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: needs PostgreSQL")
+def test_a_frozen_postgresql_makes_calls_give_up():
+    """Behind a frozen proxy (connections accepted, nothing answered), ping, reads and new
+    connections give up within the timeout; after the thaw it works again by itself."""
+    target = urlsplit(PG_URL)
+    with ProxyProcess(target.hostname, target.port or 5432) as proxy:
+        url = PG_URL.replace(target.netloc,
+                             f"{target.username or 'postgres'}@127.0.0.1:{proxy.port}")
+        db = Database(url.replace("postgresql://", "postgresql+psycopg://", 1), timeout=2.0)
+        try:
+            for _ in range(3):  # a few pooled connections
+                db.ping()
+            proxy.freeze()
+            try:
+                for _ in range(4):  # pooled connections, then new ones
+                    error, took = gives_up(db.ping, limit=10)
+                    assert isinstance(error, SQLAlchemyError) and took < 3.0, (error, took)
+
+                def read():
+                    with db.read() as conn:
+                        conn.exec_driver_sql("SELECT 1")
+
+                error, took = gives_up(read, limit=10)
+                assert isinstance(error, SQLAlchemyError) and took < 3.0, (error, took)
+            finally:
+                proxy.thaw()
+            wait_for(lambda: gives_up(db.ping, limit=10)[0] is None, timeout=20, interval=0.2)
+        finally:
+            db.engine.dispose()
