@@ -1,7 +1,7 @@
 """The development token: signs and checks webhooks in dry-run mode (no credentials).
 
 Random per installation and kept in the instance folder, so every worker and the
-`send-event` command agree on it, and nobody can guess it.
+`send-event` command agree on it, and nobody can guess it (or read it: 0600 in 0700).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ def load_or_create(instance_dir: Path) -> str:
     """Return the stored token, creating it the first time (atomically: several workers)."""
     file = path(instance_dir)
     if not file.exists():
-        instance_dir.mkdir(parents=True, exist_ok=True)
+        instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = instance_dir / f".{FILENAME}.{os.getpid()}"
-        tmp.write_text(secrets.token_hex(16) + "\n")
-        tmp.chmod(0o600)
+        # 0600 from the start: never readable by others, not even for a moment.
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(16) + "\n")
         try:
             os.link(tmp, file)  # fails if another process got there first: use theirs
         except FileExistsError:
