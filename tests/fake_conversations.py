@@ -6,7 +6,8 @@ error (`accepted=True`: after creating the message, as when Twilio's answer is l
 `garble(n)` creates the message and answers 201 with a body that is not JSON, `cut(n)`
 creates it and drops the connection halfway through the answer. `fail_reads(n, status)`
 answers the next n message listings with an error. `latency` delays every answer,
-`stop()`/`start()` take the whole server down and up.
+`stop()`/`start()` take the whole server down and up. A creation with both Body and
+ContentVariables is refused like Twilio refuses it (400, 35127).
 Also runs alone for local tries and the benchmark:
     python -m tests.fake_conversations --port 4010 --latency 0.3
 """
@@ -38,7 +39,27 @@ class Created:
     form: dict
     headers: dict
     sid: str
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.monotonic)  # created (the answer follows)
+    received_at: float = 0.0  # when the request arrived (monotonic), before any latency
+
+    @property
+    def body(self) -> str | None:
+        return self.form.get("Body")
+
+    @property
+    def content_sid(self) -> str | None:
+        return self.form.get("ContentSid")
+
+    @property
+    def content_variables(self) -> dict | None:
+        """The template's variables, parsed (None when there are none)."""
+        text = self.form.get("ContentVariables")
+        return None if text is None else json.loads(text)
+
+    @property
+    def in_reply_to(self) -> str | None:
+        """The MessageSid this reply answers, from the attributes the bot sets."""
+        return json.loads(self.form.get("Attributes") or "{}").get("inReplyTo")
 
 
 class FakeConversationsAPI:
@@ -136,6 +157,7 @@ class FakeConversationsAPI:
     # -- HTTP ---------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        received_at = time.monotonic()
         if self.latency:
             time.sleep(self.latency)
         self.requests.append((request.method, request.path))
@@ -149,7 +171,7 @@ class FakeConversationsAPI:
         conversation_sid = self.add_conversation(parts[2]) if len(parts) > 2 else ""
         if len(parts) == 4 and parts[3] == "Messages":
             if request.method == "POST":
-                return self._create_message(conversation_sid, request)
+                return self._create_message(conversation_sid, request, received_at)
             return self._list_messages(conversation_sid, request)
         if len(parts) == 6 and parts[5] == "Receipts":
             items = self.receipts.get(parts[4], [])
@@ -160,15 +182,20 @@ class FakeConversationsAPI:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         return request.headers.get("Authorization") == f"Basic {expected}"
 
-    def _create_message(self, conversation_sid: str, request: Request) -> Response:
+    def _create_message(self, conversation_sid: str, request: Request,
+                        received_at: float) -> Response:
+        form = request.form.to_dict()
+        if "Body" in form and "ContentVariables" in form:
+            return _error(400, 35127, "Body and ContentVariables cannot both be set")
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
         if fault and not fault.accepted:
             return fault.answer()
-        form = request.form.to_dict()
         message = self._message(conversation_sid, form.get("Author", "system"),
-                                form.get("Body", ""), form.get("Attributes", "{}"))
-        record = Created(conversation_sid, form, dict(request.headers), message["sid"])
+                                form.get("Body"), form.get("Attributes", "{}"),
+                                content_sid=form.get("ContentSid"))
+        record = Created(conversation_sid, form, dict(request.headers), message["sid"],
+                         received_at=received_at)
         with self._lock:
             self.messages[conversation_sid].append(message)
             self.created.append(record)
@@ -192,11 +219,13 @@ class FakeConversationsAPI:
                  for sid in reversed(list(self.messages))]
         return _page(request, "conversations", items)
 
-    def _message(self, conversation_sid, author, body, attributes, sid=None) -> dict:
+    def _message(self, conversation_sid, author, body, attributes, sid=None,
+                 content_sid=None) -> dict:
         sid = sid or "IM" + secrets.token_hex(16)
         return {
             "sid": sid, "account_sid": self.account_sid,
             "conversation_sid": conversation_sid, "author": author, "body": body,
+            "content_sid": content_sid,
             "attributes": attributes, "index": next(self._index), "media": None,
             "participant_sid": None, "date_created": _now(), "date_updated": None,
             "delivery": None, "links": {},

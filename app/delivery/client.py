@@ -68,13 +68,18 @@ class ConversationsClient:
             self._client.conversations.base_url = base_url
         self._v1 = self._client.conversations.v1
 
-    def send_message(self, conversation_sid: str, *, author: str, body: str,
-                     attributes: str) -> str:
-        """Create a message that fires webhooks (so its receipts come back); return its SID."""
+    def send_message(self, conversation_sid: str, *, author: str, body: str | None,
+                     attributes: str, content_sid: str | None = None,
+                     content_variables: str | None = None) -> str:
+        """Create a message that fires webhooks (so its receipts come back); return its SID.
+
+        The message is `body`, or with `content_sid` an approved Content template.
+        """
         with _api_errors():
             message = self._v1.conversations(conversation_sid).messages.create(
-                author=author, body=body, attributes=attributes,
+                author=author, attributes=attributes,
                 x_twilio_webhook_enabled="true",  # a string: a bool breaks the request
+                **content(body, content_sid, content_variables),
             )
         return message.sid
 
@@ -109,11 +114,17 @@ class DryRunClient:
 
     dry_run = True
 
-    def send_message(self, conversation_sid: str, *, author: str, body: str,
-                     attributes: str) -> str:
+    def send_message(self, conversation_sid: str, *, author: str, body: str | None,
+                     attributes: str, content_sid: str | None = None,
+                     content_variables: str | None = None) -> str:
         sid = "IM" + uuid.uuid4().hex
-        log.info("DRY RUN: would send to %s as %s: %r (fake sid %s)",
-                 conversation_sid, author, body, sid)
+        if content_sid:
+            log.info("DRY RUN: would send to %s as %s: template %s with variables %s "
+                     "(fake sid %s)", conversation_sid, author, content_sid,
+                     content_variables or "{}", sid)
+        else:
+            log.info("DRY RUN: would send to %s as %s: %r (fake sid %s)",
+                     conversation_sid, author, body, sid)
         return sid
 
     def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
@@ -124,6 +135,20 @@ class DryRunClient:
 
     def receipts(self, conversation_sid: str, message_sid: str) -> list[dict]:
         return []
+
+
+def content(body: str | None, content_sid: str | None,
+            content_variables: str | None) -> dict:
+    """The message's content as `messages.create` takes it: a text, or a template.
+
+    A template carries its own text: Twilio refuses Body together with ContentVariables
+    (error 35127), and ignores Body next to a ContentSid.
+    """
+    if not content_sid:
+        return {"body": body}
+    if content_variables:
+        return {"content_sid": content_sid, "content_variables": content_variables}
+    return {"content_sid": content_sid}
 
 
 def make_client(twilio: TwilioSettings) -> ConversationsClient | DryRunClient:

@@ -11,15 +11,24 @@ database's time (store/clock.py): hosts' clocks disagree, the database's is one.
 `attempts` counts every attempt ever made; `retry_from` is where the current round
 began (an operator's requeue starts a new round of SEND_MAX_ATTEMPTS without forgetting
 the earlier ones, so the next attempt still looks for the reply at Twilio first).
+
+Order within a conversation: its replies go out one at a time, in the order they were
+queued (by id). A reply is due only if no earlier reply of its conversation is still
+queued or sending (a retry waiting for its backoff holds the later ones back; a failed
+reply does not) and no other is `sending` under a live lease (an operator's requeue of
+an earlier reply waits for the later one in flight). So of a conversation only its
+earliest unsettled reply can be due, and a batch never holds two of one conversation.
+The check is one probe of ix_replies_conversation per candidate row.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select, update
 
 from ..store import clock
 from ..store.database import dialect_insert
@@ -38,10 +47,17 @@ class LeasedReply:
     id: int
     conversation_sid: str
     author: str
-    body: str
+    body: str | None  # None when the reply is a Content template
     in_reply_to: str
     attempt: int  # counts every attempt ever made, this one included
     retry_from: int = 0  # attempts made before the current round (an operator's requeue)
+    content_sid: str | None = None  # an approved Content template (HX...)
+    content_variables: str | None = None  # its variables, a JSON object as a string
+    customer: str | None = None  # the author of the message answered
+    participant_sid: str | None = None  # and their participant (MB...)
+    channel: str | None = None  # the answered message's Source: SMS, WHATSAPP, ...
+    message_at: datetime | None = None  # when the answered message was written (UTC)
+    leased_at: datetime | None = None  # the database's time when this lease was taken
 
     @property
     def may_exist(self) -> bool:
@@ -54,6 +70,11 @@ class LeasedReply:
     def attempt_in_round(self) -> int:
         """Which attempt of the current round this is (1 for the first)."""
         return self.attempt - self.retry_from
+
+    @property
+    def addresses(self) -> tuple[str | None, str | None]:
+        """Who the reply goes to, as opt-outs are recorded: the address and the participant."""
+        return self.customer, self.participant_sid
 
     @property
     def attributes(self) -> str:
@@ -78,12 +99,23 @@ _EXISTING = select(REPLIES.c.status).where(REPLIES.c.in_reply_to == bindparam("i
 
 
 def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
-                author: str, body: str) -> str | None:
+                author: str, body: str | None, content_sid: str | None = None,
+                content_variables: str | None = None, customer: str | None = None,
+                participant_sid: str | None = None, channel: str | None = None,
+                message_at: datetime | None = None) -> str | None:
     """Record a reply to send after the transaction commits; if the message has a reply
-    already, queue nothing and return a note saying so."""
+    already, queue nothing and return a note saying so.
+
+    The reply is a text (`body`) or an approved Content template (`content_sid`, with
+    `content_variables` as a JSON string). `customer` (the author answered),
+    `participant_sid`, `channel` (the message's Source) and `message_at` (naive UTC)
+    let the sender record an opt-out and respect WhatsApp's 24-hour window.
+    """
     reply_id = conn.execute(_queue_statement(conn.dialect.name), {
         "conversation_sid": conversation_sid, "in_reply_to": in_reply_to, "author": author,
-        "body": body, "status": QUEUED, "attempts": 0, "retry_from": 0,
+        "body": body, "content_sid": content_sid, "content_variables": content_variables,
+        "customer": customer, "participant_sid": participant_sid, "channel": channel,
+        "message_at": message_at, "status": QUEUED, "attempts": 0, "retry_from": 0,
         "created_at": utcnow(),
     }).scalar()
     if reply_id is not None:
@@ -92,16 +124,33 @@ def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
     return f"a reply to this message exists already ({status}): not queued again"
 
 
+_OTHER = REPLIES.alias("other")
+
+
 @cache
 def _due(dialect_name: str, status: str):
     # One status per query: then (status, next_attempt_at) is an index range already in
     # order, and LIMIT stops early however long the backlog (an IN over both statuses
-    # would sort every queued row on each claim).
+    # would sort every queued row on each claim). The conversation's turn is a NOT
+    # EXISTS on ix_replies_conversation: one index probe per candidate, a row or two.
+    now = clock.now(dialect_name)
+    other = _OTHER
+    waits = (select(literal_column("1")).where(
+        other.c.conversation_sid == REPLIES.c.conversation_sid,
+        other.c.id != REPLIES.c.id,
+        or_(and_(other.c.id < REPLIES.c.id,  # an earlier reply not yet settled
+                 or_(other.c.status == QUEUED, other.c.status == SENDING)),
+            and_(other.c.status == SENDING, other.c.next_attempt_at > now)),  # in flight
+    ).exists())
     return (
         select(REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.author, REPLIES.c.body,
-               REPLIES.c.in_reply_to, REPLIES.c.attempts, REPLIES.c.retry_from)
+               REPLIES.c.in_reply_to, REPLIES.c.attempts, REPLIES.c.retry_from,
+               REPLIES.c.content_sid, REPLIES.c.content_variables, REPLIES.c.customer,
+               REPLIES.c.participant_sid, REPLIES.c.channel, REPLIES.c.message_at,
+               now.label("leased_at"))
         .where(REPLIES.c.status == status,
-               REPLIES.c.next_attempt_at <= clock.now(dialect_name))
+               REPLIES.c.next_attempt_at <= now,
+               ~waits)
         .order_by(REPLIES.c.next_attempt_at)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
@@ -138,8 +187,8 @@ _FAILED = update(REPLIES).where(*_HELD).values(
 def lease_due(conn: Connection, limit: int, lease_seconds: float,
               *, expired: bool = True) -> list[LeasedReply]:
     """Take up to `limit` replies that are due, and (with `expired`) those whose
-    holder's lease ran out. Leases run out rarely: a busy sender looks for them once
-    per poll, not on every lease."""
+    holder's lease ran out; of a conversation, only its earliest unsettled reply. Leases
+    run out rarely: a busy sender looks for them once per poll, not on every lease."""
     dialect = conn.dialect.name
     rows = (conn.execute(_due(dialect, SENDING), {"limit": limit}).all()  # lost leases
             if expired else [])
@@ -151,7 +200,10 @@ def lease_due(conn: Connection, limit: int, lease_seconds: float,
                                   "lease_seconds": float(lease_seconds)})
     return [
         LeasedReply(r.id, r.conversation_sid, r.author, r.body, r.in_reply_to,
-                    attempt=r.attempts + 1, retry_from=r.retry_from)
+                    attempt=r.attempts + 1, retry_from=r.retry_from,
+                    content_sid=r.content_sid, content_variables=r.content_variables,
+                    customer=r.customer, participant_sid=r.participant_sid,
+                    channel=r.channel, message_at=r.message_at, leased_at=r.leased_at)
         for r in rows
     ]
 

@@ -6,6 +6,11 @@ and restarts. It wakes at once when a reply is queued in this process, and polls
 SENDER_POLL_SECONDS for the rest (retries that became due, replies queued by other
 processes, leases left by a sender that died). Sends run on a small thread pool
 because Twilio's latency, not our CPU, bounds a sender.
+
+Two refusals are settled here. WhatsApp free text more than 24 hours after the customer
+wrote fails without asking Twilio (it would refuse it, 63016). A send Twilio refuses
+because the customer replied STOP (21610) fails with the customer's opt-out recorded in
+the same transaction, so that no rule answers them again until they opt in.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,11 +27,17 @@ from config import SenderSettings
 
 from ..logs import kv
 from ..store.database import Database
-from . import marker, outbox
+from . import marker, opt_outs, outbox
 from .client import ApiError
 from .error_codes import describe
 
 log = logging.getLogger(__name__)
+
+# https://www.twilio.com/docs/api/errors/21610 and /63016
+OPTED_OUT = 21610  # the recipient replied STOP: record it, never retry
+OUTSIDE_WINDOW = 63016  # WhatsApp free text more than 24 h after the customer wrote
+WHATSAPP = "WHATSAPP"
+WHATSAPP_WINDOW = timedelta(hours=24)
 
 
 class Sender:
@@ -129,17 +141,22 @@ class Sender:
         """Send one leased reply and record the outcome."""
         try:
             sid = self._already_sent(item) if item.may_exist else None
+            if sid is None and outside_whatsapp_window(item):
+                self._refuse_free_text(item)
+                return
             if sid is None:
                 sid = self.client.send_message(
                     item.conversation_sid, author=item.author, body=item.body,
-                    attributes=item.attributes)
+                    attributes=item.attributes, content_sid=item.content_sid,
+                    content_variables=item.content_variables)
         except ApiError as exc:
             self._record_failure(item, exc)
             return
         kept = self._record(outbox.mark_sent, item, sid)
         log.info("reply sent %s", kv(
             reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
-            message_sid=sid, attempt=item.attempt, dry_run=self.client.dry_run or None,
+            message_sid=sid, attempt=item.attempt, content_sid=item.content_sid,
+            dry_run=self.client.dry_run or None,
             note=None if kept else "another sender took the reply over meanwhile"))
 
     def _record(self, settle, item: outbox.LeasedReply, *args) -> bool:
@@ -184,6 +201,44 @@ class Sender:
             self._record(outbox.mark_retry, item, delay, exc.code, exc.message)
             log.warning("reply send failed, will retry %s", kv(**fields, retry_in=f"{delay:.2f}s"))
             return
-        self._record(outbox.mark_failed, item, exc.code, exc.message)
+        if exc.code == OPTED_OUT:
+            self._record(_failed_and_opted_out, item, exc.code, exc.message)
+            fields["opted_out"] = ",".join(a for a in item.addresses if a) or None
+        else:
+            self._record(outbox.mark_failed, item, exc.code, exc.message)
         reason = "gave up after retries" if exc.transient else "permanent error"
         log.error("reply failed %s", kv(**fields, reason=reason, meaning=describe(exc.code)))
+
+    def _refuse_free_text(self, item: outbox.LeasedReply) -> None:
+        """Fail a WhatsApp text reply that is too late: Twilio would refuse it (63016)."""
+        message = (f"outside WhatsApp's 24-hour window: free text not sent (the customer "
+                   f"wrote at {item.message_at:%Y-%m-%d %H:%M:%S} UTC; only an approved "
+                   f"template may go out now)")
+        self._record(outbox.mark_failed, item, OUTSIDE_WINDOW, message)
+        log.error("reply failed %s", kv(
+            reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
+            attempt=item.attempt, code=OUTSIDE_WINDOW, reason="outside WhatsApp's 24-hour window",
+            meaning=describe(OUTSIDE_WINDOW)))
+
+
+def outside_whatsapp_window(item: outbox.LeasedReply) -> bool:
+    """Whether the reply is WhatsApp free text more than 24 h after the customer wrote.
+
+    "Now" is the database's clock when the reply was leased (`leased_at`), a moment
+    before this send: the sender host's clock may be off, the database's is the one
+    every host shares (store/clock.py). A template (`content_sid`) may go out any time.
+    """
+    if item.content_sid or item.message_at is None or item.leased_at is None:
+        return False
+    if (item.channel or "").upper() != WHATSAPP:
+        return False
+    return item.leased_at - item.message_at > WHATSAPP_WINDOW
+
+
+def _failed_and_opted_out(conn, item: outbox.LeasedReply, code: int, message: str) -> bool:
+    """Mark the reply failed and record its customer's opt-out, in one transaction."""
+    kept = outbox.mark_failed(conn, item, code, message)
+    # Recorded even if another sender took the reply over: Twilio's refusal is a fact.
+    opt_outs.record(conn, item.addresses, error_code=code,
+                    conversation_sid=item.conversation_sid)
+    return kept

@@ -1,13 +1,16 @@
-"""Client: which failures are worth trying again (network, timeouts, 429, 5xx) and which not."""
+"""Client: which failures are worth trying again (network, timeouts, 429, 5xx) and which
+not; a reply is a text or a Content template."""
 
 import json
+import logging
 
 import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
 
-from app.delivery.client import ApiError, _api_errors
+from app.delivery.client import ApiError, ConversationsClient, DryRunClient, _api_errors
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 
 
 def page_error(status: int) -> TwilioException:
@@ -45,3 +48,52 @@ def test_status_and_code_of_a_page_error_are_kept():
     with pytest.raises(ApiError) as caught, _api_errors():
         raise page_error(503)
     assert (caught.value.status, caught.value.code) == (503, 20500)
+
+
+# -- rich replies: a Content template instead of a text ---------------------------------
+
+TEMPLATE = "HX" + "c" * 32
+CONVERSATION = "CH" + "a" * 32
+
+
+def live_client(fake_api) -> ConversationsClient:
+    return ConversationsClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_api.url, timeout=5)
+
+
+@pytest.mark.parametrize("variables", ['{"1": "Ada", "2": "9:00"}', None],
+                         ids=["with-variables", "without-variables"])
+def test_template_is_sent_as_content_sid_without_a_body(fake_api, variables):
+    """With a ContentSid the request carries the template (and its variables), never Body."""
+    live_client(fake_api).send_message(CONVERSATION, author="support-bot", body="ignored",
+                                       attributes="{}", content_sid=TEMPLATE,
+                                       content_variables=variables)
+    [created] = fake_api.created
+    assert "Body" not in created.form
+    assert created.content_sid == TEMPLATE
+    assert created.content_variables == (json.loads(variables) if variables else None)
+
+
+def test_text_is_sent_as_body_without_content(fake_api):
+    """Without a ContentSid the reply is its Body, as before."""
+    live_client(fake_api).send_message(CONVERSATION, author="support-bot", body="Thanks!",
+                                       attributes="{}")
+    [created] = fake_api.created
+    assert created.body == "Thanks!"
+    assert "ContentSid" not in created.form and "ContentVariables" not in created.form
+
+
+def test_fake_refuses_body_with_content_variables(fake_api):
+    """The fake answers like Twilio: Body and ContentVariables together are error 35127."""
+    response = requests.post(
+        f"{fake_api.url}/v1/Conversations/{CONVERSATION}/Messages", auth=(ACCOUNT_SID, AUTH_TOKEN),
+        data={"Body": "Hi", "ContentSid": TEMPLATE, "ContentVariables": "{}"}, timeout=5)
+    assert (response.status_code, response.json()["code"]) == (400, 35127)
+    assert fake_api.created == []
+
+
+def test_dry_run_logs_the_template(caplog):
+    """Dry-run mode says which template it would have sent, with its variables."""
+    caplog.set_level(logging.INFO, logger="app.delivery.client")
+    DryRunClient().send_message(CONVERSATION, author="support-bot", body=None, attributes="{}",
+                                content_sid=TEMPLATE, content_variables='{"1": "Ada"}')
+    assert f"template {TEMPLATE}" in caplog.text and '{"1": "Ada"}' in caplog.text

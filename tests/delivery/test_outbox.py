@@ -1,15 +1,23 @@
-"""Outbox: one reply per message, whatever happened to the event that asked for it."""
+"""Outbox: one reply per message, in one statement; one reply of a conversation at a time."""
 
-from sqlalchemy import delete, select
+from datetime import timedelta
 
+import pytest
+from sqlalchemy import delete, event, select, update
+
+from app.delivery import outbox
 from app.services import services
-from app.store.models import ProcessedEvent, Reply
+from app.store.models import ProcessedEvent, Reply, utcnow
 from tests.conftest import message_added, post_event
 
+A, B = "CH" + "a" * 32, "CH" + "b" * 32
 
-def test_replay_after_retention_keeps_the_one_failed_reply(app, client, sender, fake_api):
+
+def test_replay_after_retention_keeps_the_one_failed_reply(make_app, fake_api):
     """Retention pruned the event but kept its failed reply: a replay is a 200, nothing resent."""
-    fake_api.fail(1, status=400, code=21610)
+    app = make_app(AUTO_REPLY_COOLDOWN="0")  # the replay is decided again: let it reply
+    client, sender = app.test_client(), services(app).sender
+    fake_api.fail(1, status=400, code=63024)  # invalid recipient: permanent
     params = message_added()
     post_event(client, params)
     sender.run_until_idle()
@@ -24,3 +32,135 @@ def test_replay_after_retention_keeps_the_one_failed_reply(app, client, sender, 
         assert s.scalars(select(Reply.status)).all() == ["failed"]
     assert sender.run_until_idle() == 0
     assert fake_api.created == [] and len(fake_api.requests) == 1
+
+
+def test_queue_reply_is_one_statement_and_keeps_every_field(app):
+    """The webhook's hot path writes the whole reply in one statement."""
+    db = services(app).db
+    written = utcnow() - timedelta(minutes=5)
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.transaction() as conn:
+            statements.clear()
+            note = outbox.queue_reply(
+                conn, conversation_sid=A, in_reply_to="IM" + "1" * 32, author="support-bot",
+                body=None, content_sid="HX" + "c" * 32, content_variables='{"1": "Ada"}',
+                customer="whatsapp:+15558675310", participant_sid="MB" + "d" * 32,
+                channel="WHATSAPP", message_at=written)
+            queued = len(statements)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert note is None and queued == 1
+    with db.session() as s:
+        reply = s.scalars(select(Reply)).one()
+    assert (reply.body, reply.content_sid, reply.content_variables) == (
+        None, "HX" + "c" * 32, '{"1": "Ada"}')
+    assert (reply.customer, reply.participant_sid, reply.channel, reply.message_at) == (
+        "whatsapp:+15558675310", "MB" + "d" * 32, "WHATSAPP", written)
+
+
+# -- order within a conversation ----------------------------------------------------
+
+def lease(app, limit=8, *, expired=True):
+    with services(app).db.transaction() as conn:
+        return outbox.lease_due(conn, limit, 60, expired=expired)
+
+
+def settle(app, mark, item, *args):
+    with services(app).db.transaction() as conn:
+        assert mark(conn, item, *args)
+
+
+def test_a_batch_holds_the_earliest_reply_of_each_conversation(app, queue):
+    """Three replies queued in A and one in B: one lease of 8 takes A's first and B's."""
+    a1, _a2, _a3 = queue(A), queue(A), queue(A)
+    b1 = queue(B)
+    assert sorted(item.in_reply_to for item in lease(app)) == sorted([a1, b1])
+    assert lease(app) == []
+
+
+def test_later_reply_waits_until_the_earlier_is_sent(app, queue):
+    """The second reply of a conversation is leased only once the first is settled."""
+    a1, a2 = queue(A), queue(A)
+    [first] = lease(app)
+    assert first.in_reply_to == a1 and lease(app) == []
+    settle(app, outbox.mark_sent, first, "IM" + "9" * 32)
+    assert [item.in_reply_to for item in lease(app)] == [a2]
+
+
+def test_retry_holds_later_replies_back_and_failure_releases_them(app, queue):
+    """A reply waiting for its retry keeps its place; once it failed, the next one goes."""
+    _a1, a2 = queue(A), queue(A)
+    [first] = lease(app)
+    settle(app, outbox.mark_retry, first, 60.0, 503, "fake failure")
+    assert lease(app) == []  # a1 is not due for a minute, and a2 must not overtake it
+    with services(app).db.transaction() as conn:
+        conn.execute(update(Reply).where(Reply.id == first.id).values(status="failed"))
+    assert [item.in_reply_to for item in lease(app)] == [a2]
+
+
+def test_a_live_lease_blocks_even_an_earlier_reply(app, queue):
+    """An earlier reply requeued while a later one is in flight waits for it."""
+    a1, _a2 = queue(A), queue(A)
+    [first] = lease(app)
+    settle(app, outbox.mark_failed, first, 63024, "invalid recipient")
+    [second] = lease(app)  # a1 failed: a2 goes
+    with services(app).db.transaction() as conn:
+        assert outbox.requeue_failed(conn) == 1
+    assert lease(app) == []  # a2 is in flight
+    settle(app, outbox.mark_sent, second, "IM" + "9" * 32)
+    assert [item.in_reply_to for item in lease(app)] == [a1]
+
+
+def test_lost_lease_is_taken_over_before_later_replies(app, queue):
+    """A sender died holding a1: a1 is taken over when its lease ends, a2 waits for it."""
+    a1, a2 = queue(A), queue(A)
+    [first] = lease(app)
+    with services(app).db.transaction() as conn:  # its lease runs out
+        conn.execute(update(Reply).where(Reply.id == first.id)
+                     .values(next_attempt_at=utcnow() - timedelta(hours=1)))
+    assert lease(app, expired=False) == []  # a2 waits even when nobody looks for lost leases
+    [taken] = lease(app)
+    assert (taken.in_reply_to, taken.attempt) == (a1, 2)
+    assert lease(app) == []
+    settle(app, outbox.mark_sent, taken, "IM" + "9" * 32)
+    assert [item.in_reply_to for item in lease(app)] == [a2]
+
+
+def test_concurrent_leases_never_take_two_of_one_conversation(app, queue, database_url):
+    """PostgreSQL: while one sender's lease is uncommitted, another takes nothing of A."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite admits one writer at a time: the leases cannot overlap")
+    queue(A), queue(A)
+    b1 = queue(B)
+    engine = services(app).db.engine
+    with engine.connect() as first, engine.connect() as second:
+        with first.begin():
+            one = outbox.lease_due(first, 1, 60)  # the earliest due: A's first
+            with second.begin():
+                other = outbox.lease_due(second, 8, 60)
+        assert [item.conversation_sid for item in one] == [A]
+        assert [item.in_reply_to for item in other] == [b1]
+
+
+
+def test_a_lost_lease_waits_for_a_requeued_earlier_reply(app, queue):
+    """a2's sender died after a1 was requeued: a1 goes first, a2 is taken over after it."""
+    a1, a2 = queue(A), queue(A)
+    [first] = lease(app)
+    settle(app, outbox.mark_failed, first, 63024, "invalid recipient")
+    [second] = lease(app)
+    with services(app).db.transaction() as conn:
+        assert outbox.requeue_failed(conn) == 1
+        conn.execute(update(Reply).where(Reply.id == second.id)
+                     .values(next_attempt_at=utcnow() - timedelta(hours=1)))
+    [again] = lease(app)
+    assert again.in_reply_to == a1 and lease(app) == []
+    settle(app, outbox.mark_sent, again, "IM" + "9" * 32)
+    [taken] = lease(app)
+    assert (taken.in_reply_to, taken.attempt) == (a2, 2)

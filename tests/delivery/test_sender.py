@@ -1,12 +1,15 @@
 """Sender: retries what may pass later, gives up on what cannot, survives restarts."""
 
+import itertools
 import logging
+import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from app import start_background_work
-from app.delivery import outbox
+from app.delivery import marker, outbox
 from app.services import services
 from app.store.models import Reply, utcnow
 from tests.conftest import message_added, post_event, wait_for
@@ -15,6 +18,11 @@ from tests.conftest import message_added, post_event, wait_for
 def the_reply(app):
     with services(app).db.session() as s:
         return s.scalars(select(Reply)).one()
+
+
+def statuses(app) -> list[str]:
+    with services(app).db.read() as conn:
+        return list(conn.scalars(select(Reply.status).order_by(Reply.id)))
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503])
@@ -193,3 +201,93 @@ def test_lookup_errors_are_retried(app, client, sender, fake_api):
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 3)
     assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid
+
+
+# -- rich replies ---------------------------------------------------------------------
+
+TEMPLATE = "HX" + "c" * 32
+
+
+def test_template_reply_is_sent_as_content(app, sender, fake_api, queue):
+    """A reply queued as a Content template goes out as ContentSid + ContentVariables."""
+    queue("CH" + "a" * 32, body=None, content_sid=TEMPLATE, content_variables='{"1": "Ada"}')
+    assert sender.run_until_idle() == 1
+    [created] = fake_api.created
+    assert (created.content_sid, created.content_variables) == (TEMPLATE, {"1": "Ada"})
+    assert "Body" not in created.form
+    assert the_reply(app).status == "sent"
+
+
+# -- WhatsApp's 24-hour window --------------------------------------------------------
+
+@pytest.mark.parametrize("channel, content_sid, hours_ago, sent", [
+    ("WHATSAPP", None, 25, False),
+    ("WHATSAPP", None, 23, True),
+    ("WHATSAPP", TEMPLATE, 25, True),  # an approved template may go out any time
+    ("SMS", None, 25, True),
+    ("WHATSAPP", None, None, True),  # no time to judge by: Twilio decides
+], ids=["whatsapp-text-late", "whatsapp-text-in-time", "whatsapp-template-late", "sms-late",
+        "whatsapp-unknown-time"])
+def test_whatsapp_free_text_is_not_sent_after_24_hours(
+        app, sender, fake_api, queue, channel, content_sid, hours_ago, sent):
+    """WhatsApp text more than 24 h after the customer wrote fails at once with 63016."""
+    written = None if hours_ago is None else utcnow() - timedelta(hours=hours_ago)
+    queue("CH" + "a" * 32, channel=channel, content_sid=content_sid, message_at=written)
+    assert sender.run_until_idle() == 1
+    reply = the_reply(app)
+    if sent:
+        assert reply.status == "sent" and len(fake_api.created) == 1
+        return
+    assert (reply.status, reply.attempts, reply.error_code) == ("failed", 1, 63016)
+    assert reply.error_message.startswith(
+        "outside WhatsApp's 24-hour window: free text not sent")
+    assert fake_api.requests == []  # Twilio was not asked
+
+
+def test_late_reply_twilio_has_already_is_recorded_sent(app, sender, fake_api, queue):
+    """A retry past the window first looks for the reply: one Twilio has is sent, not failed."""
+    conversation = fake_api.add_conversation()
+    asked = queue(conversation, channel="WHATSAPP",
+                  message_at=utcnow() - timedelta(hours=25))
+    message = fake_api.add_message(conversation, "support-bot", "Thanks!",
+                                   attributes=marker.reply_attributes(asked))
+    with services(app).db.session() as s:  # an earlier attempt reached Twilio, unanswered
+        s.execute(update(Reply).values(attempts=1))
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert (reply.status, reply.twilio_message_sid) == ("sent", message["sid"])
+    assert fake_api.created == []
+
+
+# -- order within a conversation ------------------------------------------------------
+
+def test_replies_of_one_conversation_go_out_one_at_a_time_in_order(make_app, fake_api, queue):
+    """Three replies in one conversation, a slow API, 8 send slots: strictly one after another."""
+    app = make_app(SENDER_IN_PROCESS="true", SENDER_CONCURRENCY="8")
+    conversation = fake_api.add_conversation()
+    asked = [queue(conversation, into=app) for _ in range(3)]
+    fake_api.latency = 0.2
+    services(app).supervisor.start()
+    try:
+        wait_for(lambda: len(fake_api.created) == 3)
+    finally:
+        services(app).supervisor.stop()
+    created = fake_api.created
+    assert [c.in_reply_to for c in created] == asked
+    for before, after in itertools.pairwise(created):
+        assert after.received_at >= before.at, "a reply was sent before the previous answered"
+
+
+def test_replies_of_different_conversations_go_out_together(make_app, fake_api, queue):
+    """Three conversations, 8 send slots: all three creations are in flight at once."""
+    app = make_app(SENDER_IN_PROCESS="true", SENDER_CONCURRENCY="8", TWILIO_HTTP_TIMEOUT="20")
+    for _ in range(3):
+        queue(fake_api.add_conversation(), into=app)
+    together = threading.Barrier(3, timeout=10)  # breaks unless all three meet
+    fake_api.on_create = lambda created: together.wait()
+    services(app).supervisor.start()
+    try:
+        wait_for(lambda: statuses(app) == ["sent"] * 3, timeout=15)
+    finally:
+        services(app).supervisor.stop()
+    assert not together.broken

@@ -1,0 +1,69 @@
+"""Opt-outs: customers Twilio refused to message, the one place that reads and writes them.
+
+Twilio answers a send with error 21610 when the recipient replied STOP (or its carrier
+told Twilio so); the sender records the reply's customer then, in the transaction that
+marks the reply failed. A customer is recorded by every address we know them by (the
+message author's address, `whatsapp:+...` or `+1...`, and the participant SID `MB...`),
+as given: the decision asks about the same values. START, UNSTOP or YES clears them.
+The caller decides the transaction; nothing here commits.
+https://www.twilio.com/docs/api/errors/21610
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+from sqlalchemy import Connection, bindparam, delete, literal, select
+
+from ..store.database import dialect_insert
+from ..store.models import OptOut, utcnow
+
+OPT_OUTS = OptOut.__table__
+
+_ANY = (select(literal(1))
+        .where(OPT_OUTS.c.address.in_(bindparam("addresses", expanding=True)))
+        .limit(1))
+_CLEAR = delete(OPT_OUTS).where(OPT_OUTS.c.address.in_(bindparam("addresses", expanding=True)))
+
+
+@cache
+def _insert(dialect_name: str):
+    # The first opt-out stays: its time and conversation say when it began.
+    return (dialect_insert(dialect_name)(OPT_OUTS)
+            .on_conflict_do_nothing(index_elements=["address"]))
+
+
+def _known(addresses: Iterable[str | None]) -> list[str]:
+    """The addresses given, without None, empty ones or repeats."""
+    return list(dict.fromkeys(a for a in addresses if a))
+
+
+def record(conn: Connection, addresses: Iterable[str | None], *, error_code: int | None,
+           conversation_sid: str | None) -> None:
+    """Record that these addresses opted out (those recorded already stay as they are)."""
+    known = _known(addresses)
+    if not known:
+        return
+    now = utcnow()
+    conn.execute(_insert(conn.dialect.name), [
+        {"address": address, "error_code": error_code, "conversation_sid": conversation_sid,
+         "opted_out_at": now}
+        for address in known
+    ])
+
+
+def clear(conn: Connection, addresses: Iterable[str | None]) -> int:
+    """Forget the opt-outs of these addresses (they opted in again); return how many."""
+    known = _known(addresses)
+    if not known:
+        return 0
+    return conn.execute(_CLEAR, {"addresses": known}).rowcount
+
+
+def any_opted_out(conn: Connection, addresses: Iterable[str | None]) -> bool:
+    """Whether any of these addresses opted out."""
+    known = _known(addresses)
+    if not known:
+        return False
+    return conn.execute(_ANY, {"addresses": known}).first() is not None

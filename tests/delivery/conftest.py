@@ -1,0 +1,25 @@
+"""Delivery fixtures: replies queued straight into the outbox, whatever the rules decide."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from app.delivery import outbox
+from app.services import services
+
+
+@pytest.fixture
+def queue(app):
+    """Queue a reply in `app`'s outbox (or another app's, with `into=`); return its
+    MessageSid (what the reply answers)."""
+    def queue(conversation_sid: str, *, into=None, body: str | None = "Thanks!",
+              **fields) -> str:
+        in_reply_to = "IM" + secrets.token_hex(16)
+        with services(into or app).db.transaction() as conn:
+            assert outbox.queue_reply(conn, conversation_sid=conversation_sid,
+                                      in_reply_to=in_reply_to, author="support-bot",
+                                      body=body, **fields) is None
+        return in_reply_to
+    return queue
