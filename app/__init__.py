@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 
 import click
 from flask import Flask
@@ -18,9 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Settings, environment, load_settings
+from config import BotSettings, ConfigError, Settings, environment, load_settings
 
 from . import cli, logs, web
+from .autoreply import Policy, RulesError, load_rules
 from .delivery.client import make_client
 from .delivery.sender import Sender
 from .handlers import build_router
@@ -71,16 +73,31 @@ def build_services(settings: Settings) -> Services:
                   instance_dir=settings.instance_dir)
     client = make_client(settings.twilio)
     sender = Sender(db, client, settings.sender)
-    processor = Processor(db, build_router(), settings.bot, on_commit=sender.wake)
-    catch_up = CatchUp(db, client, processor, settings.bot, settings.jobs)
+    policy = build_policy(settings.bot)
+    processor = Processor(db, build_router(), settings.bot, policy, on_commit=sender.wake)
+    catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     loops = [sender] + ([jobs] if jobs.enabled else [])
     token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
              else settings.twilio.auth_token)
-    return Services(settings=settings, db=db, client=client, processor=processor,
+    return Services(settings=settings, db=db, client=client, policy=policy, processor=processor,
                     sender=sender, catch_up=catch_up, jobs=jobs,
                     supervisor=Supervisor(loops), validator=RequestValidator(token),
                     signing_token=token)
+
+
+def build_policy(bot: BotSettings) -> Policy:
+    """The auto-reply policy, once: settings and the rules file (a broken file stops the
+    start-up with a message naming the file, the rule and the field)."""
+    try:
+        rules = load_rules(bot.rules_path) if bot.rules_path else None
+    except RulesError as exc:
+        raise ConfigError([f"RESPONDER_RULES: {exc}"]) from None
+    return Policy.build(
+        bot_identity=bot.identity, agent_identities=bot.agent_identities,
+        auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),
+        budget=bot.budget, handoff_window=timedelta(seconds=bot.handoff_seconds),
+        rules=rules, enabled=bot.auto_reply_enabled)
 
 
 def check_schema(app: Flask) -> None:

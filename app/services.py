@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from config import Settings
 
+from .autoreply import Policy
 from .delivery.client import ConversationsClient, DryRunClient
 from .delivery.sender import Sender
 from .jobs.catchup import CatchUp
@@ -31,6 +32,7 @@ class Services:
     settings: Settings
     db: Database
     client: ConversationsClient | DryRunClient
+    policy: Policy  # the auto-reply policy (settings and rules file)
     processor: Processor
     sender: Sender
     catch_up: CatchUp

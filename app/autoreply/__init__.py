@@ -8,11 +8,11 @@ rules.example.toml); `hours.py` business hours and holidays; `keywords.py` the c
 keywords; `templates.py` the sandboxed reply templates.
 """
 
-from .decision import ConversationState, Decision, Inbound, Reason, Reply, decide
+from .decision import ConversationState, Decision, Inbound, Reason, Reply, decide, loop_guard
 from .policy import Policy
 from .rules import Rules, RulesError, load_rules, parse_rules
 
 __all__ = [
     "ConversationState", "Decision", "Inbound", "Policy", "Reason", "Reply", "Rules",
-    "RulesError", "decide", "load_rules", "parse_rules",
+    "RulesError", "decide", "load_rules", "loop_guard", "parse_rules",
 ]

@@ -156,7 +156,7 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
         raise ValueError("decide needs aware datetimes (now, received_at)")
     channel = message.channel.upper()
 
-    guard = _loop_guard(message, policy)
+    guard = loop_guard(message, policy)
     if guard:
         return guard
 
@@ -207,7 +207,8 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
     return Decision(Reason.REPLY, detail, chosen.rule, Reply(body, content_sid, content_variables))
 
 
-def _loop_guard(message: Inbound, policy: Policy) -> Decision | None:
+def loop_guard(message: Inbound, policy: Policy) -> Decision | None:
+    """Step 1: why a message is not a customer's to answer (None: it is one)."""
     if message.author == policy.bot_identity:
         return Decision(Reason.OWN_MESSAGE, f"author {message.author}")
     if marker.is_auto_reply(message.attributes):

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import db, dev, events, ops, replies
+from . import autoreply, db, dev, events, ops, replies
 
 
 def register(app: Flask) -> None:
@@ -13,4 +13,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(ops.prune)
     app.cli.add_command(replies.group)
     app.cli.add_command(events.group)
+    app.cli.add_command(autoreply.autoreply_group)
+    app.cli.add_command(autoreply.rules_group)
+    app.cli.add_command(autoreply.why)
     app.cli.add_command(db.group)

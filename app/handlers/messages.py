@@ -1,44 +1,113 @@
-"""Answer customers: one auto-reply per inbound message, never to ourselves or agents."""
+"""Answer customers: decide with the auto-reply policy, record the decision, queue the reply.
+
+The decision itself is pure (app/autoreply): this module loads what it needs (the
+conversation's state, the runtime switch, the clock), calls it in the request's thread,
+and leaves the writes for the claim's transaction, where the conversation's row is
+checked (and locked) before anything is written: two messages of one conversation
+decided at the same instant on two workers cannot both pass the cooldown.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 
-from config import BotSettings
-
-from ..delivery import marker, outbox
+from ..autoreply import Decision, Inbound, Policy, Reason, decide
+from ..delivery import opt_outs, outbox
+from ..pipeline import state
 from ..pipeline.events import Event
-from ..pipeline.outcome import REPLY_QUEUED, Kind, Outcome
+from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
 
 router = Router()
-
-# Messages created through the REST API without an author are written by "system".
-SYSTEM_AUTHOR = "system"
+NOT_CUSTOMERS = (Reason.OWN_MESSAGE, Reason.AGENT_MESSAGE, Reason.SYSTEM_MESSAGE)
 
 
 @router.register("onMessageAdded", requires=("ConversationSid", "MessageSid", "Author"))
 def answer_customer(event: Event, ctx: Context) -> Outcome:
-    """Queue the auto-reply to a customer's message; say why when there is none."""
-    reason = not_a_customer(event.require("Author"), event.get("Attributes"), ctx.bot)
-    if reason:
-        return Outcome(Kind.IGNORED, reason)
+    """Decide whether and how to answer; leave the decision's writes for the claim."""
+    message = inbound(event)
+    now = datetime.now(UTC)
+    sid = event.require("ConversationSid")
+    addresses = customer_addresses(message)
+    seen = ctx.state.conversation(sid, addresses, now)
+    enabled = ctx.policy.switch(ctx.state.autoreply_switch())
+    decision = decide(message, seen.state, ctx.policy, now, enabled=enabled)
     ctx.on_claim(partial(
-        outbox.queue_reply, conversation_sid=event.require("ConversationSid"),
-        in_reply_to=event.require("MessageSid"), author=ctx.bot.identity,
-        body=ctx.bot.auto_reply_text,
-    ))
-    return REPLY_QUEUED
+        record_decision, sid, event.require("MessageSid"), message, addresses, ctx.policy,
+        enabled, now, seen, decision))
+    return outcome(decision)
 
 
-def not_a_customer(author: str, attributes: str | None, bot: BotSettings) -> str | None:
-    """Say why a message's author is not a customer to answer (None: it is one)."""
-    if author == bot.identity:
-        return "written by the bot itself (loop guard)"
-    if marker.is_auto_reply(attributes):
-        return "marked as an auto-reply in its attributes (loop guard)"
-    if author in bot.agent_identities:
-        return "written by an agent"
-    if author == SYSTEM_AUTHOR:
-        return "written by the REST API as 'system', not by a customer"
-    return None
+def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
+                    addresses: list[str], policy: Policy, enabled: bool, now: datetime,
+                    seen: state.Snapshot, decision: Decision, conn) -> Outcome | None:
+    """In the claim's transaction: update the conversation if it is as the decision saw
+    it; otherwise read it again under its lock and decide again. Then queue the reply."""
+    changed = None
+    if not state.update_if_unchanged(conn, conversation_sid, seen,
+                                     **_changes(decision, seen, now)):
+        seen = state.lock_and_read(conn, conversation_sid, addresses, now)
+        again = decide(message, seen.state, policy, now, enabled=enabled)
+        if again != decision:
+            decision = changed = again
+        state.overwrite(conn, conversation_sid, seen, **_changes(decision, seen, now))
+    if decision.reason is Reason.OPT_IN:
+        opt_outs.clear(conn, addresses)
+    if decision.replies:
+        reply = decision.reply
+        note = outbox.queue_reply(
+            conn, conversation_sid=conversation_sid, in_reply_to=message_sid,
+            author=policy.bot_identity, body=reply.body, content_sid=reply.content_sid,
+            content_variables=reply.content_variables, customer=message.author,
+            participant_sid=message.participant_sid, channel=message.channel or None,
+            message_at=message.received_at.astimezone(UTC).replace(tzinfo=None))
+        if note:
+            return outcome(decision).with_notes([note])
+    return outcome(changed) if changed else None
+
+
+def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
+    """The conversation's new values once this decision is recorded."""
+    naive = now.astimezone(UTC).replace(tzinfo=None)
+    if decision.reason is Reason.AGENT_MESSAGE:
+        return {"last_agent_at": naive}
+    if decision.reason in NOT_CUSTOMERS:
+        return {}
+    changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1}
+    if decision.replies:
+        changes["last_reply_at"] = naive
+    return changes
+
+
+def outcome(decision: Decision) -> Outcome:
+    """The decision as the event's outcome: its reason code and rule are stored with it."""
+    if decision.replies:
+        return Outcome(Kind.REPLY_QUEUED, decision.detail, reason=decision.code,
+                       rule=decision.rule)
+    return Outcome(Kind.IGNORED, str(decision), reason=decision.code, rule=decision.rule)
+
+
+def inbound(event: Event) -> Inbound:
+    """The message as the decision sees it."""
+    return Inbound(
+        body=event.get("Body", ""), author=event.require("Author"),
+        channel=(event.get("Source") or "").upper(), attributes=event.get("Attributes"),
+        participant_sid=event.get("ParticipantSid"),
+        received_at=_parse_time(event.get("DateCreated")) or datetime.now(UTC))
+
+
+def customer_addresses(message: Inbound) -> list[str]:
+    """Who the message is from, for opt-outs: the author's address and the participant."""
+    return [a for a in (message.author, message.participant_sid) if a]
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    """Twilio's DateCreated (ISO 8601, e.g. 2024-12-18T14:35:28.423Z) as aware UTC."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

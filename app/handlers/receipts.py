@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from functools import cache, partial
 
-from sqlalchemy import Connection, bindparam, case, or_, update
+from sqlalchemy import Connection, bindparam, case, or_, select, update
 
+from ..delivery import opt_outs
 from ..delivery.error_codes import describe
 from ..logs import kv
 from ..pipeline.events import Event
@@ -82,7 +83,23 @@ def store_receipt(receipt_sid: str, fields: dict, conn: Connection) -> str | Non
     }).scalar() is not None
     conn.execute(_ADVANCE_REPLY, {"receipt_message_sid": fields["MessageSid"],
                                   "new_status": status, "new_rank": rank})
+    if fields["ErrorCode"] == OPTED_OUT_ERROR:
+        record_opt_out(conn, fields)
     return None if changed else "not stored: a later status was already recorded and is kept"
+
+
+OPTED_OUT_ERROR = 21610  # the recipient replied STOP: do not message again
+_REPLY_CUSTOMER = (select(REPLIES.c.customer, REPLIES.c.participant_sid)
+                   .where(REPLIES.c.twilio_message_sid == bindparam("message_sid")))
+
+
+def record_opt_out(conn: Connection, fields: dict) -> None:
+    """Twilio refused our reply because its recipient opted out: the customer the reply
+    answered (and the receipt's participant) get no automated reply until they opt in."""
+    row = conn.execute(_REPLY_CUSTOMER, {"message_sid": fields["MessageSid"]}).first()
+    addresses = [fields["ParticipantSid"], *(row or ())]
+    opt_outs.record(conn, addresses, error_code=OPTED_OUT_ERROR,
+                    conversation_sid=fields["ConversationSid"])
 
 
 def parse_error_code(raw: str | None) -> int | None:

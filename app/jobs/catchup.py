@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
 
-from config import BotSettings, JobSettings
+from config import JobSettings
 
+from ..autoreply import Policy, loop_guard
 from ..delivery.client import ApiError, Message
 from ..errors import BadRequest
-from ..handlers.messages import not_a_customer
+from ..handlers.messages import inbound
 from ..logs import kv
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
@@ -65,12 +66,12 @@ class Report:
 
 
 class CatchUp:
-    def __init__(self, db: Database, client, processor: Processor, bot: BotSettings,
+    def __init__(self, db: Database, client, processor: Processor, policy: Policy,
                  settings: JobSettings):
         self.db = db
         self.client = client
         self.processor = processor
-        self.bot = bot
+        self.policy = policy
         self.settings = settings
 
     def run(self, since: datetime) -> Report:
@@ -102,8 +103,7 @@ class CatchUp:
                 log.warning("catch-up skipped a message %s", kv(
                     conversation=conversation_sid, message_sid=message.sid, error=exc.message))
                 continue
-            customer = bool(message.author) and not_a_customer(
-                message.author, message.attributes, self.bot) is None
+            customer = bool(message.author) and loop_guard(inbound(event), self.policy) is None
             if customer and answered_later:
                 outcome = self.processor.record_only(event, ANSWERED_LATER)
                 if outcome.kind is not Kind.DUPLICATE:
@@ -147,13 +147,23 @@ def _receipt_event(conversation_sid: str, message_sid: str, receipt: dict) -> Ev
 
 
 def _as_event(message: Message) -> Event:
+    """The message as its webhook would have carried it (the REST resource names no
+    channel: the author's address tells it), so the same decision applies."""
     params = {
         "EventType": "onMessageAdded", "ConversationSid": message.conversation_sid,
         "MessageSid": message.sid, "Author": message.author or "", "Body": message.body or "",
         "Attributes": message.attributes or "{}", "Index": str(message.index or 0),
-        "Source": "catch-up",
+        "Source": _channel(message.author or ""), "CatchUp": "true",
     }
+    if message.date_created:
+        params["DateCreated"] = message.date_created.astimezone(UTC).isoformat()
     return Event.from_params(params)
+
+
+def _channel(author: str) -> str:
+    if author.startswith("whatsapp:"):
+        return "WHATSAPP"
+    return "SMS" if author.startswith("+") else "SDK"
 
 
 def _naive(moment: datetime) -> datetime:

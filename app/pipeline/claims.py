@@ -14,7 +14,7 @@ from functools import cache
 from sqlalchemy import Connection, bindparam, update
 
 from ..store.database import dialect_insert
-from ..store.models import OUTCOME_LENGTH, ProcessedEvent, utcnow
+from ..store.models import OUTCOME_LENGTH, RULE_LENGTH, ProcessedEvent, utcnow
 from .events import Event
 from .outcome import Outcome
 
@@ -28,7 +28,8 @@ def _claim_statement(dialect_name: str):
 
 
 _RECORD_OUTCOME = (update(EVENTS).where(EVENTS.c.id == bindparam("claim_id"))
-                   .values(outcome=bindparam("new_outcome")))
+                   .values(outcome=bindparam("new_outcome"), outcome_kind=bindparam("new_kind"),
+                           reason=bindparam("new_reason"), rule=bindparam("new_rule")))
 
 
 def claim(conn: Connection, event: Event, outcome: Outcome) -> int | None:
@@ -37,11 +38,18 @@ def claim(conn: Connection, event: Event, outcome: Outcome) -> int | None:
     return conn.execute(_claim_statement(conn.dialect.name), {
         "key": event.claim_key, "event_type": event.type,
         "outcome": str(outcome)[:OUTCOME_LENGTH], "outcome_kind": outcome.kind.name,
+        "reason": outcome.reason, "rule": _rule(outcome),
         "conversation_sid": event.get("ConversationSid"),
         "message_sid": event.get("MessageSid"), "received_at": utcnow(),
     }).scalar()
 
 
 def record_outcome(conn: Connection, claim_id: int, outcome: Outcome) -> None:
-    conn.execute(_RECORD_OUTCOME, {"claim_id": claim_id,
-                                   "new_outcome": str(outcome)[:OUTCOME_LENGTH]})
+    conn.execute(_RECORD_OUTCOME, {
+        "claim_id": claim_id, "new_outcome": str(outcome)[:OUTCOME_LENGTH],
+        "new_kind": outcome.kind.name, "new_reason": outcome.reason,
+        "new_rule": _rule(outcome)})
+
+
+def _rule(outcome: Outcome) -> str | None:
+    return outcome.rule[:RULE_LENGTH] if outcome.rule else None

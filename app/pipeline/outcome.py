@@ -6,7 +6,7 @@ Code compares kinds; people read the rendering, which is the same in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from ..logs import printable
@@ -25,10 +25,12 @@ class Outcome:
     kind: Kind
     detail: str | None = None
     notes: tuple[str, ...] = ()  # what only the write could tell (e.g. a receipt kept)
+    reason: str | None = None  # an auto-reply decision's reason code (autoreply.Reason name)
+    rule: str | None = None  # the rule that chose the reply
 
     def with_notes(self, notes) -> Outcome:
         notes = tuple(notes)
-        return Outcome(self.kind, self.detail, self.notes + notes) if notes else self
+        return replace(self, notes=self.notes + notes) if notes else self
 
     def __str__(self) -> str:
         text = self.kind.value

@@ -19,6 +19,7 @@ from functools import partial
 
 from config import BotSettings
 
+from ..autoreply import Policy
 from ..logs import kv
 from ..store.database import Database
 from . import claims
@@ -31,11 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class Processor:
-    def __init__(self, db: Database, router: Router, bot: BotSettings,
+    def __init__(self, db: Database, router: Router, bot: BotSettings, policy: Policy,
                  on_commit: Callable[[], None] | None = None):
         self.db = db
         self.router = router
         self.bot = bot
+        self.policy = policy
         self.state = StateReader(db)
         self.on_commit = on_commit or (lambda: None)
 
@@ -47,7 +49,7 @@ class Processor:
             log.log(level, "event %s", kv(**_fields(event), outcome=note))
             return ACCEPTED
         self.router.validate(event)
-        context = Context(self.bot, self.state)
+        context = Context(self.bot, self.state, self.policy)
         decided = combine(self.router.dispatch(event, context))
         return self._commit(event, decided, context.effects, context.after)
 
@@ -73,9 +75,14 @@ def _write(event: Event, outcome: Outcome, effects: list[Effect], conn) -> Outco
     claim_id = claims.claim(conn, event, outcome)
     if claim_id is None:
         return DUPLICATE
-    notes = [note for effect in effects if (note := effect(conn))]
-    if notes:
-        outcome = outcome.with_notes(notes)
+    decided = outcome
+    for effect in effects:
+        result = effect(conn)
+        if isinstance(result, Outcome):
+            outcome = result.with_notes(outcome.notes)
+        elif result:
+            outcome = outcome.with_notes([result])
+    if outcome is not decided:
         claims.record_outcome(conn, claim_id, outcome)
     return outcome
 

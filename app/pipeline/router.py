@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from config import BotSettings
 
+from ..autoreply import Policy
 from .events import KNOWN_EVENTS, Event
 from .outcome import Outcome
 from .state import StateReader
@@ -28,9 +29,10 @@ Handler = Callable[[Event, "Context"], Outcome]
 
 
 # A write to make once the event is claimed, in the same transaction. It may return a
-# note for the outcome: something only the database could tell (None: nothing to add).
+# note for the outcome (something only the database could tell), or a new Outcome when
+# what it found under the transaction's locks changed the decision (None: nothing).
 # It may run more than once (a batch that failed is redone), so it only writes.
-Effect = Callable[[Connection], "str | None"]
+Effect = Callable[[Connection], "str | Outcome | None"]
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Context:
 
     bot: BotSettings
     state: StateReader
+    policy: Policy
     effects: list[Effect] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
 

@@ -21,7 +21,7 @@ def test_customer_message_gets_one_reply_after_the_ack(app, client, sender, fake
     response = post_event(client, params)
     assert response.status_code == 200
     assert response.data == b""
-    assert response.headers["X-Webhook-Outcome"] == "reply queued"
+    assert response.headers["X-Webhook-Outcome"] == "reply queued: default reply (no rules file)"
     assert fake_api.created == []  # nothing sent inside the request
 
     assert sender.run_until_idle() == 1
@@ -37,8 +37,8 @@ def test_customer_message_gets_one_reply_after_the_ack(app, client, sender, fake
 
 
 @pytest.mark.parametrize("author, attributes, why", [
-    ("support-bot", "{}", "written by the bot itself"),
-    ("+15550001111", '{"autoReply": true, "inReplyTo": "IMx"}', "marked as an auto-reply"),
+    ("support-bot", "{}", "our own message (loop guard): author support-bot"),
+    ("+15550001111", '{"autoReply": true, "inReplyTo": "IMx"}', "autoReply mark"),
     ("alice@support", "{}", "written by an agent"),
     ("bob@support", "{}", "written by an agent"),
     ("system", "{}", "written by the REST API"),
@@ -77,3 +77,117 @@ def test_custom_reply_text_and_identity(env, fake_api):
     services(app).sender.run_until_idle()
     [created] = fake_api.created
     assert created.form == {**created.form, "Author": "helper", "Body": "Hi! We're on it."}
+
+
+def conversation_post(client, conversation, body="hello", author="+15550001111", **extra):
+    params = message_added(conversation_sid=conversation, body=body, author=author,
+                           extra=extra or None)
+    return post_event(client, params)
+
+
+def outcome(response):
+    return response.headers["X-Webhook-Outcome"]
+
+
+def test_cooldown_one_reply_per_conversation(app, client, sender, fake_api):
+    """Three messages in one conversation within the cooldown get one reply; the other
+    two are recorded as silent with the reason."""
+    conversation = "CH" + "a" * 32
+    first, second, third = (conversation_post(client, conversation, f"message {n}")
+                            for n in range(3))
+    assert outcome(first).startswith("reply queued")
+    assert outcome(second).startswith("ignored: cooldown after our last reply: cooldown until")
+    assert outcome(third).startswith("ignored: cooldown")
+    assert sender.run_until_idle() == 1
+    with services(app).db.session() as s:
+        reasons = s.scalars(select(ProcessedEvent.reason).order_by(ProcessedEvent.id)).all()
+    assert reasons == ["REPLY", "COOLDOWN", "COOLDOWN"]
+
+
+@pytest.mark.parametrize("body", ["STOP", " stop! ", "Unsubscribe", "HELP", "info.", "START"])
+def test_compliance_keywords_are_never_answered(client, sender, fake_api, body):
+    """Carriers and Twilio answer STOP, HELP, START...: the bot stays out of it."""
+    response = conversation_post(client, "CH" + "b" * 32, body)
+    assert outcome(response).startswith("ignored: compliance keyword")
+    assert sender.run_until_idle() == 0
+
+
+def test_a_sentence_with_a_keyword_is_answered(client, sender):
+    response = conversation_post(client, "CH" + "c" * 32, "please stop sending me the wrong size")
+    assert outcome(response).startswith("reply queued")
+
+
+def test_handoff_an_agent_writing_silences_the_bot(client, sender, fake_api):
+    """After an agent wrote, customers in that conversation get no automated reply."""
+    conversation = "CH" + "d" * 32
+    conversation_post(client, conversation, "I'm Alice, looking into it", author="alice@support")
+    response = conversation_post(client, conversation, "thanks, any news?")
+    assert outcome(response).startswith("ignored: an agent is handling the conversation")
+    assert sender.run_until_idle() == 0
+
+
+def test_budget_caps_replies_whatever_the_cooldown(make_app, fake_api):
+    """With the cooldown off, AUTO_REPLY_BUDGET still caps replies per conversation-hour."""
+    app = make_app(AUTO_REPLY_COOLDOWN="0", AUTO_REPLY_BUDGET="2")
+    client = app.test_client()
+    outcomes = [outcome(conversation_post(client, "CH" + "e" * 32, f"m{n}")) for n in range(4)]
+    assert [o.split(":")[0] for o in outcomes] == [
+        "reply queued", "reply queued", "ignored", "ignored"]
+    assert outcomes[-1].startswith("ignored: hourly reply budget spent")
+
+
+def test_disabled_by_setting_records_but_sends_nothing(make_app, fake_api):
+    """AUTO_REPLY_ENABLED=false: verified, recorded, 2xx, decision 'disabled', no reply."""
+    app = make_app(AUTO_REPLY_ENABLED="false")
+    response = conversation_post(app.test_client(), "CH" + "f" * 32)
+    assert response.status_code == 200
+    assert outcome(response).startswith("ignored: auto-reply disabled")
+    assert services(app).sender.run_until_idle() == 0
+
+
+def test_runtime_switch_is_obeyed_without_a_restart(app, client, runner, sender, monkeypatch):
+    """`autoreply off` stops replies on every instance within the switch cache; `on`
+    resumes them; `status` says which and why."""
+    from app.pipeline import state
+
+    monkeypatch.setattr(state, "SWITCH_CACHE_SECONDS", 0)
+    assert "on: AUTO_REPLY_ENABLED" in runner.invoke(args=["autoreply", "status"]).output
+    assert runner.invoke(args=["autoreply", "off"]).exit_code == 0
+    off = conversation_post(client, "CH" + "1" * 32)
+    assert outcome(off).startswith("ignored: auto-reply disabled")
+    assert "off: runtime switch" in runner.invoke(args=["autoreply", "status"]).output
+    runner.invoke(args=["autoreply", "on"])
+    assert outcome(conversation_post(client, "CH" + "2" * 32)).startswith("reply queued")
+
+
+def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_api):
+    """A receipt with ErrorCode=21610 for our reply opts its customer out in every
+    conversation; START opts them back in (Twilio answers it; the bot stays silent)."""
+    from tests.conftest import delivery_updated
+
+    customer = "+15550002222"
+    conversation_post(client, "CH" + "3" * 32, "hi", author=customer)
+    sender.run_until_idle()
+    [created] = fake_api.created
+    post_event(client, delivery_updated(
+        conversation_sid=created.conversation_sid, message_sid=created.sid,
+        status="failed", error_code="21610"))
+    elsewhere = conversation_post(client, "CH" + "4" * 32, "hello again", author=customer)
+    assert outcome(elsewhere).startswith("ignored: customer opted out")
+    back = conversation_post(client, "CH" + "4" * 32, "START", author=customer)
+    assert outcome(back).startswith("ignored: customer opted back in")
+    answered = conversation_post(client, "CH" + "5" * 32, "one more question", author=customer)
+    assert outcome(answered).startswith("reply queued")
+
+
+def test_why_explains_a_decision(app, client, runner, sender):
+    """`why IM...` prints the decision, the rule and what became of the reply."""
+    params = message_added()
+    post_event(client, params)
+    sender.run_until_idle()
+    result = runner.invoke(args=["why", params["MessageSid"]])
+    assert result.exit_code == 0, result.output
+    assert "decision: REPLY (rule fallback)" in result.output
+    assert "reply #1: sent, 1 attempt(s)" in result.output
+    missing = runner.invoke(args=["why", "IM" + "0" * 32])
+    assert missing.exit_code == 1 and "no record" in missing.output

@@ -72,7 +72,7 @@ def test_requeue_needs_an_id_or_all(runner):
 
 
 def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runner, sender, fake_api):
-    fake_api.fail(1, status=400, code=21610)
+    fake_api.fail(1, status=400, code=63024)
     post_event(client, message_added())           # -> failed reply
     post_event(client, message_added())           # -> sent reply
     post_event(client, delivery_updated())

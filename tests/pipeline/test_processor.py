@@ -117,7 +117,7 @@ def test_handlers_may_read_conversation_state(app, client):
     post_event(client, {"EventType": "onConversationUpdated",
                         "ConversationSid": params["ConversationSid"]})
     [state] = seen
-    assert state.replies_last_hour == 1 and state.last_reply_at is not None
+    assert state.state.replies_last_hour == 1 and state.state.last_reply_at is not None
 
 
 def test_reading_state_does_not_wait_for_a_writer(app):
@@ -140,7 +140,7 @@ def test_reading_state_does_not_wait_for_a_writer(app):
             services(app).processor.state.conversation("CH" + "0" * 32)))
         reader.start()
         reader.join(3)
-        assert result and result[0].replies_last_hour == 0
+        assert result and result[0].state.replies_last_hour == 0
     finally:
         done.set()
         thread.join(10)

@@ -109,5 +109,5 @@ def test_chunked_body_up_to_the_limit_is_accepted_on_a_real_server(small_server,
     response = requests.post(url, data=chunks(body), timeout=10, headers={
         "Content-Type": FORM, "X-Twilio-Signature": signature})
     assert response.status_code == 200, response.text
-    assert response.headers["X-Webhook-Outcome"] == "reply queued"
+    assert response.headers["X-Webhook-Outcome"].startswith("reply queued")
     wait_for(lambda: len(fake_api.created) == 1)

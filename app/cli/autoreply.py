@@ -1,0 +1,145 @@
+"""Auto-reply from the command line: the runtime switch, why a message got what it got,
+and the rules file (check it, try it) without sending anything."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
+
+from ..autoreply import ConversationState, Inbound, RulesError, decide, load_rules
+from ..pipeline import state
+from ..services import services
+from ..store.models import ProcessedEvent, Reply
+
+autoreply_group = AppGroup("autoreply", help="Turn automated replies on or off at run time.")
+rules_group = AppGroup("rules", help="Check and try the auto-reply rules file.")
+
+
+@autoreply_group.command("off")
+def autoreply_off():
+    """Stop automated replies on every instance (within a few seconds); webhooks are still
+    verified, recorded and answered 2xx, and every decision still recorded."""
+    _switch("off")
+
+
+@autoreply_group.command("on")
+def autoreply_on():
+    """Resume automated replies on every instance."""
+    _switch("on")
+
+
+@autoreply_group.command("status")
+def autoreply_status():
+    """Print whether automated replies are on, and where that comes from."""
+    bot = services()
+    stored = bot.processor.state.autoreply_switch()
+    if stored is None:
+        source = "AUTO_REPLY_ENABLED (no runtime switch set)"
+    else:
+        source = "runtime switch (`flask --app wsgi autoreply on|off`)"
+    click.echo(f"auto-reply {'on' if bot.policy.switch(stored) else 'off'}: {source}")
+
+
+def _switch(value: str) -> None:
+    with services().db.transaction() as conn:
+        state.set_switch(conn, state.AUTOREPLY_SWITCH, value)
+    click.echo(f"auto-reply {value} (every instance obeys within "
+               f"{state.SWITCH_CACHE_SECONDS:g} s)")
+
+
+@click.command("why")
+@with_appcontext
+@click.argument("message_sid")
+def why(message_sid):
+    """Print the decision taken for message MESSAGE_SID, and what became of its reply."""
+    with services().db.read() as conn:
+        event = conn.execute(
+            select(ProcessedEvent.received_at, ProcessedEvent.outcome,
+                   ProcessedEvent.reason, ProcessedEvent.rule)
+            .where(ProcessedEvent.key == f"message:{message_sid}")).first()
+        reply = conn.execute(
+            select(Reply.id, Reply.status, Reply.attempts, Reply.twilio_message_sid,
+                   Reply.error_code, Reply.error_message, Reply.delivery_status)
+            .where(Reply.in_reply_to == message_sid)).first()
+    if event is None and reply is None:
+        raise click.ClickException(f"no record of {message_sid} (never received, or pruned)")
+    if event is not None:
+        click.echo(f"received: {event.received_at:%Y-%m-%d %H:%M:%S} UTC")
+        click.echo(f"decision: {event.reason or '-'}" + (f" (rule {event.rule})"
+                                                           if event.rule else ""))
+        click.echo(f"outcome: {event.outcome}")
+    if reply is not None:
+        click.echo(f"reply #{reply.id}: {reply.status}, {reply.attempts} attempt(s)"
+                   + (f", sent as {reply.twilio_message_sid}" if reply.twilio_message_sid else "")
+                   + (f", delivery {reply.delivery_status}" if reply.delivery_status else "")
+                   + (f", error {reply.error_code}: {reply.error_message}"
+                      if reply.error_code or reply.error_message else ""))
+
+
+@rules_group.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def rules_check(path):
+    """Validate a rules file (default: RESPONDER_RULES) and summarise it."""
+    path = path or services().settings.bot.rules_path
+    if path is None:
+        raise click.UsageError("give a FILE, or set RESPONDER_RULES")
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"{path}: OK")
+    for line in rules.summary():
+        click.echo(f"  {line}")
+
+
+@rules_group.command("try")
+@click.argument("text")
+@click.option("--author", default="+15558675310", show_default=True)
+@click.option("--channel", default="SMS", show_default=True, help="SMS, WHATSAPP, SDK, ...")
+@click.option("--at", "at", help="When, e.g. 2026-12-24T22:00 (the business hours' time "
+              "zone, else UTC; default: now).")
+@click.option("--conversation", help="Use this conversation's stored state (CH...).")
+def rules_try(text, author, channel, at, conversation):
+    """Print what the bot would do with a message TEXT, and why; sends nothing."""
+    bot = services()
+    policy = bot.policy
+    now = _moment(at, policy)
+    addresses = [author]
+    seen = (bot.processor.state.conversation(conversation, addresses, now).state
+            if conversation else None)
+    conversation_state = seen or ConversationState(
+        inbound_before=0, last_reply_at=None, replies_last_hour=0, last_agent_at=None,
+        opted_out=False)
+    message = Inbound(body=text, author=author, channel=channel.upper(), attributes=None,
+                      participant_sid=None, received_at=now)
+    enabled = policy.switch(bot.processor.state.autoreply_switch())
+    decision = decide(message, conversation_state, policy, now, enabled=enabled)
+    click.echo(f"at {now.isoformat(timespec='minutes')}: {decision.reason.name}"
+               f" ({decision})")
+    if decision.rule:
+        click.echo(f"rule: {decision.rule}")
+    if decision.reply:
+        if decision.reply.body:
+            click.echo(f"reply: {decision.reply.body}")
+        if decision.reply.content_sid:
+            click.echo(f"template: {decision.reply.content_sid} "
+                       f"{decision.reply.content_variables or ''}".rstrip())
+
+
+def _moment(at: str | None, policy) -> datetime:
+    if not at:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise click.BadParameter(f"{at!r}: expected e.g. 2026-12-24T22:00") from exc
+    if moment.tzinfo is None:
+        hours = policy.rules.hours if policy.rules else None
+        moment = moment.replace(tzinfo=hours.zone if hours else UTC)
+    return moment
