@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
 # Twilio's default opt-out, opt-in and help keywords (support.twilio.com, "Advanced Opt-Out").
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
@@ -36,4 +37,9 @@ def normalize(text: str) -> str:
 def keyword_in(body: str, words: Iterable[str]) -> str | None:
     """The keyword the whole message is (upper case), or None when it is not one of `words`."""
     word = normalize(body)
-    return word if word and word in {normalize(w) for w in words} else None
+    return word if word and word in _normalized(frozenset(words)) else None
+
+
+@cache
+def _normalized(words: frozenset[str]) -> frozenset[str]:
+    return frozenset(normalize(w) for w in words)

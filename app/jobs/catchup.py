@@ -31,7 +31,7 @@ from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.processor import Processor
 from ..store.database import Database
-from ..store.models import Reply, ReplyStatus, utcnow
+from ..store.models import UNCONFIRMED, Reply, utcnow
 
 log = logging.getLogger(__name__)
 ANSWERED_LATER = Outcome(Kind.IGNORED, "answered later in the conversation (catch-up)")
@@ -41,9 +41,10 @@ RECEIPT_GRACE = timedelta(minutes=1)  # receipts usually arrive by webhook withi
 REPLIES = Reply.__table__
 _UNCONFIRMED = (
     select(REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.twilio_message_sid)
-    .where(REPLIES.c.status == ReplyStatus.SENT, REPLIES.c.delivery_status.is_(None),
-           REPLIES.c.receipts_checked_at.is_(None),
-           REPLIES.c.sent_at >= bindparam("since"), REPLIES.c.sent_at < bindparam("until"))
+    # The predicate as literal SQL, the same text as the partial index's, so that the
+    # planner can use the index (a bound 'sent' would not match it).
+    .where(UNCONFIRMED, REPLIES.c.sent_at >= bindparam("since"),
+           REPLIES.c.sent_at < bindparam("until"))
     .order_by(REPLIES.c.sent_at)
     .limit(RECEIPT_CHECKS)
 )

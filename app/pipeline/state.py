@@ -40,7 +40,9 @@ _READ = select(
     _column("inbound_count"), _column("last_agent_at"), _column("last_reply_at"),
     select(func.count()).where(REPLIES.c.conversation_sid == bindparam("sid"),
                                REPLIES.c.created_at >= bindparam("hour_ago")).scalar_subquery(),
-    exists().where(OPT_OUTS.c.address.in_(bindparam("addresses", expanding=True))),
+    # The author's address and the participant: two fixed parameters keep the statement
+    # compiled once (an expanding IN is re-rendered on every execution).
+    exists().where(OPT_OUTS.c.address.in_([bindparam("address"), bindparam("participant")])),
 )
 _LOCK = (select(CONVERSATIONS.c.sid).where(CONVERSATIONS.c.sid == bindparam("sid"))
          .with_for_update())
@@ -66,9 +68,10 @@ def read(conn: Connection, conversation_sid: str, addresses: list[str],
          now: datetime) -> Snapshot:
     """The conversation's state for a decision at `now` (aware UTC)."""
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
+    address, participant = ([a for a in addresses if a] + ["", ""])[:2]
     inbound, agent_at, reply_at, last_hour, opted_out = conn.execute(_READ, {
         "sid": conversation_sid, "hour_ago": naive_now - timedelta(hours=1),
-        "addresses": [a for a in addresses if a]}).one()
+        "address": address, "participant": participant}).one()
     state = ConversationState(
         inbound_before=inbound or 0, last_reply_at=_aware(reply_at),
         replies_last_hour=last_hour or 0, last_agent_at=_aware(agent_at),

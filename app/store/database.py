@@ -37,7 +37,7 @@ from .watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-READ_ONLY = "bot_read_only"  # execution option: begin a deferred (reading) transaction
+READ_ONLY = "bot_read_only"  # execution option: a connection that only reads (no write lock)
 
 
 class DatabaseUnavailable(SQLAlchemyError):
@@ -90,8 +90,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Connection:
-        """Yield a connection for reading only: never queued behind writers (on SQLite a
-        deferred transaction in WAL mode, outside the writer lock)."""
+        """Yield a connection for reading only: never queued behind writers (on SQLite
+        outside the writer lock, each statement its own snapshot in WAL mode; on
+        PostgreSQL one read transaction)."""
         with self._connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
             yield conn
@@ -246,8 +247,9 @@ def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         # Writers take the write lock up front; readers (Database.read) never wait for it.
-        reading = conn.get_execution_options().get(READ_ONLY)
-        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            return  # autocommit: each SELECT is its own snapshot, and costs no BEGIN
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy import DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SID_LENGTH = 64  # Twilio's SIDs are 34 characters; room for what Twilio may add
@@ -74,6 +74,10 @@ class ProcessedEvent(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
+UNCONFIRMED = text(
+    "status = 'sent' AND delivery_status IS NULL AND receipts_checked_at IS NULL")
+
+
 class Reply(Base):
     """An auto-reply to send: recorded with its event's claim, sent after the 2xx.
 
@@ -88,9 +92,10 @@ class Reply(Base):
     __table_args__ = (
         Index("ix_replies_due", "status", "next_attempt_at"),
         Index("ix_replies_conversation", "conversation_sid", "created_at"),
-        # Catch-up's receipt back-fill: sent, no receipt yet, not yet checked.
-        Index("ix_replies_receipt_backfill", "status", "delivery_status",
-              "receipts_checked_at", "sent_at"),
+        # Catch-up's receipt back-fill: sent, no receipt yet, not yet checked. Partial, so
+        # queueing a reply (the webhook's hot path) never touches it.
+        Index("ix_replies_receipt_backfill", "sent_at",
+              sqlite_where=UNCONFIRMED, postgresql_where=UNCONFIRMED),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

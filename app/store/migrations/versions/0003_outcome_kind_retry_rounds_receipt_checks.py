@@ -23,9 +23,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('receipts_checked_at', sa.DateTime(), nullable=True))
         batch_op.create_index('ix_replies_conversation', ['conversation_sid', 'created_at'],
                               unique=False)
-        batch_op.create_index('ix_replies_receipt_backfill',
-                              ['status', 'delivery_status', 'receipts_checked_at', 'sent_at'],
-                              unique=False)
+        # Partial: queueing a reply never touches it.
+        unconfirmed = sa.text(
+            "status = 'sent' AND delivery_status IS NULL AND receipts_checked_at IS NULL")
+        batch_op.create_index('ix_replies_receipt_backfill', ['sent_at'], unique=False,
+                              sqlite_where=unconfirmed, postgresql_where=unconfirmed)
 
 
 def downgrade() -> None:
