@@ -36,7 +36,7 @@ def test_a_sender_that_dies_is_restarted_and_health_says_so_meanwhile(
 
         post_event(client, message_added())
         broken.clear()  # the bug goes away: the restarted loop sends the queued reply
-        wait_for(lambda: fake_api.created, timeout=15)
+        wait_for(lambda: fake_api.created, timeout=40)  # the next restart is at most 30 s away
         assert client.get("/healthz").status_code == 200
     finally:
         services(app).supervisor.stop()
