@@ -104,7 +104,15 @@ def check_schema(app: Flask) -> None:
     """Bring a local schema up to date, or insist that it is."""
     settings, db = services(app).settings, services(app).db
     if settings.database.auto_upgrade:
-        db.upgrade()
+        try:
+            db.upgrade()
+        except SQLAlchemyError as exc:
+            if not app.config["SERVING"]:
+                raise
+            # A worker that exits here would stop the whole server (gunicorn halts when a
+            # worker cannot boot): serve 503s until the database answers instead.
+            log.error("database unavailable at start-up, schema not checked: %s",
+                      exc.__class__.__name__)
     elif app.config["SERVING"]:
         try:
             current, head = db.schema_revision()

@@ -27,7 +27,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 
@@ -110,6 +110,8 @@ class Database:
         except PoolTimeout as exc:  # every pooled connection stayed busy
             raise DatabaseUnavailable(
                 f"no free database connection within {self.timeout:g} s") from exc
+        except OperationalError as exc:  # no connection (refused, or connect_timeout)
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc.orig}") from exc
 
     @contextmanager
     def _writer_turn(self):
@@ -154,6 +156,9 @@ class Database:
         On an engine of its own without the watchdog: a migration may rightly take longer
         than a webhook's statement, and so may the wait for another process migrating.
         """
+        current, head = self.schema_revision()
+        if current == head:  # the common start-up: no lock, no write
+            return
         engine = make_engine(self.url, self.timeout, watched=False)
         try:
             with self._migration_lock(engine), engine.begin() as conn:

@@ -1,5 +1,6 @@
 """Migrations: they create the schema, and they agree with the models."""
 
+import pytest
 from sqlalchemy import inspect
 
 from app.services import services
@@ -30,3 +31,26 @@ def test_db_commands(env):
     assert flask_cli(env, "db", "current").returncode == 0
     check = flask_cli(env, "db", "check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_worker_starts_on_a_current_schema_without_the_migration_lock(make_app, env):
+    """A worker booting (or respawned) while another process holds the migration lock,
+    or the database is stuck, must not wait for it when the schema is already current:
+    gunicorn stops the whole server when a worker cannot boot."""
+    import fcntl
+    import threading
+
+    if not env["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("SQLite's migration lock file; PostgreSQL's advisory lock is shared")
+    from app.store.database import sqlite_path
+
+    make_app()  # the schema is created and current
+    lock_path = sqlite_path(env["DATABASE_URL"]).parent / ".migrate.lock"
+    with open(lock_path, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        started = []
+        thread = threading.Thread(target=lambda: started.append(make_app()))
+        thread.start()
+        thread.join(10)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert started, "the second app waited for the migration lock"
