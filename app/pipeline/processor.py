@@ -59,7 +59,8 @@ class Processor:
 
     def _commit(self, event: Event, decided: Outcome, effects: list[Effect],
                 after: list[Callable[[], None]]) -> Outcome:
-        outcome = self.db.group_commit.run(partial(_write, event, decided, effects))
+        outcome = self.db.group_commit.run(partial(_write, event, decided, effects),
+                                           order=event.get("ConversationSid") or "")
         if outcome is DUPLICATE:
             log.info("event %s", kv(**_fields(event), outcome="duplicate, already processed"))
             return outcome

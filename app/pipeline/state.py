@@ -46,7 +46,7 @@ _READ = select(
 )
 _LOCK = (select(CONVERSATIONS.c.sid).where(CONVERSATIONS.c.sid == bindparam("sid"))
          .with_for_update())
-_SET = (update(CONVERSATIONS).where(CONVERSATIONS.c.sid == bindparam("sid"))
+_SET = (update(CONVERSATIONS).where(CONVERSATIONS.c.sid == bindparam("conversation"))
         .values(inbound_count=bindparam("new_inbound_count"),
                 last_inbound_at=bindparam("new_last_inbound_at"),
                 last_agent_at=bindparam("new_last_agent_at"),
@@ -115,7 +115,7 @@ def lock_and_read(conn: Connection, conversation_sid: str, addresses: list[str],
 def overwrite(conn: Connection, conversation_sid: str, seen: Snapshot, **values) -> None:
     """Write the conversation's new values (under the lock taken by lock_and_read)."""
     params = _values(conversation_sid, seen, values)
-    conn.execute(_SET, {"sid": conversation_sid, "now": params["now"],
+    conn.execute(_SET, {"conversation": conversation_sid, "now": params["now"],
                         **{f"new_{k}": params[k] for k in (
                             "inbound_count", "last_inbound_at", "last_agent_at",
                             "last_reply_at")}})

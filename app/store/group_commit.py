@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from operator import attrgetter
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -29,10 +30,11 @@ _PENDING = object()
 
 
 class _Job:
-    __slots__ = ("unit", "wake", "leads", "result", "error")
+    __slots__ = ("unit", "order", "wake", "leads", "result", "error")
 
-    def __init__(self, unit: Callable):
+    def __init__(self, unit: Callable, order: str):
         self.unit = unit
+        self.order = order
         self.wake = threading.Lock()
         self.wake.acquire()  # released by the leader: committed, or "you lead now"
         self.leads = False
@@ -56,9 +58,13 @@ class GroupCommit:
         self._queue: list[_Job] = []
         self._leading = False
 
-    def run(self, unit: Callable):
-        """Run `unit(conn)` in a committed transaction (shared with others); return its result."""
-        job = _Job(unit)
+    def run(self, unit: Callable, order: str = ""):
+        """Run `unit(conn)` in a committed transaction (shared with others); return its result.
+
+        A batch runs its units sorted by `order` (e.g. the conversation they lock), so two
+        processes' batches take row locks in the same order and never deadlock.
+        """
+        job = _Job(unit, order)
         with self._mutex:
             self._queue.append(job)
             follow = self._leading
@@ -94,9 +100,10 @@ class GroupCommit:
             if len(batch) > 1:
                 running = None  # the unit in progress when it failed, if any
                 try:
+                    ordered = sorted(batch, key=attrgetter("order"))
                     with self.db.transaction() as conn:
                         results = []
-                        for running in batch:  # noqa: B007 - read by the handler below
+                        for running in ordered:  # noqa: B007 - read by the handler below
                             results.append(running.unit(conn))
                         running = None
                 except Exception as exc:  # noqa: BLE001 - decided below
@@ -110,7 +117,7 @@ class GroupCommit:
                             job.error = exc
                         return exc if is_timeout(exc) else None
                 else:
-                    for job, result in zip(batch, results, strict=True):
+                    for job, result in zip(ordered, results, strict=True):
                         job.result = result
                     return None
             for i, job in enumerate(batch):

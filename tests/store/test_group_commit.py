@@ -146,3 +146,29 @@ def test_an_outage_fails_a_batch_in_one_attempt(tmp_path, caplog):
     assert len(connects) == 1
     assert any(r.levelno == logging.WARNING and "DatabaseUnavailable" in r.getMessage()
                and "10" in r.getMessage() for r in caplog.records)
+
+
+def test_a_batch_runs_its_units_in_order_of_their_key(app):
+    """Units queued behind a leader run sorted by `order` (the conversation they lock), so
+    batches of two processes take row locks in one order and cannot deadlock."""
+    commit = GroupCommit(services(app).db)
+    inside, release = threading.Event(), threading.Event()
+    ran = []
+
+    def hold(conn):
+        inside.set()
+        release.wait(10)
+
+    leader = threading.Thread(target=commit.run, args=(hold,))
+    leader.start()
+    assert inside.wait(10)
+    keys = ["CHc", "CHa", "CHd", "CHb"]
+    threads = [threading.Thread(target=commit.run, args=(lambda conn, k=k: ran.append(k), k))
+               for k in keys]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(commit._queue) == len(keys))
+    release.set()
+    for t in (leader, *threads):
+        t.join(10)
+    assert ran == sorted(keys)
