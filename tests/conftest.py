@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,7 +19,30 @@ from tests.fake_conversations import FakeConversationsAPI
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 WEBHOOK_URL = "http://localhost/webhooks/conversations"
-PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def worker_database(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets a database of its own (test_gw0, test_gw1, ...,
+    created on first use next to TEST_DATABASE_URL's), so tests that reset the schema
+    never meet another worker's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'test'}_{worker}"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
+                           isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                {"name": name}).scalar():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+PG_URL = worker_database(os.environ.get("TEST_DATABASE_URL"))
 
 BACKENDS = [
     "sqlite",
