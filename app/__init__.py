@@ -135,9 +135,12 @@ def register_background_work(app: Flask) -> None:
     atexit.register(supervisor.stop)
 
 
-def start_background_work(app: Flask) -> None:
-    """Start the in-process sender now (gunicorn's post_worker_init calls this)."""
-    if app.config["SERVING"] and services(app).settings.sender.in_process:
+def start_background_work(app) -> None:
+    """Start the in-process sender now (gunicorn's post_worker_init calls this with
+    whatever app it serves; any other WSGI app is left alone)."""
+    if not (isinstance(app, Flask) and app.config.get("SERVING")):
+        return
+    if services(app).settings.sender.in_process:
         services(app).supervisor.start()
 
 
