@@ -206,7 +206,7 @@ class Bench:
             warm = signed_requests(3000)
             with gunicorn({**self.env, **env}, self.tmp / f"{name}-{i}.log", app=app) as server:
                 # Every worker up and warm, or wrk's connections all land on the first one.
-                server.wait_workers(2)
+                server.wait_booted(2)
                 self.load(server.url + PATH, 2, self.args.connections, warm,
                           self.tmp / "warm.lua")
                 cpu = worker_cpu_seconds(server.process.pid)

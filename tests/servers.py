@@ -68,6 +68,20 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"{count} workers not up within {timeout}s:\n{self.log}")
 
+    def wait_booted(self, count: int, timeout: float = 20.0) -> None:
+        """Wait until gunicorn has booted `count` workers, for any app (the benchmark's
+        floor and naive apps log nothing of their own); a short pause lets the last one
+        finish importing after its "Booting" line."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log}")
+            if self.log.count("Booting worker") >= count:
+                time.sleep(1.0)
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{count} workers not booted within {timeout}s:\n{self.log}")
+
     def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
