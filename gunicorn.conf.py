@@ -23,6 +23,8 @@ control_socket_disable = True
 def post_worker_init(worker):
     """Start the app's background work (the sender) in each worker, after the fork:
     never in the master, even with --preload."""
+    if getattr(worker.wsgi, "import_name", None) != "app":
+        return  # another app (the benchmark's floor): do not even import this one
     from app import start_background_work
 
     start_background_work(worker.wsgi)
