@@ -98,7 +98,7 @@ def app(env):
     app = create_app(env)
     app.config["TESTING"] = True
     yield app
-    services(app).db.engine.dispose()
+    services(app).db.dispose()
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def make_app(env):
 
     yield make
     for app in built:
-        services(app).db.engine.dispose()
+        services(app).db.dispose()
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.01):

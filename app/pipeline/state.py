@@ -148,8 +148,8 @@ class StateReader:
 
     def conversation(self, conversation_sid: str, addresses: list[str] = (),
                      now: datetime | None = None) -> Snapshot:
-        with self._db.read() as conn:
-            return read(conn, conversation_sid, list(addresses), now or datetime.now(UTC))
+        return self._db.run_read(lambda conn: read(
+            conn, conversation_sid, list(addresses), now or datetime.now(UTC)))
 
     def autoreply_switch(self) -> bool | None:
         """The runtime switch (`flask autoreply on|off`), None when never set; read at
@@ -158,8 +158,8 @@ class StateReader:
         if time.monotonic() - checked < SWITCH_CACHE_SECONDS:
             return value
         with self._lock:
-            with self._db.read() as conn:
-                stored = conn.execute(_READ_SWITCH, {"name": AUTOREPLY_SWITCH}).scalar()
+            stored = self._db.run_read(lambda conn: conn.execute(
+                _READ_SWITCH, {"name": AUTOREPLY_SWITCH}).scalar())
             value = None if stored is None else stored == "on"
             self._switch = (time.monotonic(), value)
         return value

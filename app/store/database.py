@@ -18,8 +18,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -36,6 +38,7 @@ from .group_commit import GroupCommit
 from .watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 READ_ONLY = "bot_read_only"  # execution option: a connection that only reads (no write lock)
 
@@ -66,6 +69,8 @@ class Database:
         path = sqlite_path(url) if self.is_sqlite else None
         self._file_lock = FileLock(Path(f"{path}.writer-lock")) if path else None
         self.group_commit = GroupCommit(self)
+        self._readers = threading.local()  # each thread's reading connection
+        self._reader_conns: set[Connection] = set()  # all of them, to close on dispose
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
@@ -73,6 +78,8 @@ class Database:
         lock, the group commit and the watchdog reset themselves)."""
         self.engine.dispose(close=False)
         self._thread_lock = threading.Lock()
+        self._readers = threading.local()
+        self._reader_conns = set()
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,13 +97,45 @@ class Database:
 
     @contextmanager
     def read(self) -> Connection:
-        """Yield a connection for reading only: never queued behind writers (on SQLite
-        outside the writer lock, each statement its own snapshot in WAL mode; on
-        PostgreSQL one read transaction)."""
+        """Yield a pooled connection for reading only, never queued behind writers
+        (outside the writer lock; on SQLite each statement its own snapshot)."""
         with self._connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
             yield conn
             conn.rollback()
+
+    def run_read(self, query: Callable[[Connection], T]) -> T:
+        """Run `query(conn)` on this thread's own reading connection, kept open in
+        autocommit: no pool checkout, pre-ping or BEGIN per read, which matters on the
+        webhook path, where a handler reads before it decides. A connection found
+        broken (the database restarted) is replaced once; a timeout is not retried."""
+        for attempt in (1, 2):
+            conn = getattr(self._readers, "conn", None)
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._readers.conn = self._connect()
+                self._reader_conns.add(conn)
+                options = {READ_ONLY: True}
+                if not self.is_sqlite:  # SQLite's driver is in autocommit already
+                    options["isolation_level"] = "AUTOCOMMIT"
+                conn.execution_options(**options)
+            try:
+                result = query(conn)
+                conn.rollback()  # SQLAlchemy's own bookkeeping; in autocommit nothing is sent
+                return result
+            except BaseException as exc:
+                self._readers.conn = None
+                self._reader_conns.discard(conn)
+                conn.close()
+                if attempt == 2 or not getattr(exc, "connection_invalidated", False):
+                    raise
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        """Close every connection: the threads' reading ones, then the pool."""
+        for conn in list(self._reader_conns):
+            conn.close()
+        self._reader_conns.clear()
+        self.engine.dispose()
 
     @contextmanager
     def session(self):

@@ -132,7 +132,7 @@ def test_replies_recorded_before_a_restart_are_sent_after_it(make_app, fake_api)
     """A reply queued by a process that died before sending is sent by the next one."""
     first = make_app()
     post_event(first.test_client(), message_added())
-    services(first).db.engine.dispose()  # the process is gone; nothing was sent
+    services(first).db.dispose()  # the process is gone; nothing was sent
     assert fake_api.created == []
 
     second = make_app(SENDER_IN_PROCESS="true")
