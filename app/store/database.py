@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import math
 import os
 import threading
 import time
@@ -27,28 +26,19 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 
+from .engine import READ_ONLY, DatabaseUnavailable, make_engine, sqlite_path
 from .file_lock import FileLock
 from .group_commit import GroupCommit
-from .watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-READ_ONLY = "bot_read_only"  # execution option: a connection that only reads (no write lock)
-
-
-class DatabaseUnavailable(SQLAlchemyError):
-    """The database did not answer in time (a lock, a connection or a statement).
-
-    A SQLAlchemyError, so that every `except SQLAlchemyError` (the sender, the jobs)
-    rides it out like any other database outage.
-    """
 
 
 def dialect_insert(dialect_name: str):
@@ -250,118 +240,3 @@ def alembic_config(connection=None) -> AlembicConfig:
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
-
-
-def sqlite_path(url: str) -> Path | None:
-    """Return the file behind an sqlite:/// URL (None for in-memory)."""
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    return Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
-
-
-def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
-    """An engine whose waits end after `timeout` s (statements: when `watched`)."""
-    if not url.startswith("sqlite"):
-        engine = create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=timeout,
-            # libpq counts whole seconds, at least 2.
-            connect_args={"connect_timeout": max(2, math.ceil(timeout))})
-        if watched:
-            watch(engine, timeout)
-        return engine
-
-    path = sqlite_path(url)
-    if path is not None:
-        create_private(path)
-    busy_ms = int(timeout * 1000)
-    engine = create_engine(url, connect_args={"timeout": timeout})
-    if watched:
-        watch(engine, timeout)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        # Let SQLAlchemy, not the driver, decide where transactions begin (see below).
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        # Writers take the write lock up front; readers (Database.read) never wait for it.
-        if conn.get_execution_options().get(READ_ONLY):
-            return  # autocommit: each SELECT is its own snapshot, and costs no BEGIN
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def create_private(path: Path) -> None:
-    """Create the SQLite file (and its folder) readable by its user only, before SQLite
-    opens it: SQLite gives its -wal and -shm files the database file's mode."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-
-
-def watch(engine: Engine, timeout: float) -> None:
-    """Arm the watchdog around everything that waits for the database on `engine`:
-    statements, commits and rollbacks, and the pool's pre-ping (which runs outside
-    the engine's events). A cut turns into DatabaseUnavailable."""
-    armed = WATCHDOG.armed
-    monotonic = time.monotonic
-    is_sqlite = engine.dialect.name == "sqlite"
-
-    @event.listens_for(engine, "connect")
-    def _start(dbapi_conn, _record):
-        WATCHDOG.start()
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _arm(conn, cursor, statement, parameters, context, executemany):
-        armed[cursor.connection] = monotonic() + timeout
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _disarm(conn, cursor, statement, parameters, context, executemany):
-        armed.pop(cursor.connection, None)
-
-    @event.listens_for(engine, "commit")
-    @event.listens_for(engine, "rollback")
-    def _arm_ending(conn):
-        if not conn.invalidated:  # a cut connection has nothing left to end
-            armed[conn.connection.dbapi_connection] = monotonic() + timeout
-
-    @event.listens_for(engine, "checkin")
-    def _checkin(dbapi_conn, _record):
-        armed.pop(dbapi_conn, None)
-
-    @event.listens_for(engine, "invalidate")
-    def _invalidate(dbapi_conn, _record, _exception):
-        armed.pop(dbapi_conn, None)
-
-    @event.listens_for(engine, "handle_error")
-    def _cut_is_unavailable(ctx):
-        conn = ctx.connection
-        if conn is None or conn.invalidated:
-            return None
-        if not WATCHDOG.was_cut(conn.connection.dbapi_connection):
-            return None
-        if not is_sqlite:
-            ctx.is_disconnect = True  # the socket is shut: drop the connection
-        return DatabaseUnavailable(f"the database did not answer within {timeout:g} s")
-
-    ping = engine.dialect.do_ping
-
-    def do_ping(dbapi_conn):
-        armed[dbapi_conn] = monotonic() + timeout
-        try:
-            return ping(dbapi_conn)
-        except Exception as exc:
-            if WATCHDOG.was_cut(dbapi_conn):  # unanswered, not refused: no reconnect
-                raise DatabaseUnavailable(
-                    f"the database did not answer within {timeout:g} s") from exc
-            raise
-        finally:
-            armed.pop(dbapi_conn, None)
-
-    engine.dialect.do_ping = do_ping

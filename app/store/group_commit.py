@@ -24,6 +24,8 @@ from operator import attrgetter
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from .engine import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 MAX_BATCH = 64
 _PENDING = object()
@@ -141,8 +143,6 @@ class GroupCommit:
 
 
 def is_timeout(exc: BaseException) -> bool:
-    from .database import DatabaseUnavailable  # database.py imports this module
-
     return isinstance(exc, DatabaseUnavailable)
 
 
