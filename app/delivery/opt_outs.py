@@ -1,11 +1,12 @@
-"""Opt-outs: customers Twilio refused to message, the one place that reads and writes them.
+"""Opt-outs: customers Twilio refused to message; where they are recorded and cleared.
 
 Twilio answers a send with error 21610 when the recipient replied STOP (or its carrier
 told Twilio so); the sender records the reply's customer then, in the transaction that
 marks the reply failed. A customer is recorded by every address we know them by (the
 message author's address, `whatsapp:+...` or `+1...`, and the participant SID `MB...`),
 as given: the decision asks about the same values. START, UNSTOP or YES clears them.
-The caller decides the transaction; nothing here commits.
+The caller decides the transaction; nothing here commits. The decision's read of them
+is part of the conversation-state statement (pipeline/state.py).
 https://www.twilio.com/docs/api/errors/21610
 """
 

@@ -45,6 +45,8 @@ def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
     """In the claim's transaction: update the conversation if it is as the decision saw
     it; otherwise read it again under its lock and decide again. Then queue the reply."""
     changed = None
+    if decision.reason in (Reason.OWN_MESSAGE, Reason.SYSTEM_MESSAGE):
+        return None  # no state counts it, and no decision depends on state
     if not state.update_if_unchanged(conn, conversation_sid, seen,
                                      **_changes(decision, seen, now)):
         seen = state.lock_and_read(conn, conversation_sid, addresses, now)

@@ -2,7 +2,7 @@
 
 A handler is `handler(event, context) -> Outcome`: it decides, in the request's own
 thread, and returns what it does and why. It may read state through `context.state`
-(short read transactions, never queued behind writers), sees only the bot's settings
+(single statements, never queued behind writers), sees only the bot's settings
 (`context.bot`: no credentials), leaves its database writes with `context.on_claim(...)`
 and whatever it wants to say afterwards with `context.after_commit(...)`. The writes
 run only if the event is claimed, in the claim's transaction; the after-commit calls

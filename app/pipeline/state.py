@@ -1,9 +1,9 @@
 """Conversation state: read by handlers before they decide, checked and updated under the
 conversation's lock in the claim's transaction.
 
-Reads are one statement in a short read transaction (on SQLite a deferred one in WAL
-mode, outside the writer lock), so a handler that reads does not slow the webhooks that
-only write. The write side is optimistic: the claim's transaction updates the
+A read is one statement on a connection its thread keeps, in autocommit and outside
+the writer lock (Database.run_read), so a handler that reads does not slow the webhooks
+that only write. The write side is optimistic: the claim's transaction updates the
 conversation's row only if it still holds what the handler read (one upsert, which also
 locks the row until the commit); when another message of the conversation got there
 first, the caller reads again under that lock and decides again.
@@ -48,7 +48,8 @@ _LOCK = (select(CONVERSATIONS.c.sid).where(CONVERSATIONS.c.sid == bindparam("sid
          .with_for_update())
 _SET = (update(CONVERSATIONS).where(CONVERSATIONS.c.sid == bindparam("conversation"))
         .values(inbound_count=bindparam("new_inbound_count"),
-                last_inbound_at=bindparam("new_last_inbound_at"),
+                last_inbound_at=func.coalesce(bindparam("new_last_inbound_at"),
+                                              CONVERSATIONS.c.last_inbound_at),
                 last_agent_at=bindparam("new_last_agent_at"),
                 last_reply_at=bindparam("new_last_reply_at"), updated_at=bindparam("now")))
 _READ_SWITCH = select(SWITCHES.c.value).where(SWITCHES.c.name == bindparam("name"))
@@ -87,9 +88,10 @@ def _claim_row(dialect_name: str):
     c = CONVERSATIONS.c
     return stmt.on_conflict_do_update(
         index_elements=["sid"],
-        set_={name: stmt.excluded[name] for name in (
-            "inbound_count", "last_inbound_at", "last_agent_at", "last_reply_at",
-            "updated_at")},
+        set_={**{name: stmt.excluded[name] for name in (
+            "inbound_count", "last_agent_at", "last_reply_at", "updated_at")},
+            # Only a customer's message moves it (None: keep what is stored).
+            "last_inbound_at": func.coalesce(stmt.excluded.last_inbound_at, c.last_inbound_at)},
         where=(c.inbound_count == bindparam("seen_inbound"))
         & c.last_agent_at.is_not_distinct_from(bindparam("seen_agent_at"))
         & c.last_reply_at.is_not_distinct_from(bindparam("seen_reply_at")),
@@ -139,7 +141,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 class StateReader:
-    """What handlers may read: short read transactions, never behind the writers."""
+    """What handlers may read: one statement each, never behind the writers."""
 
     def __init__(self, db: Database):
         self._db = db

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from sqlalchemy.orm import sessionmaker
 from .engine import READ_ONLY, DatabaseUnavailable, make_engine, sqlite_path
 from .file_lock import FileLock
 from .group_commit import GroupCommit
+from .watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +62,7 @@ class Database:
         self._file_lock = FileLock(Path(f"{path}.writer-lock")) if path else None
         self.group_commit = GroupCommit(self)
         self._readers = threading.local()  # each thread's reading connection
-        self._reader_conns: set[Connection] = set()  # all of them, to close on dispose
+        self._reader_set: weakref.WeakSet[_Reader] = weakref.WeakSet()  # for dispose()
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
@@ -69,7 +71,7 @@ class Database:
         self.engine.dispose(close=False)
         self._thread_lock = threading.Lock()
         self._readers = threading.local()
-        self._reader_conns = set()
+        self._reader_set = weakref.WeakSet()
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,34 +99,31 @@ class Database:
     def run_read(self, query: Callable[[Connection], T]) -> T:
         """Run `query(conn)` on this thread's own reading connection, kept open in
         autocommit: no pool checkout, pre-ping or BEGIN per read, which matters on the
-        webhook path, where a handler reads before it decides. A connection found
-        broken (the database restarted) is replaced once; a timeout is not retried."""
+        webhook path, where a handler reads before it decides. The connection goes back
+        to the pool when its thread ends. A connection found broken (the database
+        restarted) is replaced once; a timeout is not retried."""
         for attempt in (1, 2):
-            conn = getattr(self._readers, "conn", None)
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self._readers.conn = self._connect()
-                self._reader_conns.add(conn)
-                options = {READ_ONLY: True}
-                if not self.is_sqlite:  # SQLite's driver is in autocommit already
-                    options["isolation_level"] = "AUTOCOMMIT"
-                conn.execution_options(**options)
+            reader = getattr(self._readers, "reader", None)
+            if reader is None or reader.conn.closed or reader.conn.invalidated:
+                reader = self._readers.reader = _Reader(self._connect(), self.is_sqlite)
+                self._reader_set.add(reader)
+            conn = reader.conn
             try:
                 result = query(conn)
                 conn.rollback()  # SQLAlchemy's own bookkeeping; in autocommit nothing is sent
+                WATCHDOG.armed.pop(conn.connection.dbapi_connection, None)  # idle: not "stuck"
                 return result
             except BaseException as exc:
-                self._readers.conn = None
-                self._reader_conns.discard(conn)
-                conn.close()
+                self._readers.reader = None
+                reader.close()
                 if attempt == 2 or not getattr(exc, "connection_invalidated", False):
                     raise
         raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         """Close every connection: the threads' reading ones, then the pool."""
-        for conn in list(self._reader_conns):
-            conn.close()
-        self._reader_conns.clear()
+        for reader in list(self._reader_set):
+            reader.close()
         self.engine.dispose()
 
     @contextmanager
@@ -232,6 +231,22 @@ class Database:
                 finally:
                     conn.exec_driver_sql("SELECT pg_advisory_unlock(827364512)")
                     conn.commit()
+
+
+class _Reader:
+    """A thread's reading connection; it goes back to the pool when the thread ends (the
+    thread-local holding it is dropped) or on dispose."""
+
+    def __init__(self, conn: Connection, is_sqlite: bool):
+        self.conn = conn
+        options = {READ_ONLY: True}
+        if not is_sqlite:  # SQLite's driver is in autocommit already (engine.py)
+            options["isolation_level"] = "AUTOCOMMIT"
+        conn.execution_options(**options)
+        self._finalizer = weakref.finalize(self, conn.close)
+
+    def close(self) -> None:
+        self._finalizer()
 
 
 def alembic_config(connection=None) -> AlembicConfig:

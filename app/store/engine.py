@@ -50,7 +50,7 @@ def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
     if path is not None:
         create_private(path)
     busy_ms = int(timeout * 1000)
-    engine = create_engine(url, connect_args={"timeout": timeout})
+    engine = create_engine(url, connect_args={"timeout": timeout}, pool_timeout=timeout)
     if watched:
         watch(engine, timeout)
 

@@ -191,3 +191,16 @@ def test_why_explains_a_decision(app, client, runner, sender):
     assert "reply #1: sent, 1 attempt(s)" in result.output
     missing = runner.invoke(args=["why", "IM" + "0" * 32])
     assert missing.exit_code == 1 and "no record" in missing.output
+
+
+def test_an_agent_message_keeps_the_customers_last_message_time(app, client):
+    """The conversation remembers when the customer last wrote, whoever wrote since."""
+    from app.store.models import Conversation
+
+    conversation = "CH" + "6" * 32
+    conversation_post(client, conversation, "hello")
+    conversation_post(client, conversation, "on it", author="alice@support")
+    with services(app).db.session() as s:
+        row = s.get(Conversation, conversation)
+    assert row.last_inbound_at is not None and row.last_agent_at is not None
+    assert row.inbound_count == 1

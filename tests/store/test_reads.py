@@ -27,3 +27,27 @@ def test_a_reading_connection_the_server_dropped_is_replaced(make_app, env):
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     again = db.run_read(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
     assert again != pid
+
+
+def test_an_idle_reading_connection_is_not_watched(app):
+    """Between reads the kept connection is idle, not stuck: the watchdog must not cut it
+    (it would make every later read reconnect, and log a false alarm)."""
+    from app.store.watchdog import WATCHDOG
+
+    db = services(app).db
+    dbapi = db.run_read(lambda conn: conn.connection.dbapi_connection)
+    assert dbapi not in WATCHDOG.armed
+
+
+def test_a_threads_reading_connection_goes_back_when_the_thread_ends(app):
+    """Threads that come and go do not drain the pool."""
+    import gc
+    import threading
+
+    db = services(app).db
+    threads = [threading.Thread(target=db.run_read, args=(lambda conn: 1,)) for _ in range(6)]
+    for t in threads:
+        t.start()
+        t.join()
+    gc.collect()
+    assert db.engine.pool.checkedout() == 0
