@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import partial
 
-from ..autoreply import Decision, Inbound, Policy, Reason, decide
+from ..autoreply import Decision, Inbound, Policy, Reason, decide, loop_guard
 from ..delivery import opt_outs, outbox
 from ..pipeline import state
 from ..pipeline.events import Event
@@ -21,12 +21,17 @@ from ..pipeline.router import Context, Router
 
 router = Router()
 NOT_CUSTOMERS = (Reason.OWN_MESSAGE, Reason.AGENT_MESSAGE, Reason.SYSTEM_MESSAGE)
+# Messages no state counts and no state decides: every reply of ours comes back as one.
+WRITES_NOTHING = (Reason.OWN_MESSAGE, Reason.SYSTEM_MESSAGE)
 
 
 @router.register("onMessageAdded", requires=("ConversationSid", "MessageSid", "Author"))
 def answer_customer(event: Event, ctx: Context) -> Outcome:
     """Decide whether and how to answer; leave the decision's writes for the claim."""
     message = inbound(event)
+    guard = loop_guard(message, ctx.policy)
+    if guard is not None and guard.reason in WRITES_NOTHING:
+        return outcome(guard)  # our own reply coming back: no state to read or write
     now = datetime.now(UTC)
     sid = event.require("ConversationSid")
     addresses = customer_addresses(message)
@@ -45,8 +50,6 @@ def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
     """In the claim's transaction: update the conversation if it is as the decision saw
     it; otherwise read it again under its lock and decide again. Then queue the reply."""
     changed = None
-    if decision.reason in (Reason.OWN_MESSAGE, Reason.SYSTEM_MESSAGE):
-        return None  # no state counts it, and no decision depends on state
     if not state.update_if_unchanged(conn, conversation_sid, seen,
                                      **_changes(decision, seen, now)):
         seen = state.lock_and_read(conn, conversation_sid, addresses, now)

@@ -204,3 +204,22 @@ def test_an_agent_message_keeps_the_customers_last_message_time(app, client):
         row = s.get(Conversation, conversation)
     assert row.last_inbound_at is not None and row.last_agent_at is not None
     assert row.inbound_count == 1
+
+
+def test_our_own_reply_coming_back_costs_no_state_read(app, client, sender, fake_api,
+                                                        monkeypatch):
+    """Every reply fires onMessageAdded again (webhooks enabled): the loop guard answers
+    it without reading or writing the conversation's state."""
+    post_event(client, message_added())
+    sender.run_until_idle()
+    [created] = fake_api.created
+    reads = []
+    reader = services(app).processor.state
+    real = reader.conversation
+    monkeypatch.setattr(reader, "conversation", lambda *a, **k: reads.append(a) or real(*a, **k))
+    echo = message_added(author=created.form["Author"], message_sid=created.sid,
+                         conversation_sid=created.conversation_sid,
+                         extra={"Attributes": created.form["Attributes"]})
+    response = post_event(client, echo)
+    assert response.headers["X-Webhook-Outcome"].startswith("ignored: our own message")
+    assert reads == []
