@@ -69,12 +69,11 @@ def register_proxy_fix(app: Flask, settings: Settings) -> None:
 
 def build_services(settings: Settings) -> Services:
     """Wire the services: database, client, pipeline, sender, jobs and their supervisor."""
-    db = Database(settings.database.url, timeout=settings.database.timeout,
-                  instance_dir=settings.instance_dir)
+    db = Database(settings.database.url, timeout=settings.database.timeout)
     client = make_client(settings.twilio)
     sender = Sender(db, client, settings.sender)
     policy = build_policy(settings.bot)
-    processor = Processor(db, build_router(), settings.bot, policy, on_commit=sender.wake)
+    processor = Processor(db, build_router(), policy, on_commit=sender.wake)
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     loops = [sender] + ([jobs] if jobs.enabled else [])

@@ -49,6 +49,5 @@ def combine(outcomes: list[Outcome]) -> Outcome:
     return first.with_notes(str(o) for o in rest)
 
 
-REPLY_QUEUED = Outcome(Kind.REPLY_QUEUED)
 DUPLICATE = Outcome(Kind.DUPLICATE)
 ACCEPTED = Outcome(Kind.ACCEPTED)

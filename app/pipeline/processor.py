@@ -17,8 +17,6 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from config import BotSettings
-
 from ..autoreply import Policy
 from ..logs import kv
 from ..store.database import Database
@@ -32,11 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class Processor:
-    def __init__(self, db: Database, router: Router, bot: BotSettings, policy: Policy,
+    def __init__(self, db: Database, router: Router, policy: Policy,
                  on_commit: Callable[[], None] | None = None):
         self.db = db
         self.router = router
-        self.bot = bot
         self.policy = policy
         self.state = StateReader(db)
         self.on_commit = on_commit or (lambda: None)
@@ -49,7 +46,7 @@ class Processor:
             log.log(level, "event %s", kv(**_fields(event), outcome=note))
             return ACCEPTED
         self.router.validate(event)
-        context = Context(self.bot, self.state, self.policy)
+        context = Context(self.state, self.policy)
         decided = combine(self.router.dispatch(event, context))
         return self._commit(event, decided, context.effects, context.after)
 

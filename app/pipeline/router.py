@@ -2,8 +2,8 @@
 
 A handler is `handler(event, context) -> Outcome`: it decides, in the request's own
 thread, and returns what it does and why. It may read state through `context.state`
-(single statements, never queued behind writers), sees only the bot's settings
-(`context.bot`: no credentials), leaves its database writes with `context.on_claim(...)`
+(single statements, never queued behind writers), sees only the auto-reply policy
+(`context.policy`: who the bot and the agents are, the rules; no credentials), leaves its database writes with `context.on_claim(...)`
 and whatever it wants to say afterwards with `context.after_commit(...)`. The writes
 run only if the event is claimed, in the claim's transaction; the after-commit calls
 run only once that transaction is committed. Mistakes (an unknown event name) fail at
@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
-
-from config import BotSettings
 
 from ..autoreply import Policy
 from .events import KNOWN_EVENTS, Event
@@ -37,10 +35,9 @@ Effect = Callable[[Connection], "str | Outcome | None"]
 
 @dataclass
 class Context:
-    """What a handler may use: the bot's settings, reads of state, and places to leave
+    """What a handler may use: the auto-reply policy, reads of state, and places to leave
     its writes and what to do once they are committed."""
 
-    bot: BotSettings
     state: StateReader
     policy: Policy
     effects: list[Effect] = field(default_factory=list)

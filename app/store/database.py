@@ -51,10 +51,9 @@ def dialect_insert(dialect_name: str):
 class Database:
     """An engine, a session factory and the schema checks for one app."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0, instance_dir: Path | None = None):
+    def __init__(self, url: str, *, timeout: float = 2.0):
         self.url = url
         self.timeout = timeout  # seconds a statement, connection or lock wait may take
-        self.instance_dir = instance_dir
         self.engine = make_engine(url, timeout)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._thread_lock = threading.Lock()
