@@ -75,6 +75,16 @@ class FakeConversationsAPI:
         self.receipts: dict[str, list[dict]] = {}
         self.requests: list[tuple[str, str]] = []
         self.on_create = None  # called with the Created record before answering
+        # Concurrency: the most requests seen in flight at once; with `throttle_above`
+        # set, a request beyond that many in flight gets 429 (20429) with Retry-After.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.throttle_above: int | None = None
+        self.retry_after: float | None = None
+        self.throttled = 0
+        # Extra resources (webhook configuration, addresses, ...): callables taking
+        # (api, request, path parts) and answering a Response, or None when not theirs.
+        self.routes: list = []
         self._faults: list[_Fault] = []
         self._read_faults: list[int] = []
         self._lock = threading.Lock()
@@ -158,12 +168,37 @@ class FakeConversationsAPI:
 
     def handle(self, request: Request) -> Response:
         received_at = time.monotonic()
-        if self.latency:
-            time.sleep(self.latency)
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            throttled = self.throttle_above is not None and self.in_flight > self.throttle_above
+            if throttled:
+                self.throttled += 1
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            if throttled:
+                response = _error(429, 20429, "Too Many Requests")
+                if self.retry_after is not None:
+                    response.headers["Retry-After"] = f"{self.retry_after:g}"
+                return response
+            return self._handle(request, received_at)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _handle(self, request: Request, received_at: float) -> Response:
+        if request.path == "/_fake/stats":  # for the benchmark, which runs the fake apart
+            return _json(200, {"created": len(self.created), "throttled": self.throttled,
+                               "max_in_flight": self.max_in_flight})
         self.requests.append((request.method, request.path))
         if self.check_auth and not self._authorized(request):
             return _error(401, 20003, "Authenticate")
         parts = [p for p in request.path.split("/") if p]
+        for route in self.routes:
+            response = route(self, request, parts)
+            if response is not None:
+                return response
         if parts[:2] != ["v1", "Conversations"]:
             return _error(404, 20404, "The requested resource was not found")
         if len(parts) == 2 and request.method == "GET":
@@ -347,9 +382,12 @@ def main() -> None:
     parser.add_argument("--account-sid", default="AC" + "0" * 32)
     parser.add_argument("--auth-token", default="0" * 32)
     parser.add_argument("--no-auth", action="store_true", help="accept any credentials")
+    parser.add_argument("--throttle-above", type=int, default=None,
+                        help="answer 429 to requests beyond this many in flight")
     args = parser.parse_args()
     api = FakeConversationsAPI(args.account_sid, args.auth_token, port=args.port,
                                latency=args.latency, check_auth=not args.no_auth)
+    api.throttle_above = args.throttle_above
     api.start()
     print(f"fake Conversations API on {api.url} (latency {args.latency}s)", flush=True)
     try:

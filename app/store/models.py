@@ -19,6 +19,8 @@ OUTCOME_LENGTH = 200
 KEY_LENGTH = 200
 RULE_LENGTH = 64
 CHANNEL_LENGTH = 16
+MEDIA_LENGTH = 512
+REQUEST_ID_LENGTH = 64
 
 
 class ReplyStatus(StrEnum):
@@ -111,6 +113,10 @@ class Reply(Base):
     participant_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
     channel: Mapped[str | None] = mapped_column(String(CHANNEL_LENGTH))
     message_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A file or URL from the rules file, sent as media (uploaded once: MediaUpload).
+    media: Mapped[str | None] = mapped_column(String(MEDIA_LENGTH))
+    # The webhook request that queued the reply: follows it into the sender's log lines.
+    request_id: Mapped[str | None] = mapped_column(String(REQUEST_ID_LENGTH))
     status: Mapped[str] = mapped_column(String(STATUS_LENGTH), default=ReplyStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     retry_from: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -183,3 +189,33 @@ class JobRun(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_run_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Sender(Base):
+    """A live sender process: its heartbeat claims a share of TWILIO_CONCURRENCY_LIMIT.
+    A sender whose heartbeat is older than a lease is dead and its share returns."""
+
+    __tablename__ = "senders"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # host:pid:random
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    share: Mapped[int] = mapped_column(Integer, default=0)  # calls it may hold in flight
+    concurrency: Mapped[int] = mapped_column(Integer, default=0)  # its adaptive limit now
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)  # replies sent since it started
+
+
+class MediaUpload(Base):
+    """A file uploaded to Twilio's Media Content Service: its MediaSid, reused for every
+    reply that sends the same content to the same conversation service."""
+
+    __tablename__ = "media_uploads"
+
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)  # service + sha256
+    service_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    media_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    source: Mapped[str] = mapped_column(String(MEDIA_LENGTH))  # the path or URL configured
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
