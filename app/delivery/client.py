@@ -60,12 +60,8 @@ class ConversationsClient:
 
     def __init__(self, account_sid: str, auth_token: str, *, base_url: str | None = None,
                  timeout: float = 10.0):
-        http = TwilioHttpClient(pool_connections=True, timeout=timeout)
-        self._client = Client(account_sid, auth_token, http_client=http)
-        if base_url:
-            # A local base URL must not be rewritten by TWILIO_REGION / TWILIO_EDGE.
-            self._client.region = self._client.edge = None
-            self._client.conversations.base_url = base_url
+        self._client = twilio_client(account_sid, auth_token, base_url=base_url,
+                                     timeout=timeout)
         self._v1 = self._client.conversations.v1
 
     def send_message(self, conversation_sid: str, *, author: str, body: str | None,
@@ -149,6 +145,26 @@ def content(body: str | None, content_sid: str | None,
     if content_variables:
         return {"content_sid": content_sid, "content_variables": content_variables}
     return {"content_sid": content_sid}
+
+
+def twilio_client(account_sid: str, auth_token: str, *, base_url: str | None = None,
+                  timeout: float = 10.0) -> Client:
+    """twilio-python's Client (one pooled HTTP session, a timeout on every call), with the
+    Conversations API at `base_url` when set (TWILIO_API_BASE_URL: a local fake)."""
+    http = TwilioHttpClient(pool_connections=True, timeout=timeout)
+    client = Client(account_sid, auth_token, http_client=http)
+    if base_url:
+        # A local base URL must not be rewritten by TWILIO_REGION / TWILIO_EDGE.
+        client.region = client.edge = None
+        client.conversations.base_url = base_url
+    return client
+
+
+def rest_client(twilio: TwilioSettings) -> Client:
+    """The account's REST client for operator commands (webhook and address set-up,
+    conversations): the same credentials, base URL and timeout as the sender's."""
+    return twilio_client(twilio.account_sid, twilio.auth_token,
+                         base_url=twilio.api_base_url, timeout=twilio.http_timeout)
 
 
 def make_client(twilio: TwilioSettings) -> ConversationsClient | DryRunClient:
