@@ -62,6 +62,8 @@ class ProcessedEvent(Base):
     """One webhook that was claimed and handled; its key makes replays no-ops."""
 
     __tablename__ = "processed_events"
+    __table_args__ = (  # a conversation's timeline, newest first
+        Index("ix_processed_events_conversation", "conversation_sid", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), unique=True)
@@ -98,6 +100,7 @@ class Reply(Base):
         # queueing a reply (the webhook's hot path) never touches it.
         Index("ix_replies_receipt_backfill", "sent_at",
               sqlite_where=UNCONFIRMED, postgresql_where=UNCONFIRMED),
+        Index("ix_replies_sent_at", "sent_at"),  # the dashboard's sending pace
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -125,6 +128,9 @@ class Reply(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     delivery_status: Mapped[str | None] = mapped_column(String(STATUS_LENGTH))
+    # The error of a receipt that failed (any participant's), kept even when another
+    # participant's receipt, or a later one, says delivered or read.
+    delivery_error_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     receipts_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -144,6 +150,9 @@ class DeliveryReceipt(Base):
     status: Mapped[str] = mapped_column(String(STATUS_LENGTH))
     status_rank: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[int | None] = mapped_column(Integer)
+    # failed or undelivered, once such a receipt arrived: with error_code, it stays even
+    # when a later receipt (e.g. read) moves the status on. A failure is never hidden.
+    error_status: Mapped[str | None] = mapped_column(String(STATUS_LENGTH))
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
@@ -219,3 +228,32 @@ class MediaUpload(Base):
     content_type: Mapped[str] = mapped_column(String(128))
     size: Mapped[int] = mapped_column(Integer)
     uploaded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReceiptEvent(Base):
+    """Every delivery receipt as it arrived, append-only (webhook or catch-up): the
+    history behind DeliveryReceipt's current status."""
+
+    __tablename__ = "receipt_events"
+    __table_args__ = (Index("ix_receipt_events_message", "message_sid", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    message_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    conversation_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    participant_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    status: Mapped[str] = mapped_column(String(STATUS_LENGTH))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(CHANNEL_LENGTH))  # webhook, catch-up
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class HourlyCount(Base):
+    """Counts of what leaves no row (duplicates dropped, signature failures), per hour:
+    each process adds what it counted every few seconds."""
+
+    __tablename__ = "hourly_counts"
+
+    hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
