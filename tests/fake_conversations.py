@@ -91,6 +91,7 @@ class FakeConversationsAPI:
         self._index = itertools.count()
         self._server = None
         self._thread = None
+        self.resources = __import__("tests.fake_resources").fake_resources.Resources(self)
 
     # -- control ------------------------------------------------------------------
 
