@@ -28,6 +28,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")
+_SERVICE_SID = re.compile(r"IS[0-9a-fA-F]{32}")
 
 
 class ConfigError(Exception):
@@ -55,6 +56,7 @@ class TwilioSettings:
     auth_token: str = field(repr=False)
     api_base_url: str | None
     http_timeout: float
+    conversation_service_sid: str | None = None  # IS...: media uploads (None: the default)
 
     @property
     def dry_run(self) -> bool:
@@ -159,7 +161,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     settings = Settings(
         twilio=TwilioSettings(
             account_sid=sid, auth_token=token,
-            api_base_url=reader.url("TWILIO_API_BASE_URL"), http_timeout=http_timeout),
+            api_base_url=reader.url("TWILIO_API_BASE_URL"), http_timeout=http_timeout,
+            conversation_service_sid=reader.sid("TWILIO_CONVERSATION_SERVICE_SID",
+                                                _SERVICE_SID, "'IS' and 32 hex characters")),
         bot=BotSettings(
             identity=reader.text("BOT_IDENTITY") or "support-bot",
             agent_identities=frozenset(reader.csv("AGENT_IDENTITIES")),
@@ -214,6 +218,12 @@ class _Reader:
 
     def text(self, name: str) -> str:
         return (self.env.get(name) or "").strip()
+
+    def sid(self, name: str, pattern: re.Pattern, shape: str) -> str | None:
+        raw = self.text(name)
+        if raw and not pattern.fullmatch(raw):
+            self.problems.append(f"{name} must be {shape}, got {raw!r}")
+        return raw or None
 
     def path(self, name: str) -> Path | None:
         raw = self.text(name)
