@@ -1,0 +1,107 @@
+"""Log context and log formats: every line says which conversation, message and request
+it is about, as `key=value` text or as one JSON object.
+
+    with log_context(conversation_sid="CH...", message_sid="IM...", request_id="..."):
+        log.info("reply sent %s", kv(reply_id=7))   # the line carries the three fields
+
+The context lives in a contextvar: it follows one request's thread, or one asyncio task
+(each task starts with a copy of its creator's context), and nothing else. It does not
+cross into another thread by itself (group commit's, an executor's): carry the values
+there and open a context again. Empty values are left out; an inner context adds to
+(and overrides) the outer one.
+
+LOG_FORMAT=text (the default): the usual line, then the context as `key=value` (a key
+the message itself already shows is not repeated).
+LOG_FORMAT=json: one JSON object per line (python-json-logger): time, level, logger,
+pid, message, then the context's fields and any `extra=`; a traceback is `exc_info`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
+from ..logs import kv
+
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_CONTEXT: ContextVar[Mapping[str, str]] = ContextVar("log_context", default=_EMPTY)
+_ATTR = "log_context"
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[Mapping[str, str]]:
+    """Add `fields` to every log line written inside the block (this thread or task)."""
+    added = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
+    token = _CONTEXT.set(MappingProxyType({**_CONTEXT.get(), **added}))
+    try:
+        yield _CONTEXT.get()
+    finally:
+        _CONTEXT.reset(token)
+
+
+def current_context() -> Mapping[str, str]:
+    """The fields every line written here carries now."""
+    return _CONTEXT.get()
+
+
+class ContextFilter(logging.Filter):
+    """Stamp each record with the context of the code that wrote it (on the handler, so
+    it sees every logger's records; it never drops one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, _ATTR):
+            setattr(record, _ATTR, _CONTEXT.get())
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """The classic line, with the context appended as `key=value`."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        line = super().formatMessage(record)
+        context = getattr(record, _ATTR, None)
+        if context:
+            extra = {k: v for k, v in context.items() if f"{k}=" not in record.message}
+            if extra:
+                line += " " + kv(**extra)
+        return line
+
+
+class JsonFormatter(_JsonFormatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, pid, message,
+    the context's fields, then whatever the call passed in `extra=`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ["levelname", "name", "process", "message"],
+            rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
+            timestamp="time", reserved_attrs=[*RESERVED_ATTRS, _ATTR],
+            json_ensure_ascii=False)
+
+    def add_fields(self, log_data, record, message_dict) -> None:
+        log_data["time"] = None  # first in each line, set by the base class below
+        context = getattr(record, _ATTR, _EMPTY)
+        super().add_fields(log_data, record, {**context, **message_dict})
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter for LOG_FORMAT (`text` or `json`)."""
+    return JsonFormatter() if log_format == "json" else TextFormatter()
+
+
+def install(handler: logging.Handler, log_format: str) -> None:
+    """Make `handler` write `log_format` lines that carry the log context."""
+    handler.setFormatter(formatter(log_format))
+    if not any(isinstance(f, ContextFilter) for f in handler.filters):
+        handler.addFilter(ContextFilter())
