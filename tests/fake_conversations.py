@@ -30,6 +30,8 @@ from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
 
+from tests import fake_webhook_config
+
 
 @dataclass
 class Created:
@@ -85,6 +87,7 @@ class FakeConversationsAPI:
         # Extra resources (webhook configuration, addresses, ...): callables taking
         # (api, request, path parts) and answering a Response, or None when not theirs.
         self.routes: list = []
+        self.webhook_config = fake_webhook_config.install(self)  # account-wide and per service
         self._faults: list[_Fault] = []
         self._read_faults: list[int] = []
         self._lock = threading.Lock()
