@@ -25,6 +25,7 @@ DEFAULT_AUTO_REPLY_TEXT = (
     "Thanks for your message! A member of our support team will get back to you soon."
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("TEXT", "JSON")
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")
@@ -83,6 +84,8 @@ class WebSettings:
     public_base_urls: tuple[str, ...]  # the origins Twilio may call (empty: loopback only)
     proxy_count: int
     max_body_bytes: int
+    # ADMIN_TOKEN: the bearer token of /metrics (and the admin pages); empty: they are 404.
+    admin_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,16 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    log_format: str  # LOG_FORMAT: text (key=value) or json (one object per line)
+    metrics_port: int | None  # METRICS_PORT: serve /metrics there, without a token
+    metrics_host: str  # METRICS_HOST: the address that port binds (loopback by default)
+    # PROMETHEUS_MULTIPROC_DIR: the workers' shared metric files (None: gunicorn's
+    # master makes a temporary folder; see app/observability/multiprocess.py)
+    multiproc_dir: Path | None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, typed and frozen; each part goes only where it is needed."""
 
@@ -124,6 +137,7 @@ class Settings:
     jobs: JobSettings
     instance_dir: Path
     log_level: str
+    observability: ObservabilitySettings
 
     @property
     def dry_run(self) -> bool:
@@ -179,7 +193,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                 if (url := reader.url("PUBLIC_BASE_URL", origin_only=True, raw=part))),
             proxy_count=int(reader.number("PROXY_COUNT", 0, minimum=0, integer=True)),
             max_body_bytes=int(reader.number("WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024,
-                                             integer=True))),
+                                             integer=True)),
+            admin_token=reader.text("ADMIN_TOKEN")),
         database=DatabaseSettings(
             url=database_url,
             auto_upgrade=reader.flag("DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")),
@@ -203,6 +218,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                 reader.number("CATCH_UP_MAX_CONVERSATIONS", 200, minimum=1, integer=True))),
         instance_dir=instance_dir,
         log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
+        observability=ObservabilitySettings(
+            log_format=reader.choice("LOG_FORMAT", LOG_FORMATS, "TEXT").lower(),
+            metrics_port=(int(reader.number("METRICS_PORT", 0, minimum=1, integer=True))
+                          or None),
+            metrics_host=reader.text("METRICS_HOST") or "127.0.0.1",
+            multiproc_dir=(Path(raw).expanduser().resolve()
+                           if (raw := reader.text("PROMETHEUS_MULTIPROC_DIR")) else None)),
     )
     if problems:
         raise ConfigError(problems)
