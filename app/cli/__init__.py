@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import autoreply, db, dev, events, ops, replies
+from . import autoreply, db, dev, events, ops, replies, webhooks
 
 
 def register(app: Flask) -> None:
@@ -17,3 +17,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(autoreply.rules_group)
     app.cli.add_command(autoreply.why)
     app.cli.add_command(db.group)
+    app.cli.add_command(webhooks.group)
