@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import autoreply, db, dev, events, ops, replies, webhooks
+from . import autoreply, db, dev, doctor, events, ops, replies, webhooks
 
 
 def register(app: Flask) -> None:
@@ -18,3 +18,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(autoreply.why)
     app.cli.add_command(db.group)
     app.cli.add_command(webhooks.group)
+    app.cli.add_command(doctor.doctor)
