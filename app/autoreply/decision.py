@@ -112,11 +112,13 @@ class ConversationState:
 
 @dataclass(frozen=True)
 class Reply:
-    """What to send: a body, or a Content template (content_sid, never both)."""
+    """What to send: a body, or a Content template (content_sid, never both); media (a
+    file path or http(s) URL, with the body or alone) is uploaded when sent."""
 
     body: str | None
     content_sid: str | None = None
     content_variables: str | None = None  # a JSON object as a string
+    media: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,8 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
     except Exception as exc:  # never let a template crash the webhook
         return Decision(Reason.TEMPLATE_ERROR, f"{detail}: {type(exc).__name__}: {exc}",
                         chosen.rule)
-    return Decision(Reason.REPLY, detail, chosen.rule, Reply(body, content_sid, content_variables))
+    return Decision(Reason.REPLY, detail, chosen.rule, Reply(
+        body, content_sid, content_variables, media=getattr(variant, "media", None)))
 
 
 def loop_guard(message: Inbound, policy: Policy) -> Decision | None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from ..delivery import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
 from .schema import RulesSchema, TemplateRef, VariantSchema
 from .templates import (
@@ -38,6 +39,14 @@ from .templates import (
 
 # The names a decision gives the file's sections (Decision.rule); no [[rules]] may take one.
 GREETING, AFTER_HOURS, FALLBACK = "greeting", "after_hours", "fallback"
+
+
+@dataclass(frozen=True)
+class MediaVariant(Variant):
+    """A variant that sends media: a file (its absolute path) or an http(s) URL, uploaded
+    to Twilio once when first sent (app/delivery/media.py)."""
+
+    media: str | None = None
 
 
 class RulesError(Exception):
@@ -86,6 +95,13 @@ class Rules:
     def is_agent(self, author: str) -> bool:
         return any(pattern.search(author) for pattern in self.agent_patterns)
 
+    def media_sources(self) -> list[str]:
+        """Every file and URL the replies send as media, once each, in file order."""
+        specs = [rule.reply for rule in self.rules]
+        specs += [s for s in (self.greeting, self.after_hours, self.fallback) if s]
+        variants = [v for spec in specs for v in (spec.default, *spec.per_channel.values())]
+        return list(dict.fromkeys(v.media for v in variants if getattr(v, "media", None)))
+
     def summary(self) -> list[str]:
         """What the file says, one line per item, for `rules check`."""
         lines = [f"{len(self.rules)} rule(s): {', '.join(r.name for r in self.rules) or '-'}"]
@@ -97,6 +113,7 @@ class Rules:
         if self.agent_patterns:
             lines.append(f"agent patterns: {', '.join(p.pattern for p in self.agent_patterns)}")
         lines.append(f"WhatsApp template: {self.whatsapp_template.content_sid if self.whatsapp_template else 'none'}")
+        lines.append(f"media: {', '.join(self.media_sources()) or 'none'}")
         return lines
 
 
@@ -135,6 +152,9 @@ class _Compiler:
         self.constants: dict[str, object] = {}
         self.names: set[str] = set()
         self.next_open_sample = "Monday 07 January at 09:00 UTC"
+        # Media paths are relative to the rules file's folder (the working directory for
+        # text that came from no file).
+        self.folder = Path(source).parent if Path(source).is_file() else Path.cwd()
 
     def problem(self, loc: tuple, message: str) -> None:
         self.problems.append(f"{_where(loc, self.data)}: {message}")
@@ -216,8 +236,18 @@ class _Compiler:
         variables = tuple(
             (name, self.text(value, loc + ("content_variables", name), context))
             for name, value in spec.content_variables.items())
-        return Variant(text=compiled_text, content_sid=spec.content_sid,
-                       content_variables=tuple((n, t) for n, t in variables if t is not None))
+        variant = Variant(text=compiled_text, content_sid=spec.content_sid,
+                          content_variables=tuple((n, t) for n, t in variables if t is not None))
+        source = getattr(spec, "media", None)
+        if source is None:
+            return variant
+        if "://" not in source:  # a path; a URL (or a bad one) stays as written
+            source = str((self.folder / Path(source).expanduser()).resolve())
+        problem = media.check_source(source)
+        if problem:
+            self.problem(loc + ("media",), problem)
+        return MediaVariant(**{f.name: getattr(variant, f.name) for f in fields(variant)},
+                            media=source)
 
     def text(self, source: str, loc: tuple, context: dict):
         try:

@@ -108,24 +108,30 @@ class TemplateRef(_Schema):
 
 
 class VariantSchema(_Schema):
-    """A reply: a text, or an approved Content template (ContentSid + variables).
+    """A reply: a text, or an approved Content template (ContentSid + variables); media
+    (a file or an http(s) URL) with the text, or alone.
 
-    Not both: Twilio refuses a Body together with ContentVariables (error 35127), and a
-    template carries its own text. Give a text on one channel and a template on another
-    with per_channel.
+    Not text and template: Twilio refuses a Body together with ContentVariables (error
+    35127), and a template carries its own text and media. Give a text on one channel and
+    a template on another with per_channel.
     """
 
     text: NonEmpty | None = None
     content_sid: ContentSid | None = None
     content_variables: dict[str, str] = {}
+    media: NonEmpty | None = None  # checked (size, type) by rules.py against the file
 
     @model_validator(mode="after")
     def _something_to_send(self):
-        if (self.text is None) == (self.content_sid is None):
+        if self.text is not None and self.content_sid is not None or (
+                self.text is None and self.content_sid is None and self.media is None):
             raise ValueError("a reply needs either text or a content_sid (not both: Twilio "
-                             "refuses a Body with ContentVariables, error 35127)")
+                             "refuses a Body with ContentVariables, error 35127), or media")
         if self.content_variables and self.content_sid is None:
             raise ValueError("content_variables needs a content_sid")
+        if self.media is not None and self.content_sid is not None:
+            raise ValueError("media goes with a text, not a content_sid (an approved "
+                             "template carries its own media)")
         return self
 
 

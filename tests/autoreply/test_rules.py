@@ -227,7 +227,7 @@ def test_example_loads_and_every_template_renders():
     for spec in specs:
         variants += [spec.default, *spec.per_channel.values(), spec.whatsapp_template]
     variants = [v for v in variants if v is not None]
-    assert len(variants) == 15
+    assert len(variants) == 16
     next_open = rules.hours.format(rules.hours.next_open(datetime(2026, 12, 24, 12, tzinfo=UTC)))
     assert next_open == "Monday 28 December at 09:00 CET"  # Christmas and the weekend closed
     for variant in variants:

@@ -1,0 +1,117 @@
+"""Media in replies: the rules file's `media` option, checked at load, carried to the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app import create_app
+from app.autoreply import Inbound, Policy, RulesError, decide, load_rules, parse_rules
+from app.delivery.media import MAX_BYTES
+from app.services import services
+from app.store.models import Reply
+from config import ConfigError
+from tests.autoreply.test_decision import state
+from tests.conftest import message_added, post_event
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A rules folder with media/hours.png beside the rules file."""
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "hours.png").write_bytes(PNG)
+    return tmp_path
+
+
+def write_rules(folder, body: str):
+    path = folder / "rules.toml"
+    path.write_text(body)
+    return path
+
+
+def policy(rules) -> Policy:
+    return Policy.build(bot_identity="support-bot", agent_identities=(),
+                        auto_reply_text="Thanks!", cooldown=timedelta(0), budget=5,
+                        handoff_window=timedelta(0), rules=rules)
+
+
+def reply_to(rules, body: str, channel: str = "SMS"):
+    message = Inbound(body=body, author="+15558675310", channel=channel, attributes="{}",
+                      participant_sid=None, received_at=NOW)
+    return decide(message, state(), policy(rules), NOW).reply
+
+
+def test_a_reply_with_media_names_the_file_beside_the_rules(folder):
+    """A relative path is the rules file's folder's, whatever the working directory."""
+    rules = load_rules(write_rules(folder, '[[rules]]\nname = "hours"\nkeywords = ["hours"]\n'
+                                           'text = "Our hours"\nmedia = "media/hours.png"\n'
+                                           '[fallback]\nmedia = "media/hours.png"\n'))
+    expected = str(folder / "media" / "hours.png")
+    assert reply_to(rules, "your hours?").media == expected
+    assert reply_to(rules, "your hours?").body == "Our hours"
+    alone = reply_to(rules, "hello")  # media without text
+    assert (alone.body, alone.media) == (None, expected)
+    assert rules.media_sources() == [expected]
+    assert f"media: {expected}" in rules.summary()
+
+
+def test_a_channel_variant_sends_its_own_media_or_none(folder):
+    rules = load_rules(write_rules(folder, '[fallback]\ntext = "Hi"\n'
+                                           '[fallback.per_channel.WHATSAPP]\ntext = "Hi"\n'
+                                           'media = "media/hours.png"\n'))
+    assert reply_to(rules, "hello", "SMS").media is None
+    assert reply_to(rules, "hello", "WHATSAPP").media == str(folder / "media" / "hours.png")
+
+
+def test_a_url_is_kept_as_written_and_not_fetched_at_load():
+    rules = parse_rules('[fallback]\ntext = "Hi"\nmedia = "http://127.0.0.1:9/menu.pdf"\n')
+    assert reply_to(rules, "hello").media == "http://127.0.0.1:9/menu.pdf"
+
+
+@pytest.mark.parametrize(("media", "message"), [
+    ('"media/missing.png"', "no such file"),
+    ('"media/big.jpg"', "is 5.0 MB; Twilio takes at most 5 MB per file"),
+    ('"media/notes.txt"', "content type text/plain is not one Twilio sends"),
+    ('"ftp://example.com/a.png"', "only http(s) URLs or file paths"),
+    ('""', "String should have at least 1 character"),
+])
+def test_media_twilio_would_refuse_stops_the_load(folder, media, message):
+    """Each problem names the file, the rule and the field, like every other mistake."""
+    (folder / "media" / "big.jpg").write_bytes(b"\xff" * (MAX_BYTES + 1))
+    (folder / "media" / "notes.txt").write_text("hello")
+    path = write_rules(folder, f'[[rules]]\nname = "hours"\nkeywords = ["hours"]\n'
+                               f'text = "Hi"\nmedia = {media}\n')
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value).startswith(f"{path}: rules[0] 'hours' .media: ")
+    assert message in str(caught.value)
+
+
+def test_media_with_a_content_template_is_refused():
+    with pytest.raises(RulesError, match="media goes with a text, not a content_sid"):
+        parse_rules(f'[fallback]\ncontent_sid = "HX{"0" * 32}"\nmedia = "https://x.test/a.png"\n')
+
+
+def test_the_server_refuses_to_start_with_bad_media(env, folder):
+    path = write_rules(folder, '[fallback]\ntext = "Hi"\nmedia = "media/gone.png"\n')
+    with pytest.raises(ConfigError, match=r"RESPONDER_RULES: .*fallback\.media: no such file"):
+        create_app({**env, "RESPONDER_RULES": str(path)})
+
+
+def test_the_reply_is_queued_with_its_media(env, folder, fake_api):
+    """The webhook queues the reply with the configured file; the sender leases it so."""
+    path = write_rules(folder, '[fallback]\ntext = "Our hours"\nmedia = "media/hours.png"\n')
+    app = create_app({**env, "RESPONDER_RULES": str(path)})
+    try:
+        response = post_event(app.test_client(), message_added(body="hello"))
+        assert response.status_code == 200
+        with services(app).db.read() as conn:
+            stored = conn.execute(select(Reply.body, Reply.media)).one()
+        assert tuple(stored) == ("Our hours", str(folder / "media" / "hours.png"))
+    finally:
+        services(app).db.dispose()
