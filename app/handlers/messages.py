@@ -66,7 +66,8 @@ def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
             author=policy.bot_identity, body=reply.body, content_sid=reply.content_sid,
             content_variables=reply.content_variables, customer=message.author,
             participant_sid=message.participant_sid, channel=message.channel or None,
-            message_at=message.received_at.astimezone(UTC).replace(tzinfo=None))
+            message_at=message.received_at.astimezone(UTC).replace(tzinfo=None),
+            media=reply.media)
         if note:
             return outcome(decision).with_notes([note])
     return outcome(changed) if changed else None
