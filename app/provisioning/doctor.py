@@ -6,7 +6,7 @@ failed before it (the database, Twilio's credentials) answers WARN "not checked"
 
 To add one: write the function (in the module of its concern, e.g. `addresses.py`),
 then put it in CHECKS where it reads best; `ctx.rest()` is the account's REST client
-and `ctx.passed(name)` says whether an earlier check succeeded.
+and `ctx.passed(name)` says whether an earlier check found all well (OK).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Context:
 
     def passed(self, name: str) -> bool:
         result = self.results.get(name)
-        return result is not None and result.status != Status.FAIL
+        return result is not None and result.status == Status.OK
 
 
 def check_settings(ctx: Context) -> Check:
@@ -223,8 +223,9 @@ def check_sender(ctx: Context) -> Check:
         live, newest, now = conn.execute(query, {"minus_lease": -lease}).one()
     if live:
         return ok("sender", f"{live} alive (last heartbeat {_ago(now, newest)} ago)")
-    seen = f"the last heartbeat was {_ago(now, newest)} ago" if newest else "never one"
-    return fail("sender", f"no sender is running (none within SEND_LEASE, {lease} s; {seen})",
+    seen = f"the last one {_ago(now, newest)} ago" if newest else "none ever"
+    return fail("sender", f"no sender is running (no heartbeat within SEND_LEASE, {lease} s; "
+                f"{seen})",
                 "run web processes with SENDER_IN_PROCESS=true (the default), or a "
                 "`flask --app wsgi sender` process (Procfile: worker)")
 
