@@ -29,12 +29,15 @@ from .handlers import build_router
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
 from .jobs.supervisor import Supervisor
+from .observability import logs as log_format
+from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
 from .services import Services, services
 from .store.database import Database
 from .web import devtoken
 
 log = logging.getLogger(__name__)
+_METRICS_PORT = "metrics_port"
 
 
 def create_app(env: Mapping[str, str] | None = None) -> Flask:
@@ -48,6 +51,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     app.config["SERVING"] = click.get_current_context(silent=True) is None
     logs.configure(settings.log_level, stderr=not app.config["SERVING"],
                    serving=app.config["SERVING"])
+    log_format.use_format(settings.observability.log_format)
     register_proxy_fix(app, settings)
     build_services(settings).install(app)
     check_schema(app)
@@ -125,9 +129,16 @@ def check_schema(app: Flask) -> None:
 
 
 def register_background_work(app: Flask) -> None:
-    """In-process sender: started by gunicorn after the fork (gunicorn.conf.py), or by
-    the first request under any other server; stopped gracefully at exit."""
-    if not (app.config["SERVING"] and services(app).settings.sender.in_process):
+    """In-process sender (and METRICS_PORT's server): started by gunicorn after the fork
+    (gunicorn.conf.py), or by the first request under any other server; the sender is
+    stopped gracefully at exit."""
+    settings = services(app).settings
+    if app.config["SERVING"] and settings.observability.metrics_port:
+        port = app.extensions[_METRICS_PORT] = MetricsPort(
+            services(app).db, settings.sender.lease_seconds,
+            settings.observability.metrics_host, settings.observability.metrics_port)
+        app.before_request(port.start)
+    if not (app.config["SERVING"] and settings.sender.in_process):
         return
     supervisor = services(app).supervisor
     app.before_request(supervisor.start)
@@ -139,6 +150,8 @@ def start_background_work(app) -> None:
     whatever app it serves; any other WSGI app is left alone)."""
     if not (isinstance(app, Flask) and app.config.get("SERVING")):
         return
+    if _METRICS_PORT in app.extensions:
+        app.extensions[_METRICS_PORT].start()
     if services(app).settings.sender.in_process:
         services(app).supervisor.start()
 

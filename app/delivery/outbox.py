@@ -102,7 +102,8 @@ def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
                 author: str, body: str | None, content_sid: str | None = None,
                 content_variables: str | None = None, customer: str | None = None,
                 participant_sid: str | None = None, channel: str | None = None,
-                message_at: datetime | None = None, media: str | None = None) -> str | None:
+                message_at: datetime | None = None, request_id: str | None = None,
+                media: str | None = None) -> str | None:
     """Record a reply to send after the transaction commits; if the message has a reply
     already, queue nothing and return a note saying so.
 
@@ -110,6 +111,7 @@ def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
     `content_variables` as a JSON string). `customer` (the author answered),
     `participant_sid`, `channel` (the message's Source) and `message_at` (naive UTC)
     let the sender record an opt-out and respect WhatsApp's 24-hour window.
+    `request_id` (the webhook request's) follows the reply into the sender's log lines.
     `media` (a file path or URL from the rules file) goes with the reply (MediaLibrary).
     """
     reply_id = conn.execute(_queue_statement(conn.dialect.name), {
@@ -117,7 +119,7 @@ def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
         "body": body, "content_sid": content_sid, "content_variables": content_variables,
         "customer": customer, "participant_sid": participant_sid, "channel": channel,
         "message_at": message_at, "status": QUEUED, "attempts": 0, "retry_from": 0,
-        "created_at": utcnow(), "media": media,
+        "created_at": utcnow(), "request_id": request_id, "media": media,
     }).scalar()
     if reply_id is not None:
         return None

@@ -40,13 +40,14 @@ def answer_customer(event: Event, ctx: Context) -> Outcome:
     decision = decide(message, seen.state, ctx.policy, now, enabled=enabled)
     ctx.on_claim(partial(
         record_decision, sid, event.require("MessageSid"), message, addresses, ctx.policy,
-        enabled, now, seen, decision))
+        enabled, now, seen, decision, request_id=event.request_id))
     return outcome(decision)
 
 
 def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
                     addresses: list[str], policy: Policy, enabled: bool, now: datetime,
-                    seen: state.Snapshot, decision: Decision, conn) -> Outcome | None:
+                    seen: state.Snapshot, decision: Decision, conn, *,
+                    request_id: str | None = None) -> Outcome | None:
     """In the claim's transaction: update the conversation if it is as the decision saw
     it; otherwise read it again under its lock and decide again. Then queue the reply."""
     changed = None
@@ -67,7 +68,7 @@ def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
             content_variables=reply.content_variables, customer=message.author,
             participant_sid=message.participant_sid, channel=message.channel or None,
             message_at=message.received_at.astimezone(UTC).replace(tzinfo=None),
-            media=reply.media)
+            request_id=request_id, media=reply.media)
         if note:
             return outcome(decision).with_notes([note])
     return outcome(changed) if changed else None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import MappingProxyType
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -39,8 +39,7 @@ _ATTR = "log_context"
 @contextmanager
 def log_context(**fields: object) -> Iterator[Mapping[str, str]]:
     """Add `fields` to every log line written inside the block (this thread or task)."""
-    added = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
-    token = _CONTEXT.set(MappingProxyType({**_CONTEXT.get(), **added}))
+    token = push_context(**fields)
     try:
         yield _CONTEXT.get()
     finally:
@@ -105,3 +104,22 @@ def install(handler: logging.Handler, log_format: str) -> None:
     handler.setFormatter(formatter(log_format))
     if not any(isinstance(f, ContextFilter) for f in handler.filters):
         handler.addFilter(ContextFilter())
+
+
+def push_context(**fields: object) -> Token:
+    """Add `fields` until `pop_context(token)`: for a context that opens and closes in
+    two callbacks (Flask's before_request and teardown_request); else use log_context."""
+    added = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
+    return _CONTEXT.set(MappingProxyType({**_CONTEXT.get(), **added}))
+
+
+def pop_context(token: Token) -> None:
+    _CONTEXT.reset(token)
+
+
+def use_format(log_format: str) -> None:
+    """Give the app's own log handler (app/logs.py `configure`) this format and the
+    log context."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_bot_handler", False):
+            install(handler, log_format)

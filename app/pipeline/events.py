@@ -42,20 +42,29 @@ _PER_DELIVERY = frozenset({"RetryCount"})
 
 @dataclass(frozen=True)
 class Event:
-    """One webhook: its type, its parameters (first value of each) and its token."""
+    """One webhook: its type, its parameters (first value of each) and its token.
+
+    `request_id` names the HTTP request it came in (see app/web/webhooks.py): carried
+    with the event, not in a contextvar, because its writes run in group commit's thread
+    and its reply is sent by another process; it goes with the reply (replies.request_id)
+    into the sender's log lines.
+    """
 
     type: str
     params: Mapping[str, str] = field(default_factory=dict)
     idempotency_token: str | None = None
+    request_id: str | None = field(default=None, compare=False)
 
     @classmethod
-    def from_form(cls, form: Mapping, headers: Mapping) -> Event:
+    def from_form(cls, form: Mapping, headers: Mapping, request_id: str | None = None) -> Event:
         """Build an Event from a parsed form (a MultiDict) and the request headers."""
         token = (headers.get(IDEMPOTENCY_HEADER) or "").strip()[:MAX_TOKEN_LENGTH] or None
-        return cls.from_params({name: form.get(name) for name in form.keys()}, token)
+        return cls.from_params({name: form.get(name) for name in form.keys()}, token,
+                               request_id=request_id)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str], token: str | None = None) -> Event:
+    def from_params(cls, params: Mapping[str, str], token: str | None = None, *,
+                    request_id: str | None = None) -> Event:
         """Build an Event from its parameters, checked as a webhook's are (raises
         BadRequest); the one constructor for webhooks and catch-up alike."""
         event_type = (params.get("EventType") or "").strip()
@@ -67,7 +76,7 @@ class Event:
             limit = FIELD_LIMITS.get(name)
             if limit and len(value) > limit:
                 raise BadRequest(f"{name} is longer than {limit} characters")
-        return cls(event_type, MappingProxyType(dict(params)), token)
+        return cls(event_type, MappingProxyType(dict(params)), token, request_id)
 
     @property
     def is_known(self) -> bool:

@@ -2,10 +2,11 @@
 
 from flask import Flask
 
-from . import errors, health, webhooks
+from . import errors, health, metrics, webhooks
 
 
 def register(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     errors.register_error_handlers(app)

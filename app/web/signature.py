@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from ..errors import BadSignature
+from ..observability import metrics
 
 HEADER = "X-Twilio-Signature"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -79,6 +80,7 @@ def signed_urls(request: Request, public_base_urls: Sequence[str]) -> list[str]:
         return [url + path for url in same_host or public_base_urls]
     origin = f"{request.scheme}://{request.host}"
     if host not in LOOPBACK_HOSTS:
+        metrics.signature_failed("origin")
         raise UnservedOrigin(origin, request.host)
     return [origin + path]
 
@@ -86,12 +88,15 @@ def signed_urls(request: Request, public_base_urls: Sequence[str]) -> list[str]:
 def verify(
     validator: RequestValidator, urls: Sequence[str], params: MultiDict, signature: str | None
 ) -> str:
-    """Return the URL `signature` is Twilio's for (with `params`), or raise BadSignature."""
+    """Return the URL `signature` is Twilio's for (with `params`), or raise BadSignature
+    (counted in bot_webhook_signature_failures_total)."""
     if not signature:
+        metrics.signature_failed("missing")
         raise BadSignature(f"missing {HEADER} header")
     for url in urls:
         if validator.validate(url, params, signature):
             return url
+    metrics.signature_failed("mismatch")
     raise BadSignature(f"{HEADER} does not match")
 
 

@@ -1,0 +1,94 @@
+"""What the database knows, read at scrape time: the outbox's backlog and the senders.
+
+Counted nowhere else because no one process sees it: replies are queued by every web
+worker and sent by any sender. Two short reads on a pooled connection, each on an index:
+
+    replies by status, for status in (queued, sending)   ix_replies_due (status, ...)
+    the oldest of them (created_at)                      the same range
+    live senders (heartbeat within SEND_LEASE)           ix_senders_heartbeat_at
+
+The cost grows with the backlog (an index range over the pending rows), not with the
+table. If the database does not answer, the scrape still succeeds, with
+`bot_database_up 0` and none of these series.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from ..store import clock
+from ..store.database import Database
+from ..store.models import Reply, ReplyStatus
+from ..store.models import Sender as SenderRow
+
+log = logging.getLogger(__name__)
+PENDING = (ReplyStatus.QUEUED, ReplyStatus.SENDING)
+REPLIES = Reply.__table__
+SENDERS = SenderRow.__table__
+
+
+class DatabaseCollector:
+    """A prometheus_client collector of the outbox and sender gauges."""
+
+    def __init__(self, db: Database, lease_seconds: float):
+        self.db = db
+        self.lease_seconds = lease_seconds
+
+    def collect(self):
+        up = GaugeMetricFamily("bot_database_up", "1 if the scrape could read the database.")
+        try:
+            with self.db.read() as conn:
+                pending, oldest_age, senders = self._read(conn)
+        except Exception as exc:  # noqa: BLE001 - a scrape reports the database down
+            log.warning("metrics: database not read: %s", exc.__class__.__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        depth = GaugeMetricFamily("bot_replies_pending", "Replies waiting to be sent "
+                                  "(queued) or being sent (sending).", labels=["status"])
+        for status in PENDING:
+            depth.add_metric([status.value], pending.get(status.value, 0))
+        yield depth
+        yield GaugeMetricFamily(
+            "bot_replies_oldest_pending_age_seconds", "Age of the oldest queued or sending "
+            "reply (0: none).", value=oldest_age)
+        live, concurrency, in_flight = senders
+        yield GaugeMetricFamily("bot_senders_live", "Sender processes with a heartbeat "
+                                "within SEND_LEASE.", value=live)
+        yield GaugeMetricFamily("bot_sender_concurrency", "Replies the live senders may "
+                                "have in flight now (their adaptive limits, summed).",
+                                value=concurrency)
+        yield GaugeMetricFamily("bot_sender_in_flight", "Replies the live senders have "
+                                "in flight (summed).", value=in_flight)
+
+    def _read(self, conn):
+        dialect = conn.dialect.name
+        now = clock.now(dialect)
+        rows = conn.execute(
+            select(REPLIES.c.status, func.count(), func.min(REPLIES.c.created_at))
+            .where(REPLIES.c.status.in_([s.value for s in PENDING]))
+            .group_by(REPLIES.c.status)).all()
+        pending = {status: count for status, count, _ in rows}
+        oldest = min((first for _, _, first in rows if first is not None), default=None)
+        senders = conn.execute(
+            select(func.count(), func.coalesce(func.sum(SENDERS.c.concurrency), 0),
+                   func.coalesce(func.sum(SENDERS.c.in_flight), 0), now.label("now"))
+            .where(SENDERS.c.heartbeat_at > clock.later(dialect, "lease"))
+            .params(lease=-float(self.lease_seconds))).one()
+        live, concurrency, in_flight, db_now = senders
+        return pending, _age(db_now, oldest), (live, concurrency, in_flight)
+
+
+def _age(now, oldest: datetime | None) -> float:
+    """Seconds from `oldest` to the database's `now` (both naive UTC), never negative."""
+    if oldest is None or now is None:
+        return 0.0
+    if isinstance(now, str):  # SQLite hands back the text of an aggregate expression
+        now = datetime.fromisoformat(now[:26])
+    return max(0.0, (now - oldest).total_seconds())

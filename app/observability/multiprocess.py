@@ -1,0 +1,65 @@
+"""Metrics under gunicorn: every worker counts into files that any worker's scrape adds up.
+
+prometheus_client's multiprocess mode: each process writes its counters into
+`<PROMETHEUS_MULTIPROC_DIR>/<kind>_<pid>.db` (memory-mapped, no lock between
+processes); a scrape merges every file. A dead worker's files stay, so the counters
+never go backwards. gunicorn.conf.py calls the two hooks here, in the master:
+
+    on_starting(server)        choose the folder, empty it, export it to the workers
+    child_exit(server, worker) tell prometheus_client the worker is gone
+
+The folder is PROMETHEUS_MULTIPROC_DIR (environment or `.env`) when set, else a new
+private temporary folder per master, removed when the master exits. It is emptied at
+every start: counters begin at zero with the server, as Prometheus expects of a restart.
+Without gunicorn (flask run, the `sender` command, tests) nothing is shared: each
+process counts in memory, unless PROMETHEUS_MULTIPROC_DIR is set in its environment
+(then a `sender` process on the same host adds its counts to the web server's scrape).
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from prometheus_client import multiprocess
+
+from config import environment
+
+from .metrics import MULTIPROC_ENV
+
+
+def prepare(env: dict[str, str] | None = None) -> str:
+    """Choose, create and empty the shared folder; export it for the processes forked
+    from this one. Returns the folder."""
+    env = environment() if env is None else env
+    configured = (env.get(MULTIPROC_ENV) or "").strip()
+    if configured:
+        path = Path(configured).expanduser().resolve()
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in glob.glob(str(path / "*.db")):
+            os.remove(stale)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="bot-metrics-"))
+        master = os.getpid()
+        # Workers inherit atexit handlers and run them on their way out: only the master
+        # removes the folder.
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, True))
+    os.environ[MULTIPROC_ENV] = str(path)
+    return str(path)
+
+
+def on_starting(server) -> None:
+    """gunicorn's master, before it forks any worker."""
+    path = prepare()
+    server.log.info("metrics shared by the workers in %s", path)
+
+
+def child_exit(server, worker) -> None:
+    """gunicorn's master, when a worker has exited: its live gauges go with it."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        multiprocess.mark_process_dead(worker.pid, path)
