@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import autoreply, db, dev, doctor, events, ops, replies, webhooks
+from . import autoreply, conversations, db, dev, doctor, events, ops, replies, setup, webhooks
 
 
 def register(app: Flask) -> None:
@@ -19,3 +19,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(db.group)
     app.cli.add_command(webhooks.group)
     app.cli.add_command(doctor.doctor)
+    app.cli.add_command(setup.setup)
+    app.cli.add_command(conversations.group)
+    app.cli.add_command(conversations.participants)
