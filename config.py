@@ -84,7 +84,7 @@ class WebSettings:
     public_base_urls: tuple[str, ...]  # the origins Twilio may call (empty: loopback only)
     proxy_count: int
     max_body_bytes: int
-    # ADMIN_TOKEN: the bearer token of /metrics (and the admin pages); empty: they are 404.
+    # ADMIN_TOKEN: bearer token of /api/ and /metrics, the dashboard's password; empty: 404.
     admin_token: str = field(default="", repr=False)
 
 
@@ -98,7 +98,8 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class SenderSettings:
     in_process: bool
-    concurrency: int
+    concurrency_limit: int  # Conversations REST calls in flight across all senders
+    max_per_process: int | None  # an optional cap on one sender's share
     poll_seconds: float
     max_attempts: int
     backoff_seconds: float
@@ -201,7 +202,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             timeout=reader.number("DATABASE_TIMEOUT", 2.0, minimum=0.1)),
         sender=SenderSettings(
             in_process=reader.flag("SENDER_IN_PROCESS", True),
-            concurrency=int(reader.number("SENDER_CONCURRENCY", 8, minimum=1, integer=True)),
+            concurrency_limit=int(reader.number("TWILIO_CONCURRENCY_LIMIT", 50, minimum=1,
+                                                integer=True)),
+            max_per_process=(int(reader.number("SENDER_CONCURRENCY", 0, minimum=1, integer=True))
+                             or None),
             poll_seconds=reader.number("SENDER_POLL_SECONDS", 1.0, minimum=0.01),
             max_attempts=int(reader.number("SEND_MAX_ATTEMPTS", 10, minimum=1, integer=True)),
             backoff_seconds=reader.number("SEND_BACKOFF_SECONDS", 1.0, minimum=0.0),

@@ -12,6 +12,7 @@ import atexit
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 
 import click
 from flask import Flask
@@ -23,6 +24,7 @@ from config import BotSettings, ConfigError, Settings, environment, load_setting
 
 from . import cli, logs, web
 from .autoreply import Policy, RulesError, load_rules
+from .delivery.async_client import make_async_client
 from .delivery.client import make_client
 from .delivery.sender import Sender
 from .handlers import build_router
@@ -75,7 +77,8 @@ def build_services(settings: Settings) -> Services:
     """Wire the services: database, client, pipeline, sender, jobs and their supervisor."""
     db = Database(settings.database.url, timeout=settings.database.timeout)
     client = make_client(settings.twilio)
-    sender = Sender(db, client, settings.sender)
+    sender = Sender(db, client, settings.sender, make_api=partial(
+        make_async_client, settings.twilio, pool_size=settings.sender.concurrency_limit))
     policy = build_policy(settings.bot)
     processor = Processor(db, build_router(), policy, on_commit=sender.wake)
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)

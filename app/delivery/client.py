@@ -84,7 +84,7 @@ class ConversationsClient:
         with _api_errors():
             items = self._v1.conversations(conversation_sid).messages.list(
                 order="desc", limit=limit, page_size=min(limit, 100))
-        return [_message(m, conversation_sid) for m in items]
+        return [to_message(m, conversation_sid) for m in items]
 
     def active_conversation_sids(self, limit: int = 1000) -> list[str]:
         """Return the SIDs of active conversations (newest first, at most `limit`)."""
@@ -174,7 +174,7 @@ def make_client(twilio: TwilioSettings) -> ConversationsClient | DryRunClient:
                                base_url=twilio.api_base_url, timeout=twilio.http_timeout)
 
 
-def _message(m, conversation_sid: str) -> Message:
+def to_message(m, conversation_sid: str) -> Message:
     return Message(sid=m.sid, conversation_sid=conversation_sid, author=m.author,
                    body=m.body, attributes=m.attributes, index=m.index,
                    date_created=m.date_created)
@@ -189,13 +189,13 @@ class _api_errors:
     def __exit__(self, exc_type, exc, tb):
         if exc is None or isinstance(exc, ApiError):
             return False
-        error = _classify(exc)
+        error = classify(exc)
         if error is None:
             return False
         raise error from exc
 
 
-def _classify(exc: BaseException) -> ApiError | None:
+def classify(exc: BaseException) -> ApiError | None:
     """The ApiError for a failure (None: not a failure of the API call; let it rise)."""
     if isinstance(exc, TwilioRestException):
         return _by_status(exc.status, exc.code, exc.msg)
@@ -206,7 +206,7 @@ def _classify(exc: BaseException) -> ApiError | None:
         # response (twilio/base/page.py); without one there is no status to go by.
         response = next((a for a in exc.args if isinstance(a, Response)), None)
         if response is not None:
-            code, message = _error_body(response.text)
+            code, message = error_body(response.text)
             return _by_status(response.status_code, code, message or exc.args[0])
         return ApiError(f"{type(exc).__name__}: {exc}", transient=False)
     if isinstance(exc, requests.Timeout):
@@ -222,7 +222,7 @@ def _classify(exc: BaseException) -> ApiError | None:
     return None
 
 
-def _error_body(text: str) -> tuple[object, str | None]:
+def error_body(text: str) -> tuple[object, str | None]:
     """Twilio's error code and message from an error body, if it is Twilio's JSON."""
     try:
         body = json.loads(text)

@@ -58,6 +58,9 @@ class LeasedReply:
     channel: str | None = None  # the answered message's Source: SMS, WHATSAPP, ...
     message_at: datetime | None = None  # when the answered message was written (UTC)
     leased_at: datetime | None = None  # the database's time when this lease was taken
+    media: str | None = None  # a file or URL from the rules file, sent as media
+    request_id: str | None = None  # the webhook request that queued the reply
+    queued_at: datetime | None = None  # when it was queued (naive UTC)
 
     @property
     def may_exist(self) -> bool:
@@ -128,10 +131,19 @@ def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
 
 
 _OTHER = REPLIES.alias("other")
+# Twilio takes at most 30 message creates per second per conversation: the next reply
+# of a conversation waits this long after the last one was sent.
+PACE_SECONDS = 1 / 30 + 0.005
+_LEASED = (REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.author, REPLIES.c.body,
+           REPLIES.c.in_reply_to, REPLIES.c.attempts, REPLIES.c.retry_from,
+           REPLIES.c.content_sid, REPLIES.c.content_variables, REPLIES.c.customer,
+           REPLIES.c.participant_sid, REPLIES.c.channel, REPLIES.c.message_at,
+           REPLIES.c.media, REPLIES.c.request_id, REPLIES.c.created_at)
 
 
 @cache
-def _due(dialect_name: str, status: str):
+def _lease(dialect_name: str, status: str):
+    # One statement per batch: UPDATE ... WHERE id IN (the due rows) RETURNING them.
     # One status per query: then (status, next_attempt_at) is an index range already in
     # order, and LIMIT stops early however long the backlog (an IN over both statuses
     # would sort every queued row on each claim). The conversation's turn is a NOT
@@ -143,37 +155,34 @@ def _due(dialect_name: str, status: str):
         other.c.id != REPLIES.c.id,
         or_(and_(other.c.id < REPLIES.c.id,  # an earlier reply not yet settled
                  or_(other.c.status == QUEUED, other.c.status == SENDING)),
-            and_(other.c.status == SENDING, other.c.next_attempt_at > now)),  # in flight
+            and_(other.c.status == SENDING, other.c.next_attempt_at > now),  # in flight
+            and_(other.c.status == SENT,  # sent a moment ago: Twilio's pace
+                 other.c.sent_at > clock.later(dialect_name, "pace"))),
     ).exists())
-    return (
-        select(REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.author, REPLIES.c.body,
-               REPLIES.c.in_reply_to, REPLIES.c.attempts, REPLIES.c.retry_from,
-               REPLIES.c.content_sid, REPLIES.c.content_variables, REPLIES.c.customer,
-               REPLIES.c.participant_sid, REPLIES.c.channel, REPLIES.c.message_at,
-               now.label("leased_at"))
-        .where(REPLIES.c.status == status,
-               REPLIES.c.next_attempt_at <= now,
-               ~waits)
-        .order_by(REPLIES.c.next_attempt_at)
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
-    )
+    due = (select(REPLIES.c.id)
+           .where(REPLIES.c.status == status, REPLIES.c.next_attempt_at <= now, ~waits)
+           .order_by(REPLIES.c.next_attempt_at)
+           .limit(bindparam("limit"))
+           .with_for_update(skip_locked=True)
+           .scalar_subquery())
+    return (update(REPLIES)
+            .where(REPLIES.c.id.in_(due))
+            .values(status=SENDING, attempts=REPLIES.c.attempts + 1,
+                    next_attempt_at=clock.later(dialect_name, "lease_seconds"))
+            .returning(*_LEASED, now.label("leased_at")))
 
 
 @cache
-def _take(dialect_name: str):
-    return (update(REPLIES)
-            .where(REPLIES.c.id.in_(bindparam("ids", expanding=True)))
-            .values(status=SENDING, attempts=REPLIES.c.attempts + 1,
-                    next_attempt_at=clock.later(dialect_name, "lease_seconds")))
+def _sent(dialect_name: str):
+    # sent_at is the database's time: the pace above compares it with the database's.
+    return update(REPLIES).where(*_HELD).values(
+        status=SENT, twilio_message_sid=bindparam("message_sid"),
+        sent_at=clock.now(dialect_name), error_code=None, error_message=None)
 
 
 # Settle a reply only if this sender still holds it (same status and attempt).
 _HELD = (REPLIES.c.id == bindparam("reply_id"), REPLIES.c.status == SENDING,
          REPLIES.c.attempts == bindparam("attempt"))
-_SENT = update(REPLIES).where(*_HELD).values(
-    status=SENT, twilio_message_sid=bindparam("message_sid"), sent_at=bindparam("now"),
-    error_code=None, error_message=None)
 
 
 @cache
@@ -183,31 +192,39 @@ def _retry(dialect_name: str):
         next_attempt_at=clock.later(dialect_name, "delay"))
 
 
+@cache
+def _untried(dialect_name: str):
+    # Throttled (429): Twilio did nothing, so the attempt does not count (and the next
+    # one needs no look at Twilio first); the error stays visible until then.
+    return update(REPLIES).where(*_HELD).values(
+        status=QUEUED, attempts=REPLIES.c.attempts - 1, error_code=bindparam("code"),
+        error_message=bindparam("message"), next_attempt_at=clock.later(dialect_name, "delay"))
+
+
 _FAILED = update(REPLIES).where(*_HELD).values(
     status=FAILED, error_code=bindparam("code"), error_message=bindparam("message"))
 
 
 def lease_due(conn: Connection, limit: int, lease_seconds: float,
-              *, expired: bool = True) -> list[LeasedReply]:
+              *, expired: bool = True, pace: float = PACE_SECONDS) -> list[LeasedReply]:
     """Take up to `limit` replies that are due, and (with `expired`) those whose
-    holder's lease ran out; of a conversation, only its earliest unsettled reply. Leases
-    run out rarely: a busy sender looks for them once per poll, not on every lease."""
+    holder's lease ran out; of a conversation, only its earliest unsettled reply, and
+    not within PACE_SECONDS of its last one. Leases run out rarely: a busy sender looks
+    for them once per poll, not on every lease."""
     dialect = conn.dialect.name
-    rows = (conn.execute(_due(dialect, SENDING), {"limit": limit}).all()  # lost leases
-            if expired else [])
+    params = {"lease_seconds": float(lease_seconds), "pace": -float(pace)}
+    rows = (conn.execute(_lease(dialect, SENDING), {**params, "limit": limit}).all()
+            if expired else [])  # lost leases first
     if len(rows) < limit:
-        rows += conn.execute(_due(dialect, QUEUED), {"limit": limit - len(rows)}).all()
-    if not rows:
-        return []
-    conn.execute(_take(dialect), {"ids": [r.id for r in rows],
-                                  "lease_seconds": float(lease_seconds)})
+        rows += conn.execute(_lease(dialect, QUEUED), {**params, "limit": limit - len(rows)}).all()
     return [
         LeasedReply(r.id, r.conversation_sid, r.author, r.body, r.in_reply_to,
-                    attempt=r.attempts + 1, retry_from=r.retry_from,
+                    attempt=r.attempts, retry_from=r.retry_from,
                     content_sid=r.content_sid, content_variables=r.content_variables,
                     customer=r.customer, participant_sid=r.participant_sid,
-                    channel=r.channel, message_at=r.message_at, leased_at=r.leased_at)
-        for r in rows
+                    channel=r.channel, message_at=r.message_at, leased_at=r.leased_at,
+                    media=r.media, request_id=r.request_id, queued_at=r.created_at)
+        for r in sorted(rows, key=lambda r: r.id)
     ]
 
 
@@ -218,12 +235,19 @@ def _settle(conn: Connection, statement, leased: LeasedReply, **values) -> bool:
 
 
 def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str) -> bool:
-    return _settle(conn, _SENT, leased, message_sid=message_sid, now=utcnow())
+    return _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid)
 
 
 def mark_retry(conn: Connection, leased: LeasedReply, delay: float,
                code: int | None, message: str) -> bool:
     return _settle(conn, _retry(conn.dialect.name), leased, code=code,
+                   message=message[:2000], delay=float(delay))
+
+
+def mark_untried(conn: Connection, leased: LeasedReply, delay: float,
+                 code: int | None, message: str) -> bool:
+    """Queue the reply again after `delay` without counting this attempt (a 429)."""
+    return _settle(conn, _untried(conn.dialect.name), leased, code=code,
                    message=message[:2000], delay=float(delay))
 
 

@@ -1,11 +1,22 @@
-"""Sender: sends queued replies after the webhook has been answered.
+"""Sender: sends queued replies after the webhook has been answered, at Twilio's pace.
 
 Runs inside each web process (default) or in its own process (`flask --app wsgi
 sender`), in both cases as a loop the process's supervisor (jobs/supervisor.py) starts
-and restarts. It wakes at once when a reply is queued in this process, and polls every
+and restarts. The loop is asyncio in one thread: every call to Twilio is a coroutine
+on one aiohttp connection pool (async_client.py), so a process holds its whole share
+of TWILIO_CONCURRENCY_LIMIT in flight without a thread per call; the database work
+(leases in batches, settling each reply) runs on a few threads beside it.
+
+How many calls are in flight: the registry (registry.py) gives each live sender its
+share of TWILIO_CONCURRENCY_LIMIT; within it the window (pacing.py) halves on a 429 and
+grows back on success; SENDER_CONCURRENCY, when set, caps a process. A 429 costs no
+attempt (Twilio did nothing): the reply is queued again after Retry-After. The outbox
+keeps one reply of a conversation in flight at a time, in order, at most 30 a second.
+
+It wakes at once when a reply is queued in this process, and polls every
 SENDER_POLL_SECONDS for the rest (retries that became due, replies queued by other
-processes, leases left by a sender that died). Sends run on a small thread pool
-because Twilio's latency, not our CPU, bounds a sender.
+processes, leases left by a sender that died). Stopping, it lets the calls in flight
+finish for up to STOP_GRACE_SECONDS and releases the replies of those that do not.
 
 Two refusals are settled here. WhatsApp free text more than 24 hours after the customer
 wrote fails without asking Twilio (it would refuse it, 63016). A send Twilio refuses
@@ -15,6 +26,7 @@ the same transaction, so that no rule answers them again until they opt in.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -27,9 +39,11 @@ from config import SenderSettings
 
 from ..logs import kv
 from ..store.database import Database
-from . import marker, opt_outs, outbox
+from . import marker, opt_outs, outbox, registry
+from .async_client import Throttled
 from .client import ApiError
 from .error_codes import describe
+from .pacing import Window
 
 log = logging.getLogger(__name__)
 
@@ -38,79 +52,117 @@ OPTED_OUT = 21610  # the recipient replied STOP: record it, never retry
 OUTSIDE_WINDOW = 63016  # WhatsApp free text more than 24 h after the customer wrote
 WHATSAPP = "WHATSAPP"
 WHATSAPP_WINDOW = timedelta(hours=24)
+STOP_GRACE_SECONDS = 20.0  # under the supervisor's 25 s and gunicorn's graceful_timeout
+DB_THREADS = 4
 
 
 class Sender:
     name = "sender"
 
-    def __init__(self, db: Database, client, settings: SenderSettings):
+    def __init__(self, db: Database, client, settings: SenderSettings, make_api):
         self.db = db
-        self.client = client
-        self.concurrency = settings.concurrency
+        self.client = client  # the blocking client (tests, maintenance); sends use make_api()
+        self.make_api = make_api  # a new async client, made inside the running loop
+        self.limit = settings.concurrency_limit
+        self.bound = settings.max_per_process
         self.poll_seconds = settings.poll_seconds
         self.max_attempts = settings.max_attempts
         self.backoff_base = settings.backoff_seconds
         self.backoff_cap = settings.backoff_max_seconds
         self.lease_seconds = settings.lease_seconds
-        self._wake = threading.Event()
+        self.id = registry.new_id()
+        self.sent = 0
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._inflight = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._window = Window(0, bound=self.bound)
+        self._in_flight = 0
+        self._last_beat = float("-inf")  # monotonic time of the last successful beat
         self._next_lease_check = 0.0  # monotonic time of the next look for lost leases
-        self._pool: ThreadPoolExecutor | None = None
+
+    # -- from other threads -------------------------------------------------------
 
     def wake(self) -> None:
         """A reply was queued: lease it now, unless every slot is busy (a finishing send
         wakes the loop anyway, so waking it now would only cost a thread switch)."""
-        if self._inflight < self.concurrency:
-            self._wake.set()
+        if self._in_flight < self._window.limit:
+            self._wake_loop()
 
     def interrupt(self) -> None:
         """Wake the loop whatever it is doing: its supervisor is stopping it."""
-        self._wake.set()
+        self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        loop, wakeup = self._loop, self._wakeup
+        if loop is None or wakeup is None or wakeup.is_set():
+            return
+        try:
+            loop.call_soon_threadsafe(wakeup.set)
+        except RuntimeError:  # the loop has just closed
+            pass
 
     def run(self, stopping: threading.Event) -> None:
         """Send until `stopping` is set, then let the sends in flight finish."""
         self._stopping = stopping
-        self._inflight = 0
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="send")
-        try:
-            self._loop()
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=False)
+        asyncio.run(self._main())
 
     # -- the loop -----------------------------------------------------------------
 
-    def _loop(self) -> None:
-        """Lease due replies while there are free slots; sleep until woken or polled."""
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                leased = self._lease(self._free_slots())
-            except SQLAlchemyError as exc:
-                log.warning("sender cannot reach the database: %s", exc.__class__.__name__)
-                leased = []
-            with self._lock:
-                self._inflight += len(leased)
-            for item in leased:
-                self._pool.submit(self._send_and_release, item)
-            if not leased or self._free_slots() == 0:
-                self._wake.wait(self.poll_seconds)
-
-    def run_until_idle(self) -> int:
-        """Send everything due now in this thread, one by one; return how many were tried."""
-        tried = 0
-        while leased := self._lease(self.concurrency, expired=True):
-            for item in leased:
-                self.send(item)
-                tried += 1
-        return tried
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(DB_THREADS, thread_name_prefix="send-db"))
+        self._wakeup = asyncio.Event()
+        self._loop = loop
+        self._in_flight = 0
+        self._window = Window(0, bound=self.bound)
+        api = self.make_api()
+        sends: set[asyncio.Task] = set()
+        beats = asyncio.create_task(self._beat_forever())
+        try:
+            await self._beat()
+            while not self._stopping.is_set():
+                self._wakeup.clear()
+                free = self._free_slots()
+                leased = await self._lease_async(free) if free > 0 else []
+                for item in leased:
+                    self._in_flight += 1
+                    task = asyncio.create_task(self._send_and_release(api, item))
+                    sends.add(task)
+                    task.add_done_callback(sends.discard)
+                if not leased or self._free_slots() <= 0:
+                    await self._sleep()
+        finally:
+            beats.cancel()
+            await self._finish(sends)
+            await api.close()
+            await self._leave()
+            self._loop = None
 
     def _free_slots(self) -> int:
-        with self._lock:
-            return self.concurrency - self._inflight
+        if time.monotonic() - self._last_beat > registry.FENCE_SECONDS:
+            return 0  # our beats fail: the others may count us dead and take our share
+        return self._window.limit - self._in_flight
 
-    def _lease(self, limit: int, *, expired: bool | None = None) -> list[outbox.LeasedReply]:
+    async def _sleep(self) -> None:
+        """Until woken, the next poll, or the end of a Retry-After pause."""
+        timeout = self.poll_seconds
+        paused = self._window.paused_until - time.monotonic()
+        if paused > 0:
+            timeout = min(timeout, paused)
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def _lease_async(self, limit: int) -> list[outbox.LeasedReply]:
+        try:
+            return await asyncio.to_thread(self._lease, limit)
+        except SQLAlchemyError as exc:
+            log.warning("sender cannot reach the database: %s", exc.__class__.__name__)
+            return []
+
+    def _lease(self, limit: int, *, expired: bool | None = None,
+               pace: float = outbox.PACE_SECONDS) -> list[outbox.LeasedReply]:
         """Lease up to `limit` due replies; look for lost leases when told, or once per poll."""
         if limit <= 0:
             return []
@@ -120,46 +172,107 @@ class Sender:
         if expired:
             self._next_lease_check = now + self.poll_seconds
         with self.db.transaction() as conn:
-            return outbox.lease_due(conn, limit, self.lease_seconds, expired=expired)
+            return outbox.lease_due(conn, limit, self.lease_seconds, expired=expired, pace=pace)
 
-    def _send_and_release(self, item: outbox.LeasedReply) -> None:
+    async def _finish(self, sends: set[asyncio.Task]) -> None:
+        """Stopping: let the calls in flight finish; release the replies of the rest."""
+        if not sends:
+            return
+        log.info("sender stopping %s", kv(in_flight=len(sends)))
+        _, late = await asyncio.wait(set(sends), timeout=STOP_GRACE_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=5.0)
+
+    # -- the registry ---------------------------------------------------------------
+
+    async def _beat_forever(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(registry.HEARTBEAT_SECONDS)
+            try:
+                await self._beat()
+                failing = False
+            except SQLAlchemyError as exc:
+                if not failing:
+                    log.warning("sender heartbeat failed (database: %s); no new sends after "
+                                "%gs without one", exc.__class__.__name__, registry.FENCE_SECONDS)
+                failing = True
+
+    async def _beat(self) -> None:
+        window = self._window
+        beat = await asyncio.to_thread(self._beat_in_db, window.share, self._in_flight,
+                                       window.limit, self.sent)
+        self._last_beat = time.monotonic()
+        if beat.share != window.share:
+            grew = beat.share > window.share
+            window.resize(beat.share)
+            if grew:
+                self._wakeup.set()
+
+    def _beat_in_db(self, held: int, in_flight: int, concurrency: int, sent: int):
+        with self.db.transaction() as conn:
+            return registry.beat(conn, self.id, limit=self.limit, held=held,
+                                 in_flight=in_flight, concurrency=concurrency, sent=sent)
+
+    async def _leave(self) -> None:
+        def leave():
+            with self.db.transaction() as conn:
+                registry.leave(conn, self.id)
         try:
-            self.send(item)
-        except SQLAlchemyError as exc:
-            log.warning("could not record the outcome of reply %s (database: %s); it will be "
-                        "taken over when its lease ends", item.id, exc.__class__.__name__)
-        except Exception:  # nobody awaits this thread: log, the lease brings it back
-            log.exception("sending reply %s failed unexpectedly", item.id)
-        finally:
-            with self._lock:
-                self._inflight -= 1
-            self._wake.set()
+            await asyncio.to_thread(leave)
+        except SQLAlchemyError:
+            pass  # its row goes stale and its share returns all the same
 
     # -- one reply ----------------------------------------------------------------
 
-    def send(self, item: outbox.LeasedReply) -> None:
-        """Send one leased reply and record the outcome."""
+    async def _send_and_release(self, api, item: outbox.LeasedReply) -> None:
         try:
-            sid = self._already_sent(item) if item.may_exist else None
+            await self._send(api, item)
+        except asyncio.CancelledError:  # stopping, and the call outlived the grace period
+            await self._release(item)
+        except SQLAlchemyError as exc:
+            log.warning("could not record the outcome of reply %s (database: %s); it will be "
+                        "taken over when its lease ends", item.id, exc.__class__.__name__)
+        except Exception:  # nobody awaits this task: log, the lease brings it back
+            log.exception("sending reply %s failed unexpectedly", item.id)
+        finally:
+            self._in_flight -= 1
+            if self._wakeup is not None:
+                self._wakeup.set()
+
+    async def _send(self, api, item: outbox.LeasedReply) -> None:
+        """Send one leased reply and record the outcome."""
+        started = time.monotonic()
+        try:
+            sid = await self._already_sent(api, item) if item.may_exist else None
             if sid is None and outside_whatsapp_window(item):
-                self._refuse_free_text(item)
+                await self._refuse_free_text(item)
                 return
             if sid is None:
-                sid = self.client.send_message(
+                sid = await api.send_message(
                     item.conversation_sid, author=item.author, body=item.body,
                     attributes=item.attributes, content_sid=item.content_sid,
                     content_variables=item.content_variables)
-        except ApiError as exc:
-            self._record_failure(item, exc)
+        except Throttled as exc:
+            await self._throttled(item, exc, started)
             return
-        kept = self._record(outbox.mark_sent, item, sid)
+        except ApiError as exc:
+            await self._record_failure(item, exc)
+            return
+        self._window.succeeded()
+        kept = await self._record(outbox.mark_sent, item, sid)
+        self.sent += 1
+        if self._loop is not None:  # the conversation's next reply is due in a moment
+            self._loop.call_later(outbox.PACE_SECONDS, self._wake_loop)
         log.info("reply sent %s", kv(
             reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
             message_sid=sid, attempt=item.attempt, content_sid=item.content_sid,
-            dry_run=self.client.dry_run or None,
+            dry_run=api.dry_run or None,
             note=None if kept else "another sender took the reply over meanwhile"))
 
-    def _record(self, settle, item: outbox.LeasedReply, *args) -> bool:
+    async def _record(self, settle, item: outbox.LeasedReply, *args) -> bool:
         """Record a send's outcome, riding out a short database outage within the lease.
 
         Twilio has the reply already: if recording gave up at once, the reply would sit
@@ -169,27 +282,48 @@ class Sender:
         delay = 0.2
         while True:
             try:
-                return self.db.group_commit.run(lambda conn: settle(conn, item, *args))
+                return await asyncio.to_thread(
+                    self.db.group_commit.run, lambda conn: settle(conn, item, *args))
             except SQLAlchemyError:
                 if time.monotonic() + delay > deadline or self._stopping.is_set():
                     raise
-                time.sleep(delay)
+                await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _already_sent(self, item: outbox.LeasedReply) -> str | None:
+    async def _already_sent(self, api, item: outbox.LeasedReply) -> str | None:
         """Find the reply among the conversation's newest messages, if Twilio has it already.
 
         Closes the at-least-once window: a timeout, a 5xx or a dead sender can hide that
         Twilio accepted the reply; the reply's `inReplyTo` attribute identifies it.
         """
-        for message in self.client.recent_messages(item.conversation_sid, limit=50):
+        for message in await api.recent_messages(item.conversation_sid, limit=50):
             if marker.replied_to(message.attributes) == item.in_reply_to:
                 log.info("reply found already sent %s", kv(
                     reply_id=item.id, message_sid=message.sid))
                 return message.sid
         return None
 
-    def _record_failure(self, item: outbox.LeasedReply, exc: ApiError) -> None:
+    async def _throttled(self, item: outbox.LeasedReply, exc: Throttled, started: float) -> None:
+        """429: fewer calls at once, and this reply again after Retry-After (or a first
+        retry's backoff); the attempt does not count, since Twilio did nothing."""
+        self._window.throttled(started, exc.retry_after)
+        delay = exc.retry_after or outbox.backoff(1, self.backoff_base, self.backoff_cap)
+        await self._record(outbox.mark_untried, item, delay, exc.code, exc.message)
+        log.warning("reply throttled by Twilio, will retry %s", kv(
+            reply_id=item.id, conversation=item.conversation_sid, code=exc.code,
+            retry_in=f"{delay:.2f}s", concurrency=self._window.limit))
+
+    async def _release(self, item: outbox.LeasedReply) -> None:
+        """Stopping mid-call: queue the reply again now (the next attempt looks at Twilio
+        first, since this one may have reached it)."""
+        try:
+            await self._record(outbox.mark_retry, item, 0.0, None,
+                               "sender stopped while the call was in flight")
+            log.warning("reply released by a stopping sender %s", kv(reply_id=item.id))
+        except SQLAlchemyError:
+            pass  # its lease runs out and another sender takes it over
+
+    async def _record_failure(self, item: outbox.LeasedReply, exc: ApiError) -> None:
         fields = dict(reply_id=item.id, conversation=item.conversation_sid,
                       in_reply_to=item.in_reply_to, attempt=item.attempt,
                       status=exc.status, code=exc.code, error=exc.message)
@@ -198,27 +332,58 @@ class Sender:
         # A round is SEND_MAX_ATTEMPTS attempts; an operator's requeue starts another.
         if exc.transient and item.attempt_in_round < self.max_attempts:
             delay = outbox.backoff(item.attempt_in_round, self.backoff_base, self.backoff_cap)
-            self._record(outbox.mark_retry, item, delay, exc.code, exc.message)
+            await self._record(outbox.mark_retry, item, delay, exc.code, exc.message)
             log.warning("reply send failed, will retry %s", kv(**fields, retry_in=f"{delay:.2f}s"))
             return
         if exc.code == OPTED_OUT:
-            self._record(_failed_and_opted_out, item, exc.code, exc.message)
+            await self._record(_failed_and_opted_out, item, exc.code, exc.message)
             fields["opted_out"] = ",".join(a for a in item.addresses if a) or None
         else:
-            self._record(outbox.mark_failed, item, exc.code, exc.message)
+            await self._record(outbox.mark_failed, item, exc.code, exc.message)
         reason = "gave up after retries" if exc.transient else "permanent error"
         log.error("reply failed %s", kv(**fields, reason=reason, meaning=describe(exc.code)))
 
-    def _refuse_free_text(self, item: outbox.LeasedReply) -> None:
+    async def _refuse_free_text(self, item: outbox.LeasedReply) -> None:
         """Fail a WhatsApp text reply that is too late: Twilio would refuse it (63016)."""
         message = (f"outside WhatsApp's 24-hour window: free text not sent (the customer "
                    f"wrote at {item.message_at:%Y-%m-%d %H:%M:%S} UTC; only an approved "
                    f"template may go out now)")
-        self._record(outbox.mark_failed, item, OUTSIDE_WINDOW, message)
+        await self._record(outbox.mark_failed, item, OUTSIDE_WINDOW, message)
         log.error("reply failed %s", kv(
             reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
             attempt=item.attempt, code=OUTSIDE_WINDOW, reason="outside WhatsApp's 24-hour window",
             meaning=describe(OUTSIDE_WINDOW)))
+
+    # -- in the caller's thread (tests, maintenance) -------------------------------
+
+    def run_until_idle(self) -> int:
+        """Send everything due now, one by one, without the pace between a conversation's
+        replies; return how many were tried."""
+        return asyncio.run(self._until_idle())
+
+    def send(self, item: outbox.LeasedReply) -> None:
+        """Send one leased reply now and record the outcome."""
+        asyncio.run(self._send_with_own_api(item))
+
+    async def _until_idle(self) -> int:
+        api, tried = self.make_api(), 0
+        self._window = Window(self.limit, bound=self.bound)
+        try:
+            while leased := await asyncio.to_thread(
+                    self._lease, max(1, self._window.limit), expired=True, pace=0.0):
+                for item in leased:
+                    await self._send(api, item)
+                    tried += 1
+        finally:
+            await api.close()
+        return tried
+
+    async def _send_with_own_api(self, item: outbox.LeasedReply) -> None:
+        api = self.make_api()
+        try:
+            await self._send(api, item)
+        finally:
+            await api.close()
 
 
 def outside_whatsapp_window(item: outbox.LeasedReply) -> bool:

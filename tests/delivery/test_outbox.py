@@ -1,5 +1,6 @@
 """Outbox: one reply per message, in one statement; one reply of a conversation at a time."""
 
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -66,9 +67,10 @@ def test_queue_reply_is_one_statement_and_keeps_every_field(app):
 
 # -- order within a conversation ----------------------------------------------------
 
-def lease(app, limit=8, *, expired=True):
+def lease(app, limit=8, *, expired=True, pace=0.0):
+    """Lease as a sender does, without Twilio's pace (its own test below)."""
     with services(app).db.transaction() as conn:
-        return outbox.lease_due(conn, limit, 60, expired=expired)
+        return outbox.lease_due(conn, limit, 60, expired=expired, pace=pace)
 
 
 def settle(app, mark, item, *args):
@@ -164,3 +166,17 @@ def test_a_lost_lease_waits_for_a_requeued_earlier_reply(app, queue):
     settle(app, outbox.mark_sent, again, "IM" + "9" * 32)
     [taken] = lease(app)
     assert (taken.in_reply_to, taken.attempt) == (a2, 2)
+
+
+def test_a_conversation_gets_at_most_30_creates_a_second(app, queue):
+    """Twilio takes 30 message creates per second per conversation: the next reply of a
+    conversation is not due until 1/30 s after the last was sent; others go at once."""
+    a1, a2, b1 = queue(A), queue(A), queue(B)
+    first = lease(app, pace=outbox.PACE_SECONDS)
+    assert sorted(i.in_reply_to for i in first) == sorted([a1, b1])
+    for item in first:
+        settle(app, outbox.mark_sent, item, "IM" + secrets.token_hex(16))
+    with services(app).db.transaction() as conn:
+        assert outbox.lease_due(conn, 8, 60, pace=3600) == []  # a2: too soon after a1
+        [second] = outbox.lease_due(conn, 8, 60, pace=0.0)
+    assert second.in_reply_to == a2
