@@ -196,3 +196,17 @@ def post_worker_init(worker):
     from app import start_background_work
 
     start_background_work(worker.wsgi)
+
+
+def on_starting(server):
+    """This app's metrics, shared by its workers; gunicorn's lines in LOG_FORMAT."""
+    if str(getattr(server.app, "app_uri", "")).startswith("wsgi"):  # not another app
+        from app.observability.gunicorn import on_starting
+        on_starting(server)
+
+
+def child_exit(server, worker):
+    """A worker has gone: prometheus_client's bookkeeping for its metric files."""
+    if str(getattr(server.app, "app_uri", "")).startswith("wsgi"):
+        from app.observability.gunicorn import child_exit
+        child_exit(server, worker)

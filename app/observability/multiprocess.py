@@ -3,10 +3,10 @@
 prometheus_client's multiprocess mode: each process writes its counters into
 `<PROMETHEUS_MULTIPROC_DIR>/<kind>_<pid>.db` (memory-mapped, no lock between
 processes); a scrape merges every file. A dead worker's files stay, so the counters
-never go backwards. gunicorn.conf.py calls the two hooks here, in the master:
+never go backwards. gunicorn's master calls these (app/observability/gunicorn.py):
 
-    on_starting(server)        choose the folder, empty it, export it to the workers
-    child_exit(server, worker) tell prometheus_client the worker is gone
+    prepare()       choose the folder, empty it, export it to the workers
+    mark_dead(pid)  tell prometheus_client a worker is gone
 
 The folder is PROMETHEUS_MULTIPROC_DIR (environment or `.env`) when set, else a new
 private temporary folder per master, removed when the master exits. It is emptied at
@@ -52,14 +52,8 @@ def prepare(env: dict[str, str] | None = None) -> str:
     return str(path)
 
 
-def on_starting(server) -> None:
-    """gunicorn's master, before it forks any worker."""
-    path = prepare()
-    server.log.info("metrics shared by the workers in %s", path)
-
-
-def child_exit(server, worker) -> None:
-    """gunicorn's master, when a worker has exited: its live gauges go with it."""
+def mark_dead(pid: int) -> None:
+    """A worker has exited: drop its live gauges (its counters stay, as they should)."""
     path = os.environ.get(MULTIPROC_ENV)
     if path:
-        multiprocess.mark_process_dead(worker.pid, path)
+        multiprocess.mark_process_dead(pid, path)
