@@ -198,6 +198,17 @@ def post_worker_init(worker):
     start_background_work(worker.wsgi)
 
 
+def worker_exit(server, worker):
+    """Stop the background work while the worker can still finish it: sends in flight
+    are completed and recorded. An atexit handler runs too late in a gunicorn worker:
+    by then the interpreter's shutdown has stopped the thread pools they need."""
+    if getattr(getattr(worker, "wsgi", None), "import_name", None) != "app":
+        return
+    from app.services import services
+
+    services(worker.wsgi).supervisor.stop()
+
+
 def on_starting(server):
     """This app's metrics, shared by its workers; gunicorn's lines in LOG_FORMAT."""
     if str(getattr(server.app, "app_uri", "")).startswith("wsgi"):  # not another app
