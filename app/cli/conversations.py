@@ -25,8 +25,11 @@ def _checked(check, *args, param: str | None = None, **kwargs):
 
 
 def _failed(exc: TwilioCallFailed, done: list[str] | None = None):
+    """Twilio's error with its code and meaning (or its page), what was done, exit 1."""
     meaning = describe(exc.code) if exc.code else None
-    click.echo(f"error: {exc.message}" + (f" ({meaning})" if meaning else ""), err=True)
+    if meaning and meaning.startswith("Twilio error"):  # not one we know: its page
+        meaning = f"https://www.twilio.com/docs/api/errors/{exc.code}"
+    click.echo(f"error: {exc.message}" + (f" -- {meaning}" if meaning else ""), err=True)
     for line in done or []:
         click.echo(f"note: {line}", err=True)
     raise SystemExit(1)
