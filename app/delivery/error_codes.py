@@ -1,4 +1,5 @@
-"""What Twilio's delivery and channel error codes mean, for log lines and the CLI.
+"""What Twilio's delivery and channel error codes mean, and what usually fixes them, for
+log lines, the CLI and the dashboard.
 
 https://www.twilio.com/docs/api/errors
 """
@@ -33,6 +34,36 @@ MEANINGS = {
     63024: "invalid message recipient",
     63051: "WhatsApp Business Account is locked",
 }
+
+# The usual fix, as a support lead would tell an operator (Twilio's error pages say more).
+FIXES = {
+    20404: "check the Conversation SID; the conversation may have been deleted",
+    21610: "nothing to resend: the customer opted out; they can text START to opt back in",
+    30001: "too many messages queued on the sender: slow down and requeue later",
+    30002: "the Twilio account is suspended: contact Twilio support",
+    30003: "the phone is off or out of coverage: requeue later",
+    30004: "the recipient blocked the number or has do-not-disturb: do not resend",
+    30005: "the number does not exist: ask the customer for a correct number",
+    30006: "a landline or unreachable carrier: reach the customer on another channel",
+    30007: "the carrier flagged the content as spam: reword, register the sender (A2P 10DLC)",
+    30008: "unknown carrier error: requeue once; if it repeats, contact Twilio support",
+    30017: "carrier congestion: requeue later",
+    30022: "over the 10DLC throughput: lower SENDER_CONCURRENCY or raise the campaign tier",
+    30023: "10DLC daily cap reached: resend tomorrow or raise the brand's limit",
+    30032: "verify the toll-free number in the Twilio Console",
+    30034: "register the number with an A2P 10DLC campaign",
+    63016: "outside WhatsApp's 24-hour window: reply with an approved template (ContentSid)",
+    63018: "WhatsApp rate limit: requeue later",
+    63024: "not a valid WhatsApp recipient: check the address",
+}
+
+
+def fix(code) -> str | None:
+    """The usual fix for a Twilio error code (None when there is no advice)."""
+    try:
+        return FIXES.get(int(code)) if code else None
+    except (TypeError, ValueError):
+        return None
 
 
 def describe(code) -> str | None:

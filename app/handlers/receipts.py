@@ -1,7 +1,11 @@
-"""Delivery receipts: one structured log line each, the latest status kept per receipt.
+"""Delivery receipts: one structured log line each, every one kept in the history, the
+current status kept per receipt (message and participant), summed up on our reply.
 
 Twilio sends `Status` (sent, delivered, read, failed, undelivered) and `ErrorCode`;
-receipts can arrive out of order, so a status only replaces one of lower rank.
+receipts can arrive out of order, so a status only replaces one of lower rank. A failure
+is never hidden: a failed or undelivered receipt's error stays on the receipt even when
+a later one (a `read`) moves its status on, and a reply whose receipt failed for any
+participant says so, whatever the others got.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import logging
 from functools import cache, partial
 
-from sqlalchemy import Connection, bindparam, case, or_, select, update
+from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from ..delivery import opt_outs
 from ..delivery.error_codes import describe
@@ -18,43 +22,53 @@ from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
 from ..store.database import dialect_insert
-from ..store.models import DeliveryReceipt, ReceiptStatus, Reply, utcnow
+from ..store.models import DeliveryReceipt, ReceiptEvent, ReceiptStatus, Reply, utcnow
 
 log = logging.getLogger(__name__)
 router = Router()
 
 RANK = {status.value: status.rank for status in ReceiptStatus}
-
+PROBLEMS = (ReceiptStatus.FAILED.value, ReceiptStatus.UNDELIVERED.value)
 
 RECEIPTS = DeliveryReceipt.__table__
+HISTORY = ReceiptEvent.__table__
 REPLIES = Reply.__table__
-# Our reply's delivery status only moves forward too.
-_ADVANCE_REPLY = (
-    update(REPLIES)
-    .where(REPLIES.c.twilio_message_sid == bindparam("receipt_message_sid"),
-           or_(REPLIES.c.delivery_status.is_(None),
-               case(RANK, value=REPLIES.c.delivery_status, else_=0) < bindparam("new_rank")))
-    .values(delivery_status=bindparam("new_status"))
-)
+_APPEND = insert(HISTORY)
+# The reply's row is its receipts' lock: two receipts of one reply committing at once
+# each see the other's before summing up (FOR UPDATE; SQLite has one writer anyway).
+_LOCK_REPLY = (select(REPLIES.c.id).where(REPLIES.c.twilio_message_sid == bindparam("m"))
+               .with_for_update())
+_RECEIPTS_OF = (select(RECEIPTS.c.status, RECEIPTS.c.error_status, RECEIPTS.c.error_code)
+                .where(RECEIPTS.c.message_sid == bindparam("m")))
+_SUMMARY = (update(REPLIES).where(REPLIES.c.id == bindparam("reply_id"))
+            .values(delivery_status=bindparam("new_status"),
+                    delivery_error_code=bindparam("new_code")))
 
 
 @cache
 def _upsert_statement(dialect_name: str):
-    """Insert a receipt, or raise its status if the new one ranks higher."""
+    """Insert a receipt, or raise its status if the new one ranks higher; a failed or
+    undelivered receipt's error is kept whatever its rank. RETURNING the status kept."""
     stmt = dialect_insert(dialect_name)(RECEIPTS)
+    new, old = stmt.excluded, RECEIPTS.c
+    higher = old.status_rank < new.status_rank
+    failure = new.error_status.is_not(None)
     return stmt.on_conflict_do_update(
         index_elements=["receipt_sid"],
-        set_={"status": stmt.excluded.status, "status_rank": stmt.excluded.status_rank,
-              "error_code": stmt.excluded.error_code, "updated_at": stmt.excluded.updated_at,
-              "channel_message_sid": stmt.excluded.channel_message_sid},
-        where=RECEIPTS.c.status_rank < stmt.excluded.status_rank,
-    ).returning(RECEIPTS.c.id)
+        set_={"status": case((higher, new.status), else_=old.status),
+              "status_rank": case((higher, new.status_rank), else_=old.status_rank),
+              "error_code": case((failure, new.error_code), else_=old.error_code),
+              "error_status": case((failure, new.error_status), else_=old.error_status),
+              "updated_at": new.updated_at,
+              "channel_message_sid": case((higher, new.channel_message_sid),
+                                          else_=old.channel_message_sid)},
+    ).returning(RECEIPTS.c.status)
 
 
 @router.register("onDeliveryUpdated", requires=(
     "ConversationSid", "MessageSid", "DeliveryReceiptSid", "Status"))
 def record_receipt(event: Event, ctx: Context) -> Outcome:
-    """Store the receipt, move our reply's delivery status forward, log it once stored."""
+    """Store the receipt, sum up our reply's delivery, log it once stored."""
     status = event.require("Status").strip().lower()
     error_code = parse_error_code(event.get("ErrorCode"))
     fields = dict(  # named as Twilio names them, so a log search finds either
@@ -63,29 +77,61 @@ def record_receipt(event: Event, ctx: Context) -> Outcome:
         ChannelMessageSid=event.get("ChannelMessageSid"), Status=status,
         ErrorCode=error_code, meaning=describe(error_code),
     )
-    ctx.on_claim(partial(store_receipt, event.require("DeliveryReceiptSid"), fields))
-    problem = status in (ReceiptStatus.FAILED, ReceiptStatus.UNDELIVERED)
+    source = "catch-up" if event.get("Source") == "catch-up" else "webhook"
+    ctx.on_claim(partial(store_receipt, event.require("DeliveryReceiptSid"), fields,
+                         source=source))
+    problem = status in PROBLEMS
     ctx.after_commit(partial(log.log, logging.WARNING if problem else logging.INFO,
                              "delivery %s", kv(**fields)))
     return Outcome(Kind.RECEIPT, status)
 
 
-def store_receipt(receipt_sid: str, fields: dict, conn: Connection) -> str | None:
-    """Once claimed: keep the receipt's status unless a later one is stored."""
+def store_receipt(receipt_sid: str, fields: dict, conn: Connection, *,
+                  source: str = "webhook") -> str | None:
+    """Once claimed (webhook or catch-up alike): append the receipt to the history, keep
+    its current status unless a later one is stored, and sum up our reply's delivery."""
     status = fields["Status"]
-    rank = RANK.get(status, 0)
-    changed = conn.execute(_upsert_statement(conn.dialect.name), {
+    problem = status in PROBLEMS
+    now = utcnow()
+    conn.execute(_APPEND, {
+        "receipt_sid": receipt_sid, "message_sid": fields["MessageSid"],
+        "conversation_sid": fields["ConversationSid"],
+        "participant_sid": fields["ParticipantSid"], "status": status,
+        "error_code": fields["ErrorCode"], "source": source, "received_at": now})
+    kept = conn.execute(_upsert_statement(conn.dialect.name), {
         "receipt_sid": receipt_sid, "message_sid": fields["MessageSid"],
         "conversation_sid": fields["ConversationSid"],
         "participant_sid": fields["ParticipantSid"],
         "channel_message_sid": fields["ChannelMessageSid"], "status": status,
-        "status_rank": rank, "error_code": fields["ErrorCode"], "updated_at": utcnow(),
-    }).scalar() is not None
-    conn.execute(_ADVANCE_REPLY, {"receipt_message_sid": fields["MessageSid"],
-                                  "new_status": status, "new_rank": rank})
+        "status_rank": RANK.get(status, 0), "error_code": fields["ErrorCode"],
+        "error_status": status if problem else None, "updated_at": now,
+    }).scalar()
+    summarize_reply(conn, fields["MessageSid"])
     if fields["ErrorCode"] == OPTED_OUT_ERROR:
         record_opt_out(conn, fields)
-    return None if changed else "not stored: a later status was already recorded and is kept"
+    if kept == status:
+        return None
+    if problem:
+        return f"status {kept} kept (a later one); the failure is recorded with its error"
+    return "not stored: a later status was already recorded and is kept"
+
+
+def summarize_reply(conn: Connection, message_sid: str) -> None:
+    """Our reply's delivery, over every participant's receipt: failed or undelivered if
+    any one's current status is, else the furthest status; its error code is that of a
+    receipt that failed (now, else earlier), so `read` never hides another's `failed`."""
+    reply_id = conn.execute(_LOCK_REPLY, {"m": message_sid}).scalar()
+    if reply_id is None:  # not one of our replies (an agent's message, say)
+        return
+    rows = conn.execute(_RECEIPTS_OF, {"m": message_sid}).all()
+    failing = [r for r in rows if r.status in PROBLEMS]
+    erred = failing or [r for r in rows if r.error_status]
+    if failing:
+        status = min(r.status for r in failing)  # "failed" before "undelivered"
+    else:
+        status = max((r.status for r in rows), key=lambda s: RANK.get(s, 0), default=None)
+    code = next((r.error_code for r in erred if r.error_code), None)
+    conn.execute(_SUMMARY, {"reply_id": reply_id, "new_status": status, "new_code": code})
 
 
 OPTED_OUT_ERROR = 21610  # the recipient replied STOP: do not message again

@@ -1,0 +1,68 @@
+"""What an operator asks for, the same from the API and the dashboard: a period in
+plain words, and a failed reply sent again."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from config import parse_duration
+
+from ..delivery import outbox
+from ..logs import kv
+from ..store.database import Database
+from ..store.models import Reply, utcnow
+
+log = logging.getLogger(__name__)
+MAX_PERIOD = timedelta(days=366)
+REPLIES = Reply.__table__
+
+
+def moment(text: str, now: datetime) -> datetime:
+    """'24h' (that long ago), or an ISO 8601 time (UTC unless it says otherwise), as the
+    database stores times: naive UTC. ValueError names what was wrong."""
+    text = text.strip()
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected a duration like 24h or 7d, or an ISO 8601 time, "
+                         f"got {text[:40]!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def period(since: str | None, until: str | None, default: str = "24h") -> tuple[datetime, datetime]:
+    """The period [since, until) an operator asked for; ValueError when it is not one."""
+    now = utcnow()
+    start = moment(since or default, now)
+    end = moment(until, now) if until else now
+    if start >= end:
+        raise ValueError("since must be before until")
+    if end - start > MAX_PERIOD:
+        raise ValueError("a period is at most 366 days")
+    return start, end
+
+
+class NotRequeueable(Exception):
+    """The reply does not exist, or it did not fail (only failed replies go again)."""
+
+
+def requeue(db: Database, reply_id: int, *, by: str, wake=None) -> None:
+    """Queue a failed reply for a new round of attempts (the first looks for it at
+    Twilio before sending); raise NotRequeueable with the reason otherwise."""
+    with db.transaction() as conn:
+        if outbox.requeue_failed(conn, reply_id) == 0:
+            status = conn.execute(select(REPLIES.c.status)
+                                  .where(REPLIES.c.id == reply_id)).scalar()
+            raise NotRequeueable(f"reply {reply_id} does not exist" if status is None else
+                                 f"reply {reply_id} is {status}, not failed: nothing to requeue")
+    log.info("reply requeued %s", kv(reply_id=reply_id, by=by))
+    if wake is not None:
+        wake()
