@@ -28,7 +28,7 @@ from ..delivery.client import rest_client
 from ..store import clock
 from ..store.database import Database, DatabaseUnavailable
 from ..store.models import Reply, ReplyStatus, Sender
-from . import webhooks
+from . import addresses, webhooks
 from .webhooks import ACCOUNT, WEBHOOK_PATH, TwilioCallFailed
 
 HEALTH_TIMEOUT = 3.0  # seconds: a public URL slower than this is as good as unreachable
@@ -265,9 +265,15 @@ def check_rules(ctx: Context) -> Check:
     return ok("rules", f"{path}: {rules.summary()[0]}")
 
 
+def check_addresses(ctx: Context) -> Check:
+    if not ctx.passed("credentials") or not ctx.settings.web.public_base_urls:
+        return warn("addresses", "not checked: no working credentials or no PUBLIC_BASE_URL")
+    return Check("addresses", *addresses.diagnose(ctx.rest(), ctx.settings.web.public_base_urls))
+
+
 CHECKS: list[Callable[[Context], Check]] = [
     check_settings, check_credentials, check_webhooks, check_public_url, check_health,
-    check_database, check_sender, check_queue, check_rules,
+    check_database, check_sender, check_queue, check_rules, check_addresses,
 ]
 
 

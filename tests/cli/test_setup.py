@@ -120,3 +120,23 @@ def test_show_says_per_number_whether_messages_reach_this_bot(runner, resources,
     fake_api.webhook_config.account.update(post_webhook_url=OURS, filters=["onMessageAdded"])
     out = setup(runner, "show")[1]
     assert "yes, twice: the conversation-scoped webhook and the account-wide webhooks" in out
+
+
+def test_doctor_names_a_number_whose_messages_do_not_reach_this_bot(make_app, resources):
+    """The doctor's addresses check: OK with none, FAIL naming the number and the fix."""
+    from app.provisioning import doctor
+    from app.services import services
+
+    app = make_app(PUBLIC_BASE_URL=PUBLIC)
+
+    def check():
+        ctx = doctor.Context(settings=services(app).settings, db=services(app).db)
+        return doctor.run(ctx, [doctor.check_credentials, doctor.check_addresses])[1]
+
+    assert check().status == "OK" and "no address configuration" in check().detail
+    setup(app.test_cli_runner(), "--address", NUMBER)
+    assert check().line() == f"OK   addresses: {NUMBER} reach this bot"
+    resources.address(NUMBER)["auto_creation"]["enabled"] = False
+    assert check().line() == (
+        f"FAIL addresses: {NUMBER}: auto-creation is off: a new customer's message creates "
+        f"no conversation -- fix: flask --app wsgi setup --address {NUMBER}")
