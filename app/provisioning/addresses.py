@@ -203,7 +203,7 @@ def diagnose(client: Client, public: tuple[str, ...]) -> tuple[str, str, str | N
 
 
 def describe(config: Address) -> list[str]:
-    return [f"    {title:<16} {_show(getattr(config, name))}" for name, title in FIELDS]
+    return [f"    {title:<16} {_field(config, name)}" for name, title in FIELDS]
 
 
 def diff(before: Address, after: Address) -> list[str]:
@@ -211,11 +211,17 @@ def diff(before: Address, after: Address) -> list[str]:
     differ, lines = changes(before, after), []
     for name, title in FIELDS:
         if name in differ:
-            lines.append(f"  - {title:<16} {_show(getattr(before, name))}")
-            lines.append(f"  + {title:<16} {_show(getattr(after, name))}")
+            lines.append(f"  - {title:<16} {_field(before, name)}")
+            lines.append(f"  + {title:<16} {_field(after, name)}")
         else:
-            lines.append(f"    {title:<16} {_show(getattr(before, name))}")
+            lines.append(f"    {title:<16} {_field(before, name)}")
     return lines
+
+
+def _field(config: Address, name: str) -> str:
+    if name == "service_sid" and config.service_sid is None:
+        return "(the default service)"
+    return _show(getattr(config, name))
 
 
 def _show(value) -> str:
