@@ -1,12 +1,45 @@
 """HTTP in and out: the blueprints and the one place errors become responses."""
 
-from flask import Flask
+import logging
 
-from . import errors, health, metrics, webhooks
+from flask import Flask, request
+
+from ..services import services
+from ..timeline.counters import DUPLICATES, HourlyCounts
+from . import admin, api, errors, health, metrics, webhooks
+
+log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    register_operator_pages(app)
     errors.register_error_handlers(app)
+
+
+def register_operator_pages(app: Flask) -> None:
+    """The JSON API (/api/) and the dashboard (/admin), only with ADMIN_TOKEN: without it
+    they are 404 and the start-up log says so. Duplicates dropped are counted per hour
+    for their statistics (signature failures: in errors.py)."""
+    counts = app.extensions["hourly_counts"] = HourlyCounts(services(app).db)
+
+    @app.after_request
+    def _count_duplicate(response):
+        if request.blueprint == "webhooks" and \
+                response.headers.get("X-Webhook-Outcome") == "duplicate":
+            counts.add(DUPLICATES)
+        return response
+
+    token = services(app).settings.web.admin_token
+    if not token:
+        if app.config["SERVING"]:
+            log.info("dashboard (/admin) and API (/api/) are off: set ADMIN_TOKEN to turn "
+                     "them on")
+        return
+    if len(token) < 16:
+        log.warning("ADMIN_TOKEN is shorter than 16 characters: anyone who can reach "
+                    "/admin may guess it")
+    app.register_blueprint(api.bp)
+    admin.register(app)

@@ -1,4 +1,6 @@
-"""The one place errors become HTTP responses: a short plain-text line each.
+"""The one place errors become HTTP responses, shaped for who asked: webhooks and
+everything else a short plain-text line (Twilio reads only the status), `/api/` a JSON
+object `{"error": ..., "status": ...}`, `/admin` a small HTML page.
 
     WebhookError (app/errors.py) -> its .status (403, 400, 413, 415)
     IntegrityError (database)    -> 409  (the event conflicts with what is stored)
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, current_app, request
+from markupsafe import escape
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import WebhookError
+from ..errors import BadSignature, WebhookError
 from ..store.database import DatabaseUnavailable
+from ..timeline.counters import SIGNATURE_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -27,37 +31,56 @@ def plain(message: str, status: int):
     return message + "\n", status, {"Content-Type": "text/plain; charset=utf-8"}
 
 
+_PAGE = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+         '<title>{status}</title></head><body><h1>{status}</h1><p>{message}</p>'
+         '<p><a href="/admin/">Back to the dashboard</a></p></body></html>')
+
+
+def respond(message: str, status: int):
+    """The error as the caller reads it: JSON under /api/, HTML under /admin, else text."""
+    path = request.path
+    if path.startswith("/api/"):
+        return {"error": message, "status": status}, status
+    if path == "/admin" or path.startswith("/admin/"):
+        return (_PAGE.format(status=status, message=escape(message)), status,
+                {"Content-Type": "text/html; charset=utf-8"})
+    return plain(message, status)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Turn every exception a request can raise into a short plain-text response."""
 
     @app.errorhandler(WebhookError)
     def _webhook_error(exc: WebhookError):
+        if isinstance(exc, BadSignature) and "hourly_counts" in current_app.extensions:
+            current_app.extensions["hourly_counts"].add(SIGNATURE_FAILURES)
         return plain(exc.message, exc.status)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        return plain(f"{exc.code} {exc.name}", exc.code or 500)
+        return respond(f"{exc.code} {exc.name}", exc.code or 500)
 
     @app.errorhandler(IntegrityError)
     def _conflict(exc):
         # The pipeline turns the conflicts it knows into outcomes; this is the rest.
         log.warning("event conflicts with stored data: %s", exc.orig.__class__.__name__)
-        return plain("409 Conflict: the event conflicts with data already stored", 409)
+        return respond("409 Conflict: the event conflicts with data already stored", 409)
 
     @app.errorhandler(DataError)
     def _bad_value(exc):
         # The events module bounds what is stored; this is the last line of defence.
         log.warning("value refused by the database: %s", exc.orig.__class__.__name__)
-        return plain("400 Bad Request: a parameter has a value that cannot be stored", 400)
+        return respond("400 Bad Request: a parameter has a value that cannot be stored", 400)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     @app.errorhandler(DatabaseUnavailable)
     def _database_down(exc):
         log.error("database unavailable: %s", exc.orig if hasattr(exc, "orig") else exc)
-        return plain("503 Service Unavailable: database unavailable", 503)
+        return respond("503 Service Unavailable: database unavailable", 503)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
-        return plain("500 Internal Server Error", 500)
+        return respond("500 Internal Server Error", 500)

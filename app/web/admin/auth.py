@@ -1,0 +1,90 @@
+"""Who may see the dashboard: whoever knows ADMIN_TOKEN, once logged in.
+
+The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure when the public
+URL is https, path /admin, 12 hours), signed with a key derived from ADMIN_TOKEN: every
+worker and instance accepts it, and changing the token logs everyone out. Every form
+carries the session's CSRF token; a POST without it is refused (400). The token is
+compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import timedelta
+
+from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
+
+from ...logs import kv
+from ...services import services
+
+log = logging.getLogger(__name__)
+OPEN = ("admin.login", "admin.static")  # reachable without a session
+
+
+def configure_session(app: Flask) -> None:
+    settings = services(app).settings
+    token = settings.web.admin_token
+    app.secret_key = hmac.new(token.encode(), b"conversations-bot admin session",
+                              hashlib.sha256).hexdigest()
+    app.config.update(
+        SESSION_COOKIE_NAME="bot_admin", SESSION_COOKIE_PATH="/admin",
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=any(u.startswith("https://")
+                                  for u in settings.web.public_base_urls),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def install(bp: Blueprint) -> None:
+    bp.app_context_processor(lambda: {"csrf_token": csrf_token})
+
+    @bp.before_request
+    def _guard():
+        if request.method == "POST":
+            sent = request.form.get("csrf", "")
+            if not (session.get("csrf") and hmac.compare_digest(sent, session["csrf"])):
+                log.warning("admin form refused %s", kv(reason="missing or wrong CSRF token",
+                                                        path=request.path,
+                                                        remote=request.remote_addr))
+                abort(400, "the form expired: reload the page and try again")
+        if request.endpoint not in OPEN and not session.get("admin"):
+            return redirect(url_for("admin.login", next=request.full_path))
+        return None
+
+    @bp.route("/login", methods=["GET", "POST"])
+    def login():
+        error = None
+        if request.method == "POST":
+            token = services().settings.web.admin_token
+            sent = request.form.get("token", "")
+            if hmac.compare_digest(sent.encode(), token.encode()):
+                session.clear()
+                session.permanent = True
+                session["admin"] = True
+                session["csrf"] = secrets.token_urlsafe(32)
+                log.info("admin login %s", kv(remote=request.remote_addr))
+                return redirect(_safe_next(request.args.get("next")))
+            log.warning("admin login refused %s", kv(reason="wrong token",
+                                                     remote=request.remote_addr))
+            error = "That is not the admin token."
+        return render_template("admin/login.html", error=error), 401 if error else 200
+
+    @bp.post("/logout")
+    def logout():
+        session.clear()
+        return redirect(url_for("admin.login"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this dashboard: never an open redirect to another site."""
+    if target and target.startswith("/admin") and "//" not in target and "\\" not in target:
+        return target
+    return url_for("admin.overview")
