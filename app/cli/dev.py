@@ -1,46 +1,70 @@
-"""Development: sign a realistic webhook and post it, as Twilio would."""
+"""Development and smoke tests: sign a webhook as Twilio would and post it, here or to a
+deployed server (through its proxy)."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
+from pathlib import Path
+from urllib.parse import parse_qsl
 
 import click
 import requests
 from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from ..pipeline import samples
 from ..pipeline.events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS
 from ..services import services
 
+REQUEST_ID_HEADER = "X-Request-Id"
+
 
 @click.command("send-event")
 @with_appcontext
-@click.argument("event_type", type=click.Choice(sorted(KNOWN_EVENTS)), default="onMessageAdded")
+@click.argument("event_type", type=click.Choice(sorted(KNOWN_EVENTS)), required=False)
 @click.option("--body", default="Hello, I need help", help="Message body.")
 @click.option("--author", default="+15558675310", help="Message author (E.164, whatsapp:+..., identity).")
 @click.option("--conversation", "conversation_sid", help="Conversation SID (default: a new one).")
 @click.option("--message-sid", help="Message SID (default: a new one). Repeat it to see deduplication.")
 @click.option("--status", default="delivered", help="Status for onDeliveryUpdated.")
 @click.option("--error-code", default="0", help="ErrorCode for onDeliveryUpdated.")
+@click.option("--payload", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Replay a recorded payload: a form-encoded body as captured, or a JSON "
+                   "object of parameters. EVENT_TYPE, if given, replaces its EventType.")
 @click.option("--param", "extra", multiple=True, metavar="NAME=VALUE", help="Extra or overriding parameter.")
-@click.option("--url", help="Webhook URL (default: PUBLIC_BASE_URL or http://127.0.0.1:5000, plus the path).")
+@click.option("--url", help="Post to exactly this URL, signed for it (default: PUBLIC_BASE_URL "
+                            "or http://127.0.0.1:5000, plus the path).")
 @click.option("--curl", "show_curl", is_flag=True, help="Also print the equivalent curl command.")
 @click.option("--dry", is_flag=True, help="Print the curl command only; send nothing.")
 def send_event(event_type, body, author, conversation_sid, message_sid, status, error_code,
-               extra, url, show_curl, dry):
-    """Sign a realistic EVENT_TYPE webhook with the configured token and post it."""
+               payload, extra, url, show_curl, dry):
+    """Sign an EVENT_TYPE webhook (default onMessageAdded), or a recorded one, with the
+    configured token (the Auth Token; in dry-run mode the development token) and post it."""
     bot = services()
+    overrides = dict(item.split("=", 1) for item in extra if "=" in item)
+    if payload:
+        params = read_payload(payload)
+        if event_type:
+            params["EventType"] = event_type
+        for name, value in overrides.items():
+            params[name] = value
+        event_type = params.get("EventType")
+        if not event_type:
+            raise click.UsageError(f"{payload} has no EventType: give EVENT_TYPE")
+    else:
+        event_type = event_type or "onMessageAdded"
+        params = MultiDict(samples.build(
+            event_type, account_sid=bot.settings.twilio.account_sid or "AC" + "0" * 32,
+            body=body, author=author, conversation_sid=conversation_sid,
+            message_sid=message_sid, status=status, error_code=error_code, extra=overrides))
     path = "/webhooks/conversations" + ("/pre" if event_type in PRE_EVENTS else "")
     public = bot.settings.web.public_base_urls
     url = url or (public[0] if public else "http://127.0.0.1:5000") + path
-    params = samples.build(
-        event_type, account_sid=bot.settings.twilio.account_sid or "AC" + "0" * 32, body=body,
-        author=author, conversation_sid=conversation_sid, message_sid=message_sid,
-        status=status, error_code=error_code,
-        extra=dict(item.split("=", 1) for item in extra if "=" in item))
     headers = {
+        # Twilio signs the exact URL it calls, query string included: so does this.
         "X-Twilio-Signature": RequestValidator(bot.signing_token).compute_signature(url, params),
         IDEMPOTENCY_HEADER: samples.idempotency_token(),
         "User-Agent": "TwilioProxy/1.1",
@@ -50,24 +74,54 @@ def send_event(event_type, body, author, conversation_sid, message_sid, status, 
     if dry:
         return
     try:
-        response = requests.post(url, data=params, headers=headers, timeout=10)
+        response = requests.post(url, data=list(params.items(multi=True)), headers=headers,
+                                 timeout=10, allow_redirects=False)
     except requests.RequestException as exc:
         click.echo(f"could not reach {url}: {exc}", err=True)
         sys.exit(1)
     click.echo(f"HTTP {response.status_code} {response.reason}")
-    outcome = response.headers.get("X-Webhook-Outcome")
-    if outcome:
-        click.echo(f"outcome: {outcome}")
+    for title, header in (("outcome", "X-Webhook-Outcome"), ("request id", REQUEST_ID_HEADER),
+                          ("redirected to", "Location")):
+        if response.headers.get(header):
+            click.echo(f"{title}: {response.headers[header]}")
     if response.text.strip():
-        click.echo(response.text.strip())
+        click.echo(response.text.strip()[:2000])
     sys.exit(0 if response.ok else 1)
 
 
-def curl_command(url: str, params: dict, headers: dict) -> str:
+def read_payload(path: Path) -> MultiDict:
+    """A recorded webhook's parameters, in order, repeated names kept: a form-encoded body
+    (`EventType=onMessageAdded&Body=...`) or a JSON object (a list value: repeated)."""
+    text = path.read_text(encoding="utf-8").strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"{path}: not valid JSON: {exc}") from None
+        params = MultiDict()
+        for name, value in data.items():
+            for item in value if isinstance(value, list) else [value]:
+                if item is not None:
+                    params.add(name, _text(item))
+        return params
+    try:
+        return MultiDict(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+    except ValueError as exc:
+        raise click.BadParameter(f"{path}: neither JSON nor a form-encoded body: {exc}") \
+            from None
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def curl_command(url: str, params: MultiDict, headers: dict) -> str:
     parts = ["curl", "-i", "-X", "POST", shlex.quote(url)]
     for name, value in headers.items():
         parts += ["-H", shlex.quote(f"{name}: {value}")]
-    for name, value in params.items():
+    for name, value in params.items(multi=True):
         parts += ["--data-urlencode", shlex.quote(f"{name}={value}")]
     return " \\\n  ".join([" ".join(parts[:5])] + [
         " ".join(parts[i:i + 2]) for i in range(5, len(parts), 2)])
