@@ -103,11 +103,9 @@ def _verdict(hooks, public_base_urls, needed) -> str:
     if not webhooks.serves(hooks.post_url, public_base_urls, WEBHOOK_PATH):
         return "not this server (PUBLIC_BASE_URL: " + (", ".join(public_base_urls)
                                                        or "not set") + ")"
-    missing = hooks.missing(needed)
-    if missing:
-        return f"this server, but without the filters {', '.join(missing)}"
-    if (hooks.method or "").upper() != "POST":
-        return f"this server, but with method {hooks.method} (POST is needed)"
+    problem = webhooks.problem(hooks, needed)
+    if problem:
+        return f"this server, but {problem}"
     return "this server, with every filter it handles"
 
 

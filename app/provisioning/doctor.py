@@ -134,7 +134,7 @@ def check_webhooks(ctx: Context) -> Check:
                     f"(account-wide: {account.post_url or 'none'})", CONFIGURE)
     for hooks in ours:
         option = "" if hooks.scope == ACCOUNT else f" --service {hooks.scope}"
-        problem = _misconfigured(hooks, needed)
+        problem = webhooks.problem(hooks, needed)
         if problem:
             return fail(name, f"{hooks.label} points here {problem}", CONFIGURE + option)
     elsewhere = [h for h in services if h.has_own_urls and h not in ours]
@@ -145,16 +145,6 @@ def check_webhooks(ctx: Context) -> Check:
                     f"{CONFIGURE} --service {elsewhere[0].scope}, if they should")
     return ok(name, f"{', '.join(h.label for h in ours)} -> {ours[0].post_url} "
               f"({', '.join(needed)})")
-
-
-def _misconfigured(hooks: webhooks.Hooks, needed: tuple[str, ...]) -> str | None:
-    if hooks.missing(needed):
-        return f"without the filters {', '.join(hooks.missing(needed))}"
-    if (hooks.method or "").upper() != "POST":
-        return f"with method {hooks.method} (POST is needed)"
-    if hooks.scope == ACCOUNT and hooks.target not in (None, "webhook"):
-        return f"but its target is {hooks.target!r}, not webhook"
-    return None
 
 
 def check_public_url(ctx: Context) -> Check:
@@ -223,7 +213,7 @@ def check_sender(ctx: Context) -> Check:
         live, newest, now = conn.execute(query, {"minus_lease": -lease}).one()
     if live:
         return ok("sender", f"{live} alive (last heartbeat {_ago(now, newest)} ago)")
-    seen = f"the last one {_ago(now, newest)} ago" if newest else "none ever"
+    seen = f"the last one {_ago(now, newest)} ago" if newest else "none recorded"
     return fail("sender", f"no sender is running (no heartbeat within SEND_LEASE, {lease} s; "
                 f"{seen})",
                 "run web processes with SENDER_IN_PROCESS=true (the default), or a "

@@ -220,6 +220,17 @@ def serves(url: str | None, public_base_urls: tuple[str, ...], path: str) -> boo
     return origin(url) in origins and urlsplit(url).path.rstrip("/") == path
 
 
+def problem(hooks: Hooks, needed: tuple[str, ...]) -> str | None:
+    """What keeps a scope that posts here from serving this server (None: nothing)."""
+    if hooks.missing(needed):
+        return f"without the filters {', '.join(hooks.missing(needed))}"
+    if (hooks.method or "").upper() != "POST":
+        return f"with method {hooks.method} (POST is needed)"
+    if hooks.scope == ACCOUNT and hooks.target not in (None, "webhook"):
+        return f"with target {hooks.target!r} (webhook is needed)"
+    return None
+
+
 def url_problems(url: str, public_base_urls: tuple[str, ...]) -> list[str]:
     """Why Twilio's webhooks to `url` would not reach this server, or should not go there."""
     parts = urlsplit(url)

@@ -221,7 +221,7 @@ def test_no_live_sender_fails(healthy, make_app):
         conn.execute(Sender.__table__.delete())
     status, lines = doctor(healthy)
     assert status == 1 and "no sender is running" in lines["sender"]
-    assert "none ever" in lines["sender"] and "SENDER_IN_PROCESS" in lines["sender"]
+    assert "none recorded" in lines["sender"] and "SENDER_IN_PROCESS" in lines["sender"]
     heartbeat(healthy, seconds_ago=600)
     status, lines = doctor(healthy)
     assert status == 1 and "the last one 10 min ago" in lines["sender"]
