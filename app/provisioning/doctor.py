@@ -117,7 +117,7 @@ def check_webhooks(ctx: Context) -> Check:
     name = "webhooks"
     public = ctx.settings.web.public_base_urls
     if not ctx.passed("credentials"):
-        return warn(name, "not checked: Twilio's credentials did not work")
+        return warn(name, "not checked: no working credentials")
     if not public:
         return fail(name, "cannot tell which URL is ours: PUBLIC_BASE_URL is not set",
                     "set PUBLIC_BASE_URL, then " + CONFIGURE)
