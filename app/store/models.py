@@ -62,8 +62,11 @@ class ProcessedEvent(Base):
     """One webhook that was claimed and handled; its key makes replays no-ops."""
 
     __tablename__ = "processed_events"
-    __table_args__ = (  # a conversation's timeline, newest first
-        Index("ix_processed_events_conversation", "conversation_sid", "received_at"),)
+    __table_args__ = (
+        Index("ix_processed_events_conversation", "conversation_sid", "received_at"),
+        # Pruning by age, and a period's outcomes and decisions from the index alone.
+        Index("ix_processed_events_received", "received_at", "outcome_kind", "reason"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), unique=True)
@@ -75,7 +78,7 @@ class ProcessedEvent(Base):
     # An inbound message's auto-reply decision: its reason code and the rule that fired.
     reason: Mapped[str | None] = mapped_column(String(32))
     rule: Mapped[str | None] = mapped_column(String(RULE_LENGTH))
-    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 UNCONFIRMED = text(
@@ -100,7 +103,10 @@ class Reply(Base):
         # queueing a reply (the webhook's hot path) never touches it.
         Index("ix_replies_receipt_backfill", "sent_at",
               sqlite_where=UNCONFIRMED, postgresql_where=UNCONFIRMED),
-        Index("ix_replies_sent_at", "sent_at"),  # the dashboard's sending pace
+        # The sending pace and a period's reply latency, from the index alone.
+        Index("ix_replies_sent", "sent_at", "created_at"),
+        # Pruning by age, and a period's outcomes (and failures) from the index alone.
+        Index("ix_replies_created", "created_at", "status", "delivery_status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -131,7 +137,7 @@ class Reply(Base):
     # The error of a receipt that failed (any participant's), kept even when another
     # participant's receipt, or a later one, says delivered or read.
     delivery_error_code: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     receipts_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
 

@@ -1,4 +1,4 @@
-"""receipt history, kept receipt errors, hourly counts, timeline and pace indexes
+"""receipt history, kept receipt errors, hourly counts, timeline and covering indexes
 
 Revision ID: 0006
 Revises: 0005
@@ -40,17 +40,28 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('error_status', sa.String(length=16), nullable=True))
     with op.batch_alter_table('replies', schema=None) as batch_op:
         batch_op.add_column(sa.Column('delivery_error_code', sa.Integer(), nullable=True))
-        batch_op.create_index('ix_replies_sent_at', ['sent_at'], unique=False)
+        batch_op.create_index('ix_replies_sent', ['sent_at', 'created_at'], unique=False)
+        # Wider than the index it replaces (same count of indexes per write).
+        batch_op.create_index('ix_replies_created', ['created_at', 'status', 'delivery_status'],
+                              unique=False)
+        batch_op.drop_index('ix_replies_created_at')
     with op.batch_alter_table('processed_events', schema=None) as batch_op:
         batch_op.create_index('ix_processed_events_conversation',
                               ['conversation_sid', 'received_at'], unique=False)
+        batch_op.create_index('ix_processed_events_received',
+                              ['received_at', 'outcome_kind', 'reason'], unique=False)
+        batch_op.drop_index('ix_processed_events_received_at')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('processed_events', schema=None) as batch_op:
+        batch_op.create_index('ix_processed_events_received_at', ['received_at'], unique=False)
+        batch_op.drop_index('ix_processed_events_received')
         batch_op.drop_index('ix_processed_events_conversation')
     with op.batch_alter_table('replies', schema=None) as batch_op:
-        batch_op.drop_index('ix_replies_sent_at')
+        batch_op.create_index('ix_replies_created_at', ['created_at'], unique=False)
+        batch_op.drop_index('ix_replies_created')
+        batch_op.drop_index('ix_replies_sent')
         batch_op.drop_column('delivery_error_code')
     with op.batch_alter_table('delivery_receipts', schema=None) as batch_op:
         batch_op.drop_column('error_status')
