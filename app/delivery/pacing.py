@@ -4,8 +4,10 @@ Twilio bounds an account's concurrent REST calls (about 100; beyond that, 429 wi
 error 20429). A sender's *share* of TWILIO_CONCURRENCY_LIMIT (registry.py) is the most
 it may ever hold in flight; within it, the *window* adapts like TCP's congestion window
 (AIMD): a 429 halves it (once per round of calls: the 429s of calls already in flight
-when it was halved do not halve it again), each success grows it by 1/window (about one
-call per round), and a Retry-After pauses new calls until then. The window is logged
+when it was halved do not halve it again), each success grows it by 1/(2 x window x live
+senders) (about one call per two rounds across all senders: N senders probe the
+account's limit no faster than one would, and slowly, since each probe past the limit
+costs a 429), and a Retry-After pauses new calls until then. The window is logged
 when its whole number changes.
 """
 
@@ -17,6 +19,7 @@ import time
 from ..logs import kv
 
 log = logging.getLogger(__name__)
+GROWTH = 0.5  # calls added per round of successful calls, across all senders
 
 
 class Window:
@@ -26,6 +29,7 @@ class Window:
     def __init__(self, share: int = 0, *, bound: int | None = None, clock=time.monotonic):
         self.share = share  # from the registry: never hold more than this
         self.bound = bound  # SENDER_CONCURRENCY, an optional cap per process
+        self.senders = 1  # live senders sharing the limit (from the registry)
         self._clock = clock
         self._window = float(self._cap())  # starts at the full share: no slow start
         self._decreased_at = float("-inf")
@@ -46,19 +50,28 @@ class Window:
     def window(self) -> float:
         return self._window
 
-    def resize(self, share: int) -> None:
+    def resize(self, share: int, senders: int = 1, peers_window: int | None = None) -> None:
         """The registry's new share: the window keeps its size, within the new cap (a
-        grown share is filled by successes, or at once if the window was at the cap)."""
+        grown share is filled by successes, or at once if the window was at the cap).
+        A first share starts at the other senders' window when they have one: a sender
+        joining while Twilio throttles starts where the others found the limit."""
+        self.senders = max(1, senders)
+        if share == self.share:
+            return
+        first = self.share == 0 and self._window == 0
         at_cap = self._window >= self._cap()
         self.share = share
         cap = self._cap()
         self._window = float(cap) if at_cap else min(self._window, float(cap))
+        if first and peers_window:
+            self._window = float(max(1, min(cap, peers_window)))
         self._report("share changed")
 
     def succeeded(self) -> None:
         cap = self._cap()
         if self._window < cap:
-            self._window = min(float(cap), self._window + 1.0 / max(self._window, 1.0))
+            step = GROWTH / (max(self._window, 1.0) * self.senders)
+            self._window = min(float(cap), self._window + step)
             self._report("calls succeed")
 
     def throttled(self, started_at: float, retry_after: float | None) -> None:

@@ -48,6 +48,7 @@ def new_id() -> str:
 class Beat:
     share: int  # calls this sender may hold in flight until its next beat
     live: int  # live senders, this one included
+    peers_window: int | None = None  # the others' mean adaptive window (None: alone)
 
 
 @cache
@@ -64,7 +65,7 @@ def _upsert(dialect_name: str):
 
 @cache
 def _live(dialect_name: str):
-    return (select(SENDERS.c.id, SENDERS.c.share)
+    return (select(SENDERS.c.id, SENDERS.c.share, SENDERS.c.concurrency)
             .where(SENDERS.c.heartbeat_at > clock.later(dialect_name, "stale"))
             .order_by(SENDERS.c.id))
 
@@ -95,7 +96,9 @@ def beat(conn: Connection, sender_id: str, *, limit: int, held: int, in_flight: 
     free = limit - sum(r.share for r in rows if r.id != sender_id)
     share = max(0, min(fair, free))
     conn.execute(_PUBLISH, {"sender_id": sender_id, "share": max(share, held, in_flight)})
-    return Beat(share=share, live=len(ids))
+    peers = [r.concurrency for r in rows if r.id != sender_id]
+    return Beat(share=share, live=len(ids),
+                peers_window=round(sum(peers) / len(peers)) if peers else None)
 
 
 def leave(conn: Connection, sender_id: str) -> None:

@@ -205,11 +205,10 @@ class Sender:
         beat = await asyncio.to_thread(self._beat_in_db, window.share, self._in_flight,
                                        window.limit, self.sent)
         self._last_beat = time.monotonic()
-        if beat.share != window.share:
-            grew = beat.share > window.share
-            window.resize(beat.share)
-            if grew:
-                self._wakeup.set()
+        grew = beat.share > window.share
+        window.resize(beat.share, beat.live, beat.peers_window)
+        if grew:
+            self._wakeup.set()
 
     def _beat_in_db(self, held: int, in_flight: int, concurrency: int, sent: int):
         with self.db.transaction() as conn:

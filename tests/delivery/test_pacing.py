@@ -31,7 +31,7 @@ def test_a_429_halves_once_per_round_and_successes_grow_it_back():
     assert window.limit == 20
     window.throttled(clock.now, None)  # begun after it: Twilio still says too many
     assert window.limit == 10
-    for _ in range(11):  # a round of about 10 successes: one more call
+    for _ in range(21):  # two rounds of about 10 successes: one more call
         window.succeeded()
     assert window.limit == 11
     for _ in range(2000):
@@ -68,3 +68,12 @@ def test_a_new_share_and_the_per_process_bound():
     assert unbounded.limit == 0  # no share yet: no calls
     unbounded.resize(25)
     assert unbounded.limit == 25
+
+
+def test_a_first_share_starts_at_the_other_senders_window():
+    window = Window(0)
+    window.resize(10, senders=2, peers_window=4)  # the others found Twilio's limit
+    assert window.limit == 4
+    alone = Window(0)
+    alone.resize(10, senders=1)
+    assert alone.limit == 10

@@ -21,19 +21,6 @@ from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
 from tests.tcp_proxy import TcpProxy
 
 
-@pytest.fixture
-def server_env(tmp_path, database_url, fake_api):
-    env = {
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": database_url,
-        "INSTANCE_DIR": tmp_path, "SENDER_POLL_SECONDS": "0.1",
-        "SEND_BACKOFF_SECONDS": "0.05", "SEND_BACKOFF_MAX_SECONDS": "0.5",
-        "SEND_MAX_ATTEMPTS": "100", "TWILIO_HTTP_TIMEOUT": "5", "SEND_LEASE": "3s",
-    }
-    assert flask_cli(env, "db", "upgrade").returncode == 0
-    return env
-
-
 def post(server_url, params):
     url = server_url + "/webhooks/conversations"
     return requests.post(url, data=params, timeout=10,

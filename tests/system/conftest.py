@@ -1,0 +1,21 @@
+"""Fixtures for the real-server tests."""
+
+import pytest
+
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+from tests.servers import flask_cli
+
+
+@pytest.fixture
+def server_env(tmp_path, database_url, fake_api):
+    """Settings for gunicorn and sender processes on the test database and the fake API,
+    with short polls, backoffs and leases; the schema is migrated first."""
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": database_url,
+        "INSTANCE_DIR": tmp_path, "SENDER_POLL_SECONDS": "0.1",
+        "SEND_BACKOFF_SECONDS": "0.05", "SEND_BACKOFF_MAX_SECONDS": "0.5",
+        "SEND_MAX_ATTEMPTS": "100", "TWILIO_HTTP_TIMEOUT": "5", "SEND_LEASE": "3s",
+    }
+    assert flask_cli(env, "db", "upgrade").returncode == 0
+    return env
