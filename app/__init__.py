@@ -26,6 +26,7 @@ from . import cli, logs, web
 from .autoreply import Policy, RulesError, load_rules
 from .delivery.async_client import make_async_client
 from .delivery.client import make_client
+from .delivery.media import MediaLibrary
 from .delivery.sender import Sender
 from .handlers import build_router
 from .jobs.catchup import CatchUp
@@ -78,7 +79,8 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.database.url, timeout=settings.database.timeout)
     client = make_client(settings.twilio)
     sender = Sender(db, client, settings.sender, make_api=partial(
-        make_async_client, settings.twilio, pool_size=settings.sender.concurrency_limit))
+        make_async_client, settings.twilio, pool_size=settings.sender.concurrency_limit),
+        media=MediaLibrary(db, settings.twilio))
     policy = build_policy(settings.bot)
     processor = Processor(db, build_router(), policy, on_commit=sender.wake)
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)

@@ -17,11 +17,7 @@ It wakes at once when a reply is queued in this process, and polls every
 SENDER_POLL_SECONDS for the rest (retries that became due, replies queued by other
 processes, leases left by a sender that died). Stopping, it lets the calls in flight
 finish for up to STOP_GRACE_SECONDS and releases the replies of those that do not.
-
-Two refusals are settled here. WhatsApp free text more than 24 hours after the customer
-wrote fails without asking Twilio (it would refuse it, 63016). A send Twilio refuses
-because the customer replied STOP (21610) fails with the customer's opt-out recorded in
-the same transaction, so that no rule answers them again until they opt in.
+One reply's attempt, and how each outcome is settled, is attempt.py.
 """
 
 from __future__ import annotations
@@ -31,27 +27,20 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import SenderSettings
 
 from ..logs import kv
+from ..observability.logs import log_context
 from ..store.database import Database
-from . import marker, opt_outs, outbox, registry
-from .async_client import Throttled
-from .client import ApiError
-from .error_codes import describe
+from . import outbox, registry
+from .attempt import Attempts
 from .pacing import Window
 
 log = logging.getLogger(__name__)
 
-# https://www.twilio.com/docs/api/errors/21610 and /63016
-OPTED_OUT = 21610  # the recipient replied STOP: record it, never retry
-OUTSIDE_WINDOW = 63016  # WhatsApp free text more than 24 h after the customer wrote
-WHATSAPP = "WHATSAPP"
-WHATSAPP_WINDOW = timedelta(hours=24)
 STOP_GRACE_SECONDS = 20.0  # under the supervisor's 25 s and gunicorn's graceful_timeout
 DB_THREADS = 4
 
@@ -59,16 +48,14 @@ DB_THREADS = 4
 class Sender:
     name = "sender"
 
-    def __init__(self, db: Database, client, settings: SenderSettings, make_api):
+    def __init__(self, db: Database, client, settings: SenderSettings, make_api, media=None):
         self.db = db
+        self.attempts = Attempts(db, settings, media)
         self.client = client  # the blocking client (tests, maintenance); sends use make_api()
         self.make_api = make_api  # a new async client, made inside the running loop
         self.limit = settings.concurrency_limit
         self.bound = settings.max_per_process
         self.poll_seconds = settings.poll_seconds
-        self.max_attempts = settings.max_attempts
-        self.backoff_base = settings.backoff_seconds
-        self.backoff_cap = settings.backoff_max_seconds
         self.lease_seconds = settings.lease_seconds
         self.id = registry.new_id()
         self.sent = 0
@@ -228,9 +215,11 @@ class Sender:
 
     async def _send_and_release(self, api, item: outbox.LeasedReply) -> None:
         try:
-            await self._send(api, item)
+            with log_context(conversation_sid=item.conversation_sid,
+                             message_sid=item.in_reply_to, request_id=item.request_id):
+                await self._send(api, item)
         except asyncio.CancelledError:  # stopping, and the call outlived the grace period
-            await self._release(item)
+            await self.attempts.release(item, self._stopping)
         except SQLAlchemyError as exc:
             log.warning("could not record the outcome of reply %s (database: %s); it will be "
                         "taken over when its lease ends", item.id, exc.__class__.__name__)
@@ -242,116 +231,10 @@ class Sender:
                 self._wakeup.set()
 
     async def _send(self, api, item: outbox.LeasedReply) -> None:
-        """Send one leased reply and record the outcome."""
-        started = time.monotonic()
-        try:
-            sid = await self._already_sent(api, item) if item.may_exist else None
-            if sid is None and outside_whatsapp_window(item):
-                await self._refuse_free_text(item)
-                return
-            if sid is None:
-                sid = await api.send_message(
-                    item.conversation_sid, author=item.author, body=item.body,
-                    attributes=item.attributes, content_sid=item.content_sid,
-                    content_variables=item.content_variables)
-        except Throttled as exc:
-            await self._throttled(item, exc, started)
-            return
-        except ApiError as exc:
-            await self._record_failure(item, exc)
-            return
-        self._window.succeeded()
-        kept = await self._record(outbox.mark_sent, item, sid)
-        self.sent += 1
-        if self._loop is not None:  # the conversation's next reply is due in a moment
-            self._loop.call_later(outbox.PACE_SECONDS, self._wake_loop)
-        log.info("reply sent %s", kv(
-            reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
-            message_sid=sid, attempt=item.attempt, content_sid=item.content_sid,
-            dry_run=api.dry_run or None,
-            note=None if kept else "another sender took the reply over meanwhile"))
-
-    async def _record(self, settle, item: outbox.LeasedReply, *args) -> bool:
-        """Record a send's outcome, riding out a short database outage within the lease.
-
-        Twilio has the reply already: if recording gave up at once, the reply would sit
-        until its lease ends. Raises the last error if the database stays away.
-        """
-        deadline = time.monotonic() + self.lease_seconds / 2
-        delay = 0.2
-        while True:
-            try:
-                return await asyncio.to_thread(
-                    self.db.group_commit.run, lambda conn: settle(conn, item, *args))
-            except SQLAlchemyError:
-                if time.monotonic() + delay > deadline or self._stopping.is_set():
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _already_sent(self, api, item: outbox.LeasedReply) -> str | None:
-        """Find the reply among the conversation's newest messages, if Twilio has it already.
-
-        Closes the at-least-once window: a timeout, a 5xx or a dead sender can hide that
-        Twilio accepted the reply; the reply's `inReplyTo` attribute identifies it.
-        """
-        for message in await api.recent_messages(item.conversation_sid, limit=50):
-            if marker.replied_to(message.attributes) == item.in_reply_to:
-                log.info("reply found already sent %s", kv(
-                    reply_id=item.id, message_sid=message.sid))
-                return message.sid
-        return None
-
-    async def _throttled(self, item: outbox.LeasedReply, exc: Throttled, started: float) -> None:
-        """429: fewer calls at once, and this reply again after Retry-After (or a first
-        retry's backoff); the attempt does not count, since Twilio did nothing."""
-        self._window.throttled(started, exc.retry_after)
-        delay = exc.retry_after or outbox.backoff(1, self.backoff_base, self.backoff_cap)
-        await self._record(outbox.mark_untried, item, delay, exc.code, exc.message)
-        log.warning("reply throttled by Twilio, will retry %s", kv(
-            reply_id=item.id, conversation=item.conversation_sid, code=exc.code,
-            retry_in=f"{delay:.2f}s", concurrency=self._window.limit))
-
-    async def _release(self, item: outbox.LeasedReply) -> None:
-        """Stopping mid-call: queue the reply again now (the next attempt looks at Twilio
-        first, since this one may have reached it)."""
-        try:
-            await self._record(outbox.mark_retry, item, 0.0, None,
-                               "sender stopped while the call was in flight")
-            log.warning("reply released by a stopping sender %s", kv(reply_id=item.id))
-        except SQLAlchemyError:
-            pass  # its lease runs out and another sender takes it over
-
-    async def _record_failure(self, item: outbox.LeasedReply, exc: ApiError) -> None:
-        fields = dict(reply_id=item.id, conversation=item.conversation_sid,
-                      in_reply_to=item.in_reply_to, attempt=item.attempt,
-                      status=exc.status, code=exc.code, error=exc.message)
-        if item.retry_from:  # requeued: say which attempt of the new round this was
-            fields["attempt_in_round"] = item.attempt_in_round
-        # A round is SEND_MAX_ATTEMPTS attempts; an operator's requeue starts another.
-        if exc.transient and item.attempt_in_round < self.max_attempts:
-            delay = outbox.backoff(item.attempt_in_round, self.backoff_base, self.backoff_cap)
-            await self._record(outbox.mark_retry, item, delay, exc.code, exc.message)
-            log.warning("reply send failed, will retry %s", kv(**fields, retry_in=f"{delay:.2f}s"))
-            return
-        if exc.code == OPTED_OUT:
-            await self._record(_failed_and_opted_out, item, exc.code, exc.message)
-            fields["opted_out"] = ",".join(a for a in item.addresses if a) or None
-        else:
-            await self._record(outbox.mark_failed, item, exc.code, exc.message)
-        reason = "gave up after retries" if exc.transient else "permanent error"
-        log.error("reply failed %s", kv(**fields, reason=reason, meaning=describe(exc.code)))
-
-    async def _refuse_free_text(self, item: outbox.LeasedReply) -> None:
-        """Fail a WhatsApp text reply that is too late: Twilio would refuse it (63016)."""
-        message = (f"outside WhatsApp's 24-hour window: free text not sent (the customer "
-                   f"wrote at {item.message_at:%Y-%m-%d %H:%M:%S} UTC; only an approved "
-                   f"template may go out now)")
-        await self._record(outbox.mark_failed, item, OUTSIDE_WINDOW, message)
-        log.error("reply failed %s", kv(
-            reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
-            attempt=item.attempt, code=OUTSIDE_WINDOW, reason="outside WhatsApp's 24-hour window",
-            meaning=describe(OUTSIDE_WINDOW)))
+        if await self.attempts.send(api, item, self._window, self._stopping):
+            self.sent += 1
+            if self._loop is not None:  # the conversation's next reply is due in a moment
+                self._loop.call_later(outbox.PACE_SECONDS, self._wake_loop)
 
     # -- in the caller's thread (tests, maintenance) -------------------------------
 
@@ -383,26 +266,3 @@ class Sender:
             await self._send(api, item)
         finally:
             await api.close()
-
-
-def outside_whatsapp_window(item: outbox.LeasedReply) -> bool:
-    """Whether the reply is WhatsApp free text more than 24 h after the customer wrote.
-
-    "Now" is the database's clock when the reply was leased (`leased_at`), a moment
-    before this send: the sender host's clock may be off, the database's is the one
-    every host shares (store/clock.py). A template (`content_sid`) may go out any time.
-    """
-    if item.content_sid or item.message_at is None or item.leased_at is None:
-        return False
-    if (item.channel or "").upper() != WHATSAPP:
-        return False
-    return item.leased_at - item.message_at > WHATSAPP_WINDOW
-
-
-def _failed_and_opted_out(conn, item: outbox.LeasedReply, code: int, message: str) -> bool:
-    """Mark the reply failed and record its customer's opt-out, in one transaction."""
-    kept = outbox.mark_failed(conn, item, code, message)
-    # Recorded even if another sender took the reply over: Twilio's refusal is a fact.
-    opt_outs.record(conn, item.addresses, error_code=code,
-                    conversation_sid=item.conversation_sid)
-    return kept

@@ -98,20 +98,20 @@ def test_connection_errors_are_retried(app, client, sender, fake_api):
 @pytest.mark.parametrize("status, code", [(400, 21610), (403, 20003), (404, 20404)])
 def test_permanent_errors_fail_without_retry(app, client, sender, fake_api, caplog, status, code):
     """Other 4xx are final: marked failed with Twilio's code, logged at ERROR, not retried."""
-    caplog.set_level(logging.ERROR, logger="app.delivery.sender")
+    caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.fail(1, status=status, code=code)
     post_event(client, message_added())
     sender.run_until_idle()
     reply = the_reply(app)
     assert (reply.status, reply.attempts, reply.error_code) == ("failed", 1, code)
-    [record] = [r for r in caplog.records if r.name == "app.delivery.sender"]
+    [record] = [r for r in caplog.records if r.name == "app.delivery.attempt"]
     assert f"code={code}" in record.getMessage() and "permanent" in record.getMessage()
     assert fake_api.created == []
 
 
 def test_gives_up_after_max_attempts(app, client, sender, fake_api, caplog):
     """A transient error that never passes fails after SEND_MAX_ATTEMPTS (4 here)."""
-    caplog.set_level(logging.ERROR, logger="app.delivery.sender")
+    caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.fail(10, status=503)
     post_event(client, message_added())
     sender.run_until_idle()
@@ -184,14 +184,14 @@ def test_in_process_sender_replies_without_waiting_for_a_poll(make_app, fake_api
 
 def test_answer_that_is_not_json_fails_at_once(app, client, sender, fake_api, caplog):
     """A 201 whose body is not Twilio's JSON is permanent: one request, marked failed, logged."""
-    caplog.set_level(logging.ERROR, logger="app.delivery.sender")
+    caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.garble(1)
     post_event(client, message_added())
     assert sender.run_until_idle() == 1
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("failed", 1)
     assert len(fake_api.requests) == 1
-    [record] = [r for r in caplog.records if r.name == "app.delivery.sender"]
+    [record] = [r for r in caplog.records if r.name == "app.delivery.attempt"]
     assert "permanent" in record.getMessage() and "JSON" in record.getMessage()
 
 
@@ -304,3 +304,23 @@ def test_replies_of_different_conversations_go_out_together(make_app, fake_api, 
     finally:
         services(app).supervisor.stop()
     assert not together.broken
+
+
+# -- media ----------------------------------------------------------------------------
+
+def test_a_reply_with_media_is_sent_with_its_media_sid_uploaded_once(app, sender, fake_api,
+                                                                      queue, tmp_path):
+    """The rules' media file goes to Twilio's Media Content Service once; every reply
+    carries its MediaSid (the message API takes no URL), text optional."""
+    from tests.delivery.test_media import PNG
+
+    picture = tmp_path / "hours.png"
+    picture.write_bytes(PNG)
+    for body in ("We're open 9-5.", None):
+        queue(fake_api.add_conversation(), body=body, media=str(picture))
+    assert sender.run_until_idle() == 2
+    media_sids = {c.form.get("MediaSid") for c in fake_api.created}
+    assert len(media_sids) == 1 and next(iter(media_sids)).startswith("ME")
+    assert [c.body for c in fake_api.created] == ["We're open 9-5.", None]
+    uploads = [p for m, p in fake_api.requests if m == "POST" and p.endswith("/Media")]
+    assert len(uploads) == 1
