@@ -231,7 +231,7 @@ def measure(name: str, url: str, args, fake, tmp: Path) -> list[str]:
     return lines
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reads", type=int, default=5, help="rounds of reads, alone")
@@ -241,7 +241,12 @@ def main() -> None:
                         help="seconds each of the two reading threads waits between rounds "
                         "(0: back to back)")
     parser.add_argument("--write", action="store_true", help="append to bench/RESULTS.md")
-    args = parser.parse_args()
+    return parser
+
+
+def run(args: argparse.Namespace) -> str:
+    """Measure every backend; return the results as a RESULTS.md section (bench/run.py
+    may call this with `parser().parse_args([...])`)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-obs-"))
     fake = FakeConversationsAPI(SID, TOKEN, check_auth=False).start()
     rows = ["| database | read | alone, median ms | alone, max ms | during webhooks, "
@@ -252,18 +257,22 @@ def main() -> None:
                                               reset(url, tmp, name), args, fake, tmp) if line]
     finally:
         fake.stop()
-    table = "\n".join(rows)
-    print(table)
+    return (f"\n## Read path at {args.rows:,} events (bench/observability.py)\n\n"
+            f"Commit {commit()}; {machine()}. `python -m bench.observability`: gunicorn "
+            f"(2 workers), {args.rows:,} processed events over 30 days, {args.rows // 5:,} "
+            f"replies, their receipts and receipt history. Webhooks at {args.rate}/s for "
+            f"{args.seconds:g} s, alone and while two threads each load every page and API "
+            f"read below, then pause {args.read_pause:g} s (ack latency in ms).\n\n"
+            + "\n".join(rows) + "\n")
+
+
+def main() -> None:
+    args = parser().parse_args()
+    section = run(args)
+    print(section)
     if args.write:
         with open(ROOT / "bench" / "RESULTS.md", "a") as out:
-            out.write(f"\n## Read path at {args.rows:,} events (bench/observability.py)\n\n"
-                      f"Commit {commit()}; {machine()}. `python -m bench.observability`: "
-                      f"gunicorn (2 workers), {args.rows:,} processed events over 30 days, "
-                      f"{args.rows // 5:,} replies, their receipts and receipt history. Webhooks "
-                      f"at {args.rate}/s for {args.seconds:g} s, alone and while two threads "
-                      "each load every page and API read below, then pause "
-                      f"{args.read_pause:g} s "
-                      "(ack latency in ms).\n\n" + table + "\n")
+            out.write(section)
 
 
 if __name__ == "__main__":
