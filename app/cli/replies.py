@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from ..delivery import outbox
+from ..delivery import outbox, registry
 from ..delivery.error_codes import describe
 from ..services import services
+from ..store import clock
 from ..store.models import Reply, ReplyStatus
 
 group = AppGroup("replies", help="Inspect and recover auto-replies.")
@@ -49,7 +52,26 @@ def replies_requeue(reply_id, all_):
 
 @group.command("stats")
 def replies_stats():
-    """Count replies by status."""
+    """Count replies by status; show the backlog and the live senders' pace."""
     with services().db.read() as conn:
         rows = conn.execute(select(Reply.status, func.count()).group_by(Reply.status)).all()
+        now = conn.execute(select(clock.now(conn.dialect.name))).scalar()
+        oldest = conn.execute(select(func.min(Reply.created_at)).where(
+            Reply.status.in_([ReplyStatus.QUEUED, ReplyStatus.SENDING]))).scalar()
+        minute = conn.execute(select(func.count()).where(
+            Reply.status == ReplyStatus.SENT,
+            Reply.sent_at >= now - timedelta(minutes=1))).scalar()
+        senders = registry.live(conn)
+    counts = dict(rows)
     click.echo(" ".join(f"{status}={count}" for status, count in sorted(rows)) or "no replies")
+    waiting = counts.get(ReplyStatus.QUEUED, 0) + counts.get(ReplyStatus.SENDING, 0)
+    age = f", oldest queued {(now - oldest).total_seconds():.0f} s ago" if oldest else ""
+    click.echo(f"backlog: {waiting} waiting{age}; sent in the last minute: {minute} "
+               f"({minute / 60:.1f}/s)")
+    limit = services().settings.sender.concurrency_limit
+    click.echo(f"senders: {len(senders)} live, TWILIO_CONCURRENCY_LIMIT={limit}"
+               + ("" if senders else " (none running: nothing is sent)"))
+    for sender in senders:
+        click.echo(f"  {sender.id} share={sender.share} window={sender.concurrency} "
+                   f"in_flight={sender.in_flight} sent={sender.sent} "
+                   f"beat {sender.heartbeat_age:.1f} s ago")

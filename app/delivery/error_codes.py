@@ -48,7 +48,7 @@ FIXES = {
     30007: "the carrier flagged the content as spam: reword, register the sender (A2P 10DLC)",
     30008: "unknown carrier error: requeue once; if it repeats, contact Twilio support",
     30017: "carrier congestion: requeue later",
-    30022: "over the 10DLC throughput: lower SENDER_CONCURRENCY or raise the campaign tier",
+    30022: "over the 10DLC throughput: lower TWILIO_CONCURRENCY_LIMIT or raise the campaign tier",
     30023: "10DLC daily cap reached: resend tomorrow or raise the brand's limit",
     30032: "verify the toll-free number in the Twilio Console",
     30034: "register the number with an A2P 10DLC campaign",

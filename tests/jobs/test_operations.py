@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
+from app.delivery import registry
 from app.jobs import periodic as jobs
 from app.services import services
 from app.store import models
@@ -29,7 +30,25 @@ def test_failed_replies_are_listed_with_meaning_and_requeued(app, client, runner
     sender.run_until_idle()
     assert len(fake_api.created) == 2
     assert runner.invoke(args=["replies", "failed"]).output == "no failed replies\n"
-    assert runner.invoke(args=["replies", "stats"]).output == "sent=2\n"
+    assert runner.invoke(args=["replies", "stats"]).output.splitlines()[0] == "sent=2"
+
+
+def test_replies_stats_shows_the_backlog_and_the_senders(app, client, runner, sender):
+    """A backlog: how many wait and for how long, the pace, and who is sending."""
+    for _ in range(3):
+        post_event(client, message_added())
+    with services(app).db.transaction() as conn:
+        conn.execute(update(Reply).values(created_at=utcnow() - timedelta(minutes=5)))
+    lines = runner.invoke(args=["replies", "stats"]).output.splitlines()
+    assert lines[0] == "queued=3"
+    assert lines[1].startswith("backlog: 3 waiting, oldest queued 30")  # 300 s, give or take
+    assert "sent in the last minute: 0" in lines[1]
+    assert "0 live" in lines[2] and "nothing is sent" in lines[2]
+    with services(app).db.transaction() as conn:
+        registry.beat(conn, "host:1:ab", limit=50, held=0, in_flight=0, concurrency=25, sent=7)
+    lines = runner.invoke(args=["replies", "stats"]).output.splitlines()
+    assert "1 live, TWILIO_CONCURRENCY_LIMIT=50" in lines[2]
+    assert lines[3].split()[:3] == ["host:1:ab", "share=50", "window=25"]
 
 
 def test_requeued_reply_that_twilio_has_is_not_sent_twice(app, client, runner, sender, fake_api):
