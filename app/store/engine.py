@@ -77,9 +77,19 @@ def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
 
 def create_private(path: Path) -> None:
     """Create the SQLite file (and its folder) readable by its user only, before SQLite
-    opens it: SQLite gives its -wal and -shm files the database file's mode."""
+    opens it: SQLite gives its -wal and -shm files the database file's mode.
+
+    An existing file is never opened here: closing any descriptor of a file drops every
+    POSIX lock the process holds on it, SQLite's included. A process that already has a
+    connection open (a second engine, as `Database.upgrade` makes) would lose the shared
+    lock that tells others the WAL is in use; the next connection closed elsewhere would
+    then checkpoint and delete the WAL under it, and its later commits would go to a
+    deleted file that no other process sees."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
 
 
 def watch(engine: Engine, timeout: float) -> None:

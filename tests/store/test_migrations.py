@@ -54,3 +54,32 @@ def test_a_worker_starts_on_a_current_schema_without_the_migration_lock(make_app
         thread.join(10)
         fcntl.flock(held, fcntl.LOCK_UN)
     assert started, "the second app waited for the migration lock"
+
+
+def test_a_second_engine_does_not_take_sqlites_locks_from_the_first(tmp_path):
+    """Opening the database file outside SQLite (as creating it did) would drop this
+    process's locks on it: another process closing its connection would then delete the
+    WAL under this one, and what this one commits would no longer reach anybody else."""
+    import subprocess
+    import sys
+
+    from app.store.database import Database
+    from app.store.engine import make_engine
+
+    path = tmp_path / "bot.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    with db.transaction() as conn:  # a pooled connection stays open, in WAL mode
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    make_engine(f"sqlite:///{path}", 2.0, watched=False).dispose()  # as upgrade() does
+
+    def count_elsewhere() -> int:
+        script = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                  "print(c.execute('SELECT count(*) FROM t').fetchone()[0]); c.close()")
+        return int(subprocess.run([sys.executable, "-c", script, str(path)], check=True,
+                                  capture_output=True, text=True).stdout)
+
+    for expected in (1, 2, 3):
+        with db.transaction() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        assert count_elsewhere() == expected
+    db.dispose()
