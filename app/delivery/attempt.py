@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -51,6 +52,9 @@ class Attempts:
         self.backoff_base = settings.backoff_seconds
         self.backoff_cap = settings.backoff_max_seconds
         self.lease_seconds = settings.lease_seconds
+        # Uploads block (fetch, upload: each up to TWILIO_HTTP_TIMEOUT): on threads of
+        # their own, never the ones that lease and settle.
+        self._media_pool = ThreadPoolExecutor(2, thread_name_prefix="send-media")
 
     async def send(self, api, item: outbox.LeasedReply, window: Window,
                    stopping: threading.Event) -> bool:
@@ -62,8 +66,9 @@ class Attempts:
                 await self._refuse_free_text(item, stopping)
                 return False
             if sid is None:
-                media_sid = (await asyncio.to_thread(self.media.resolve, item.media)
-                             if item.media and self.media else None)
+                media_sid = (await asyncio.get_running_loop().run_in_executor(
+                    self._media_pool, self.media.resolve, item.media)
+                    if item.media and self.media else None)
                 sid = await api.send_message(
                     item.conversation_sid, author=item.author, body=item.body,
                     attributes=item.attributes, content_sid=item.content_sid,

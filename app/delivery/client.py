@@ -112,8 +112,11 @@ class DryRunClient:
 
     def send_message(self, conversation_sid: str, *, author: str, body: str | None,
                      attributes: str, content_sid: str | None = None,
-                     content_variables: str | None = None) -> str:
+                     content_variables: str | None = None,
+                     media_sid: str | None = None) -> str:
         sid = "IM" + uuid.uuid4().hex
+        if media_sid:
+            log.info("DRY RUN: with media %s", media_sid)
         if content_sid:
             log.info("DRY RUN: would send to %s as %s: template %s with variables %s "
                      "(fake sid %s)", conversation_sid, author, content_sid,

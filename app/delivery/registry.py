@@ -12,9 +12,10 @@ more than the limit:
 - it publishes at least what it may still hold (its share in force during the beat,
   and its calls in flight), and lowers its local limit only after that.
 
-A sender silent for STALE_SECONDS is dead: its share returns to the others. A sender
-whose own beats have failed for FENCE_SECONDS starts no new call (the others may soon
-count it dead). A sender that stops deletes its row.
+A sender silent for `stale` seconds is dead: its share returns to the others (the
+sender passes FENCE_SECONDS + half its lease: longer than any call it may have begun
+before its beats failed). A sender whose own beats have failed for FENCE_SECONDS starts
+no new call (the others may soon count it dead). A sender that stops deletes its row.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..store.models import Sender
 
 HEARTBEAT_SECONDS = 1.0
 FENCE_SECONDS = 5.0
-STALE_SECONDS = 10.0
+STALE_SECONDS = 30.0  # the default lease's (50 s) worth: FENCE_SECONDS + 25 s
 _LOCK_KEY = 0x5E4D  # pg_advisory_xact_lock key of the registry
 
 SENDERS = Sender.__table__
@@ -80,7 +81,7 @@ _PUBLISH = update(SENDERS).where(SENDERS.c.id == bindparam("sender_id")).values(
 
 
 def beat(conn: Connection, sender_id: str, *, limit: int, held: int, in_flight: int,
-         concurrency: int, sent: int) -> Beat:
+         concurrency: int, sent: int, stale: float = STALE_SECONDS) -> Beat:
     """Record that this sender lives and take its share. `held` is the share in force
     while this runs; the published share is never less than it or `in_flight`."""
     dialect = conn.dialect.name
@@ -88,8 +89,8 @@ def beat(conn: Connection, sender_id: str, *, limit: int, held: int, in_flight: 
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     conn.execute(_upsert(dialect), {"id": sender_id, "held": held, "concurrency": concurrency,
                                     "in_flight": in_flight, "sent": sent})
-    conn.execute(_forget_dead(dialect), {"gone": -60 * STALE_SECONDS})
-    rows = conn.execute(_live(dialect), {"stale": -STALE_SECONDS}).all()
+    conn.execute(_forget_dead(dialect), {"gone": -60 * stale})
+    rows = conn.execute(_live(dialect), {"stale": -stale}).all()
     ids = [r.id for r in rows]
     rank = ids.index(sender_id)
     fair = limit // len(ids) + (1 if rank < limit % len(ids) else 0)
@@ -116,12 +117,12 @@ class LiveSender:
     heartbeat_age: float  # seconds since its last beat
 
 
-def live(conn: Connection) -> list[LiveSender]:
+def live(conn: Connection, stale: float = STALE_SECONDS) -> list[LiveSender]:
     """The senders alive now (for doctor, the dashboard and metrics)."""
     dialect = conn.dialect.name
     now = clock.now(dialect)
     rows = conn.execute(select(SENDERS, now.label("now"))
                         .where(SENDERS.c.heartbeat_at > clock.later(dialect, "stale"))
-                        .order_by(SENDERS.c.id), {"stale": -STALE_SECONDS}).all()
+                        .order_by(SENDERS.c.id), {"stale": -stale}).all()
     return [LiveSender(r.id, r.share, r.concurrency, r.in_flight, r.sent,
                        max(0.0, (r.now - r.heartbeat_at).total_seconds())) for r in rows]

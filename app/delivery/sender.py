@@ -57,6 +57,10 @@ class Sender:
         self.bound = settings.max_per_process
         self.poll_seconds = settings.poll_seconds
         self.lease_seconds = settings.lease_seconds
+        # Silent this long, a sender is dead: past the fence plus any call it began before
+        # (a call ends within TWILIO_HTTP_TIMEOUT, and the lease is 2 x that + 30 s).
+        self.stale_seconds = registry.FENCE_SECONDS + settings.lease_seconds / 2
+        self._beat_pool: ThreadPoolExecutor | None = None
         self.id = registry.new_id()
         self.sent = 0
         self._stopping = threading.Event()
@@ -104,6 +108,7 @@ class Sender:
         self._window = Window(0, bound=self.bound)
         api = self.make_api()
         sends: set[asyncio.Task] = set()
+        self._beat_pool = ThreadPoolExecutor(1, thread_name_prefix="send-beat")
         beats = asyncio.create_task(self._beat_forever())
         try:
             await self._beat()
@@ -119,10 +124,11 @@ class Sender:
                 if not leased or self._free_slots() <= 0:
                     await self._sleep()
         finally:
+            await self._finish(sends)  # beating on: the calls in flight hold their share
             beats.cancel()
-            await self._finish(sends)
             await api.close()
             await self._leave()
+            self._beat_pool.shutdown(wait=False)
             self._loop = None
 
     def _free_slots(self) -> int:
@@ -186,11 +192,15 @@ class Sender:
                     log.warning("sender heartbeat failed (database: %s); no new sends after "
                                 "%gs without one", exc.__class__.__name__, registry.FENCE_SECONDS)
                 failing = True
+            except Exception:  # a bug: keep beating, or the fence stops every send for good
+                log.exception("sender heartbeat failed")
 
     async def _beat(self) -> None:
         window = self._window
-        beat = await asyncio.to_thread(self._beat_in_db, window.share, self._in_flight,
-                                       window.limit, self.sent)
+        # On a thread of its own: sends settling or uploading media never delay a beat.
+        beat = await asyncio.get_running_loop().run_in_executor(
+            self._beat_pool, self._beat_in_db, window.share, self._in_flight, window.limit,
+            self.sent)
         self._last_beat = time.monotonic()
         grew = beat.share > window.share
         window.resize(beat.share, beat.live, beat.peers_window)
@@ -200,7 +210,8 @@ class Sender:
     def _beat_in_db(self, held: int, in_flight: int, concurrency: int, sent: int):
         with self.db.transaction() as conn:
             return registry.beat(conn, self.id, limit=self.limit, held=held,
-                                 in_flight=in_flight, concurrency=concurrency, sent=sent)
+                                 in_flight=in_flight, concurrency=concurrency, sent=sent,
+                                 stale=self.stale_seconds)
 
     async def _leave(self) -> None:
         def leave():

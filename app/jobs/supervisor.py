@@ -108,10 +108,11 @@ class Supervisor:
                     failures = 0  # it ran for a while: start the pauses over
                 delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
                 failures += 1
-                self._down[loop.name] = (f"died ({type(exc).__name__}: {exc}); "
-                                         f"restarting in {delay:g}s")
                 log.exception("%s loop died; restarting %s", loop.name,
                               kv(in_seconds=delay, failures=failures))
+                # After the log line: whoever sees the 503 finds the traceback logged.
+                self._down[loop.name] = (f"died ({type(exc).__name__}: {exc}); "
+                                         f"restarting in {delay:g}s")
             if stopping.wait(delay):
                 return
             self._down.pop(loop.name, None)
