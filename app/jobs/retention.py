@@ -1,4 +1,5 @@
-"""Retention: delete processed events, receipts and sent replies older than RETENTION.
+"""Retention: delete processed events, receipts (and their history), sent replies and
+hourly counts older than RETENTION.
 
 Deletes run in batches of short transactions on indexed timestamps, so pruning
 millions of rows never holds a long lock on the tables webhooks write to. Failed and
@@ -13,7 +14,14 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from ..store.database import Database
-from ..store.models import DeliveryReceipt, ProcessedEvent, Reply, ReplyStatus
+from ..store.models import (
+    DeliveryReceipt,
+    HourlyCount,
+    ProcessedEvent,
+    ReceiptEvent,
+    Reply,
+    ReplyStatus,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -25,6 +33,7 @@ def prune(db: Database, cutoff: datetime) -> dict[str, int]:
         "events": (ProcessedEvent, ProcessedEvent.received_at < cutoff),
         "receipts": (DeliveryReceipt, DeliveryReceipt.updated_at < cutoff),
         "replies": (Reply, (Reply.created_at < cutoff) & (Reply.status == ReplyStatus.SENT)),
+        "receipt_history": (ReceiptEvent, ReceiptEvent.received_at < cutoff),
     }
     counts = {}
     for name, (model, condition) in targets.items():
@@ -36,4 +45,7 @@ def prune(db: Database, cutoff: datetime) -> dict[str, int]:
             counts[name] += deleted
             if deleted < BATCH:
                 break
+    with db.transaction() as conn:  # a row per hour and counter: a small table
+        counts["hourly_counts"] = conn.execute(
+            delete(HourlyCount).where(HourlyCount.hour < cutoff)).rowcount
     return counts

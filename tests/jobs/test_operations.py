@@ -8,7 +8,15 @@ from app.delivery import registry
 from app.jobs import periodic as jobs
 from app.services import services
 from app.store import models
-from app.store.models import DeliveryReceipt, JobRun, ProcessedEvent, Reply, utcnow
+from app.store.models import (
+    DeliveryReceipt,
+    HourlyCount,
+    JobRun,
+    ProcessedEvent,
+    ReceiptEvent,
+    Reply,
+    utcnow,
+)
 from tests.conftest import delivery_updated, message_added, post_event
 
 
@@ -101,9 +109,13 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
         s.execute(update(ProcessedEvent).values(received_at=old))
         s.execute(update(Reply).values(created_at=old))
         s.execute(update(DeliveryReceipt).values(updated_at=old))
+        s.execute(update(ReceiptEvent).values(received_at=old))
+        s.add(HourlyCount(hour=old.replace(minute=0, second=0, microsecond=0),
+                          name="duplicates", count=3))
     post_event(client, message_added())           # a fresh one stays
     result = runner.invoke(args=["prune", "--older-than", "30d"])
-    assert result.output == "events=3 receipts=1 replies=1\n"
+    assert result.output == ("events=3 receipts=1 replies=1 receipt_history=1 "
+                             "hourly_counts=1\n")
     with services(app).db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
         assert s.scalars(select(Reply.status).order_by(Reply.id)).all() == ["failed", "queued"]
