@@ -10,7 +10,9 @@ on SQLite and, with BENCH_DATABASE_URL, PostgreSQL, against the local fake API a
   and the time until the last reply arrived next to its physical limit
   (burst x latency / limit);
 - steady load: --steady-rate webhooks/s for --steady-seconds (open loop); reply latency
-  (webhook sent -> reply created at the fake) p50/p99, and the backlog every 10 s;
+  (webhook sent -> reply created at the fake) p50/p99, and the backlog every 10 s. The
+  limit for this phase is --steady-limit (default 80): 200 replies/s at 300 ms need 60
+  calls in flight, more than the default 50 carry (50 / 0.3 s = 166/s);
 - throttled: the fake answers 429 above --throttle-above calls in flight; a burst of
   --throttled-burst: 429s per reply, drain time next to burst x latency / throttle;
 - the most calls the fake saw in flight at once, next to the limit.
@@ -128,6 +130,7 @@ class Pacing:
         bench = self.bench
         sent: dict[str, float] = {}
         backlog: list[int] = []
+        env = {**env, "TWILIO_CONCURRENCY_LIMIT": str(self.args.steady_limit)}
         with gunicorn({**bench.env, **env}, bench.tmp / f"{name}-steady.log") as server:
             server.wait_workers(2)
             start = time.monotonic()
@@ -169,6 +172,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--steady-rate", type=float, default=200.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
+    parser.add_argument("--steady-limit", type=int, default=80)
     parser.add_argument("--throttle-above", type=int, default=20)
     parser.add_argument("--throttled-burst", type=int, default=3000)
     parser.add_argument("--servers", default="sqlite,postgresql")
@@ -214,7 +218,8 @@ def render(rows: list[dict], args) -> str:
             lines.append(f"| {row['name']} | {b['sent']} | {b['ack_p50']:.1f} / "
                          f"{b['ack_p99']:.1f} | {b['drain']:.1f} | {b['limit_seconds']:.1f} | "
                          f"{b['ratio']:.2f} | {b['max_in_flight']} | {b['memory_mb']:.0f} |")
-    lines += ["", f"| server | steady {args.steady_rate:.0f}/s for {args.steady_seconds:.0f} s: "
+    lines += ["", f"| server | steady {args.steady_rate:.0f}/s for {args.steady_seconds:.0f} s "
+              f"(limit {args.steady_limit}): "
               "reply p50 ms | reply p99 ms | backlog every 10 s | missing |", "|---|---|---|---|---|"]
     for row in rows:
         if s := row.get("steady"):
