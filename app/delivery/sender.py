@@ -111,7 +111,11 @@ class Sender:
         self._beat_pool = ThreadPoolExecutor(1, thread_name_prefix="send-beat")
         beats = asyncio.create_task(self._beat_forever())
         try:
-            await self._beat()
+            try:
+                await self._beat()
+            except SQLAlchemyError as exc:  # no share until a beat succeeds: nothing is sent
+                log.warning("sender heartbeat failed (database: %s); retrying every %gs",
+                            exc.__class__.__name__, registry.HEARTBEAT_SECONDS)
             while not self._stopping.is_set():
                 self._wakeup.clear()
                 free = self._free_slots()

@@ -19,6 +19,7 @@ pid, message, then the context's fields and any `extra=`; a traceback is `exc_in
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -68,6 +69,8 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        if record.process is None:  # made while logProcesses was off, not by our factory
+            record.process = os.getpid()
         line = super().formatMessage(record)
         context = getattr(record, _ATTR, None)
         if context:

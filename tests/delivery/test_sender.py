@@ -324,3 +324,32 @@ def test_a_reply_with_media_is_sent_with_its_media_sid_uploaded_once(app, sender
     assert [c.body for c in fake_api.created] == ["We're open 9-5.", None]
     uploads = [p for m, p in fake_api.requests if m == "POST" and p.endswith("/Media")]
     assert len(uploads) == 1
+
+
+def test_a_sender_starting_while_the_database_is_away_waits_for_its_first_beat(
+        make_app, fake_api, monkeypatch, caplog):
+    """The registry cannot be reached when the loop starts: the loop stays up, sends
+    nothing without a share, and sends once a beat succeeds."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.delivery import registry
+
+    real_beat, failures = registry.beat, [3]
+
+    def beat(*args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real_beat(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "beat", beat)
+    app = make_app(SENDER_IN_PROCESS="true")
+    post_event(app.test_client(), message_added())
+    with caplog.at_level(logging.WARNING):
+        services(app).supervisor.start()
+        try:
+            wait_for(lambda: statuses(app) == ["sent"], timeout=15)
+        finally:
+            services(app).supervisor.stop()
+    assert not [r for r in caplog.records if "loop died" in r.getMessage()]
+    assert any("heartbeat failed" in r.getMessage() for r in caplog.records)

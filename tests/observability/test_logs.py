@@ -35,7 +35,9 @@ def lines():
 
 def record(message: str, **context) -> logging.LogRecord:
     with log_context(**context):
-        rec = logging.LogRecord("app.test", logging.INFO, __file__, 1, message, (), None)
+        # Through the factory in force: a serving app's (app/logs.py) fills in the pid.
+        rec = logging.getLogRecordFactory()("app.test", logging.INFO, __file__, 1, message,
+                                            (), None)
         ContextFilter().filter(rec)
     return rec
 
