@@ -21,7 +21,16 @@ from twilio.rest import Client
 
 from config import TwilioSettings
 
-from .client import ApiError, DryRunClient, Message, classify, content, error_body, to_message
+from .client import (
+    ApiError,
+    DryRunClient,
+    Message,
+    api_errors,
+    classify,
+    content,
+    error_body,
+    to_message,
+)
 
 log = logging.getLogger(__name__)
 THROTTLED = 429
@@ -82,7 +91,7 @@ class AsyncConversationsClient:
                            media_sid: str | None = None) -> str:
         """Create a message that fires webhooks (so its receipts come back); return its SID."""
         extra = {"media_sid": media_sid} if media_sid else {}
-        async with _api_errors():
+        with api_errors(_classify):
             created = await self._v1.conversations(conversation_sid).messages.create_async(
                 author=author, attributes=attributes,
                 x_twilio_webhook_enabled="true",  # a string: a bool breaks the request
@@ -91,7 +100,7 @@ class AsyncConversationsClient:
 
     async def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
         """Return the conversation's newest messages, newest first."""
-        async with _api_errors():
+        with api_errors(_classify):
             items = await self._v1.conversations(conversation_sid).messages.list_async(
                 order="desc", limit=limit, page_size=min(limit, 100))
         return [to_message(m, conversation_sid) for m in items]
@@ -136,22 +145,8 @@ def retry_after(value: str | None) -> float | None:
     return min(seconds, 300.0)
 
 
-class _api_errors:
-    """Turn whatever twilio-python or aiohttp raise into an ApiError."""
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, exc_type, exc, tb):
-        if exc is None or isinstance(exc, (ApiError, asyncio.CancelledError)):
-            return False
-        error = _classify(exc)
-        if error is None:
-            return False
-        raise error from exc
-
-
 def _classify(exc: BaseException) -> ApiError | None:
+    """aiohttp's failures, classified as client.classify does requests'."""
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's ServerTimeoutError is one too
         return ApiError(f"timed out: {type(exc).__name__}: {exc}", transient=True)
     if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):

@@ -71,7 +71,7 @@ class ConversationsClient:
 
         The message is `body`, or with `content_sid` an approved Content template.
         """
-        with _api_errors():
+        with api_errors():
             message = self._v1.conversations(conversation_sid).messages.create(
                 author=author, attributes=attributes,
                 x_twilio_webhook_enabled="true",  # a string: a bool breaks the request
@@ -81,21 +81,21 @@ class ConversationsClient:
 
     def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
         """Return the conversation's newest messages, newest first."""
-        with _api_errors():
+        with api_errors():
             items = self._v1.conversations(conversation_sid).messages.list(
                 order="desc", limit=limit, page_size=min(limit, 100))
         return [to_message(m, conversation_sid) for m in items]
 
     def active_conversation_sids(self, limit: int = 1000) -> list[str]:
         """Return the SIDs of active conversations (newest first, at most `limit`)."""
-        with _api_errors():
+        with api_errors():
             items = self._v1.conversations.list(state="active", limit=limit,
                                                 page_size=min(limit, 100))
         return [c.sid for c in items]
 
     def receipts(self, conversation_sid: str, message_sid: str) -> list[dict]:
         """Return the delivery receipts of one message."""
-        with _api_errors():
+        with api_errors():
             items = (self._v1.conversations(conversation_sid).messages(message_sid)
                      .delivery_receipts.list(limit=100))
         return [{
@@ -183,8 +183,13 @@ def to_message(m, conversation_sid: str) -> Message:
                    date_created=m.date_created)
 
 
-class _api_errors:
-    """Turn whatever twilio-python or requests raise into an ApiError."""
+class api_errors:
+    """Turn whatever twilio-python or the HTTP library raises into an ApiError, as
+    `classifier` says (`classify`: requests, the blocking client's; the async client
+    passes its own, for aiohttp). A plain `with` serves around an `await` too."""
+
+    def __init__(self, classifier=None):
+        self.classifier = classifier or classify
 
     def __enter__(self):
         return self
@@ -192,7 +197,7 @@ class _api_errors:
     def __exit__(self, exc_type, exc, tb):
         if exc is None or isinstance(exc, ApiError):
             return False
-        error = classify(exc)
+        error = self.classifier(exc)
         if error is None:
             return False
         raise error from exc

@@ -9,7 +9,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
 
-from app.delivery.client import ApiError, ConversationsClient, DryRunClient, _api_errors
+from app.delivery.client import ApiError, ConversationsClient, DryRunClient, api_errors
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 
 
@@ -38,14 +38,14 @@ def page_error(status: int) -> TwilioException:
 ], ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value))
 def test_failures_are_classified(raised, transient):
     """Each kind of failure becomes an ApiError that says whether a retry can help."""
-    with pytest.raises(ApiError) as caught, _api_errors():
+    with pytest.raises(ApiError) as caught, api_errors():
         raise raised
     assert caught.value.transient is transient
 
 
 def test_status_and_code_of_a_page_error_are_kept():
     """A failed listing keeps the HTTP status and Twilio's code for the log."""
-    with pytest.raises(ApiError) as caught, _api_errors():
+    with pytest.raises(ApiError) as caught, api_errors():
         raise page_error(503)
     assert (caught.value.status, caught.value.code) == (503, 20500)
 
