@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
@@ -11,8 +9,8 @@ from sqlalchemy import func, select
 from ..delivery import outbox, registry
 from ..delivery.error_codes import describe
 from ..services import services
-from ..store import clock
 from ..store.models import Reply, ReplyStatus
+from ..timeline import replies as timeline
 
 group = AppGroup("replies", help="Inspect and recover auto-replies.")
 
@@ -53,23 +51,19 @@ def replies_requeue(reply_id, all_):
 @group.command("stats")
 def replies_stats():
     """Count replies by status; show the backlog and the live senders' pace."""
-    with services().db.read() as conn:
+    bot = services()
+    with bot.db.read() as conn:
         rows = conn.execute(select(Reply.status, func.count()).group_by(Reply.status)).all()
-        now = conn.execute(select(clock.now(conn.dialect.name))).scalar()
-        oldest = conn.execute(select(func.min(Reply.created_at)).where(
-            Reply.status.in_([ReplyStatus.QUEUED, ReplyStatus.SENDING]))).scalar()
-        minute = conn.execute(select(func.count()).where(
-            Reply.status == ReplyStatus.SENT,
-            Reply.sent_at >= now - timedelta(minutes=1))).scalar()
+        backlog = timeline.queue(conn, bot.settings.sender.lease_seconds)
         senders = registry.live(conn)
-    counts = dict(rows)
     click.echo(" ".join(f"{status}={count}" for status, count in sorted(rows)) or "no replies")
-    waiting = counts.get(ReplyStatus.QUEUED, 0) + counts.get(ReplyStatus.SENDING, 0)
-    age = f", oldest queued {(now - oldest).total_seconds():.0f} s ago" if oldest else ""
-    click.echo(f"backlog: {waiting} waiting{age}; sent in the last minute: {minute} "
-               f"({minute / 60:.1f}/s)")
-    limit = services().settings.sender.concurrency_limit
-    click.echo(f"senders: {len(senders)} live, TWILIO_CONCURRENCY_LIMIT={limit}"
+    waiting, age = backlog["depth"], backlog["oldest_pending_seconds"]
+    minute = backlog["sent_last_minute"]
+    click.echo(f"backlog: {waiting} waiting"
+               + (f", oldest queued {age:.0f} s ago" if age is not None else "")
+               + f"; sent in the last minute: {minute} ({minute / 60:.1f}/s)")
+    click.echo(f"senders: {len(senders)} live, "
+               f"TWILIO_CONCURRENCY_LIMIT={bot.settings.sender.concurrency_limit}"
                + ("" if senders else " (none running: nothing is sent)"))
     for sender in senders:
         click.echo(f"  {sender.id} share={sender.share} window={sender.concurrency} "

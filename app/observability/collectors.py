@@ -20,15 +20,14 @@ from datetime import datetime
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
+from ..delivery import registry
 from ..store import clock
 from ..store.database import Database
 from ..store.models import Reply, ReplyStatus
-from ..store.models import Sender as SenderRow
 
 log = logging.getLogger(__name__)
 PENDING = (ReplyStatus.QUEUED, ReplyStatus.SENDING)
 REPLIES = Reply.__table__
-SENDERS = SenderRow.__table__
 
 
 class DatabaseCollector:
@@ -77,13 +76,10 @@ class DatabaseCollector:
             .where(REPLIES.c.status == status.value)).one() for status in PENDING}
         pending = {status: count for status, (count, _) in rows.items()}
         oldest = min((first for _, first in rows.values() if first is not None), default=None)
-        senders = conn.execute(
-            select(func.count(), func.coalesce(func.sum(SENDERS.c.concurrency), 0),
-                   func.coalesce(func.sum(SENDERS.c.in_flight), 0), now.label("now"))
-            .where(SENDERS.c.heartbeat_at > clock.later(dialect, "lease"))
-            .params(lease=-float(self.lease_seconds))).one()
-        live, concurrency, in_flight, db_now = senders
-        return pending, _age(db_now, oldest), (live, concurrency, in_flight)
+        db_now = conn.execute(select(now)).scalar()
+        live = registry.live(conn, stale=self.lease_seconds)
+        return pending, _age(db_now, oldest), (len(live), sum(s.concurrency for s in live),
+                                               sum(s.in_flight for s in live))
 
 
 def _age(now, oldest: datetime | None) -> float:

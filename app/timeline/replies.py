@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, or_, select
 
+from ..delivery import registry
 from ..delivery.error_codes import describe, fix
 from ..store import clock
-from ..store.models import Reply, ReplyStatus, Sender, utcnow
+from ..store.models import Reply, ReplyStatus, utcnow
 from .conversations import attach_receipts, reply_record
 
 REPLIES = Reply.__table__
-SENDERS = Sender.__table__
 PENDING = (ReplyStatus.QUEUED.value, ReplyStatus.SENDING.value)
 DELIVERY_PROBLEMS = ("failed", "undelivered")
 # A reply that went wrong: Twilio refused it, or a participant's receipt failed.
@@ -80,17 +80,14 @@ def queue(conn: Connection, lease_seconds: int) -> dict:
     due = conn.execute(select(func.count()).where(
         REPLIES.c.status == ReplyStatus.QUEUED,
         REPLIES.c.next_attempt_at <= clock.now(conn.dialect.name))).scalar()
-    live = SENDERS.c.heartbeat_at > clock.later(conn.dialect.name, "lease")
-    senders, concurrency, in_flight = conn.execute(
-        select(func.count(), func.coalesce(func.sum(SENDERS.c.concurrency), 0),
-               func.coalesce(func.sum(SENDERS.c.in_flight), 0)).where(live),
-        {"lease": -float(lease_seconds)}).one()
+    live = registry.live(conn, stale=lease_seconds)
     now = utcnow()
     sent_last_minute = conn.execute(select(func.count()).where(
         REPLIES.c.sent_at >= now - timedelta(minutes=1))).scalar()
     return {
         "depth": depth, "due": due, "oldest_pending_at": oldest,
         "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,
-        "senders": senders, "concurrency": concurrency, "in_flight": in_flight,
+        "senders": len(live), "concurrency": sum(s.concurrency for s in live),
+        "in_flight": sum(s.in_flight for s in live),
         "sent_last_minute": sent_last_minute,
     }
