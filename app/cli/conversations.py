@@ -10,7 +10,7 @@ from ..delivery.error_codes import describe
 from ..provisioning import conversations as api
 from ..provisioning.conversations import CONVERSATION_ATTRIBUTES_MAX, STATES
 from ..provisioning.webhooks import TwilioCallFailed
-from .setup import account_client
+from .account import account_client
 
 group = AppGroup("conversations", help="Create, list, show and close conversations.")
 participants = AppGroup("participants", help="Add people to a conversation, or remove them.")

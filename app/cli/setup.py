@@ -3,15 +3,13 @@ conversation this server hears about; `setup show`: whether each number does."""
 
 from __future__ import annotations
 
-import sys
-
 import click
 from flask.cli import AppGroup, with_appcontext
 
-from ..delivery.client import rest_client
 from ..provisioning import addresses, webhooks
 from ..provisioning.webhooks import WEBHOOK_PATH, TwilioCallFailed
 from ..services import services
+from .account import account_client, echo_lines, refuse
 
 
 @click.group("setup", cls=AppGroup, invoke_without_command=True)
@@ -41,8 +39,8 @@ def setup(ctx, address, kind, service_sid, dry_run, force):
     settings = services().settings
     public = settings.web.public_base_urls
     if not public:
-        _refuse("PUBLIC_BASE_URL is not set: it is how this server knows its own webhook "
-                "URL; set it to the public origin (e.g. https://bot.example.com)")
+        refuse("PUBLIC_BASE_URL is not set: it is how this server knows its own webhook "
+               "URL; set it to the public origin (e.g. https://bot.example.com)")
     client = account_client()
     service_sid = service_sid or settings.twilio.conversation_service_sid
     url = public[0] + WEBHOOK_PATH
@@ -55,21 +53,21 @@ def setup(ctx, address, kind, service_sid, dry_run, force):
         if wanted.auto_type == "webhook":
             _check_url(url, public, force)
         if before.auto_type == "studio" and before.enabled and not force:
-            _refuse(f"{address}'s new conversations go to Studio flow "
-                    f"{before.studio_flow_sid}: taking it over would cut that flow off; "
-                    "nothing changed (--force takes it)")
+            refuse(f"{address}'s new conversations go to Studio flow "
+                   f"{before.studio_flow_sid}: taking it over would cut that flow off; "
+                   "nothing changed (--force takes it)")
         if not addresses.changes(before, wanted):
             click.echo(f"{address} is set up already; nothing to change:")
-            _echo(addresses.describe(before))
+            echo_lines(addresses.describe(before))
             after = before
         else:
             after = wanted if dry_run else addresses.save(client, before, wanted)
             verb = "dry run: nothing changed" if dry_run else (
                 "created" if before.sid is None else "updated")
             click.echo(f"address configuration of {address} ({verb}):")
-            _echo(addresses.diff(before, after))
+            echo_lines(addresses.diff(before, after))
     except TwilioCallFailed as exc:
-        _refuse(exc.message, status=1)
+        refuse(exc.message, status=1)
     verdict = addresses.reach(after, delivered, public)
     click.echo(f"inbound messages to {address} reach this bot: {verdict.why}")
 
@@ -84,7 +82,7 @@ def show():
         delivered = {sid: addresses.delivery(client, sid, public)
                      for sid in {c.service_sid for c in configs}}
     except TwilioCallFailed as exc:
-        _refuse(exc.message, status=1)
+        refuse(exc.message, status=1)
     if not configs:
         click.echo("no address configuration: no number auto-creates conversations. A "
                    "number without one reaches Conversations only if its Messaging Service "
@@ -93,7 +91,7 @@ def show():
     for config in configs:
         verdict = addresses.reach(config, delivered[config.service_sid], public)
         click.echo(f"{config.address} ({config.kind}, {config.sid}):")
-        _echo(addresses.describe(config))
+        echo_lines(addresses.describe(config))
         click.echo(f"    -> reaches this bot: {verdict.why}")
     if not public:
         click.echo("note: PUBLIC_BASE_URL is not set, so no webhook can be recognised as "
@@ -116,23 +114,4 @@ def _check_url(url: str, public, force: bool) -> None:
     for problem in problems:
         click.echo(f"{'warning' if force else 'refusing'}: {problem}", err=True)
     if problems and not force:
-        _refuse("nothing changed (--force configures it anyway)")
-
-
-def account_client():
-    """The account's REST client; refuses (exit 2) in dry-run mode."""
-    twilio = services().settings.twilio
-    if twilio.dry_run:
-        _refuse("no Twilio credentials (dry-run mode): set TWILIO_ACCOUNT_SID and "
-                "TWILIO_AUTH_TOKEN (environment or .env) first")
-    return rest_client(twilio)
-
-
-def _echo(lines) -> None:
-    for line in lines:
-        click.echo(line)
-
-
-def _refuse(message: str, status: int = 2):
-    click.echo(f"error: {message}", err=True)
-    sys.exit(status)
+        refuse("nothing changed (--force configures it anyway)")

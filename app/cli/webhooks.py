@@ -3,15 +3,13 @@ it at this server."""
 
 from __future__ import annotations
 
-import sys
-
 import click
 from flask.cli import AppGroup
 
-from ..delivery.client import rest_client
 from ..provisioning import webhooks
 from ..provisioning.webhooks import ACCOUNT, WEBHOOK_PATH, TwilioCallFailed
 from ..services import services
+from .account import account_client, echo_lines, refuse
 
 group = AppGroup("webhooks", help="Twilio's Conversations webhook configuration.")
 
@@ -20,12 +18,12 @@ group = AppGroup("webhooks", help="Twilio's Conversations webhook configuration.
 def show():
     """Print the account-wide and each service's webhook configuration."""
     settings = services().settings
-    client = _client()
+    client = account_client()
     needed = webhooks.needed_filters()
     try:
         scopes = webhooks.read_all(client)
     except TwilioCallFailed as exc:
-        _refuse(exc.message, status=1)
+        refuse(exc.message, status=1)
     account = scopes[0]
     for hooks in scopes:
         if hooks.scope != ACCOUNT and not hooks.has_own_urls:
@@ -50,17 +48,17 @@ def show():
 def configure(service_sid, url, pre, dry_run, force):
     """Point the post-event webhook (and with --pre the pre-event one) at this server,
     method POST, with the filters this server handles (keeping those already set)."""
-    client = _client()
+    client = account_client()
     public = services().settings.web.public_base_urls
     if not url and not public:
-        _refuse("PUBLIC_BASE_URL is not set: set it to this server's public origin "
-                "(e.g. https://bot.example.com) or give --url")
+        refuse("PUBLIC_BASE_URL is not set: set it to this server's public origin "
+               "(e.g. https://bot.example.com) or give --url")
     url = (url or public[0] + WEBHOOK_PATH).rstrip("/")
     problems = webhooks.url_problems(url, public)
     for problem in problems:
         click.echo(f"{'warning' if force else 'refusing'}: {problem}", err=True)
     if problems and not force:
-        _refuse("nothing changed (--force configures it anyway)")
+        refuse("nothing changed (--force configures it anyway)")
     if not url.endswith(WEBHOOK_PATH):
         click.echo(f"note: the path is not {WEBHOOK_PATH}: fine only if a proxy in front "
                    "maps it there", err=True)
@@ -70,19 +68,19 @@ def configure(service_sid, url, pre, dry_run, force):
         wanted = webhooks.desired(before, post_url=url, pre_url=pre_url,
                                   filters=webhooks.needed_filters(pre=pre))
         if before.target and before.target != wanted.target and not force:
-            _refuse(f"the account-wide webhooks go to {before.target!r}, not to a URL: "
-                    "switching them would cut that integration off; configure a service "
-                    "instead (--service IS...) or give --force")
+            refuse(f"the account-wide webhooks go to {before.target!r}, not to a URL: "
+                   "switching them would cut that integration off; configure a service "
+                   "instead (--service IS...) or give --force")
         if not webhooks.changes(before, wanted):
             click.echo(f"{before.label} webhooks already point here; nothing to change:")
-            _print_lines(webhooks.describe(before))
+            echo_lines(webhooks.describe(before))
             return
         after = wanted if dry_run else webhooks.update(client, before, wanted)
     except TwilioCallFailed as exc:
-        _refuse(exc.message, status=1)
+        refuse(exc.message, status=1)
     click.echo(f"{before.label} webhooks "
                f"({'dry run: nothing changed' if dry_run else 'updated'}):")
-    _print_lines(webhooks.diff(before, after))
+    echo_lines(webhooks.diff(before, after))
     if pre and not webhooks.needed_filters(pre=True):
         click.echo("note: no pre-event has a handler here, so no pre-event filter was added: "
                    "Twilio calls the pre-event URL only for pre-events in the filters "
@@ -91,12 +89,6 @@ def configure(service_sid, url, pre, dry_run, force):
         _note_overrides(client, public)
 
 
-def _client():
-    twilio = services().settings.twilio
-    if twilio.dry_run:
-        _refuse("no Twilio credentials (dry-run mode): set TWILIO_ACCOUNT_SID and "
-                "TWILIO_AUTH_TOKEN (environment or .env) first")
-    return rest_client(twilio)
 
 
 def _verdict(hooks, public_base_urls, needed) -> str:
@@ -121,13 +113,3 @@ def _note_overrides(client, public_base_urls) -> None:
             click.echo(f"note: {hooks.label} has webhooks of its own "
                        f"({hooks.post_url or hooks.pre_url}): its conversations do not reach "
                        f"this server; `webhooks configure --service {hooks.scope}` changes that")
-
-
-def _print_lines(lines) -> None:
-    for line in lines:
-        click.echo(line)
-
-
-def _refuse(message: str, status: int = 2):
-    click.echo(f"error: {message}", err=True)
-    sys.exit(status)
