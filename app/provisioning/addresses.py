@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from twilio.rest import Client
 
 from . import webhooks
+from .listing import diff_lines
 from .webhooks import WEBHOOK_PATH, TwilioCallFailed, twilio_call
 
 E164 = re.compile(r"\+[1-9]\d{1,14}")
@@ -208,14 +209,9 @@ def describe(config: Address) -> list[str]:
 
 def diff(before: Address, after: Address) -> list[str]:
     """A diff-like listing: `-` the old value, `+` the new one, the rest unchanged."""
-    differ, lines = changes(before, after), []
-    for name, title in FIELDS:
-        if name in differ:
-            lines.append(f"  - {title:<16} {_field(before, name)}")
-            lines.append(f"  + {title:<16} {_field(after, name)}")
-        else:
-            lines.append(f"    {title:<16} {_field(before, name)}")
-    return lines
+    differ = changes(before, after)
+    return diff_lines(((title, _field(before, name), _field(after, name), name in differ)
+                       for name, title in FIELDS), 16)
 
 
 def _field(config: Address, name: str) -> str:

@@ -27,6 +27,7 @@ from twilio.rest import Client
 
 from ..handlers import build_router
 from ..pipeline.events import POST_EVENTS, PRE_EVENTS
+from .listing import diff_lines
 
 WEBHOOK_PATH = "/webhooks/conversations"
 PRE_PATH = WEBHOOK_PATH + "/pre"
@@ -188,16 +189,10 @@ def describe(hooks: Hooks) -> list[str]:
 def diff(before: Hooks, after: Hooks) -> list[str]:
     """A diff-like listing: `-` the old value, `+` the new one, the rest unchanged."""
     differ = changes(before, after)
-    lines = []
-    for name, title in FIELDS:
-        if name == "target" and before.scope != ACCOUNT:
-            continue
-        if name in differ:
-            lines.append(f"  - {title:<15} {_show(getattr(before, name))}")
-            lines.append(f"  + {title:<15} {_show(getattr(after, name))}")
-        else:
-            lines.append(f"    {title:<15} {_show(getattr(before, name))}")
-    return lines
+    return diff_lines(((title, _show(getattr(before, name)), _show(getattr(after, name)),
+                        name in differ)
+                       for name, title in FIELDS
+                       if not (name == "target" and before.scope != ACCOUNT)), 15)
 
 
 def origin(url: str) -> str:
