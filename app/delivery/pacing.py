@@ -46,10 +46,6 @@ class Window:
             return 0
         return min(self._cap(), max(1, int(self._window)))
 
-    @property
-    def window(self) -> float:
-        return self._window
-
     def resize(self, share: int, senders: int = 1, peers_window: int | None = None) -> None:
         """The registry's new share: the window keeps its size, within the new cap (a
         grown share is filled by successes, or at once if the window was at the cap).
