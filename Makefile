@@ -28,9 +28,11 @@ lint: install
 fake-api: install
 	$(BIN)/python -m tests.fake_conversations --port 4010 --no-auth
 
-## Benchmark (loopback only, bounded in time); writes bench/RESULTS.md.
+## Benchmark (loopback only, bounded in time); writes bench/RESULTS.md and
+## bench/out/pacing.md (burst drain, steady load, throttled).
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.pacing
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -417,7 +417,11 @@ def main() -> None:
         return
     report = render(results, args, bench)
     print("\n" + report)
-    args.out.write_text(report)
+    # The table is replaced; the sections below it (before/after pairs, other
+    # benchmarks' results) stay.
+    earlier = args.out.read_text() if args.out.exists() else ""
+    kept = earlier[earlier.index("\n## "):] if "\n## " in earlier else ""
+    args.out.write_text(report + kept)
     print(f"written to {args.out}")
 
 
