@@ -3,25 +3,37 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+INSTALLED_DEV := $(VENV)/.installed-dev
+# `make run` listens on loopback whatever PORT says; HOST=0.0.0.0 to listen on every address.
+HOST ?= 127.0.0.1
 
-.PHONY: install run test lint fake-api bench clean
+.PHONY: install install-dev run test lint fake-api bench clean
 
 install: $(INSTALLED)
+install-dev: $(INSTALLED_DEV)
 
-$(INSTALLED): requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# What production installs (Heroku and the VM): requirements.txt only.
+$(INSTALLED): requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# Tests, lint and benchmark tools on top (requirements-dev.txt).
+$(INSTALLED_DEV): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(INSTALLED)
+
 ## Start the server on http://127.0.0.1:5000 (SQLite; dry-run without credentials).
 run: install
-	$(BIN)/gunicorn wsgi:app
+	$(BIN)/gunicorn wsgi:app --bind $(HOST):$${PORT:-5000}
 
 ## Run the whole test suite (PostgreSQL tests too when TEST_DATABASE_URL is set).
-test: install
+test: install-dev
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 
 ## A fake Conversations API on 127.0.0.1:4010, for local runs (TWILIO_API_BASE_URL).
@@ -30,7 +42,7 @@ fake-api: install
 
 ## Benchmark (loopback only, bounded in time); writes bench/RESULTS.md and
 ## bench/out/pacing.md (burst drain, steady load, throttled).
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.pacing
 
