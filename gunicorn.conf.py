@@ -9,7 +9,7 @@ first byte arrives; a client sending its body at 1 byte/s then holds that thread
 long as it likes, and 8 such clients (2 workers x 4 threads) stopped every webhook.
 Here a slow client costs a file descriptor and its bytes, never a thread, and a request
 that has not arrived whole within REQUEST_READ_TIMEOUT seconds (default 10) is answered
-408 and closed. Measured numbers are in the README ("Which set-ups are safe to expose").
+408 and closed. Measured numbers are in docs/deploying.md ("Which set-ups are safe to expose").
 """
 
 import os

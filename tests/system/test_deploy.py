@@ -2,7 +2,7 @@
 
 nginx (Debian's, installed when missing) runs deploy/nginx/bot.conf with its placeholders
 replaced (name, certificate, ports) and a self-signed certificate, on loopback; gunicorn
-runs as the README says for that set-up (PUBLIC_BASE_URL=https://<name>:<port>,
+runs as docs/deploying.md says for that set-up (PUBLIC_BASE_URL=https://<name>:<port>,
 PROXY_COUNT=1). Webhooks are signed for the public https URL, as Twilio signs them.
 """
 
