@@ -20,6 +20,7 @@ from ..logs import kv
 
 log = logging.getLogger(__name__)
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Loop(Protocol):
@@ -85,12 +86,24 @@ class Supervisor:
         return {loop.name: self._down.get(loop.name, "running") for loop in self.loops}
 
     def serve_forever(self) -> None:
-        """Run the loops in the foreground until SIGTERM or SIGINT, then stop gracefully."""
+        """Run the loops in the foreground until SIGTERM or SIGINT, then stop gracefully.
+
+        The kernel hands a process-directed signal to any thread that does not block it;
+        caught by a background thread, it never interrupted the main thread's untimed
+        wait, which slept on for good (a dedicated sender ignored SIGTERM). So the loops'
+        threads, and every thread they start, block both signals, and the main thread
+        waits in short steps whatever happens.
+        """
         stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, lambda *_: stop.set())
-        self.start()
-        stop.wait()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.start()  # threads inherit the mask of the thread that starts them
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        while not stop.wait(0.5):
+            pass
         self.stop()
 
     def _supervise(self, loop: Loop) -> None:

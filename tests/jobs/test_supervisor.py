@@ -79,3 +79,48 @@ def test_building_the_app_starts_no_thread(make_app):
     app = make_app(SENDER_IN_PROCESS="true")
     assert {t.name for t in threading.enumerate()} - before <= {"watchdog"}
     assert services(app).supervisor.report()["sender"] == "not started"
+
+
+
+_SERVE_FOREVER = """
+import os, signal, sys, threading
+from app.jobs.supervisor import Supervisor
+
+class Loop:
+    name = "probe"
+    def __init__(self):
+        self.wake = threading.Event()
+    def run(self, stopping):
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        inner = []  # and a thread this loop starts, as the sender's executors are
+        child = threading.Thread(target=lambda: inner.append(signal.pthread_sigmask(
+            signal.SIG_BLOCK, [])))
+        child.start(); child.join()
+        print("loop blocks", sorted(s.name for s in blocked & {signal.SIGTERM, signal.SIGINT}),
+              "child blocks", sorted(s.name for s in inner[0] & {signal.SIGTERM, signal.SIGINT}),
+              flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)  # process-directed, sent from this thread
+        while not stopping.is_set():
+            self.wake.wait()
+    def interrupt(self):
+        self.wake.set()
+
+Supervisor([Loop()]).serve_forever()
+print("main blocks", sorted(s.name for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+print("stopped")
+"""
+
+
+def test_sigterm_always_reaches_the_main_thread_of_serve_forever():
+    """A dedicated sender stops on SIGTERM: its loops' threads (and theirs) block the
+    stop signals, so the kernel hands them to the main thread, whose wait they wake
+    (a SIGTERM taken by a background thread left the sender running for good)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _SERVE_FOREVER], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "loop blocks ['SIGINT', 'SIGTERM'] child blocks ['SIGINT', 'SIGTERM']",
+        "main blocks []", "stopped"]
