@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -94,14 +95,15 @@ class Server:
 
 
 @contextmanager
-def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str = "wsgi:app"):
-    """Run `gunicorn wsgi:app` from the repository root, as a user would."""
+def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str = "wsgi:app",
+             cwd: Path = ROOT):
+    """Run `gunicorn wsgi:app` from the repository root (or `cwd`), as a user would."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), *args],
-            cwd=ROOT, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
+            cwd=cwd, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
         server.wait_healthy()
@@ -110,9 +112,25 @@ def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str =
         server.stop()
 
 
-def flask_cli(env: dict, *args, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT,
+def flask_cli(env: dict, *args, timeout: float = 60,
+              cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run `flask --app wsgi ARGS` from the repository root (or `cwd`)."""
+    return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=cwd,
                           env=clean_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def checkout_copy(folder: Path) -> Path:
+    """The code a server runs (the top-level modules and packages, tests and benchmark
+    aside) copied into `folder`, to run it with a `.env` of its own: config.py reads
+    the `.env` beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in ROOT.iterdir():
+        if path.suffix == ".py":
+            shutil.copy2(path, folder / path.name)
+        elif (path / "__init__.py").is_file() and path.name not in ("tests", "bench"):
+            shutil.copytree(path, folder / path.name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
 
 
 def sender_process(env: dict, log_path: Path | None = None) -> subprocess.Popen:
