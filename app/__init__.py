@@ -90,8 +90,12 @@ def build_services(settings: Settings) -> Services:
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     loops = [sender] + ([jobs] if jobs.enabled else [])
-    token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
-             else settings.twilio.auth_token)
+    try:
+        token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
+                 else settings.twilio.auth_token)
+    except OSError as exc:
+        raise ConfigError([f"INSTANCE_DIR: cannot keep the development token in "
+                           f"{settings.instance_dir}: {exc.strerror}"]) from None
     return Services(settings=settings, db=db, client=client, policy=policy, processor=processor,
                     sender=sender, catch_up=catch_up, jobs=jobs,
                     supervisor=Supervisor(loops), validator=RequestValidator(token),

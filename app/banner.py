@@ -71,7 +71,7 @@ def announce_in_gunicorn_master(server) -> None:
         return
     try:
         settings = load_settings(environment())
-    except ConfigError:
-        return  # each worker refuses to start, naming every problem
-    token = devtoken.load_or_create(settings.instance_dir) if settings.dry_run else None
+        token = devtoken.load_or_create(settings.instance_dir) if settings.dry_run else None
+    except (ConfigError, OSError):
+        return  # each worker refuses to start, and says why
     announce(settings, token, server.log)

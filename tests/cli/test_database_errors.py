@@ -74,14 +74,21 @@ def test_a_sqlite_file_in_a_missing_folder_is_refused_in_one_line(tmp_path):
     assert not folder.exists()
 
 
-def test_a_sqlite_file_that_cannot_be_created_is_refused_in_one_line(tmp_path):
-    """A folder that exists but takes no file (here /proc): one line, exit status 3."""
+def test_a_file_that_cannot_be_created_is_refused_in_one_line(tmp_path):
+    """A folder that exists but takes no file (here /proc), for the SQLite database or
+    the development token: one line, exit status 3."""
     env = {"INSTANCE_DIR": tmp_path, "DATABASE_URL": "sqlite:////proc/bot.sqlite3"}
     result = flask_cli(env, "db", "upgrade")
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
         "cannot start: invalid configuration: DATABASE_URL: cannot create the SQLite database "
         "/proc/bot.sqlite3: No such file or directory"]
+    env = {"INSTANCE_DIR": "/proc/bot", "DATABASE_URL": f"sqlite:///{tmp_path}/bot.sqlite3"}
+    result = flask_cli(env, "db", "upgrade")
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        "cannot start: invalid configuration: INSTANCE_DIR: cannot keep the development token "
+        "in /proc/bot: No such file or directory"]
 
 
 def test_a_database_without_its_schema_says_to_upgrade(env, make_app):
