@@ -120,3 +120,23 @@ def test_gunicorns_values_shown_are_its_defaults(name, monkeypatch):
     monkeypatch.setenv(name, value)
     assert settings() == unset
 
+
+
+def test_the_vm_installs_edits_find_their_lines(tmp_path):
+    """The README's VM install fills .env in with `sed -i` on these lines (the Twilio
+    credentials, PUBLIC_BASE_URL, PROXY_COUNT): each exists once, and the result is the
+    live set-up behind nginx."""
+    edits = {r"^TWILIO_ACCOUNT_SID=.*": "TWILIO_ACCOUNT_SID=AC" + "0" * 32,
+             r"^TWILIO_AUTH_TOKEN=.*": "TWILIO_AUTH_TOKEN=" + "1" * 32,
+             r"^# PUBLIC_BASE_URL=.*": "PUBLIC_BASE_URL=https://bot.example.com",
+             r"^PROXY_COUNT=.*": "PROXY_COUNT=1"}
+    text = EXAMPLE.read_text()
+    for pattern, line in edits.items():
+        text, count = re.subn(pattern, line, text, flags=re.M)
+        assert count == 1, pattern
+    env = {m.group(2): m.group(3) for m in map(SETTING.match, text.splitlines())
+           if m and not m.group(1)}  # the lines in force: not commented out
+    settings = load_settings({**env, "INSTANCE_DIR": str(tmp_path)})
+    assert not settings.dry_run
+    assert settings.web.public_base_urls == ("https://bot.example.com",)
+    assert settings.web.proxy_count == 1
