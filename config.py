@@ -21,6 +21,11 @@ from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent
 INSTANCE_DIR = ROOT / "instance"
+# In dry-run mode, with AGENT_IDENTITIES unset, this author is an agent: the README's
+# `send-event --author alice@support` shows the agent guard with no set-up. A dry-run
+# server answers only webhooks signed with its local development token, so no real
+# customer can be taken for it.
+EXAMPLE_AGENT = "alice@support"
 DEFAULT_AUTO_REPLY_TEXT = (
     "Thanks for your message! A member of our support team will get back to you soon."
 )
@@ -37,6 +42,9 @@ class ConfigError(Exception):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
+        if len(problems) == 1:  # one line: what systemd's status and Heroku's release show
+            super().__init__(f"invalid configuration: {problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
 
@@ -171,6 +179,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
     if not database_url.startswith(("sqlite:", "postgresql+psycopg://")):
         problems.append("DATABASE_URL must be an sqlite:/// or postgres(ql):// URL")
+    elif (folder := _sqlite_folder(database_url)) and folder != instance_dir \
+            and not folder.is_dir():
+        # Only the instance folder is created: a typo elsewhere must not start an empty
+        # database in a new folder.
+        problems.append(f"DATABASE_URL: the folder {folder} does not exist (create it, or "
+                        "correct the path)")
 
     http_timeout = reader.number("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1)
     settings = Settings(
@@ -181,7 +195,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                                                 _SERVICE_SID, "'IS' and 32 hex characters")),
         bot=BotSettings(
             identity=reader.text("BOT_IDENTITY") or "support-bot",
-            agent_identities=frozenset(reader.csv("AGENT_IDENTITIES")),
+            agent_identities=(frozenset(reader.csv("AGENT_IDENTITIES"))
+                              or frozenset({EXAMPLE_AGENT} if not (sid and token) else ())),
             auto_reply_text=reader.text("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT,
             auto_reply_enabled=reader.flag("AUTO_REPLY_ENABLED", True),
             cooldown_seconds=reader.duration("AUTO_REPLY_COOLDOWN", 3600),
@@ -233,6 +248,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _sqlite_folder(url: str) -> Path | None:
+    """The folder of an sqlite:/// URL's file (None: in memory, or not SQLite)."""
+    path = url.split(":///", 1)[1].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    return Path(path).expanduser().resolve().parent if path and path != ":memory:" else None
 
 
 class _Reader:

@@ -221,3 +221,11 @@ def child_exit(server, worker):
     if str(getattr(server.app, "app_uri", "")).startswith("wsgi"):
         from app.observability.gunicorn import child_exit
         child_exit(server, worker)
+
+
+def when_ready(server):
+    """Say once per server, before the workers fork, how it runs (dry-run and its token,
+    agents, rules file, dashboard): not once per worker."""
+    if str(getattr(server.app, "app_uri", "")).startswith("wsgi"):
+        from app.banner import announce_in_gunicorn_master
+        announce_in_gunicorn_master(server)

@@ -1,9 +1,9 @@
 """Twilio Conversations auto-reply bot: the application factory.
 
 `create_app()` reads like a table of contents: settings, logging, proxies, services
-(database, client, pipeline, background work), routes, errors, commands. Nothing
-starts a thread here: background work starts in the process that serves (see
-`start_background_work`).
+(database, client, pipeline, background work), routes, errors, commands, and the
+start-up banner (banner.py: once per server). Nothing starts a thread here: background
+work starts in the process that serves (see `start_background_work`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BotSettings, ConfigError, Settings, environment, load_settings
 
-from . import cli, logs, web
+from . import banner, cli, logs, web
 from .autoreply import Policy, RulesError, load_rules
 from .delivery.async_client import make_async_client
 from .delivery.client import make_client
@@ -62,7 +62,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     web.register(app)
     cli.register(app)
     if app.config["SERVING"]:
-        announce(app)
+        banner.announce(settings, services(app).signing_token)
     return app
 
 
@@ -76,7 +76,11 @@ def register_proxy_fix(app: Flask, settings: Settings) -> None:
 
 def build_services(settings: Settings) -> Services:
     """Wire the services: database, client, pipeline, sender, jobs and their supervisor."""
-    db = Database(settings.database.url, timeout=settings.database.timeout)
+    try:
+        db = Database(settings.database.url, timeout=settings.database.timeout)
+    except OSError as exc:  # the SQLite file cannot be created (read-only, not a folder)
+        raise ConfigError([f"DATABASE_URL: cannot create the SQLite database "
+                           f"{exc.filename}: {exc.strerror}"]) from None
     client = make_client(settings.twilio)
     sender = Sender(db, client, settings.sender, make_api=partial(
         make_async_client, settings.twilio, pool_size=settings.sender.concurrency_limit),
@@ -86,8 +90,12 @@ def build_services(settings: Settings) -> Services:
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     loops = [sender] + ([jobs] if jobs.enabled else [])
-    token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
-             else settings.twilio.auth_token)
+    try:
+        token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
+                 else settings.twilio.auth_token)
+    except OSError as exc:
+        raise ConfigError([f"INSTANCE_DIR: cannot keep the development token in "
+                           f"{settings.instance_dir}: {exc.strerror}"]) from None
     return Services(settings=settings, db=db, client=client, policy=policy, processor=processor,
                     sender=sender, catch_up=catch_up, jobs=jobs,
                     supervisor=Supervisor(loops), validator=RequestValidator(token),
@@ -116,7 +124,9 @@ def check_schema(app: Flask) -> None:
             db.upgrade()
         except SQLAlchemyError as exc:
             if not app.config["SERVING"]:
-                raise
+                # A command that needs the database says so in one line (cli.guard);
+                # the others (send-event, rules check, webhooks) need none.
+                return
             # A worker that exits here would stop the whole server (gunicorn halts when a
             # worker cannot boot): serve 503s until the database answers instead.
             log.error("database unavailable at start-up, schema not checked: %s",
@@ -159,19 +169,3 @@ def start_background_work(app) -> None:
         app.extensions[_METRICS_PORT].start()
     if services(app).settings.sender.in_process:
         services(app).supervisor.start()
-
-
-def announce(app: Flask) -> None:
-    """Say at start-up which mode this is, and in dry-run which token signs webhooks."""
-    settings = services(app).settings
-    if settings.dry_run:
-        log.warning(
-            "DRY-RUN MODE: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set. Replies "
-            "are logged, not sent. Webhook signatures are checked against the local "
-            "development token %s (stored in %s); `flask --app wsgi send-event` signs "
-            "with it.", services(app).signing_token, devtoken.path(settings.instance_dir))
-    else:
-        log.info("live mode: account %s, replies sent as %r%s",
-                 settings.twilio.account_sid, settings.bot.identity,
-                 f" via {settings.twilio.api_base_url}" if settings.twilio.api_base_url
-                 else "")

@@ -393,7 +393,12 @@ def main() -> None:
                                latency=args.latency, check_auth=not args.no_auth)
     api.throttle_above = args.throttle_above
     api.start()
-    print(f"fake Conversations API on {api.url} (latency {args.latency}s)", flush=True)
+    print(f"fake Conversations API on {api.url} (latency {args.latency}s)\n"
+          "Run the bot against it with these lines in .env (the server and every "
+          "`flask --app wsgi` command read it):\n"
+          f"TWILIO_ACCOUNT_SID={args.account_sid}\n"
+          f"TWILIO_AUTH_TOKEN={args.auth_token}\n"
+          f"TWILIO_API_BASE_URL={api.url}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

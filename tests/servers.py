@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,7 +43,9 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_healthy(self, timeout: float = 20.0) -> None:
+    # A deadline, not a pause: on a loaded machine gunicorn's master alone can take over
+    # 20 s to import the app (seen at a load average of 20 on 2 cores).
+    def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -55,7 +58,7 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"server not healthy within {timeout}s:\n{self.log}")
 
-    def wait_workers(self, count: int, timeout: float = 20.0) -> None:
+    def wait_workers(self, count: int, timeout: float = 60.0) -> None:
         """Wait until `count` workers have loaded the app and are about to serve: each logs
         "background work started pid=<pid>" from gunicorn's post_worker_init, after the
         app (and its schema check) loaded. Needs the in-process sender (the default)."""
@@ -94,14 +97,15 @@ class Server:
 
 
 @contextmanager
-def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str = "wsgi:app"):
-    """Run `gunicorn wsgi:app` from the repository root, as a user would."""
+def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str = "wsgi:app",
+             cwd: Path = ROOT):
+    """Run `gunicorn wsgi:app` from the repository root (or `cwd`), as a user would."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), *args],
-            cwd=ROOT, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
+            cwd=cwd, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
         server.wait_healthy()
@@ -110,9 +114,25 @@ def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str =
         server.stop()
 
 
-def flask_cli(env: dict, *args, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT,
+def flask_cli(env: dict, *args, timeout: float = 60,
+              cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run `flask --app wsgi ARGS` from the repository root (or `cwd`)."""
+    return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=cwd,
                           env=clean_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def checkout_copy(folder: Path) -> Path:
+    """The code a server runs (the top-level modules and packages, tests and benchmark
+    aside) copied into `folder`, to run it with a `.env` of its own: config.py reads
+    the `.env` beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in ROOT.iterdir():
+        if path.suffix == ".py":
+            shutil.copy2(path, folder / path.name)
+        elif (path / "__init__.py").is_file() and path.name not in ("tests", "bench"):
+            shutil.copytree(path, folder / path.name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
 
 
 def sender_process(env: dict, log_path: Path | None = None) -> subprocess.Popen:

@@ -13,7 +13,35 @@ def test_defaults_are_a_working_dry_run(tmp_path):
     assert settings.web.public_base_urls == ()
     assert settings.database.url == f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     assert settings.database.auto_upgrade is True
-    assert settings.bot.agent_identities == frozenset()
+    assert settings.bot.agent_identities == {"alice@support"}  # the README's example agent
+
+
+def test_the_example_agent_is_only_a_dry_run_default(tmp_path):
+    """Set AGENT_IDENTITIES replaces it; live mode has no agent unless told."""
+    assert load_settings({"INSTANCE_DIR": str(tmp_path), "AGENT_IDENTITIES": "bob"}
+                         ).bot.agent_identities == {"bob"}
+    live = load_settings({"INSTANCE_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                          "TWILIO_AUTH_TOKEN": "1" * 32})
+    assert live.bot.agent_identities == frozenset()
+
+
+def test_one_problem_is_one_line(tmp_path):
+    """What systemd's status and Heroku's release phase show in full."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"INSTANCE_DIR": str(tmp_path), "PROXY_COUNT": "x"})
+    assert str(info.value) == "invalid configuration: PROXY_COUNT must be an integer, got 'x'"
+
+
+def test_a_sqlite_file_outside_the_instance_folder_needs_its_folder(tmp_path):
+    """The instance folder is created; any other folder must exist (a typo must not start
+    an empty database somewhere new)."""
+    instance = tmp_path / "instance"
+    settings = load_settings({"INSTANCE_DIR": str(instance),
+                              "DATABASE_URL": f"sqlite:///{instance}/bot.sqlite3"})
+    assert settings.database.url == f"sqlite:///{instance}/bot.sqlite3"
+    assert load_settings({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    with pytest.raises(ConfigError, match=f"the folder {tmp_path / 'typo'} does not exist"):
+        load_settings({"DATABASE_URL": f"sqlite:///{tmp_path}/typo/x.db"})
 
 
 def test_live_mode_and_typed_values():

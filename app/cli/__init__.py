@@ -3,22 +3,18 @@
 from flask import Flask
 
 from . import autoreply, conversations, db, dev, doctor, events, ops, replies, setup, webhooks
+from .guard import guarded
+
+COMMANDS = (
+    dev.send_event, ops.run_sender, ops.catch_up, ops.prune, replies.group, events.group,
+    autoreply.autoreply_group, autoreply.rules_group, autoreply.why, db.group,
+    webhooks.group, doctor.doctor, setup.setup, conversations.group,
+    conversations.participants,
+)
 
 
 def register(app: Flask) -> None:
-    """Attach every command to the app's CLI."""
-    app.cli.add_command(dev.send_event)
-    app.cli.add_command(ops.run_sender)
-    app.cli.add_command(ops.catch_up)
-    app.cli.add_command(ops.prune)
-    app.cli.add_command(replies.group)
-    app.cli.add_command(events.group)
-    app.cli.add_command(autoreply.autoreply_group)
-    app.cli.add_command(autoreply.rules_group)
-    app.cli.add_command(autoreply.why)
-    app.cli.add_command(db.group)
-    app.cli.add_command(webhooks.group)
-    app.cli.add_command(doctor.doctor)
-    app.cli.add_command(setup.setup)
-    app.cli.add_command(conversations.group)
-    app.cli.add_command(conversations.participants)
+    """Attach every command to the app's CLI, each ending with one line, not a
+    traceback, when the database cannot be used (guard.py)."""
+    for command in COMMANDS:
+        app.cli.add_command(guarded(command))

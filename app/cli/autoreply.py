@@ -4,17 +4,20 @@ and the rules file (check it, try it) without sending anything."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from ..autoreply import ConversationState, Inbound, RulesError, decide, load_rules
+from ..autoreply.schema import CHANNELS
 from ..pipeline import state
+from ..provisioning.conversations import conversation_sid
 from ..services import services
-from ..store.models import ProcessedEvent, Reply
+from ..store.models import Conversation, ProcessedEvent, Reply
 
 autoreply_group = AppGroup("autoreply", help="Turn automated replies on or off at run time.")
 rules_group = AppGroup("rules", help="Check and try the auto-reply rules file.")
@@ -101,27 +104,29 @@ def rules_check(path):
 @rules_group.command("try")
 @click.argument("text")
 @click.option("--author", default="+15558675310", show_default=True)
-@click.option("--channel", default="SMS", show_default=True, help="SMS, WHATSAPP, SDK, ...")
-@click.option("--at", "at", help="When, e.g. 2026-12-24T22:00 (the business hours' time "
-              "zone, else UTC; default: now).")
+@click.option("--channel", default="SMS", show_default=True,
+              type=click.Choice(sorted(CHANNELS), case_sensitive=False),
+              help="The message's Source.")
+@click.option("--at", "at", help="When, e.g. 2026-12-24T22:00 (in the business hours' time "
+              "zone, else UTC, unless it carries an offset; default: now).")
 @click.option("--conversation", help="Use this conversation's stored state (CH...).")
 def rules_try(text, author, channel, at, conversation):
     """Print what the bot would do with a message TEXT, and why; sends nothing."""
     bot = services()
     policy = bot.policy
-    now = _moment(at, policy)
-    addresses = [author]
-    seen = (bot.processor.state.conversation(conversation, addresses, now).state
-            if conversation else None)
-    conversation_state = seen or ConversationState(
+    zone = _zone(policy)
+    now = _moment(at, zone)
+    conversation_state = ConversationState(
         inbound_before=0, last_reply_at=None, replies_last_hour=0, last_agent_at=None,
         opted_out=False)
+    if conversation:
+        conversation_state = _stored_state(bot, conversation, author, now)
     message = Inbound(body=text, author=author, channel=channel.upper(), attributes=None,
                       participant_sid=None, received_at=now)
     enabled = policy.switch(bot.processor.state.autoreply_switch())
     decision = decide(message, conversation_state, policy, now, enabled=enabled)
-    click.echo(f"at {now.isoformat(timespec='minutes')}: {decision.reason.name}"
-               f" ({decision})")
+    click.echo(f"at {now.astimezone(zone).isoformat(timespec='minutes')} ({zone}): "
+               f"{decision.reason.name} ({decision})")
     if decision.rule:
         click.echo(f"rule: {decision.rule}")
     if decision.reply:
@@ -130,9 +135,31 @@ def rules_try(text, author, channel, at, conversation):
         if decision.reply.content_sid:
             click.echo(f"template: {decision.reply.content_sid} "
                        f"{decision.reply.content_variables or ''}".rstrip())
+        if decision.reply.media:
+            click.echo(f"media: {decision.reply.media}")
 
 
-def _moment(at: str | None, policy) -> datetime:
+def _stored_state(bot, sid: str, author: str, now: datetime) -> ConversationState:
+    """The state the bot keeps for conversation `sid`; refuses one it never saw."""
+    try:
+        sid = conversation_sid(sid)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--conversation") from None
+    with bot.db.read() as conn:
+        known = conn.execute(select(Conversation.sid).where(Conversation.sid == sid)).first()
+    if known is None:
+        raise click.BadParameter(f"the bot has no record of {sid} (no message of it received, "
+                                 "or pruned)", param_hint="--conversation")
+    return bot.processor.state.conversation(sid, [author], now).state
+
+
+def _zone(policy) -> ZoneInfo | timezone:
+    """The rules' time zone (their business hours'), else UTC."""
+    hours = policy.rules.hours if policy.rules else None
+    return hours.zone if hours else UTC
+
+
+def _moment(at: str | None, zone) -> datetime:
     if not at:
         return datetime.now(UTC)
     try:
@@ -140,6 +167,5 @@ def _moment(at: str | None, policy) -> datetime:
     except ValueError as exc:
         raise click.BadParameter(f"{at!r}: expected e.g. 2026-12-24T22:00") from exc
     if moment.tzinfo is None:
-        hours = policy.rules.hours if policy.rules else None
-        moment = moment.replace(tzinfo=hours.zone if hours else UTC)
+        moment = moment.replace(tzinfo=zone)
     return moment

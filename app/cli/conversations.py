@@ -200,6 +200,10 @@ def remove(sid, participant):
     try:
         api.remove(account_client(), sid, participant)
     except TwilioCallFailed as exc:
+        if exc.status == 404:  # Twilio's 20404: no such participant (or conversation)
+            click.echo(f"error: {participant} is not a participant of {sid}: nothing removed "
+                       f"(`conversations show {sid}` lists its participants)", err=True)
+            raise SystemExit(1) from None
         _failed(exc)
     click.echo(f"removed {participant} from {sid}")
 

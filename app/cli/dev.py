@@ -16,17 +16,25 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from ..pipeline import samples
-from ..pipeline.events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS
+from ..pipeline.events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS, source_of
 from ..services import services
+from ..web import devtoken
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# --channel: the Source Twilio gives such a message, and a customer of that channel.
+CHANNELS = {"sms": ("SMS", "+15558675310"), "whatsapp": ("WHATSAPP", "whatsapp:+15558675310"),
+            "chat": ("SDK", "customer@example.com")}
 
 
 @click.command("send-event")
 @with_appcontext
 @click.argument("event_type", type=click.Choice(sorted(KNOWN_EVENTS)), required=False)
 @click.option("--body", default="Hello, I need help", help="Message body.")
-@click.option("--author", default="+15558675310", help="Message author (E.164, whatsapp:+..., identity).")
+@click.option("--channel", type=click.Choice(sorted(CHANNELS)),
+              help="sms, whatsapp or chat: sets Source, and the author unless --author "
+                   "(default: the author's channel, sms without one).")
+@click.option("--author", help="Message author: +1... (SMS), whatsapp:+1..., or a chat "
+                               "identity (default: a customer of --channel).")
 @click.option("--conversation", "conversation_sid", help="Conversation SID (default: a new one).")
 @click.option("--message-sid", help="Message SID (default: a new one). Repeat it to see deduplication.")
 @click.option("--status", default="delivered", help="Status for onDeliveryUpdated.")
@@ -39,11 +47,12 @@ REQUEST_ID_HEADER = "X-Request-Id"
                             "or http://127.0.0.1:5000, plus the path).")
 @click.option("--curl", "show_curl", is_flag=True, help="Also print the equivalent curl command.")
 @click.option("--dry", is_flag=True, help="Print the curl command only; send nothing.")
-def send_event(event_type, body, author, conversation_sid, message_sid, status, error_code,
-               payload, extra, url, show_curl, dry):
+def send_event(event_type, body, channel, author, conversation_sid, message_sid, status,
+               error_code, payload, extra, url, show_curl, dry):
     """Sign an EVENT_TYPE webhook (default onMessageAdded), or a recorded one, with the
     configured token (the Auth Token; in dry-run mode the development token) and post it."""
     bot = services()
+    author = _author(channel, author)
     overrides = dict(item.split("=", 1) for item in extra if "=" in item)
     if payload:
         params = read_payload(payload)
@@ -84,9 +93,42 @@ def send_event(event_type, body, author, conversation_sid, message_sid, status, 
                           ("redirected to", "Location")):
         if response.headers.get(header):
             click.echo(f"{title}: {response.headers[header]}")
+    if params.get("MessageSid"):
+        sid = params["MessageSid"]
+        click.echo(f"message sid: {sid}" + (f" (`flask --app wsgi why {sid}` says what the "
+                                            "bot did with it)"
+                                            if event_type == "onMessageAdded" else ""))
     if response.text.strip():
         click.echo(response.text.strip()[:2000])
+    if response.status_code == 403:
+        click.echo(f"hint: {_signed_with(bot)}", err=True)
     sys.exit(0 if response.ok else 1)
+
+
+def _author(channel: str | None, author: str | None) -> str:
+    """The author for --channel and --author; refuses an author of another channel."""
+    if channel is None:
+        return author or CHANNELS["sms"][1]
+    source, example = CHANNELS[channel]
+    if author is None:
+        return example
+    if source_of(author) != source:
+        raise click.BadParameter(f"{author!r} is not a {channel} author (like {example})",
+                                 param_hint="--author")
+    return author
+
+
+def _signed_with(bot) -> str:
+    """Why a 403 may come: which token this command signed with."""
+    if bot.settings.dry_run:
+        return (f"this command signed with the development token of "
+                f"{devtoken.path(bot.settings.instance_dir)} (dry-run: no TWILIO_AUTH_TOKEN "
+                "here). A server in live mode checks its Auth Token: give this command the "
+                "server's settings (in .env, which the server and this command both read). "
+                "The server's `webhook rejected` line says what it checked.")
+    return (f"this command signed with the Auth Token of {bot.settings.twilio.account_sid}. "
+            "A dry-run server checks its development token instead, and any server checks "
+            "the URL it was called at: its `webhook rejected` line says which.")
 
 
 def read_payload(path: Path) -> MultiDict:

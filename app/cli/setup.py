@@ -110,6 +110,9 @@ def _explain(delivered, wanted) -> None:
 
 
 def _check_url(url: str, public, force: bool) -> None:
+    malformed = webhooks.url_error(url)
+    if malformed:
+        refuse(f"{malformed}; nothing changed")
     problems = webhooks.url_problems(url, public)
     for problem in problems:
         click.echo(f"{'warning' if force else 'refusing'}: {problem}", err=True)

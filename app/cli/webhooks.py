@@ -44,7 +44,8 @@ def show():
 @click.option("--pre", is_flag=True, help="Also set the pre-event URL (the URL + /pre).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--force", is_flag=True,
-              help="Configure a URL that is not https or not one of PUBLIC_BASE_URL's origins.")
+              help="Configure a URL that is not https, not public, or not one of "
+                   "PUBLIC_BASE_URL's origins (never a malformed one).")
 def configure(service_sid, url, pre, dry_run, force):
     """Point the post-event webhook (and with --pre the pre-event one) at this server,
     method POST, with the filters this server handles (keeping those already set)."""
@@ -54,6 +55,9 @@ def configure(service_sid, url, pre, dry_run, force):
         refuse("PUBLIC_BASE_URL is not set: set it to this server's public origin "
                "(e.g. https://bot.example.com) or give --url")
     url = (url or public[0] + WEBHOOK_PATH).rstrip("/")
+    malformed = webhooks.url_error(url)
+    if malformed:
+        refuse(f"{malformed}; nothing changed")
     problems = webhooks.url_problems(url, public)
     for problem in problems:
         click.echo(f"{'warning' if force else 'refusing'}: {problem}", err=True)
@@ -87,8 +91,6 @@ def configure(service_sid, url, pre, dry_run, force):
                    "(and drops a message when that call fails)")
     if before.scope == ACCOUNT:
         _note_overrides(client, public)
-
-
 
 
 def _verdict(hooks, public_base_urls, needed) -> str:

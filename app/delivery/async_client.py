@@ -28,6 +28,7 @@ from .client import (
     api_errors,
     classify,
     content,
+    could_not_connect,
     error_body,
     to_message,
 )
@@ -149,8 +150,13 @@ def _classify(exc: BaseException) -> ApiError | None:
     """aiohttp's failures, classified as client.classify does requests'."""
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's ServerTimeoutError is one too
         return ApiError(f"timed out: {type(exc).__name__}: {exc}", transient=True)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return ApiError(f"could not connect to {exc.host}:{exc.port}: TLS certificate "
+                        f"refused ({exc.certificate_error})", transient=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):  # never connected (refused, no host)
+        return ApiError(could_not_connect(exc.host, exc.port, exc.os_error), transient=True)
     if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
-        # Refused, reset, or dropped halfway through the answer.
+        # Reset, or dropped halfway through the answer.
         return ApiError(f"connection lost: {type(exc).__name__}: {exc}", transient=True)
     if isinstance(exc, aiohttp.ClientError):  # a bad URL, redirects, ...
         return ApiError(f"request failed: {type(exc).__name__}: {exc}", transient=False)

@@ -4,8 +4,8 @@ Live mode wraps twilio-python's Client (one HTTP session, pooled connections, a
 timeout on every call); dry-run mode logs what it would send. Every failure becomes an
 ApiError saying whether trying again later can help:
 
-    transient: timeouts, connections refused or dropped (also halfway through an
-               answer), HTTP 429 and 5xx
+    transient: timeouts, connections that could not be made (refused, no such host) or
+               were dropped (also halfway through an answer), HTTP 429 and 5xx
     permanent: other 4xx, a 2xx whose body is not Twilio's JSON, a TwilioException
                without an HTTP status, any other request error (a bad URL, redirects)
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from config import TwilioSettings
 
@@ -219,8 +221,10 @@ def classify(exc: BaseException) -> ApiError | None:
         return ApiError(f"{type(exc).__name__}: {exc}", transient=False)
     if isinstance(exc, requests.Timeout):
         return ApiError(f"timed out: {exc}", transient=True)
+    if isinstance(exc, requests.ConnectionError) and (never := _not_connected(exc)):
+        return ApiError(never, transient=True)
     if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        # Refused, reset, or dropped halfway through the answer.
+        # Reset, or dropped halfway through the answer.
         return ApiError(f"connection lost: {type(exc).__name__}: {exc}", transient=True)
     if isinstance(exc, requests.RequestException):
         return ApiError(f"request failed: {type(exc).__name__}: {exc}", transient=False)
@@ -228,6 +232,29 @@ def classify(exc: BaseException) -> ApiError | None:
         return ApiError(f"answer is not Twilio's JSON: {type(exc).__name__}: {exc}",
                         transient=False)
     return None
+
+
+def could_not_connect(host: str, port: int | None, os_error: BaseException | None) -> str:
+    """A connection that was never made, said plainly (no connection was lost)."""
+    if isinstance(os_error, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(os_error, socket.gaierror):
+        why = f"no such host ({os_error.strerror})"
+    else:
+        why = getattr(os_error, "strerror", None) or str(os_error or "unknown error")
+    return f"could not connect to {host}:{port}: {why}"
+
+
+def _not_connected(exc: requests.ConnectionError) -> str | None:
+    """requests' ConnectionError for a connection never made, said plainly; None for one
+    reset or dropped."""
+    retries = exc.args[0] if exc.args else None
+    reason = getattr(retries, "reason", None)
+    if not isinstance(reason, NewConnectionError):  # NameResolutionError is one too
+        return None
+    pool = getattr(retries, "pool", None)
+    return could_not_connect(getattr(pool, "host", "?"), getattr(pool, "port", None),
+                             reason.__cause__)
 
 
 def error_body(text: str) -> tuple[object, str | None]:

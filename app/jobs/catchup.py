@@ -27,7 +27,7 @@ from ..delivery.client import ApiError, Message
 from ..errors import BadRequest
 from ..handlers.messages import inbound
 from ..logs import kv
-from ..pipeline.events import Event
+from ..pipeline.events import Event, source_of
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.processor import Processor
 from ..store.database import Database
@@ -154,17 +154,11 @@ def _as_event(message: Message) -> Event:
         "EventType": "onMessageAdded", "ConversationSid": message.conversation_sid,
         "MessageSid": message.sid, "Author": message.author or "", "Body": message.body or "",
         "Attributes": message.attributes or "{}", "Index": str(message.index or 0),
-        "Source": _channel(message.author or ""), "CatchUp": "true",
+        "Source": source_of(message.author or ""), "CatchUp": "true",
     }
     if message.date_created:
         params["DateCreated"] = message.date_created.astimezone(UTC).isoformat()
     return Event.from_params(params)
-
-
-def _channel(author: str) -> str:
-    if author.startswith("whatsapp:"):
-        return "WHATSAPP"
-    return "SMS" if author.startswith("+") else "SDK"
 
 
 def _naive(moment: datetime) -> datetime:

@@ -10,8 +10,9 @@ cross into another thread by itself (group commit's, an executor's): carry the v
 there and open a context again. Empty values are left out; an inner context adds to
 (and overrides) the outer one.
 
-LOG_FORMAT=text (the default): the usual line, then the context as `key=value` (a key
-the message itself already shows is not repeated).
+LOG_FORMAT=text (the default): the usual line, then the context as `key=value` (a field
+the message itself already shows, under its name or another, is not repeated:
+`conversation=CH...` stands for `conversation_sid=CH...`).
 LOG_FORMAT=json: one JSON object per line (python-json-logger): time, level, logger,
 pid, message, then the context's fields and any `extra=`; a traceback is `exc_info`.
 """
@@ -74,10 +75,26 @@ class TextFormatter(logging.Formatter):
         line = super().formatMessage(record)
         context = getattr(record, _ATTR, None)
         if context:
-            extra = {k: v for k, v in context.items() if f"{k}=" not in record.message}
+            message = record.message
+            extra = {k: v for k, v in context.items() if not _shows(message, k, v)}
             if extra:
                 line += " " + kv(**extra)
         return line
+
+
+def _shows(message: str, key: str, value: str) -> bool:
+    """Whether the message shows this field already: by its name (`conversation_sid=`),
+    or by its value under another name (`conversation=CH...`, `ConversationSid=CH...`)."""
+    if f"{key}=" in message:
+        return True
+    needle = "=" + value
+    at = message.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if end == len(message) or message[end] == " ":
+            return True
+        at = message.find(needle, end)
+    return False
 
 
 class JsonFormatter(_JsonFormatter):

@@ -40,6 +40,14 @@ FIELD_LIMITS = {
 _PER_DELIVERY = frozenset({"RetryCount"})
 
 
+def source_of(author: str) -> str:
+    """The `Source` Twilio gives a message by this author: WHATSAPP for whatsapp:+...,
+    SMS for an E.164 number, SDK for a chat identity."""
+    if author.startswith("whatsapp:"):
+        return "WHATSAPP"
+    return "SMS" if author.startswith("+") else "SDK"
+
+
 @dataclass(frozen=True)
 class Event:
     """One webhook: its type, its parameters (first value of each) and its token.

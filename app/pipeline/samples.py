@@ -6,7 +6,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from .events import PRE_EVENTS
+from .events import PRE_EVENTS, source_of
 
 
 def sid(prefix: str) -> str:
@@ -24,10 +24,12 @@ def build(event_type: str, *, account_sid: str, body: str = "Hello, I need help"
         "EventType": event_type,
         "ChatServiceSid": sid("IS"),
         "ConversationSid": conversation_sid or sid("CH"),
-        "Source": "SMS" if author.startswith("+") else "SDK",
+        "Source": source_of(author),
         "RetryCount": "0",
         "DateCreated": now,
     }
+    if params["Source"] == "SDK":  # Twilio names the chat user of SDK events
+        params["ClientIdentity"] = author
     if event_type.startswith("onMessage"):
         params.update({
             "MessagingServiceSid": sid("MG"), "Author": author, "Body": body,

@@ -76,8 +76,12 @@ class Reach:
 def parse(address: str, kind: str | None) -> tuple[str, str]:
     """(address as Twilio stores it, type): +E.164 for SMS, whatsapp:+E.164 for WhatsApp.
     ValueError says what is wrong."""
+    prefixed = address.strip().startswith("whatsapp:")
     number = address.strip().removeprefix("whatsapp:")
-    kind = kind or ("whatsapp" if address.strip().startswith("whatsapp:") else "sms")
+    if prefixed and kind == "sms":
+        raise ValueError(f"{address!r} is a WhatsApp address but --type is sms: give "
+                         f"{number} for SMS, or --type whatsapp")
+    kind = kind or ("whatsapp" if prefixed else "sms")
     if not E164.fullmatch(number):
         raise ValueError(f"{address!r} is not an E.164 number (+ and up to 15 digits, "
                          "country code first, e.g. +15017122661)")

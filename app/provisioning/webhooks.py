@@ -226,17 +226,29 @@ def problem(hooks: Hooks, needed: tuple[str, ...]) -> str | None:
     return None
 
 
-def url_problems(url: str, public_base_urls: tuple[str, ...]) -> list[str]:
-    """Why Twilio's webhooks to `url` would not reach this server, or should not go there."""
+def url_error(url: str) -> str | None:
+    """Why `url` is no URL Twilio could call at all (None: it is one). Not overridable."""
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"{url!r} has a malformed port"
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [f"{url!r} is not an http(s) URL"]
+        return f"{url!r} is not an http(s) URL"
+    return None
+
+
+def url_problems(url: str, public_base_urls: tuple[str, ...]) -> list[str]:
+    """Why Twilio's webhooks to a well-formed `url` would not reach this server, or should
+    not go there (--force overrides these; see `url_error` for those it does not)."""
+    parts = urlsplit(url)
     problems = []
     if parts.scheme != "https":
         problems.append(f"{url} is not https: Twilio would post customers' messages "
                         "unencrypted")
-    if _is_local(parts.hostname):
-        problems.append(f"{parts.hostname} is a local address: Twilio cannot reach it")
+    unreachable = _unreachable(parts.hostname)
+    if unreachable:
+        problems.append(f"{parts.hostname} is {unreachable}: Twilio cannot reach it")
     if not public_base_urls:
         problems.append("PUBLIC_BASE_URL is not set: the server serves loopback origins "
                         "only and would answer 403 to every webhook")
@@ -247,14 +259,21 @@ def url_problems(url: str, public_base_urls: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def _is_local(host: str) -> bool:
+def _unreachable(host: str) -> str | None:
+    """What kind of address Twilio cannot reach `host` at (None: a public one)."""
     if host == "localhost" or host.endswith(".localhost"):
-        return True
+        return "this machine (localhost)"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return address.is_loopback or address.is_private or address.is_link_local
+        return None
+    if address.is_loopback:
+        return "a loopback address (this machine)"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_private:
+        return "a private network address"
+    return None
 
 
 def _show(value) -> str:

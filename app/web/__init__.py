@@ -1,14 +1,10 @@
 """HTTP in and out: the blueprints and the one place errors become responses."""
 
-import logging
-
 from flask import Flask, request
 
 from ..services import services
 from ..timeline.counters import DUPLICATES, HourlyCounts
 from . import admin, api, errors, health, metrics, webhooks
-
-log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
@@ -21,7 +17,7 @@ def register(app: Flask) -> None:
 
 def register_operator_pages(app: Flask) -> None:
     """The JSON API (/api/) and the dashboard (/admin), only with ADMIN_TOKEN: without it
-    they are 404 and the start-up log says so. Duplicates dropped are counted per hour
+    they are 404 (the start-up banner says which). Duplicates dropped are counted per hour
     for their statistics (signature failures: in errors.py)."""
     counts = app.extensions["hourly_counts"] = HourlyCounts(services(app).db)
 
@@ -32,14 +28,7 @@ def register_operator_pages(app: Flask) -> None:
             counts.add(DUPLICATES)
         return response
 
-    token = services(app).settings.web.admin_token
-    if not token:
-        if app.config["SERVING"]:
-            log.info("dashboard (/admin) and API (/api/) are off: set ADMIN_TOKEN to turn "
-                     "them on")
+    if not services(app).settings.web.admin_token:
         return
-    if len(token) < 16:
-        log.warning("ADMIN_TOKEN is shorter than 16 characters: anyone who can reach "
-                    "/admin may guess it")
     app.register_blueprint(api.bp)
     admin.register(app)

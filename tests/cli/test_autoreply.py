@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
 from app import create_app
+from tests.conftest import message_added, post_event
 from tests.servers import ROOT
 
 EXAMPLE = ROOT / "rules.example.toml"
@@ -33,6 +36,44 @@ def test_rules_try_says_which_rule_would_fire_and_why(env, fake_api):
     stop = runner.invoke(args=["rules", "try", "STOP"])
     assert "COMPLIANCE_KEYWORD" in stop.output
     assert fake_api.created == []
+
+
+def test_rules_try_shows_the_time_in_the_rules_zone_and_the_media(env, fake_api):
+    """--at with another offset, or none at all, is shown in the rules' time zone
+    (Europe/Berlin in the example); the media a reply would carry is printed."""
+    app = create_app({**env, "RESPONDER_RULES": str(EXAMPLE)})
+    runner = app.test_cli_runner()
+    utc = runner.invoke(args=["rules", "try", "what are your opening times?", "--channel",
+                              "whatsapp", "--at", "2026-12-01T09:00+00:00"])
+    assert utc.exit_code == 0, utc.output
+    assert utc.output.startswith("at 2026-12-01T10:00+01:00 (Europe/Berlin): REPLY")
+    assert f"media: {ROOT / 'media' / 'opening-hours.png'}" in utc.output
+    local = runner.invoke(args=["rules", "try", "hello", "--at", "2026-07-01T22:00"])
+    assert local.output.startswith("at 2026-07-01T22:00+02:00 (Europe/Berlin): ")
+    plain = create_app(env).test_cli_runner().invoke(
+        args=["rules", "try", "hello", "--at", "2026-07-01T22:00+02:00"])
+    assert plain.output.startswith("at 2026-07-01T20:00+00:00 (UTC): REPLY"), plain.output
+    assert "media:" not in plain.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--channel", "FAX"], "'FAX' is not one of"),
+    (["--conversation", "CH123"], "is not a Conversation SID"),
+    (["--conversation", "CH" + "0" * 32], "the bot has no record of CH" + "0" * 32),
+])
+def test_rules_try_refuses_an_unknown_channel_or_conversation(runner, args, message):
+    """A typo must not pass for a state or a channel the bot never sees."""
+    result = runner.invoke(args=["rules", "try", "hello", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_rules_try_uses_a_known_conversation_state(client, runner):
+    """After the bot answered in a conversation, its cooldown holds there."""
+    params = message_added()
+    assert post_event(client, params).status_code == 200
+    result = runner.invoke(args=["rules", "try", "hello again", "--conversation",
+                                 params["ConversationSid"]])
+    assert result.exit_code == 0 and "COOLDOWN" in result.output, result.output
 
 
 def test_a_broken_rules_file_stops_the_start_up(env, tmp_path):

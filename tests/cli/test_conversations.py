@@ -134,7 +134,9 @@ def test_participants_add_and_remove(runner, resources):
     assert (code, out.strip()) == (0, f"removed {member['sid']} from {sid}")
     assert resources.participants[sid] == []
     code, out = run(runner, "participants", "remove", sid, member["sid"])
-    assert code == 1 and "Twilio error 20404" in out
+    assert (code, out.strip()) == (1, f"error: {member['sid']} is not a participant of {sid}: "
+                                      f"nothing removed (`conversations show {sid}` lists its "
+                                      "participants)")
     code, out = run(runner, "participants", "add", sid, "--chat", "a", "--sms", CUSTOMER,
                     "--proxy", NUMBER)
     assert code == 2 and "exactly one of --sms, --whatsapp or --chat" in out

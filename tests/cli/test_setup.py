@@ -81,6 +81,16 @@ def test_a_number_that_is_not_e164_is_refused_before_any_call(runner, fake_api, 
     assert fake_api.requests == []
 
 
+def test_a_whatsapp_address_with_type_sms_is_refused_before_any_call(runner, fake_api):
+    """The prefix and --type contradict each other: refused, not silently dropped; a
+    plain number with --type whatsapp gets the prefix."""
+    code, out = setup(runner, "--address", "whatsapp:" + NUMBER, "--type", "sms")
+    assert code == 2 and "is a WhatsApp address but --type is sms" in out
+    assert fake_api.requests == []
+    code, out = setup(runner, "--address", NUMBER, "--type", "whatsapp", "--dry-run")
+    assert code == 0 and f"address configuration of whatsapp:{NUMBER}" in out, out
+
+
 def test_a_number_handed_to_studio_is_not_taken_without_force(runner, resources, fake_api):
     resources.addresses["IG" + "1" * 32] = {
         "sid": "IG" + "1" * 32, "type": "sms", "address": NUMBER, "friendly_name": None,

@@ -85,7 +85,14 @@ def test_configure_one_service_with_its_pre_event_url(runner, config):
 @pytest.mark.parametrize(("url", "reason"), [
     ("http://bot.example.com/webhooks/conversations", "is not https"),
     ("https://elsewhere.example.com/webhooks/conversations", "is not in PUBLIC_BASE_URL"),
-    ("https://127.0.0.1:5000/webhooks/conversations", "Twilio cannot reach it"),
+    ("https://127.0.0.1:5000/webhooks/conversations",
+     "127.0.0.1 is a loopback address (this machine): Twilio cannot reach it"),
+    ("https://localhost/webhooks/conversations",
+     "localhost is this machine (localhost): Twilio cannot reach it"),
+    ("https://10.0.0.7/webhooks/conversations",
+     "10.0.0.7 is a private network address: Twilio cannot reach it"),
+    ("https://169.254.10.1/webhooks/conversations",
+     "169.254.10.1 is a link-local address: Twilio cannot reach it"),
 ])
 def test_a_url_this_server_would_not_get_is_refused_unless_forced(runner, config, url, reason):
     refused = runner.invoke(args=["webhooks", "configure", "--url", url])
@@ -95,6 +102,22 @@ def test_a_url_this_server_would_not_get_is_refused_unless_forced(runner, config
     forced = runner.invoke(args=["webhooks", "configure", "--url", url, "--force"])
     assert forced.exit_code == 0, forced.output
     assert "warning: " in forced.output and config.account["post_webhook_url"] == url
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("bot.example.com/webhooks/conversations", "is not an http(s) URL"),
+    ("ftp://bot.example.com/webhooks/conversations", "is not an http(s) URL"),
+    ("https:///webhooks/conversations", "is not an http(s) URL"),
+    ("https://bot.example.com:port/webhooks/conversations", "has a malformed port"),
+])
+def test_a_malformed_url_is_refused_even_with_force(runner, config, url, reason):
+    """--force overrides a judgement (not https, not public, not ours), never a URL
+    Twilio could not call at all."""
+    for args in ([], ["--force"]):
+        refused = runner.invoke(args=["webhooks", "configure", "--url", url, *args])
+        assert refused.exit_code == 2 and reason in refused.output, refused.output
+        assert "nothing changed" in refused.output and "warning" not in refused.output
+    assert config.updates == []
 
 
 def test_without_public_base_url_or_credentials_nothing_is_configured(env, make_app, config):

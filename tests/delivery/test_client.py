@@ -1,6 +1,7 @@
 """Client: which failures are worth trying again (network, timeouts, 429, 5xx) and which
 not; a reply is a text or a Content template."""
 
+import asyncio
 import json
 import logging
 
@@ -9,8 +10,11 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
 
+from app.delivery.async_client import AsyncConversationsClient
 from app.delivery.client import ApiError, ConversationsClient, DryRunClient, api_errors
+from config import TwilioSettings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+from tests.servers import free_port
 
 
 def page_error(status: int) -> TwilioException:
@@ -41,6 +45,32 @@ def test_failures_are_classified(raised, transient):
     with pytest.raises(ApiError) as caught, api_errors():
         raise raised
     assert caught.value.transient is transient
+
+
+@pytest.mark.parametrize("client", ["blocking", "async"])
+def test_a_refused_connection_is_not_called_lost(client):
+    """Nothing listens on the API's port: both clients say they could not connect, and
+    why, in plain words (aiohttp's own text says "ssl:default" even for http://)."""
+    port = free_port()
+    settings = TwilioSettings(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
+                              api_base_url=f"http://127.0.0.1:{port}", http_timeout=5)
+
+    async def send_async():
+        api = AsyncConversationsClient(settings)
+        try:
+            await api.send_message("CH" + "a" * 32, author="bot", body="hi", attributes="{}")
+        finally:
+            await api.close()
+
+    with pytest.raises(ApiError) as caught:
+        if client == "async":
+            asyncio.run(send_async())
+        else:
+            ConversationsClient(ACCOUNT_SID, AUTH_TOKEN, base_url=settings.api_base_url,
+                                timeout=5).send_message("CH" + "a" * 32, author="bot",
+                                                        body="hi", attributes="{}")
+    assert caught.value.message == f"could not connect to 127.0.0.1:{port}: connection refused"
+    assert caught.value.transient is True
 
 
 def test_status_and_code_of_a_page_error_are_kept():

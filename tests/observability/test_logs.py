@@ -18,7 +18,7 @@ from app.observability.logs import (
 )
 from app.services import services
 from app.store.models import Reply
-from tests.conftest import message_added, post_event
+from tests.conftest import delivery_updated, message_added, post_event
 
 
 @pytest.fixture
@@ -74,6 +74,44 @@ def test_text_lines_end_with_the_context_once():
     line = TextFormatter().format(rec)
     assert line.endswith('reply sent message_sid=IM1 conversation_sid=CH1 request_id="r 1"')
     assert line.count("message_sid=") == 1
+
+
+def test_a_field_shown_under_another_name_is_not_repeated():
+    """`conversation=CH1` (our lines) or `ConversationSid=CH1` (a receipt's) is the
+    context's conversation_sid: the line carries the SID once; a longer value that merely
+    starts with it is a different value."""
+    from app.observability.logs import TextFormatter
+
+    for message in ("event event=onMessageAdded conversation=CH1 outcome=x",
+                    "delivery ConversationSid=CH1 MessageSid=IM1 Status=read",
+                    "reply sent reply_id=7 conversation=CH1"):
+        line = TextFormatter().format(record(message, conversation_sid="CH1",
+                                             message_sid="IM1", request_id="r1"))
+        assert line.count("CH1") == 1 and line.endswith("request_id=r1"), line
+    line = TextFormatter().format(record("x other=CH10", conversation_sid="CH1"))
+    assert line.endswith("x other=CH10 conversation_sid=CH1")
+
+
+def test_webhook_and_reply_lines_name_the_conversation_once(app, client, sender, caplog):
+    """Every text line about a webhook, its reply and its receipt carries the
+    conversation's SID once."""
+    from app.observability.logs import TextFormatter
+
+    caplog.set_level(logging.DEBUG)
+    params = message_added()
+    assert post_event(client, params).status_code == 200
+    assert sender.run_until_idle() == 1
+    with services(app).db.read() as conn:
+        reply_sid = conn.execute(select(Reply.twilio_message_sid)).scalar()
+    assert post_event(client, delivery_updated(
+        conversation_sid=params["ConversationSid"], message_sid=reply_sid)).status_code == 200
+    formatter = TextFormatter()
+    about = [formatter.format(r) for r in caplog.records
+             if params["ConversationSid"] in formatter.format(r)]
+    assert {line.split(": ", 1)[1].split(" ", 1)[0] for line in about} >= {
+        "event", "reply", "delivery"}
+    for line in about:
+        assert line.count(params["ConversationSid"]) == 1, line
 
 
 def test_json_lines_are_objects_with_the_context_and_the_traceback():

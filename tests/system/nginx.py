@@ -1,4 +1,5 @@
-"""A real nginx on loopback running the shipped site (deploy/nginx/bot.conf).
+"""A real nginx on loopback running a shipped site (deploy/nginx/bot.conf, or the
+plain-HTTP bootstrap.conf used before the certificate exists).
 
 nginx is Debian's package, installed on first use when it is missing and apt-get works
 (`installed_nginx()`); the tests that need it skip with the reason when it cannot be had.
@@ -23,7 +24,8 @@ from pathlib import Path
 from tests.servers import ROOT, free_port
 
 SITE = ROOT / "deploy" / "nginx" / "bot.conf"
-# The shipped file's placeholders and what the test puts in their place (see render()).
+BOOTSTRAP = ROOT / "deploy" / "nginx" / "bootstrap.conf"  # plain HTTP, before the certificate
+# The shipped files' placeholders and what the test puts in their place (see render()).
 PLACEHOLDER_NAME = "bot.example.com"
 PLACEHOLDER_CERT_DIR = "/etc/letsencrypt/live/bot.example.com"
 PLACEHOLDER_WEBROOT = "/var/www/letsencrypt"
@@ -67,23 +69,30 @@ def self_signed_certificate(folder: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def render(site: str, *, name: str, cert: Path, key: Path, https_port: int, http_port: int,
-           upstream_port: int, webroot: Path) -> str:
-    """The shipped site with its placeholders replaced, listening on loopback only.
-    Fails if a placeholder is missing: then the file and its documentation disagree."""
-    replacements = [
-        (f"{PLACEHOLDER_CERT_DIR}/fullchain.pem", str(cert)),
-        (f"{PLACEHOLDER_CERT_DIR}/privkey.pem", str(key)),
+def render(site: str, *, name: str, http_port: int, webroot: Path, cert: Path | None = None,
+           key: Path | None = None, https_port: int | None = None,
+           upstream_port: int | None = None) -> str:
+    """A shipped site with its placeholders replaced, listening on loopback only: the
+    TLS site (bot.conf) with certificate, https port and upstream, or the bootstrap
+    (plain HTTP) without. Fails if a placeholder is missing: then the file and its
+    documentation disagree."""
+    replacements = []
+    if cert is not None:
+        replacements += [
+            (f"{PLACEHOLDER_CERT_DIR}/fullchain.pem", str(cert)),
+            (f"{PLACEHOLDER_CERT_DIR}/privkey.pem", str(key)),
+            (f"server {PLACEHOLDER_UPSTREAM};", f"server 127.0.0.1:{upstream_port};"),
+            ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
+            ("listen [::]:443 ssl;", ""),
+        ]
+    replacements += [
         (PLACEHOLDER_NAME, name),
         (PLACEHOLDER_WEBROOT, str(webroot)),
-        (f"server {PLACEHOLDER_UPSTREAM};", f"server 127.0.0.1:{upstream_port};"),
-        ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
-        ("listen [::]:443 ssl;", ""),
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("listen [::]:80;", ""),
     ]
     for old, new in replacements:
-        assert old in site, f"{SITE} no longer contains {old!r}"
+        assert old in site, f"the site no longer contains {old!r}"
         site = site.replace(old, new)
     return site
 
@@ -91,11 +100,11 @@ def render(site: str, *, name: str, cert: Path, key: Path, https_port: int, http
 @dataclass
 class Nginx:
     process: subprocess.Popen
-    https_url: str  # https://<name>:<port>, the public origin
+    https_url: str | None  # https://<name>:<port>, the public origin (None: bootstrap)
     http_url: str
-    https_port: int
+    https_port: int | None
     folder: Path
-    cert: Path
+    cert: Path | None
 
     @property
     def error_log(self) -> str:
@@ -103,16 +112,20 @@ class Nginx:
 
 
 @contextmanager
-def nginx(binary: str, folder: Path, *, name: str, upstream_port: int,
-          https_port: int | None = None):
-    """Run the shipped site in front of 127.0.0.1:`upstream_port`; yield an Nginx."""
+def nginx(binary: str, folder: Path, *, name: str, upstream_port: int | None = None,
+          https_port: int | None = None, site: Path = SITE):
+    """Run a shipped site: bot.conf in front of 127.0.0.1:`upstream_port`, or (with
+    `site=BOOTSTRAP`) the plain-HTTP bootstrap; yield an Nginx. The certbot webroot is
+    `folder / "webroot"`."""
     folder.mkdir(parents=True, exist_ok=True)
-    cert, key = self_signed_certificate(folder, name)
-    https_port, http_port = https_port or free_port(), free_port()
-    site = folder / "bot.conf"
-    site.write_text(render(SITE.read_text(), name=name, cert=cert, key=key,
-                           https_port=https_port, http_port=http_port,
-                           upstream_port=upstream_port, webroot=folder / "webroot"))
+    tls = site != BOOTSTRAP
+    cert, key = self_signed_certificate(folder, name) if tls else (None, None)
+    https_port = (https_port or free_port()) if tls else None
+    http_port = free_port()
+    rendered = folder / site.name
+    rendered.write_text(render(site.read_text(), name=name, cert=cert, key=key,
+                               https_port=https_port, http_port=http_port,
+                               upstream_port=upstream_port, webroot=folder / "webroot"))
     temp = {kind: folder / kind for kind in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
     for path in temp.values():
         path.mkdir(exist_ok=True)
@@ -128,7 +141,7 @@ def nginx(binary: str, folder: Path, *, name: str, upstream_port: int,
         f"    client_body_temp_path {temp['body']};\n    proxy_temp_path {temp['proxy']};\n"
         f"    fastcgi_temp_path {temp['fastcgi']};\n    uwsgi_temp_path {temp['uwsgi']};\n"
         f"    scgi_temp_path {temp['scgi']};\n"
-        f"    include {site};\n"
+        f"    include {rendered};\n"
         "}\n")
     check = subprocess.run([binary, "-t", "-p", str(folder), "-c", str(conf)],
                            capture_output=True, text=True, timeout=30)
@@ -137,10 +150,11 @@ def nginx(binary: str, folder: Path, *, name: str, upstream_port: int,
         process = subprocess.Popen(
             [binary, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL, stderr=stderr)
-    server = Nginx(process, f"https://{name}:{https_port}", f"http://{name}:{http_port}",
-                   https_port, folder, cert)
+    server = Nginx(process, f"https://{name}:{https_port}" if tls else None,
+                   f"http://{name}:{http_port}", https_port, folder, cert)
     try:
-        wait_listening(https_port, process)
+        if tls:
+            wait_listening(https_port, process)
         wait_listening(http_port, process)
         yield server
     finally:

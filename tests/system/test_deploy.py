@@ -3,7 +3,8 @@
 nginx (Debian's, installed when missing) runs deploy/nginx/bot.conf with its placeholders
 replaced (name, certificate, ports) and a self-signed certificate, on loopback; gunicorn
 runs as docs/deploying.md says for that set-up (PUBLIC_BASE_URL=https://<name>:<port>,
-PROXY_COUNT=1). Webhooks are signed for the public https URL, as Twilio signs them.
+PROXY_COUNT=1, ADMIN_TOKEN for /metrics). Webhooks are signed for the public https URL,
+as Twilio signs them. The certificate's bootstrap (deploy/nginx/bootstrap.conf) runs too.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import requests
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
 from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import ROOT, free_port, gunicorn
-from tests.system.nginx import installed_nginx, nginx
+from tests.servers import BIN, ROOT, free_port, gunicorn
+from tests.system.nginx import BOOTSTRAP, installed_nginx, nginx
 
 NAME = "localhost"  # the public name; a certificate is made for it
 UNITS = ROOT / "deploy" / "systemd"
+ADMIN_TOKEN = "deploy-test-admin-token-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def stack(nginx_binary, tmp_path_factory):
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_API_BASE_URL": api.url, "INSTANCE_DIR": folder / "instance",
         "PUBLIC_BASE_URL": f"https://{NAME}:{https_port}", "PROXY_COUNT": "1",
-        "SENDER_POLL_SECONDS": "0.2",
+        "SENDER_POLL_SECONDS": "0.2", "ADMIN_TOKEN": ADMIN_TOKEN,
     }
     try:
         with gunicorn(env, folder / "server.log", workers=2) as server:
@@ -145,11 +147,63 @@ def test_plain_http_never_redirects_the_webhook_path(stack):
     assert other.headers["Location"].startswith("https://")
 
 
-def test_only_the_webhooks_and_health_are_published(stack):
-    """Other paths stay on the VM: 404 from nginx."""
+def test_only_the_webhooks_health_and_metrics_are_published(stack):
+    """Other paths stay on the VM, even with ADMIN_TOKEN set (the app would serve them):
+    404 from nginx."""
     proxy, _, _ = stack
-    assert requests.get(proxy.https_url + "/admin", verify=str(proxy.cert),
-                        timeout=10).status_code == 404
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for path in ("/admin", "/admin/", "/api/stats", "/metrics/x"):
+        response = requests.get(proxy.https_url + path, verify=str(proxy.cert), timeout=10,
+                                headers=bearer, allow_redirects=False)
+        assert response.status_code == 404 and "nginx" in response.text, path
+
+
+def test_metrics_are_scraped_through_nginx_with_the_admin_token(stack):
+    """The README's scrape configuration (https, the host, /metrics, the bearer token)
+    gets the app's metrics; without the token the app answers 401."""
+    proxy, _, _ = stack
+    assert post(proxy, message_added()).status_code == 200
+    url = proxy.https_url + "/metrics"
+    scraped = requests.get(url, verify=str(proxy.cert), timeout=10,
+                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert scraped.status_code == 200, scraped.text
+    assert "bot_webhooks_total" in scraped.text
+    assert requests.get(url, verify=str(proxy.cert), timeout=10).status_code == 401
+
+
+def test_nginx_gives_each_request_its_id(stack):
+    """nginx's $request_id reaches the app as X-Request-Id (a client's own is replaced):
+    it comes back in the response and is on the app's line about the webhook."""
+    proxy, server, _ = stack
+    params = message_added()
+    response = post(proxy, params, headers={"X-Request-Id": "chosen-by-the-client"})
+    assert response.status_code == 200
+    request_id = response.headers["X-Request-Id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
+    wait_for(lambda: re.search(rf"event=onMessageAdded .*{params['MessageSid']}.*"
+                               rf"request_id={request_id}", server.log), timeout=10)
+    assert "chosen-by-the-client" not in server.log
+
+
+def test_the_certificate_bootstrap_then_the_site_answer_certbots_challenge(nginx_binary,
+                                                                          tmp_path, stack):
+    """On a fresh VM: bootstrap.conf runs without any certificate and serves certbot's
+    HTTP-01 challenge from the webroot (nothing else); bot.conf serves the renewals'
+    challenges from the same webroot over plain HTTP."""
+    token = secrets.token_urlsafe(16)
+    challenge = f"/.well-known/acme-challenge/{token}"
+    with nginx(nginx_binary, tmp_path / "bootstrap", name=NAME, site=BOOTSTRAP) as first:
+        (first.folder / "webroot" / ".well-known" / "acme-challenge").mkdir(parents=True)
+        (first.folder / "webroot" / challenge.lstrip("/")).write_text(f"{token}.key")
+        answer = requests.get(first.http_url + challenge, timeout=10)
+        assert (answer.status_code, answer.text) == (200, f"{token}.key")
+        assert requests.get(first.http_url + "/", timeout=10).status_code == 404
+    proxy, _, _ = stack
+    (proxy.folder / "webroot" / ".well-known" / "acme-challenge").mkdir(parents=True,
+                                                                        exist_ok=True)
+    (proxy.folder / "webroot" / challenge.lstrip("/")).write_text(f"{token}.renewal")
+    renewal = requests.get(proxy.http_url + challenge, timeout=10, allow_redirects=False)
+    assert (renewal.status_code, renewal.text) == (200, f"{token}.renewal")
 
 
 # -- systemd units ---------------------------------------------------------------------
@@ -182,8 +236,9 @@ def test_units_are_hardened_and_run_the_procfile_commands(unit, command):
 def test_units_pass_systemd_analyze_verify(tmp_path):
     """systemd itself finds no unknown key or bad value (paths pointed at this checkout)."""
     for unit in UNITS.glob("*.service"):
-        text = unit.read_text().replace("/srv/bot", str(ROOT)).replace("/bin/kill",
-                                                                       shutil.which("kill"))
+        # The programs of the virtualenv running the tests, wherever it is.
+        text = (unit.read_text().replace("/srv/bot/.venv/bin", str(BIN))
+                .replace("/srv/bot", str(ROOT)).replace("/bin/kill", shutil.which("kill")))
         (tmp_path / unit.name).write_text(text)
     result = subprocess.run(["systemd-analyze", "verify",
                              *map(str, sorted(tmp_path.glob("*.service")))],

@@ -58,12 +58,18 @@ def test_signature_is_checked_on_the_real_server_with_port_in_host(live_env, tmp
         assert AUTH_TOKEN not in server.log
 
 
-def test_dry_run_banner_and_logged_replies(tmp_path, fake_api):
-    """Without credentials: a banner says dry-run and shows the token; replies are only logged."""
+@pytest.mark.parametrize("args", [(), ("--preload",)], ids=["workers-load-the-app", "preload"])
+def test_dry_run_banner_and_logged_replies(tmp_path, fake_api, args):
+    """Without credentials: a banner says dry-run and shows the token, once for the server
+    (not once per worker), with the rules file and the dashboard; replies are only logged."""
     env = {"INSTANCE_DIR": tmp_path / "instance"}
-    with gunicorn(env, tmp_path / "server.log", workers=1) as server:
+    with gunicorn(env, tmp_path / "server.log", workers=3, args=args) as server:
+        server.wait_workers(3)  # each worker has built its app: a banner of its own shows
         token = (tmp_path / "instance" / "dev-auth-token").read_text().strip()
-        assert "DRY-RUN MODE" in server.log and token in server.log
+        log = server.log
+        assert log.count("DRY-RUN MODE") == 1 and log.count(token) == 1, log
+        assert log.count("auto-reply rules: none (RESPONDER_RULES is not set)") == 1
+        assert log.count("dashboard (/admin) and API (/api/) are off") == 1
         result = flask_cli({**env, "PUBLIC_BASE_URL": server.url}, "send-event", "--body", "hi")
         assert "HTTP 200" in result.stdout, result.stdout + result.stderr
         wait_for(lambda: "DRY RUN: would send" in server.log)

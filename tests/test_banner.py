@@ -1,0 +1,38 @@
+"""The start-up banner: the mode, the agents, the rules file and the dashboard."""
+
+import logging
+
+from app.banner import lines
+from config import load_settings
+from tests.servers import ROOT
+
+
+def said(env, token=None) -> list[str]:
+    return [f"{logging.getLevelName(level)} {text}"
+            for level, text in lines(load_settings(env), token)]
+
+
+def test_dry_run_shows_the_token_the_example_agent_and_what_is_off(tmp_path):
+    out = said({"INSTANCE_DIR": str(tmp_path)}, "f00d" * 8)
+    assert out[0].startswith("WARNING DRY-RUN MODE") and "f00d" * 8 in out[0]
+    assert str(tmp_path / "dev-auth-token") in out[0]
+    assert "Agents: alice@support (an example, while AGENT_IDENTITIES is unset)." in out[0]
+    assert out[1:] == [
+        "INFO auto-reply rules: none (RESPONDER_RULES is not set): every customer gets "
+        "AUTO_REPLY_TEXT",
+        "INFO dashboard (/admin) and API (/api/) are off: set ADMIN_TOKEN to turn them on"]
+
+
+def test_live_mode_names_the_rules_file_and_a_weak_admin_token(tmp_path):
+    rules = ROOT / "rules.example.toml"
+    out = said({"INSTANCE_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                "TWILIO_AUTH_TOKEN": "1" * 32, "AGENT_IDENTITIES": "bob@support",
+                "RESPONDER_RULES": str(rules), "ADMIN_TOKEN": "short"})
+    assert out == [
+        f"INFO live mode: account AC{'0' * 32}, replies sent as 'support-bot'; agents: "
+        "bob@support",
+        f"INFO auto-reply rules: {rules}",
+        "INFO dashboard (/admin) and API (/api/) are on (ADMIN_TOKEN is set)",
+        "WARNING ADMIN_TOKEN is shorter than 16 characters: anyone who can reach /admin may "
+        "guess it"]
+    assert "1" * 32 not in " ".join(out)
