@@ -324,13 +324,24 @@ class _Reader:
             return default
 
 
-_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_DURATION = re.compile(r"([0-9]+)\s*([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION_DAYS = 36500  # 100 years: longer is a typo, and past what a datetime holds
+
+
+def is_duration(text: str) -> bool:
+    """Whether `text` is shaped like a duration (digits, then s, m, h or d)."""
+    return _DURATION.fullmatch(text.strip().lower()) is not None
 
 
 def parse_duration(text: str) -> int:
-    """Parse '90', '90s', '15m', '2h' or '7d' into seconds."""
+    """Parse '90', '90s', '15m', '2h' or '7d' into seconds (at most MAX_DURATION_DAYS)."""
     match = _DURATION.fullmatch(text.strip().lower())
     if not match:
-        raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {text!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+        raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {text[:40]!r}")
+    digits, unit = match.groups()
+    seconds = int(digits) * _UNITS[unit] if len(digits) <= 12 else None
+    if seconds is None or seconds > MAX_DURATION_DAYS * 86400:
+        raise ValueError(f"a duration is at most {MAX_DURATION_DAYS}d (100 years), "
+                         f"got {text[:40]!r}")
+    return seconds

@@ -102,3 +102,12 @@ def test_start_up_fails_with_the_message(tmp_path):
 
     with pytest.raises(ConfigError, match="PROXY_COUNT"):
         create_app({"INSTANCE_DIR": str(tmp_path), "PROXY_COUNT": "-1"})
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "36501d", "9" * 5000])
+def test_a_duration_past_100_years_is_refused(text):
+    """Longer is a typo, and past what a datetime can hold (a traceback, not a message)."""
+    with pytest.raises(ValueError, match="at most 36500d"):
+        parse_duration(text)
+    with pytest.raises(ConfigError, match="RETENTION: a duration is at most"):
+        load_settings({"RETENTION": text})

@@ -15,10 +15,12 @@ import logging
 import secrets
 from datetime import timedelta
 
-from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 
 from ...logs import kv
 from ...services import services
+from .. import params
+from ..errors import Refused
 
 log = logging.getLogger(__name__)
 OPEN = ("admin.login", "admin.static")  # reachable without a session
@@ -44,7 +46,8 @@ def csrf_token() -> str:
 
 
 def install(bp: Blueprint) -> None:
-    bp.app_context_processor(lambda: {"csrf_token": csrf_token})
+    bp.app_context_processor(lambda: {"csrf_token": csrf_token,
+                                      "here": lambda: params.here(request)})
 
     @bp.before_request
     def _guard():
@@ -54,14 +57,16 @@ def install(bp: Blueprint) -> None:
                 log.warning("admin form refused %s", kv(reason="missing or wrong CSRF token",
                                                         path=request.path,
                                                         remote=request.remote_addr))
-                abort(400, "the form expired: reload the page and try again")
+                raise Refused("400 Bad Request: the form expired: reload the page and try "
+                              "again")
         if request.endpoint not in OPEN and not session.get("admin"):
-            return redirect(url_for("admin.login", next=request.full_path))
+            return redirect(url_for("admin.login", next=params.here(request)))
         return None
 
     @bp.route("/login", methods=["GET", "POST"])
     def login():
         error = None
+        target = params.dashboard_path("next", request.args.get("next"))
         if request.method == "POST":
             token = services().settings.web.admin_token
             sent = request.form.get("token", "")
@@ -71,7 +76,8 @@ def install(bp: Blueprint) -> None:
                 session["admin"] = True
                 session["csrf"] = secrets.token_urlsafe(32)
                 log.info("admin login %s", kv(remote=request.remote_addr))
-                return redirect(_safe_next(request.args.get("next")))
+                return redirect(request.script_root + target if target
+                                else url_for("admin.overview"))
             log.warning("admin login refused %s", kv(reason="wrong token",
                                                      remote=request.remote_addr))
             error = "That is not the admin token."
@@ -81,10 +87,3 @@ def install(bp: Blueprint) -> None:
     def logout():
         session.clear()
         return redirect(url_for("admin.login"))
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path of this dashboard: never an open redirect to another site."""
-    if target and target.startswith("/admin") and "//" not in target and "\\" not in target:
-        return target
-    return url_for("admin.overview")
