@@ -26,6 +26,7 @@ DEFAULT_AUTO_REPLY_TEXT = (
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("TEXT", "JSON")
+MIN_ADMIN_TOKEN_LENGTH = 32  # the dashboard's password and the API's bearer token
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")
@@ -84,7 +85,8 @@ class WebSettings:
     public_base_urls: tuple[str, ...]  # the origins Twilio may call (empty: loopback only)
     proxy_count: int
     max_body_bytes: int
-    # ADMIN_TOKEN: bearer token of /api/ and /metrics, the dashboard's password; empty: 404.
+    # ADMIN_TOKEN: bearer token of /api/ and /metrics, the dashboard's password; empty: 404;
+    # at least MIN_ADMIN_TOKEN_LENGTH characters.
     admin_token: str = field(default="", repr=False)
 
 
@@ -195,7 +197,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             proxy_count=int(reader.number("PROXY_COUNT", 0, minimum=0, integer=True)),
             max_body_bytes=int(reader.number("WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024,
                                              integer=True)),
-            admin_token=reader.text("ADMIN_TOKEN")),
+            admin_token=reader.secret("ADMIN_TOKEN", MIN_ADMIN_TOKEN_LENGTH)),
         database=DatabaseSettings(
             url=database_url,
             auto_upgrade=reader.flag("DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")),
@@ -244,6 +246,17 @@ class _Reader:
 
     def text(self, name: str) -> str:
         return (self.env.get(name) or "").strip()
+
+    def secret(self, name: str, min_length: int) -> str:
+        """A password-like token: empty, or at least `min_length` characters (its
+        length is named, never the value)."""
+        raw = self.text(name)
+        if raw and len(raw) < min_length:
+            self.problems.append(
+                f"{name} must be at least {min_length} characters (it has {len(raw)}); "
+                f'make one with: python -c "import secrets; '
+                f'print(secrets.token_urlsafe(32))"')
+        return raw
 
     def sid(self, name: str, pattern: re.Pattern, shape: str) -> str | None:
         raw = self.text(name)

@@ -263,3 +263,16 @@ class HourlyCount(Base):
     hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuthFailure(Base):
+    """Wrong ADMIN_TOKENs from one client address (or '*': from every address) since
+    `first_at`, the database's time: the token throttle's counts, shared by every worker
+    and instance (app/web/throttle.py). Rows older than the throttle's period are pruned
+    as new ones come."""
+
+    __tablename__ = "auth_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(DateTime)

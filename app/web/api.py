@@ -10,25 +10,21 @@
 
 Not registered at all without ADMIN_TOKEN (404). Reads run in short read-only
 transactions outside the writer lock, so the API never slows webhooks. The token is
-compared in constant time; a refused request is logged without it.
+checked by bearer.py (throttled, constant time, never logged); parameters by params.py.
 """
 
 from __future__ import annotations
 
-import hmac
-import logging
 from datetime import date, datetime
 
 from flask import Blueprint, request
 
-from ..logs import kv
 from ..services import services
 from ..timeline import conversations, operator, replies, stats
 from ..timeline.operator import NotRequeueable
-from . import params
+from . import bearer, params
 from .errors import Refused
 
-log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LIMIT = 200
 REPLY_STATUSES = ("queued", "sending", "sent", "failed")
@@ -37,15 +33,7 @@ DELIVERY_STATUSES = ("sent", "delivered", "read", "failed", "undelivered", "prob
 
 @bp.before_request
 def _authenticate():
-    token = services().settings.web.admin_token
-    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode()):
-        return None
-    reason = "no bearer token" if scheme.lower() != "bearer" else "wrong token"
-    log.warning("api request refused %s", kv(reason=reason, method=request.method,
-                                             path=request.path, remote=request.remote_addr))
-    raise Refused(f"401 Unauthorized: {reason} (send Authorization: Bearer <ADMIN_TOKEN>)",
-                  401, {"WWW-Authenticate": 'Bearer realm="api"'})
+    bearer.require(services().settings.web.admin_token, "api")
 
 
 @bp.get("/conversations")

@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, redirect, render_template, request, session,
 
 from ...logs import kv
 from ...services import services
-from .. import params
+from .. import params, throttle
 from ..errors import Refused
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ def install(bp: Blueprint) -> None:
         error = None
         target = params.dashboard_path("next", request.args.get("next"))
         if request.method == "POST":
-            token = services().settings.web.admin_token
+            bot = services()
+            token = bot.settings.web.admin_token
+            throttle.admit(bot.db, request.remote_addr)
             sent = request.form.get("token", "")
             if hmac.compare_digest(sent.encode(), token.encode()):
                 session.clear()
@@ -78,6 +80,7 @@ def install(bp: Blueprint) -> None:
                 log.info("admin login %s", kv(remote=request.remote_addr))
                 return redirect(request.script_root + target if target
                                 else url_for("admin.overview"))
+            throttle.failed(bot.db, request.remote_addr, "login")
             log.warning("admin login refused %s", kv(reason="wrong token",
                                                      remote=request.remote_addr))
             error = "That is not the admin token."
