@@ -1,10 +1,12 @@
 """Who may see the dashboard: whoever knows ADMIN_TOKEN, once logged in.
 
-The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure when the public
-URL is https, path /admin, 12 hours), signed with a key derived from ADMIN_TOKEN: every
-worker and instance accepts it, and changing the token logs everyone out. Every form
-carries the session's CSRF token; a POST without it is refused (400). The token is
-compared in constant time and never logged.
+The cookie is Flask's signed session (HttpOnly, SameSite=Lax, Secure when the public
+URL is https, path /admin, 12 hours), signed with a key derived from ADMIN_TOKEN; it
+carries a session id that must also be alive in the database (sessions.py), checked on
+every request: logging out ends the session for every copy of the cookie on every
+instance, and a new token ends them all. Every form carries the session's CSRF token; a
+POST without it is refused (400). Wrong tokens are throttled (../throttle.py); the
+token is compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import hashlib
 import hmac
 import logging
 import secrets
-from datetime import timedelta
 
-from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
 
 from ...logs import kv
 from ...services import services
 from .. import params, throttle
 from ..errors import Refused
+from . import sessions
 
 log = logging.getLogger(__name__)
 OPEN = ("admin.login", "admin.static")  # reachable without a session
@@ -36,7 +38,7 @@ def configure_session(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=any(u.startswith("https://")
                                   for u in settings.web.public_base_urls),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
+        PERMANENT_SESSION_LIFETIME=sessions.LIFETIME)
 
 
 def csrf_token() -> str:
@@ -59,7 +61,12 @@ def install(bp: Blueprint) -> None:
                                                         remote=request.remote_addr))
                 raise Refused("400 Bad Request: the form expired: reload the page and try "
                               "again")
-        if request.endpoint not in OPEN and not session.get("admin"):
+        if request.endpoint in OPEN:
+            return None
+        bot = services()
+        g.signed_in = sessions.valid(bot.db, session.get("sid"), bot.settings.web.admin_token)
+        if not g.signed_in:
+            session.pop("sid", None)
             return redirect(url_for("admin.login", next=params.here(request)))
         return None
 
@@ -73,9 +80,10 @@ def install(bp: Blueprint) -> None:
             throttle.admit(bot.db, request.remote_addr)
             sent = request.form.get("token", "")
             if hmac.compare_digest(sent.encode(), token.encode()):
+                sessions.revoke(bot.db, session.get("sid"))  # a new id at every login
                 session.clear()
                 session.permanent = True
-                session["admin"] = True
+                session["sid"] = sessions.start(bot.db, token)
                 session["csrf"] = secrets.token_urlsafe(32)
                 log.info("admin login %s", kv(remote=request.remote_addr))
                 return redirect(request.script_root + target if target
@@ -88,5 +96,6 @@ def install(bp: Blueprint) -> None:
 
     @bp.post("/logout")
     def logout():
+        sessions.revoke(services().db, session.get("sid"))
         session.clear()
         return redirect(url_for("admin.login"))

@@ -14,6 +14,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('admin_sessions',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('token_fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('admin_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_admin_sessions_expires_at'), ['expires_at'],
+                              unique=False)
     op.create_table('auth_failures',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
@@ -24,3 +34,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('auth_failures')
+    with op.batch_alter_table('admin_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_admin_sessions_expires_at'))
+    op.drop_table('admin_sessions')
