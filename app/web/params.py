@@ -106,5 +106,5 @@ def here(request: Request) -> str:
     """The page asked for, as `dashboard_path` accepts it: the path percent-encoded (it
     arrives decoded), the query as the client sent it."""
     path = quote(request.path, safe=_PATH_SAFE)
-    query = quote(request.query_string.decode("latin-1"), safe=_PATH_SAFE + "%?")
+    query = quote(request.query_string, safe=_PATH_SAFE + "%?")
     return f"{path}?{query}" if query else path

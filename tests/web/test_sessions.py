@@ -106,3 +106,16 @@ def test_a_login_starts_a_new_session_and_prunes_expired_ones(admin_app):
     assert session_id(admin_app, operator) != first
     with services(admin_app).db.read() as conn:
         assert len(conn.execute(select(AdminSession)).all()) == 1
+
+
+def test_a_form_posted_after_logout_changes_nothing(admin_app):
+    """The copied cookie's form post goes to the login (not back to the form's URL),
+    and the switch stays as it was."""
+    operator = logged_in(admin_app)
+    thief = copy_cookie(operator, admin_app.test_client())
+    token = csrf(thief, "/admin/")
+    logout(operator)
+    response = thief.post("/admin/autoreply", data={"value": "off", "csrf": token},
+                          base_url=ORIGIN)
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/login"
+    assert services(admin_app).processor.state.autoreply_switch() is None
