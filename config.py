@@ -31,6 +31,7 @@ DEFAULT_AUTO_REPLY_TEXT = (
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("TEXT", "JSON")
+MIN_ADMIN_TOKEN_LENGTH = 32  # the dashboard's password and the API's bearer token
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _AUTH_TOKEN = re.compile(r"[0-9a-fA-F]{32}")
@@ -92,7 +93,8 @@ class WebSettings:
     public_base_urls: tuple[str, ...]  # the origins Twilio may call (empty: loopback only)
     proxy_count: int
     max_body_bytes: int
-    # ADMIN_TOKEN: bearer token of /api/ and /metrics, the dashboard's password; empty: 404.
+    # ADMIN_TOKEN: bearer token of /api/ and /metrics, the dashboard's password; empty: 404;
+    # at least MIN_ADMIN_TOKEN_LENGTH characters.
     admin_token: str = field(default="", repr=False)
 
 
@@ -210,7 +212,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             proxy_count=int(reader.number("PROXY_COUNT", 0, minimum=0, integer=True)),
             max_body_bytes=int(reader.number("WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024,
                                              integer=True)),
-            admin_token=reader.text("ADMIN_TOKEN")),
+            admin_token=reader.secret("ADMIN_TOKEN", MIN_ADMIN_TOKEN_LENGTH)),
         database=DatabaseSettings(
             url=database_url,
             auto_upgrade=reader.flag("DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")),
@@ -265,6 +267,17 @@ class _Reader:
 
     def text(self, name: str) -> str:
         return (self.env.get(name) or "").strip()
+
+    def secret(self, name: str, min_length: int) -> str:
+        """A password-like token: empty, or at least `min_length` characters (its
+        length is named, never the value)."""
+        raw = self.text(name)
+        if raw and len(raw) < min_length:
+            self.problems.append(
+                f"{name} must be at least {min_length} characters (it has {len(raw)}); "
+                f'make one with: python -c "import secrets; '
+                f'print(secrets.token_urlsafe(32))"')
+        return raw
 
     def sid(self, name: str, pattern: re.Pattern, shape: str) -> str | None:
         raw = self.text(name)
@@ -345,13 +358,24 @@ class _Reader:
             return default
 
 
-_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_DURATION = re.compile(r"([0-9]+)\s*([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION_DAYS = 36500  # 100 years: longer is a typo, and past what a datetime holds
+
+
+def is_duration(text: str) -> bool:
+    """Whether `text` is shaped like a duration (digits, then s, m, h or d)."""
+    return _DURATION.fullmatch(text.strip().lower()) is not None
 
 
 def parse_duration(text: str) -> int:
-    """Parse '90', '90s', '15m', '2h' or '7d' into seconds."""
+    """Parse '90', '90s', '15m', '2h' or '7d' into seconds (at most MAX_DURATION_DAYS)."""
     match = _DURATION.fullmatch(text.strip().lower())
     if not match:
-        raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {text!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+        raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {text[:40]!r}")
+    digits, unit = match.groups()
+    seconds = int(digits) * _UNITS[unit] if len(digits) <= 12 else None
+    if seconds is None or seconds > MAX_DURATION_DAYS * 86400:
+        raise ValueError(f"a duration is at most {MAX_DURATION_DAYS}d (100 years), "
+                         f"got {text[:40]!r}")
+    return seconds

@@ -130,3 +130,27 @@ def test_start_up_fails_with_the_message(tmp_path):
 
     with pytest.raises(ConfigError, match="PROXY_COUNT"):
         create_app({"INSTANCE_DIR": str(tmp_path), "PROXY_COUNT": "-1"})
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "36501d", "9" * 5000])
+def test_a_duration_past_100_years_is_refused(text):
+    """Longer is a typo, and past what a datetime can hold (a traceback, not a message)."""
+    with pytest.raises(ValueError, match="at most 36500d"):
+        parse_duration(text)
+    with pytest.raises(ConfigError, match="RETENTION: a duration is at most"):
+        load_settings({"RETENTION": text})
+
+
+def test_a_short_admin_token_is_refused_and_says_how_to_make_one():
+    """Under 32 characters is refused with the other problems, in one message that
+    says how to make a token and never shows the short one."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"ADMIN_TOKEN": "hunter2-hunter2-hunter2-hunter2", "PROXY_COUNT": "x"})
+    message = str(info.value)
+    assert len(info.value.problems) == 2 and "PROXY_COUNT" in message
+    assert "ADMIN_TOKEN must be at least 32 characters (it has 31)" in message
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in message
+    assert "hunter2" not in message
+    token = "x" * 32
+    assert load_settings({"ADMIN_TOKEN": token}).web.admin_token == token
+    assert load_settings({}).web.admin_token == ""  # unset: the operator pages are off

@@ -263,3 +263,30 @@ class HourlyCount(Base):
     hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AdminSession(Base):
+    """A dashboard login. The cookie carries a random id, this row its SHA-256 (the
+    table gives no usable cookie): logging out deletes it, so every copy of the cookie
+    is refused on every instance; a session made under another ADMIN_TOKEN (another
+    fingerprint) or past `expires_at` (the database's time) no longer counts."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class AuthFailure(Base):
+    """Wrong ADMIN_TOKENs from one client address (or '*': from every address) since
+    `first_at`, the database's time: the token throttle's counts, shared by every worker
+    and instance (app/web/throttle.py). Rows older than the throttle's period are pruned
+    as new ones come."""
+
+    __tablename__ = "auth_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(DateTime)

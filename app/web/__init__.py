@@ -4,7 +4,7 @@ from flask import Flask, request
 
 from ..services import services
 from ..timeline.counters import DUPLICATES, HourlyCounts
-from . import admin, api, errors, health, metrics, webhooks
+from . import admin, api, errors, headers, health, metrics, webhooks
 
 
 def register(app: Flask) -> None:
@@ -12,6 +12,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     register_operator_pages(app)
+    headers.install(app)
     errors.register_error_handlers(app)
 
 

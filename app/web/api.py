@@ -10,60 +10,35 @@
 
 Not registered at all without ADMIN_TOKEN (404). Reads run in short read-only
 transactions outside the writer lock, so the API never slows webhooks. The token is
-compared in constant time; a refused request is logged without it.
+checked by bearer.py (throttled, constant time, never logged); parameters by params.py.
 """
 
 from __future__ import annotations
 
-import hmac
-import logging
 from datetime import date, datetime
 
 from flask import Blueprint, request
 
-from ..logs import kv
 from ..services import services
-from ..store.models import utcnow
 from ..timeline import conversations, operator, replies, stats
 from ..timeline.operator import NotRequeueable
+from . import bearer, params
+from .errors import Refused
 
-log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LIMIT = 200
 REPLY_STATUSES = ("queued", "sending", "sent", "failed")
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed", "undelivered", "problem")
 
 
-class Refused(Exception):
-    """A request the API answers with an error status and a JSON message."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message, self.status = message, status
-
-
-@bp.errorhandler(Refused)
-def _refused(exc: Refused):
-    headers = {"WWW-Authenticate": 'Bearer realm="api"'} if exc.status == 401 else {}
-    return {"error": exc.message, "status": exc.status}, exc.status, headers
-
-
 @bp.before_request
 def _authenticate():
-    token = services().settings.web.admin_token
-    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode()):
-        return None
-    reason = "no bearer token" if scheme.lower() != "bearer" else "wrong token"
-    log.warning("api request refused %s", kv(reason=reason, method=request.method,
-                                             path=request.path, remote=request.remote_addr))
-    raise Refused(f"401 Unauthorized: {reason} (send Authorization: Bearer <ADMIN_TOKEN>)",
-                  401)
+    bearer.require(services().settings.web.admin_token, "api")
 
 
 @bp.get("/conversations")
 def recent_conversations():
-    before = _time_arg("before")
+    before = params.moment("before", request.args.get("before"))
     with services().db.read() as conn:
         page = conversations.recent(conn, _limit(25), before)
     return jsonable(page)
@@ -71,20 +46,21 @@ def recent_conversations():
 
 @bp.get("/conversations/<sid>/timeline")
 def conversation_timeline(sid: str):
-    before = _time_arg("before")
+    sid = params.sid(sid)
+    before = params.moment("before", request.args.get("before"))
     with services().db.read() as conn:
-        page = conversations.timeline(conn, sid[:64], _limit(50), before)
+        page = conversations.timeline(conn, sid, _limit(50), before)
     if not page["events"] and before is None:
-        raise Refused(f"404 Not Found: no events stored for conversation {sid[:64]}", 404)
+        raise Refused(f"404 Not Found: no events stored for conversation {sid}", 404)
     return jsonable(page)
 
 
 @bp.get("/replies")
 def search_replies():
-    status = _choice("status", REPLY_STATUSES)
-    delivery = _choice("delivery", DELIVERY_STATUSES)
+    status = params.choice("status", request.args.get("status"), REPLY_STATUSES)
+    delivery = params.choice("delivery", request.args.get("delivery"), DELIVERY_STATUSES)
     since, until = _period(default=None)
-    before_id = _int_arg("before_id")
+    before_id = params.optional_id("before_id", request.args.get("before_id"))
     with services().db.read() as conn:
         page = replies.search(conn, status=status, delivery=delivery, since=since,
                               until=until, limit=_limit(50), before_id=before_id)
@@ -115,6 +91,7 @@ def queue():
 
 @bp.post("/replies/<int:reply_id>/requeue")
 def requeue(reply_id: int):
+    reply_id = params.record_id("reply id", reply_id)
     bot = services()
     try:
         operator.requeue(bot.db, reply_id, by="api", wake=bot.processor.on_commit)
@@ -127,41 +104,11 @@ def _period(default: str | None):
     since, until = request.args.get("since"), request.args.get("until")
     if default is None and not since and not until:
         return None, None
-    try:
-        return operator.period(since, until, default or "366d")
-    except ValueError as exc:
-        raise Refused(f"400 Bad Request: {exc}") from None
-
-
-def _time_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return operator.moment(raw, utcnow())
-    except ValueError as exc:
-        raise Refused(f"400 Bad Request: {name}: {exc}") from None
-
-
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 12:
-        raise Refused(f"400 Bad Request: {name} must be a positive integer")
-    return int(raw)
+    return params.period(since, until, default or "366d")
 
 
 def _limit(default: int) -> int:
-    value = _int_arg("limit")
-    return default if value is None else max(1, min(MAX_LIMIT, value))
-
-
-def _choice(name: str, choices: tuple[str, ...]) -> str | None:
-    raw = request.args.get(name) or None
-    if raw is not None and raw not in choices:
-        raise Refused(f"400 Bad Request: {name} must be one of {', '.join(choices)}")
-    return raw
+    return params.limit(request.args.get("limit"), default, MAX_LIMIT)
 
 
 def jsonable(value):

@@ -3,6 +3,8 @@ everything else a short plain-text line (Twilio reads only the status), `/api/` 
 object `{"error": ..., "status": ...}`, `/admin` a small HTML page.
 
     WebhookError (app/errors.py) -> its .status (403, 400, 413, 415)
+    Refused                      -> its .status and headers (an operator's request: bad
+                                    input 400, no token 401, 404, 409, throttled 429)
     IntegrityError (database)    -> 409  (the event conflicts with what is stored)
     DataError (database)         -> 400  (a value the database refuses)
     OperationalError, InterfaceError, DatabaseUnavailable
@@ -27,6 +29,15 @@ from ..timeline.counters import SIGNATURE_FAILURES
 log = logging.getLogger(__name__)
 
 
+class Refused(Exception):
+    """An operator's request (dashboard, API, /metrics) answered with an error status and
+    a message that says what was wrong: the message starts with the status line."""
+
+    def __init__(self, message: str, status: int = 400, headers: dict | None = None):
+        super().__init__(message)
+        self.message, self.status, self.headers = message, status, headers or {}
+
+
 def plain(message: str, status: int):
     return message + "\n", status, {"Content-Type": "text/plain; charset=utf-8"}
 
@@ -37,25 +48,30 @@ _PAGE = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
          '<p><a href="/admin/">Back to the dashboard</a></p></body></html>')
 
 
-def respond(message: str, status: int):
+def respond(message: str, status: int, headers: dict | None = None):
     """The error as the caller reads it: JSON under /api/, HTML under /admin, else text."""
     path = request.path
     if path.startswith("/api/"):
-        return {"error": message, "status": status}, status
+        return {"error": message, "status": status}, status, headers or {}
     if path == "/admin" or path.startswith("/admin/"):
         return (_PAGE.format(status=status, message=escape(message)), status,
-                {"Content-Type": "text/html; charset=utf-8"})
-    return plain(message, status)
+                {"Content-Type": "text/html; charset=utf-8", **(headers or {})})
+    body, status, content_type = plain(message, status)
+    return body, status, {**content_type, **(headers or {})}
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Turn every exception a request can raise into a short plain-text response."""
+    """Turn every exception a request can raise into a response shaped for its caller."""
 
     @app.errorhandler(WebhookError)
     def _webhook_error(exc: WebhookError):
         if isinstance(exc, BadSignature) and "hourly_counts" in current_app.extensions:
             current_app.extensions["hourly_counts"].add(SIGNATURE_FAILURES)
         return plain(exc.message, exc.status)
+
+    @app.errorhandler(Refused)
+    def _refused(exc: Refused):
+        return respond(exc.message, exc.status, exc.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

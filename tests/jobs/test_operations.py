@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from app.delivery import registry
@@ -147,3 +148,12 @@ def test_periodic_jobs_run_when_enabled(make_app, fake_api):
     assert services(app).jobs.run_due() == ["prune", "catch-up"]
     assert services(app).jobs.run_due() == []
     assert services(app).sender.run_until_idle() == 1
+
+
+@pytest.mark.parametrize("args", [["prune", "--older-than", "99999999999d"],
+                                  ["events", "stats", "--since", "99999999999d"],
+                                  ["catch-up", "--since", "99999999999d"]])
+def test_commands_refuse_a_duration_past_100_years(runner, args):
+    """A usage error that says why, not an OverflowError's traceback."""
+    result = runner.invoke(args=args)
+    assert result.exit_code == 2 and "at most 36500d" in result.output

@@ -17,7 +17,7 @@ from app.store.models import Sender, utcnow
 from tests.conftest import delivery_updated, message_added, post_event
 from tests.observability.scrape import value
 
-TOKEN = "metrics-test-token-0123456789"
+TOKEN = "metrics-test-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 

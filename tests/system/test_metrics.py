@@ -22,7 +22,7 @@ from tests.conftest import (
 from tests.observability.scrape import value
 from tests.servers import free_port, gunicorn
 
-TOKEN = "system-metrics-token-0123456789"
+TOKEN = "system-metrics-token-0123456789abcdef"
 N = 40
 
 

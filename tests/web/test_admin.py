@@ -8,8 +8,9 @@ import pytest
 
 from app.services import services
 from tests.conftest import delivery_updated, message_added, post_event
+from tests.web.dashboard import get, login, post
 
-TOKEN = "t0k3n-for-the-dashboard-0123456"
+TOKEN = "t0k3n-for-the-dashboard-0123456789abcdef"
 
 
 @pytest.fixture
@@ -25,28 +26,9 @@ def browser(admin_app):
     return client
 
 
-def csrf(client, path="/admin/login") -> str:
-    page = client.get(path, base_url="https://bot.example.com").get_data(as_text=True)
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-
-
-def login(client, token):
-    return client.post("/admin/login", data={"token": token, "csrf": csrf(client)},
-                       base_url="https://bot.example.com")
-
-
 def webhook(client, params):
     """A webhook signed for the public URL Twilio calls."""
     return post_event(client, params, url="https://bot.example.com/webhooks/conversations")
-
-
-def get(client, path):
-    return client.get(path, base_url="https://bot.example.com")
-
-
-def post(client, path, **data):
-    token = csrf(client, "/admin/")
-    return client.post(path, data={"csrf": token, **data}, base_url="https://bot.example.com")
 
 
 def test_pages_need_a_login(admin_app):

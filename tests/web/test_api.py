@@ -8,7 +8,7 @@ import pytest
 from app.services import services
 from tests.conftest import delivery_updated, message_added, post_event
 
-TOKEN = "t0k3n-for-the-operator-api-0123"
+TOKEN = "t0k3n-for-the-operator-api-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

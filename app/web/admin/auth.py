@@ -1,10 +1,12 @@
 """Who may see the dashboard: whoever knows ADMIN_TOKEN, once logged in.
 
-The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure when the public
-URL is https, path /admin, 12 hours), signed with a key derived from ADMIN_TOKEN: every
-worker and instance accepts it, and changing the token logs everyone out. Every form
-carries the session's CSRF token; a POST without it is refused (400). The token is
-compared in constant time and never logged.
+The cookie is Flask's signed session (HttpOnly, SameSite=Lax, Secure when the public
+URL is https, path /admin, 12 hours), signed with a key derived from ADMIN_TOKEN; it
+carries a session id that must also be alive in the database (sessions.py), checked on
+every request: logging out ends the session for every copy of the cookie on every
+instance, and a new token ends them all. Every form carries the session's CSRF token; a
+POST without it is refused (400). Wrong tokens are throttled (../throttle.py); the
+token is compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import hashlib
 import hmac
 import logging
 import secrets
-from datetime import timedelta
 
-from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
 
 from ...logs import kv
 from ...services import services
+from .. import params, throttle
+from ..errors import Refused
+from . import sessions
 
 log = logging.getLogger(__name__)
 OPEN = ("admin.login", "admin.static")  # reachable without a session
@@ -34,7 +38,7 @@ def configure_session(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=any(u.startswith("https://")
                                   for u in settings.web.public_base_urls),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
+        PERMANENT_SESSION_LIFETIME=sessions.LIFETIME)
 
 
 def csrf_token() -> str:
@@ -44,7 +48,8 @@ def csrf_token() -> str:
 
 
 def install(bp: Blueprint) -> None:
-    bp.app_context_processor(lambda: {"csrf_token": csrf_token})
+    bp.app_context_processor(lambda: {"csrf_token": csrf_token,
+                                      "here": lambda: params.here(request)})
 
     @bp.before_request
     def _guard():
@@ -54,24 +59,37 @@ def install(bp: Blueprint) -> None:
                 log.warning("admin form refused %s", kv(reason="missing or wrong CSRF token",
                                                         path=request.path,
                                                         remote=request.remote_addr))
-                abort(400, "the form expired: reload the page and try again")
-        if request.endpoint not in OPEN and not session.get("admin"):
-            return redirect(url_for("admin.login", next=request.full_path))
+                raise Refused("400 Bad Request: the form expired: reload the page and try "
+                              "again")
+        if request.endpoint in OPEN:
+            return None
+        bot = services()
+        g.signed_in = sessions.valid(bot.db, session.get("sid"), bot.settings.web.admin_token)
+        if not g.signed_in:
+            session.pop("sid", None)  # back to the page after the login; not to a form
+            here = params.here(request) if request.method == "GET" else None
+            return redirect(url_for("admin.login", next=here))
         return None
 
     @bp.route("/login", methods=["GET", "POST"])
     def login():
         error = None
+        target = params.dashboard_path("next", request.args.get("next"))
         if request.method == "POST":
-            token = services().settings.web.admin_token
+            bot = services()
+            token = bot.settings.web.admin_token
+            throttle.admit(bot.db, request.remote_addr)
             sent = request.form.get("token", "")
             if hmac.compare_digest(sent.encode(), token.encode()):
+                sessions.revoke(bot.db, session.get("sid"))  # a new id at every login
                 session.clear()
                 session.permanent = True
-                session["admin"] = True
+                session["sid"] = sessions.start(bot.db, token)
                 session["csrf"] = secrets.token_urlsafe(32)
                 log.info("admin login %s", kv(remote=request.remote_addr))
-                return redirect(_safe_next(request.args.get("next")))
+                return redirect(request.script_root + target if target
+                                else url_for("admin.overview"))
+            throttle.failed(bot.db, request.remote_addr, "login")
             log.warning("admin login refused %s", kv(reason="wrong token",
                                                      remote=request.remote_addr))
             error = "That is not the admin token."
@@ -79,12 +97,6 @@ def install(bp: Blueprint) -> None:
 
     @bp.post("/logout")
     def logout():
+        sessions.revoke(services().db, session.get("sid"))
         session.clear()
         return redirect(url_for("admin.login"))
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path of this dashboard: never an open redirect to another site."""
-    if target and target.startswith("/admin") and "//" not in target and "\\" not in target:
-        return target
-    return url_for("admin.overview")

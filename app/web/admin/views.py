@@ -11,6 +11,7 @@ from ...services import services
 from ...store.models import Switch, utcnow
 from ...timeline import conversations, operator, replies, stats
 from ...timeline.operator import NotRequeueable
+from .. import params
 from . import chart
 
 PAGE = 25
@@ -30,7 +31,7 @@ def install(bp: Blueprint) -> None:
 def overview():
     """Recent conversations with the bot's decision, the queue, the chart, the switch."""
     bot = services()
-    before = _moment("before")
+    before = params.moment("before", request.args.get("before"))
     now = utcnow()
     with bot.db.read() as conn:
         page = conversations.recent(conn, PAGE, before)
@@ -46,67 +47,51 @@ def overview():
 
 
 def conversation(sid: str):
-    before = _moment("before")
+    sid = params.sid(sid)
+    before = params.moment("before", request.args.get("before"))
     with services().db.read() as conn:
-        page = conversations.timeline(conn, sid[:64], PAGE, before)
+        page = conversations.timeline(conn, sid, PAGE, before)
     return render_template("admin/conversation.html", page=page)
 
 
 def failures():
-    since_text = request.args.get("since", "7d")
-    try:
-        since, _ = operator.period(since_text, None)
-    except ValueError as exc:
-        flash(str(exc), "error")
-        since, since_text = operator.period("7d", None)[0], "7d"
+    since_text = request.args.get("since") or "7d"
+    since, _ = params.period(since_text, None, "7d")
     with services().db.read() as conn:
         groups = replies.failures(conn, since, per_code=PAGE)
     return render_template("admin/failures.html", groups=groups, since=since_text)
 
 
 def reply_list():
-    status = request.args.get("status", "")
-    delivery = request.args.get("delivery", "")
-    status = status if status in STATUSES else ""
-    delivery = delivery if delivery in DELIVERIES else ""
-    before_id = request.args.get("before_id", "")
+    status = params.choice("status", request.args.get("status"), STATUSES[1:])
+    delivery = params.choice("delivery", request.args.get("delivery"), DELIVERIES[1:])
+    before_id = params.optional_id("before_id", request.args.get("before_id"))
     with services().db.read() as conn:
-        page = replies.search(conn, status=status or None, delivery=delivery or None,
-                              limit=PAGE, before_id=int(before_id) if before_id.isdigit()
-                              else None)
-    return render_template("admin/replies.html", page=page, status_filter=status,
-                           delivery_filter=delivery, statuses=STATUSES, deliveries=DELIVERIES)
+        page = replies.search(conn, status=status, delivery=delivery, limit=PAGE,
+                              before_id=before_id)
+    return render_template("admin/replies.html", page=page, status_filter=status or "",
+                           delivery_filter=delivery or "", statuses=STATUSES,
+                           deliveries=DELIVERIES)
 
 
 def requeue(reply_id: int):
+    reply_id = params.record_id("reply id", reply_id)
+    back = params.dashboard_path("back", request.form.get("back"))
     bot = services()
     try:
         operator.requeue(bot.db, reply_id, by="dashboard", wake=bot.processor.on_commit)
         flash(f"Reply {reply_id} requeued: it goes out again within seconds.", "ok")
     except NotRequeueable as exc:
         flash(str(exc), "error")
-    return redirect(_back())
+    return redirect(request.script_root + back if back else url_for("admin.failures"))
 
 
 def autoreply():
-    value = request.form.get("value")
-    if value in ("on", "off"):
-        with services().db.transaction() as conn:
-            state.set_switch(conn, state.AUTOREPLY_SWITCH, value)
-        flash(f"Auto-reply {value}: every instance obeys within "
-              f"{state.SWITCH_CACHE_SECONDS:g} s.", "ok")
+    value = params.choice("value", request.form.get("value"), ("on", "off"))
+    if value is None:
+        raise params.bad("value", "must be on or off")
+    with services().db.transaction() as conn:
+        state.set_switch(conn, state.AUTOREPLY_SWITCH, value)
+    flash(f"Auto-reply {value}: every instance obeys within "
+          f"{state.SWITCH_CACHE_SECONDS:g} s.", "ok")
     return redirect(url_for("admin.overview"))
-
-
-def _moment(name: str):
-    raw = request.args.get(name)
-    try:
-        return operator.moment(raw, utcnow()) if raw else None
-    except ValueError:
-        return None
-
-
-def _back() -> str:
-    target = request.form.get("back", "")
-    return target if target.startswith("/admin") and "//" not in target \
-        else url_for("admin.failures")
