@@ -368,3 +368,16 @@ def test_deeply_nested_attributes_do_not_stop_a_retry(app, sender, fake_api, que
     sender.run_until_idle()
     assert the_reply(app).status == "sent"
     assert len(fake_api.created) == 1
+
+
+# -- what the outbox holds cannot steer a call (issue 17, point 5) ----------------------
+
+def test_a_stored_conversation_sid_of_the_wrong_shape_fails_without_a_call(app, sender,
+                                                                          fake_api, queue):
+    """A row from before SIDs were checked: failed at once, permanently, Twilio not asked."""
+    queue("CH" + "a" * 32 + "/../../Services/IS" + "b" * 8)
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert reply.status == "failed" and reply.attempts == 1
+    assert "is not CH + 32 hex digits" in reply.error_message
+    assert fake_api.calls == []
