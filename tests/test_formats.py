@@ -99,3 +99,9 @@ def test_depth_counts_past_escaped_backslashes():
     deep = formats.MAX_JSON_DEPTH + 1
     with pytest.raises(ValueError):
         formats.load_json('["\\\\", ' + "[" * deep + "]" * deep + "]")
+
+
+def test_sid_pattern_agrees_with_is_sid():
+    pattern = formats.sid_pattern("CH")
+    for value in ("CH" + HEX, "CH" + HEX.upper(), "CH" + HEX + "\n", "IM" + HEX, "CH" + HEX[:-1]):
+        assert bool(pattern.fullmatch(value)) is formats.is_sid(value, "CH")

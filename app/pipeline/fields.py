@@ -21,10 +21,10 @@ Check = Callable[[str], "str | None"]  # the problem with a (non-empty) value; N
 
 
 def sid(prefix: str) -> Check:
-    problem = f"not {prefix} + 32 hex digits"
+    pattern, problem = formats.sid_pattern(prefix), f"not {prefix} + 32 hex digits"
 
     def check(value: str) -> str | None:
-        return None if formats.is_sid(value, prefix) else problem
+        return None if pattern.fullmatch(value) else problem
     return check
 
 
