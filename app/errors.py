@@ -4,7 +4,8 @@
      +-- BadSignature       -> 403  (missing or wrong X-Twilio-Signature, or an origin
      |                               this server does not serve)
      +-- BadRequest         -> 400  (malformed form, no EventType)
-     |    +-- MissingField  -> 400  (a known event without a field its handler needs)
+     |    +-- MissingField  -> 400  (a known event without a usable value of a field
+     |                               its handler needs: absent or malformed)
      +-- UnsupportedMedia   -> 415  (not application/x-www-form-urlencoded)
      +-- TooLarge           -> 413  (a body over WEBHOOK_MAX_BYTES, chunked or not)
 """
@@ -37,6 +38,7 @@ class TooLarge(WebhookError):
 
 
 class MissingField(BadRequest):
-    def __init__(self, event_type: str, field: str):
-        super().__init__(f"{event_type} is missing the required field {field}")
+    def __init__(self, event_type: str, field: str, problem: str | None = None):
+        super().__init__(f"{event_type} has a malformed required field {field}: {problem}"
+                         if problem else f"{event_type} is missing the required field {field}")
         self.field = field

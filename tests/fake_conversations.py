@@ -165,6 +165,12 @@ class FakeConversationsAPI:
                    f"{message_sid}/Receipts",
         })
 
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        """The (method, path) of each call to the API itself: not a stray health probe
+        from another test's server that had this port before."""
+        return [(method, path) for method, path in self.requests if path.startswith("/v1/")]
+
     def replies_to(self, conversation_sid: str) -> list[Created]:
         return [c for c in self.created if c.conversation_sid == conversation_sid]
 

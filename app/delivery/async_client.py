@@ -4,9 +4,10 @@ One instance per sender loop: one aiohttp connection pool for the process, made 
 the running event loop (aiohttp binds a session to its loop), a timeout on every call
 (TWILIO_HTTP_TIMEOUT; twilio-python's own async client applies none unless each call
 passes one). Failures are the ApiErrors of the blocking client (client.py), classified
-the same way, plus `Throttled` for HTTP 429: Twilio refused the call before doing
-anything (error 20429, too many concurrent requests), so the reply certainly was not
-created, and `Retry-After` (when Twilio sends it) says when to come back.
+the same way (a SID of the wrong shape refused before it is put in a URL), plus
+`Throttled` for HTTP 429: Twilio refused the call before doing anything (error 20429,
+too many concurrent requests), so the reply certainly was not created, and
+`Retry-After` (when Twilio sends it) says when to come back.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .client import (
     content,
     could_not_connect,
     error_body,
+    path_sid,
     to_message,
 )
 
@@ -91,6 +93,7 @@ class AsyncConversationsClient:
                            content_variables: str | None = None,
                            media_sid: str | None = None) -> str:
         """Create a message that fires webhooks (so its receipts come back); return its SID."""
+        path_sid(conversation_sid, "CH")
         extra = {"media_sid": media_sid} if media_sid else {}
         with api_errors(_classify):
             created = await self._v1.conversations(conversation_sid).messages.create_async(
@@ -101,6 +104,7 @@ class AsyncConversationsClient:
 
     async def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
         """Return the conversation's newest messages, newest first."""
+        path_sid(conversation_sid, "CH")
         with api_errors(_classify):
             items = await self._v1.conversations(conversation_sid).messages.list_async(
                 order="desc", limit=limit, page_size=min(limit, 100))
@@ -122,7 +126,7 @@ class AsyncDryRunClient:
         return self._client.send_message(conversation_sid, **fields)
 
     async def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
-        return []
+        return self._client.recent_messages(conversation_sid, limit)
 
     async def close(self) -> None:
         pass

@@ -10,6 +10,9 @@ ApiError saying whether trying again later can help:
                without an HTTP status, any other request error (a bad URL, redirects)
 
 A retry of a permanent failure would fail the same way, or worse, send the reply twice.
+A SID that goes into a URL's path is checked for its shape first (`path_sid`): one of
+any other shape (`CH.../../Services/...`, `CH...?x`) could point the call elsewhere, so
+it is refused, permanently, before any request.
 https://www.twilio.com/docs/conversations/api/conversation-message-resource
 """
 
@@ -30,6 +33,8 @@ from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
 from config import TwilioSettings
+
+from .. import formats
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,15 @@ class Message:
     date_created: datetime | None
 
 
+def path_sid(value: str, prefix: str) -> str:
+    """`value` if it is a SID of the kind `prefix` names, else a permanent ApiError."""
+    if not formats.is_sid(value, prefix):
+        raise ApiError(f"refused: {value[:50]!r} is not {prefix} + 32 hex digits (a SID "
+                       "goes into the URL)",
+                       transient=False)
+    return value
+
+
 class ConversationsClient:
     """Send and read Conversations messages through twilio-python."""
 
@@ -73,6 +87,7 @@ class ConversationsClient:
 
         The message is `body`, or with `content_sid` an approved Content template.
         """
+        path_sid(conversation_sid, "CH")
         with api_errors():
             message = self._v1.conversations(conversation_sid).messages.create(
                 author=author, attributes=attributes,
@@ -83,6 +98,7 @@ class ConversationsClient:
 
     def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
         """Return the conversation's newest messages, newest first."""
+        path_sid(conversation_sid, "CH")
         with api_errors():
             items = self._v1.conversations(conversation_sid).messages.list(
                 order="desc", limit=limit, page_size=min(limit, 100))
@@ -97,6 +113,8 @@ class ConversationsClient:
 
     def receipts(self, conversation_sid: str, message_sid: str) -> list[dict]:
         """Return the delivery receipts of one message."""
+        path_sid(conversation_sid, "CH")
+        path_sid(message_sid, "IM")
         with api_errors():
             items = (self._v1.conversations(conversation_sid).messages(message_sid)
                      .delivery_receipts.list(limit=100))
@@ -116,6 +134,7 @@ class DryRunClient:
                      attributes: str, content_sid: str | None = None,
                      content_variables: str | None = None,
                      media_sid: str | None = None) -> str:
+        path_sid(conversation_sid, "CH")  # refused as the live client refuses it
         sid = "IM" + uuid.uuid4().hex
         if media_sid:
             log.info("DRY RUN: with media %s", media_sid)
@@ -129,12 +148,15 @@ class DryRunClient:
         return sid
 
     def recent_messages(self, conversation_sid: str, limit: int = 50) -> list[Message]:
+        path_sid(conversation_sid, "CH")
         return []
 
     def active_conversation_sids(self, limit: int = 1000) -> list[str]:
         return []
 
     def receipts(self, conversation_sid: str, message_sid: str) -> list[dict]:
+        path_sid(conversation_sid, "CH")
+        path_sid(message_sid, "IM")
         return []
 
 

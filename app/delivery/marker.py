@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from .. import formats
+
 AUTO_REPLY = "autoReply"
 IN_REPLY_TO = "inReplyTo"
 
@@ -18,8 +20,10 @@ def reply_attributes(in_reply_to: str) -> str:
 
 
 def _parse(attributes: str | None) -> dict:
+    """Anyone can set a message's attributes (a chat user on their own message): any
+    text, JSON or not, nested however deep, is an answer, never an exception."""
     try:
-        parsed = json.loads(attributes or "{}")
+        parsed = formats.load_json(attributes or "{}")
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}

@@ -38,6 +38,7 @@ from sqlalchemy import bindparam, select
 
 from config import TwilioSettings
 
+from .. import formats
 from ..store.database import Database, dialect_insert
 from ..store.models import MEDIA_LENGTH, MediaUpload, utcnow
 from .client import ApiError
@@ -179,7 +180,11 @@ class MediaLibrary:
         """TWILIO_CONVERSATION_SERVICE_SID, else the account's default service (asked once)."""
         if self._service_sid is None:
             answer = self._call("GET", f"{self._conversations_base}/v1/Configuration")
-            self._service_sid = answer["default_chat_service_sid"]
+            sid = answer.get("default_chat_service_sid")
+            if not formats.is_sid(sid, "IS"):  # it goes into the upload's URL
+                raise MediaError(f"no service SID (IS + 32 hex digits) in {answer!r:.200}",
+                                 transient=False)
+            self._service_sid = sid
         return self._service_sid
 
     def _resolve(self, source: str) -> str:
@@ -217,7 +222,7 @@ class MediaLibrary:
                             data=content.data,
                             headers={"Content-Type": content.content_type})
         media_sid = answer.get("sid")
-        if not isinstance(media_sid, str) or not media_sid.startswith("ME"):
+        if not formats.is_sid(media_sid, "ME"):
             raise MediaError(f"MCS answered without a MediaSid: {answer!r:.200}",
                              transient=False)
         return media_sid

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import partial
 
+from .. import formats
 from ..autoreply import Decision, Inbound, Policy, Reason, decide, loop_guard
 from ..delivery import opt_outs, outbox
 from ..pipeline import state
@@ -101,20 +102,10 @@ def inbound(event: Event) -> Inbound:
         body=event.get("Body", ""), author=event.require("Author"),
         channel=(event.get("Source") or "").upper(), attributes=event.get("Attributes"),
         participant_sid=event.get("ParticipantSid"),
-        received_at=_parse_time(event.get("DateCreated")) or datetime.now(UTC))
+        received_at=formats.parse_time(event.get("DateCreated")) or datetime.now(UTC))
 
 
 def customer_addresses(message: Inbound) -> list[str]:
     """Who the message is from, for opt-outs: the author's address and the participant."""
     return [a for a in (message.author, message.participant_sid) if a]
 
-
-def _parse_time(text: str | None) -> datetime | None:
-    """Twilio's DateCreated (ISO 8601, e.g. 2024-12-18T14:35:28.423Z) as aware UTC."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

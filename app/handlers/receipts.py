@@ -15,6 +15,7 @@ from functools import cache, partial
 
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 
+from .. import formats
 from ..delivery import opt_outs
 from ..delivery.error_codes import describe
 from ..logs import kv
@@ -70,7 +71,7 @@ def _upsert_statement(dialect_name: str):
 def record_receipt(event: Event, ctx: Context) -> Outcome:
     """Store the receipt, sum up our reply's delivery, log it once stored."""
     status = event.require("Status").strip().lower()
-    error_code = parse_error_code(event.get("ErrorCode"))
+    error_code = formats.parse_int(event.get("ErrorCode"))  # checked: see pipeline/fields.py
     fields = dict(  # named as Twilio names them, so a log search finds either
         ConversationSid=event.require("ConversationSid"), MessageSid=event.require("MessageSid"),
         ParticipantSid=event.get("ParticipantSid"),
@@ -146,12 +147,3 @@ def record_opt_out(conn: Connection, fields: dict) -> None:
     addresses = [fields["ParticipantSid"], *(row or ())]
     opt_outs.record(conn, addresses, error_code=OPTED_OUT_ERROR,
                     conversation_sid=fields["ConversationSid"])
-
-
-def parse_error_code(raw: str | None) -> int | None:
-    """Twilio's error codes are small integers; anything else is not an error code."""
-    try:
-        code = int(raw) if raw not in (None, "") else None
-    except ValueError:
-        return None
-    return code if code is not None and 0 <= code < 2**31 else None

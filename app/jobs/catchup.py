@@ -97,23 +97,22 @@ class CatchUp:
             if message.date_created and _naive(message.date_created) < since:
                 break
             report.messages_seen += 1
-            try:
+            try:  # checked like a webhook: a message one would be refused for is skipped
                 event = _as_event(message)
-            except BadRequest as exc:  # checked like a webhook: such a message is skipped
+                customer = bool(message.author) and loop_guard(inbound(event), self.policy) is None
+                if customer and answered_later:
+                    outcome = self.processor.record_only(event, ANSWERED_LATER)
+                    if outcome.kind is not Kind.DUPLICATE:
+                        report.answered_already += 1
+                    continue
+                if not customer:
+                    answered_later = True
+                if self.processor.process(event).kind is Kind.REPLY_QUEUED:
+                    report.replies_queued += 1
+            except BadRequest as exc:
                 report.failures += 1
                 log.warning("catch-up skipped a message %s", kv(
                     conversation=conversation_sid, message_sid=message.sid, error=exc.message))
-                continue
-            customer = bool(message.author) and loop_guard(inbound(event), self.policy) is None
-            if customer and answered_later:
-                outcome = self.processor.record_only(event, ANSWERED_LATER)
-                if outcome.kind is not Kind.DUPLICATE:
-                    report.answered_already += 1
-                continue
-            if not customer:
-                answered_later = True
-            if self.processor.process(event).kind is Kind.REPLY_QUEUED:
-                report.replies_queued += 1
 
     def _receipts(self, since: datetime, report: Report) -> None:
         """Fetch receipts of replies sent in the window that never got one, each once."""
@@ -131,7 +130,12 @@ class CatchUp:
                 continue
             for receipt in receipts:
                 report.receipts_fetched += 1
-                self.processor.process(_receipt_event(conversation_sid, message_sid, receipt))
+                try:
+                    self.processor.process(_receipt_event(conversation_sid, message_sid, receipt))
+                except BadRequest as exc:  # as a webhook with this receipt would be refused
+                    report.failures += 1
+                    log.warning("catch-up skipped a receipt %s", kv(
+                        message_sid=message_sid, error=exc.message))
             with self.db.transaction() as conn:
                 conn.execute(_CHECKED, {"reply_id": reply_id, "now": utcnow()})
             report.receipts_checked += 1

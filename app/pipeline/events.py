@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ..errors import BadRequest, MissingField
-from ..store.models import AUTHOR_LENGTH, KEY_LENGTH, SID_LENGTH, STATUS_LENGTH
+from ..store.models import KEY_LENGTH
+from . import fields
 
 PRE_EVENTS = frozenset({
     "onMessageAdd", "onMessageUpdate", "onMessageRemove",
@@ -30,12 +31,6 @@ POST_EVENTS = frozenset({
 KNOWN_EVENTS = PRE_EVENTS | POST_EVENTS
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 MAX_TOKEN_LENGTH = KEY_LENGTH - len("token:")
-# Fields that are stored, and the longest value their column takes.
-FIELD_LIMITS = {
-    "ConversationSid": SID_LENGTH, "MessageSid": SID_LENGTH, "DeliveryReceiptSid": SID_LENGTH,
-    "ParticipantSid": SID_LENGTH, "ChannelMessageSid": SID_LENGTH, "Status": STATUS_LENGTH,
-    "Author": AUTHOR_LENGTH,
-}
 # Parameters that differ between deliveries of one event (not part of a derived key).
 _PER_DELIVERY = frozenset({"RetryCount"})
 
@@ -56,17 +51,23 @@ class Event:
     with the event, not in a contextvar, because its writes run in group commit's thread
     and its reply is sent by another process; it goes with the reply (replies.request_id)
     into the sender's log lines.
+
+    `params` holds only usable values: one that fails its check (fields.py) is left
+    out and named in `ignored` with its problem, for the outcome's notes.
     """
 
     type: str
     params: Mapping[str, str] = field(default_factory=dict)
     idempotency_token: str | None = None
     request_id: str | None = field(default=None, compare=False)
+    ignored: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_form(cls, form: Mapping, headers: Mapping, request_id: str | None = None) -> Event:
         """Build an Event from a parsed form (a MultiDict) and the request headers."""
         token = (headers.get(IDEMPOTENCY_HEADER) or "").strip()[:MAX_TOKEN_LENGTH] or None
+        if token and not (token.isascii() and token.isprintable()):
+            token = None  # a UUID in practice; else keyed by its parameters instead
         return cls.from_params({name: form.get(name) for name in form.keys()}, token,
                                request_id=request_id)
 
@@ -74,17 +75,18 @@ class Event:
     def from_params(cls, params: Mapping[str, str], token: str | None = None, *,
                     request_id: str | None = None) -> Event:
         """Build an Event from its parameters, checked as a webhook's are (raises
-        BadRequest); the one constructor for webhooks and catch-up alike."""
+        BadRequest for no EventType or a NUL character; leaves out, and notes, values
+        that fail their check); the one constructor for webhooks and catch-up alike."""
         event_type = (params.get("EventType") or "").strip()
         if not event_type:
             raise BadRequest("missing EventType parameter")
         for name, value in params.items():
             if "\x00" in name or "\x00" in value:
                 raise BadRequest(f"parameter {name[:50]!r} contains a NUL character")
-            limit = FIELD_LIMITS.get(name)
-            if limit and len(value) > limit:
-                raise BadRequest(f"{name} is longer than {limit} characters")
-        return cls(event_type, MappingProxyType(dict(params)), token, request_id)
+        ignored = fields.problems(params)
+        usable = {k: v for k, v in params.items() if k not in ignored} if ignored else params
+        return cls(event_type, MappingProxyType(dict(usable)), token, request_id,
+                   MappingProxyType(ignored))
 
     @property
     def is_known(self) -> bool:
@@ -97,8 +99,13 @@ class Event:
     def require(self, name: str) -> str:
         value = self.get(name)
         if value is None:
-            raise MissingField(self.type, name)
+            raise MissingField(self.type, name, self.ignored.get(name))
         return value
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What was left out and why, for the outcome (names and problems, no values)."""
+        return tuple(f"{name} ignored: {problem}" for name, problem in self.ignored.items())
 
     @property
     def claim_key(self) -> str:

@@ -1,6 +1,7 @@
 """Processor: the straight path from a verified Event to a committed decision.
 
-    validate fields -> handlers decide (this thread, may read state) ->
+    validate fields (a malformed one is absent, noted in the outcome) ->
+    handlers decide (this thread, may read state) ->
     claim with the outcome + their writes (one transaction, batched with other
     requests' by group commit) -> after-commit calls, the log line -> wake the sender
 
@@ -43,16 +44,17 @@ class Processor:
         if not self.router.handles(event.type):
             level = logging.DEBUG if event.is_known else logging.INFO
             note = "no handler" if event.is_known else "unknown event type, accepted"
-            log.log(level, "event %s", kv(**_fields(event), outcome=note))
-            return ACCEPTED
+            log.log(level, "event %s", kv(**_fields(event), outcome="; ".join(
+                (note, *event.notes))))
+            return ACCEPTED.with_notes(event.notes)
         self.router.validate(event)
         context = Context(self.state, self.policy)
-        decided = combine(self.router.dispatch(event, context))
+        decided = combine(self.router.dispatch(event, context)).with_notes(event.notes)
         return self._commit(event, decided, context.effects, context.after)
 
     def record_only(self, event: Event, outcome: Outcome) -> Outcome:
         """Claim an event without handling it (catch-up decided already)."""
-        return self._commit(event, outcome, [], [])
+        return self._commit(event, outcome.with_notes(event.notes), [], [])
 
     def _commit(self, event: Event, decided: Outcome, effects: list[Effect],
                 after: list[Callable[[], None]]) -> Outcome:

@@ -97,9 +97,10 @@ def pre_event():
         event = verified_event()
         tally.event_type = event.type
     known = event.type in PRE_EVENTS
+    outcome = "published unchanged" if known else "unknown pre-event, published unchanged"
     log.log(logging.DEBUG if known else logging.INFO, "pre-event %s", kv(
         event=event.type, conversation=event.get("ConversationSid"),
-        outcome="published unchanged" if known else "unknown pre-event, published unchanged"))
+        outcome="; ".join((outcome, *event.notes))))
     return "", 200, {"X-Webhook-Outcome": "unchanged"}
 
 

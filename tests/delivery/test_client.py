@@ -10,9 +10,9 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
 
-from app.delivery.async_client import AsyncConversationsClient
+from app.delivery.async_client import AsyncConversationsClient, AsyncDryRunClient
 from app.delivery.client import ApiError, ConversationsClient, DryRunClient, api_errors
-from config import TwilioSettings
+from config import TwilioSettings, load_settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.servers import free_port
 
@@ -127,3 +127,57 @@ def test_dry_run_logs_the_template(caplog):
     DryRunClient().send_message(CONVERSATION, author="support-bot", body=None, attributes="{}",
                                 content_sid=TEMPLATE, content_variables='{"1": "Ada"}')
     assert f"template {TEMPLATE}" in caplog.text and '{"1": "Ada"}' in caplog.text
+
+
+# -- SIDs in URLs: refused unless they have their kind's shape (issue 17, point 5) -------
+
+STEERING = [
+    "CH" + "a" * 32 + "/../../Services/IS" + "b" * 32 + "/Conversations/CH" + "c" * 32,
+    "CH" + "a" * 32 + "?Order=desc", "CH" + "a" * 31, "IM" + "a" * 32, "CH" + "a" * 32 + "\n",
+]
+
+
+@pytest.mark.parametrize("sid", STEERING)
+def test_client_refuses_a_conversation_sid_that_could_steer_its_url(fake_api, sid):
+    """Defence in depth: whatever the outbox holds, no call goes to another path."""
+    client = live_client(fake_api)
+    calls = [
+        lambda: client.send_message(sid, author="support-bot", body="Hi", attributes="{}"),
+        lambda: client.recent_messages(sid),
+        lambda: client.receipts(sid, "IM" + "b" * 32),
+        lambda: client.receipts(CONVERSATION, ("CH" if sid[:2] == "IM" else "IM") + sid[2:]),
+        lambda: DryRunClient().send_message(sid, author="support-bot", body="Hi",
+                                            attributes="{}"),
+    ]
+    for call in calls:
+        with pytest.raises(ApiError) as caught:
+            call()
+        assert caught.value.transient is False and "refused" in caught.value.message
+    assert fake_api.calls == []
+
+
+@pytest.mark.parametrize("sid", STEERING)
+def test_async_client_refuses_a_conversation_sid_that_could_steer_its_url(env, fake_api, sid):
+    async def calls():
+        client = AsyncConversationsClient(load_settings(env).twilio)
+        try:
+            for call in (
+                    client.send_message(sid, author="support-bot", body="Hi", attributes="{}"),
+                    client.recent_messages(sid),
+                    AsyncDryRunClient().send_message(sid, author="support-bot", body="Hi",
+                                                     attributes="{}"),
+                    AsyncDryRunClient().recent_messages(sid)):
+                with pytest.raises(ApiError) as caught:
+                    await call
+                assert caught.value.transient is False
+        finally:
+            await client.close()
+
+    asyncio.run(calls())
+    assert fake_api.calls == []
+
+
+def test_client_takes_upper_case_hex(fake_api):
+    sid = "CH" + "ABCDEF0123456789" * 2
+    live_client(fake_api).send_message(sid, author="support-bot", body="Hi", attributes="{}")
+    assert fake_api.calls == [("POST", f"/v1/Conversations/{sid}/Messages")]

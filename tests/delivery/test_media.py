@@ -183,3 +183,13 @@ def test_the_fake_records_a_message_created_with_a_media_sid(fake_api):
     client.conversations.v1.conversations("CH" + "0" * 32).messages.create(
         author="support-bot", body="Our hours", media_sid="ME" + "1" * 32)
     assert fake_api.created[-1].form["MediaSid"] == "ME" + "1" * 32
+
+
+def test_a_service_sid_of_the_wrong_shape_is_not_put_in_the_upload_url(fake_api, library, png):
+    """The account's default service comes from Twilio's answer; one that is not IS + 32
+    hex digits is refused for good, and nothing is uploaded anywhere."""
+    fake_api.resources.default_service_sid = "IS" + "a" * 32 + "/../../Conversations"
+    with pytest.raises(MediaError) as caught:
+        library.resolve(png)
+    assert caught.value.transient is False and "no service SID" in caught.value.message
+    assert [path for method, path in fake_api.calls if method == "POST"] == []

@@ -353,3 +353,31 @@ def test_a_sender_starting_while_the_database_is_away_waits_for_its_first_beat(
             services(app).supervisor.stop()
     assert not [r for r in caplog.records if "loop died" in r.getMessage()]
     assert any("heartbeat failed" in r.getMessage() for r in caplog.records)
+
+
+# -- what Twilio holds cannot stop a send (issue 17, point 3) --------------------------
+
+def test_deeply_nested_attributes_do_not_stop_a_retry(app, sender, fake_api, queue):
+    """A retry looks through the conversation's messages for its reply; a chat user's own
+    message with attributes nested 5,000 deep is just not ours (was RecursionError)."""
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "someone", "hi", attributes="[" * 5000 + "]" * 5000)
+    queue(conversation)
+    with services(app).db.session() as s:  # an earlier attempt may have reached Twilio
+        s.execute(update(Reply).values(attempts=1))
+    sender.run_until_idle()
+    assert the_reply(app).status == "sent"
+    assert len(fake_api.created) == 1
+
+
+# -- what the outbox holds cannot steer a call (issue 17, point 5) ----------------------
+
+def test_a_stored_conversation_sid_of_the_wrong_shape_fails_without_a_call(app, sender,
+                                                                          fake_api, queue):
+    """A row from before SIDs were checked: failed at once, permanently, Twilio not asked."""
+    queue("CH" + "a" * 32 + "/../../Services/IS" + "b" * 8)
+    sender.run_until_idle()
+    reply = the_reply(app)
+    assert reply.status == "failed" and reply.attempts == 1
+    assert "is not CH + 32 hex digits" in reply.error_message
+    assert fake_api.calls == []

@@ -138,3 +138,14 @@ def test_a_message_catch_up_cannot_store_is_skipped_not_fatal(app, sender, fake_
     fake_api.add_message(conversation, "+15550001111", "hello")
     report = run(app)
     assert (report.replies_queued, report.failures) == (1, 1)
+
+
+def test_a_listed_conversation_sid_of_the_wrong_shape_is_skipped(app, sender, fake_api):
+    """Catch-up puts the SIDs Twilio lists into URLs too: one of the wrong shape is a
+    failure of that conversation, never a call to another path; the others go on."""
+    fake_api.add_conversation("CH" + "a" * 32 + "/../../Services/IS" + "b" * 32)
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "+15550001111", "hello")
+    report = run(app)
+    assert (report.conversations, report.failures, report.replies_queued) == (2, 1, 1)
+    assert all("Services" not in path for _, path in fake_api.calls)
