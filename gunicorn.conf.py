@@ -4,6 +4,8 @@ Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 
 The worker is gunicorn's gthread, reading each request whole in its event loop before a
 thread serves it (app/server/worker.py, which reads REQUEST_READ_TIMEOUT, default 10 s).
+The logger writes gunicorn's lines without query strings or credentials
+(app/server/logger.py).
 The hooks start and stop this app's background work in each worker and share its
 metrics between workers. The benchmark's other apps run with bench/gunicorn.conf.py.
 """
@@ -15,6 +17,7 @@ bind = f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "app.server.worker.BufferingThreadWorker"
+logger_class = "app.server.logger.RedactingLogger"  # no query string, no credential
 timeout = 30
 graceful_timeout = 25  # under Heroku's 30 s: lets in-flight replies finish on SIGTERM
 keepalive = 5

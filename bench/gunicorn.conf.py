@@ -6,6 +6,8 @@ hooks (its background work and shared metrics). The worker's module is loaded fr
 file rather than imported: importing app.server.worker would run app/__init__.py and
 load the whole app into the master, and every worker forked from it would carry those
 modules too (about 60 MB each, which the benchmark's memory column would then show).
+For the same reason the access log is gunicorn's own (query strings shown; the cost of
+a line differs by a few microseconds).
 """
 
 import importlib.util
@@ -29,3 +31,4 @@ globals().update({name: value for name, value
                   in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items()
                   if not name.startswith("_") and name not in HOOKS})
 worker_class = _standalone("app/server/worker.py").BufferingThreadWorker
+logger_class = "gunicorn.glogging.Logger"

@@ -131,7 +131,7 @@ LINE_BYTES = [b"0", b"3", b"a", b"F", b"x", b"_", b"+", b"-", b" ", b"\t", b";",
               b'"', b"\\", b"\r", b"\n", b"n", b",", b"\x80", b"\x00"]
 
 
-@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(LINE_BYTES), max_size=12).map(b"".join)
        .filter(lambda line: b"\r\n" not in line))
 @example(b"0x10")
@@ -161,7 +161,7 @@ ENDINGS = [b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"XY", b""]
 LAST_CHUNKS = [b"0\r\n\r\n", b"000;end\r\n\r\n", b"0\r\n", b"0\r\n\n", b"0\r\nX\r\n\r\n"]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chunks=st.lists(st.tuples(st.binary(max_size=20), st.sampled_from(SIZE_FORMATS),
                                  st.sampled_from(ENDINGS)), max_size=4),
        last=st.sampled_from(LAST_CHUNKS), cut=st.integers(min_value=1, max_value=7))
