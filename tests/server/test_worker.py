@@ -196,3 +196,21 @@ def test_read_timeout(raw, seconds):
 def test_read_timeout_refuses_what_is_not_a_duration(raw):
     with pytest.raises(ValueError, match="REQUEST_READ_TIMEOUT"):
         read_timeout({"REQUEST_READ_TIMEOUT": raw})
+
+
+def test_the_benchmark_loads_the_worker_without_the_app():
+    """bench/gunicorn.conf.py loads this module from its file for other apps: it must
+    import nothing of the app (which would load the whole app into their workers)."""
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    check = ("import runpy, sys; conf = runpy.run_path('bench/gunicorn.conf.py'); "
+             "assert conf['worker_class'].__name__ == 'BufferingThreadWorker'; "
+             "assert not {'on_starting', 'post_worker_init', 'worker_exit'} & set(conf); "
+             "assert not [m for m in sys.modules if m == 'app' or m.startswith('app.')], "
+             "sorted(m for m in sys.modules if m.startswith('app'))")
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
