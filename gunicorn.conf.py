@@ -3,11 +3,11 @@
 Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 
 The worker is gunicorn's gthread, reading each request whole in its event loop before a
-thread serves it (app/server/worker.py, which reads REQUEST_READ_TIMEOUT, default 10 s).
-The logger writes gunicorn's lines without query strings or credentials
-(app/server/logger.py).
-The hooks start and stop this app's background work in each worker and share its
-metrics between workers. The benchmark's other apps run with bench/gunicorn.conf.py.
+thread serves it (app/server/worker.py, which reads REQUEST_READ_TIMEOUT, default 10 s);
+the logger keeps query strings and credentials out of gunicorn's lines
+(app/server/logger.py). The hooks start and stop this app's background work in each
+worker and share its metrics between workers. The benchmark's other apps run with
+bench/gunicorn.conf.py.
 """
 
 import os

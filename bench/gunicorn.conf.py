@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOKS = {"on_starting", "post_worker_init", "worker_exit", "child_exit"}
 
 
-def _standalone(relative_path: str):
-    """Load one of app/server's modules (they import only gunicorn) without `app`."""
-    path = ROOT / relative_path
-    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+def _worker_module():
+    """app/server/worker.py (it imports only gunicorn), without importing `app`."""
+    spec = importlib.util.spec_from_file_location("bench_worker",
+                                                  ROOT / "app" / "server" / "worker.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -30,5 +30,5 @@ def _standalone(relative_path: str):
 globals().update({name: value for name, value
                   in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items()
                   if not name.startswith("_") and name not in HOOKS})
-worker_class = _standalone("app/server/worker.py").BufferingThreadWorker
+worker_class = _worker_module().BufferingThreadWorker
 logger_class = "gunicorn.glogging.Logger"
