@@ -34,6 +34,7 @@ This module imports only gunicorn and the standard library (see app/server/__ini
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import socket
 import time
@@ -51,6 +52,10 @@ CHUNK_LINE_LIMIT = 8190  # gunicorn's, when limit_request_field_size does not se
 REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
            431: "Request Header Fields Too Large"}
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+# The fields that frame a request; a name is a whole line's start up to its ":" (with a
+# blank before the ":" it is no name to gunicorn, which refuses the head).
+_FRAMING_FIELDS = re.compile(rb"\r\n(content-length|transfer-encoding|expect):([^\r\n]*)",
+                             re.IGNORECASE)
 
 
 class Refused(Exception):
@@ -112,27 +117,23 @@ class RequestBuffer:
     def _check_line_ends(self, start: int, stop: int) -> None:
         """Every line of the head ends with CRLF (RFC 9112 2.2); gunicorn refuses an LF
         alone, but only once the head has ended, which it then never does."""
-        at = self.data.find(b"\n", start, stop)
-        while at >= 0:
-            if at == 0 or self.data[at - 1] != 0x0D:
-                raise Refused(400, "a line of the head ended by LF alone")
-            at = self.data.find(b"\n", at + 1, stop)
+        data = self.data
+        if data.count(b"\n", start, stop) != data.count(b"\r\n", max(0, start - 1), stop):
+            raise Refused(400, "a line of the head ended by LF alone")
 
     def _read_framing(self, head: bytes) -> None:
-        """Content-Length or chunked, from the head (its lines, without the last CRLF)."""
-        lines = head.split(b"\r\n")
-        if not lines[0] and len(lines) > 1:
-            del lines[0]  # one empty line may come before the request line (RFC 9112 2.2)
-        version = lines[0].rpartition(b" ")[2]
+        """Content-Length or chunked, from the head (without its last CRLF)."""
+        if head.startswith(b"\r\n"):
+            head = head[2:]  # one empty line may come before the request line (RFC 9112 2.2)
+        version = head.partition(b"\r\n")[0].rpartition(b" ")[2]
         lengths, codings = [], []
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
+        for name, value in _FRAMING_FIELDS.findall(head):
             name, value = name.lower(), value.strip(b" \t")
             if name == b"content-length":
                 lengths.append(value)
             elif name == b"transfer-encoding":
                 codings += [coding.strip(b" \t").lower() for coding in value.split(b",")]
-            elif name == b"expect":
+            else:
                 self.expects_continue = value.lower() == b"100-continue"
         if codings:
             if codings != [b"chunked"]:
