@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+_QUERY = re.compile(r"[?#]")
 
 
 def configure(level: str, *, stderr: bool = False, serving: bool = False) -> None:
@@ -31,6 +33,14 @@ def configure(level: str, *, stderr: bool = False, serving: bool = False) -> Non
     root.setLevel(level)
     for noisy in ("twilio.http_client", "urllib3", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def without_query(url: str) -> str:
+    """The URL or request target as a log line may show it: its query string (and any
+    fragment) replaced by `?[redacted]`. A query may carry a token (`?token=...`), and
+    nothing any route takes in its query is worth keeping in a log."""
+    query = _QUERY.search(url)
+    return url if query is None else url[:query.start()] + "?[redacted]"
 
 
 def printable(text: str) -> str:

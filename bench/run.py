@@ -3,7 +3,8 @@
     make bench                       # or: .venv/bin/python -m bench.run --help
 
 Everything runs on 127.0.0.1 and stops by itself. Each server runs under the same
-gunicorn settings (gunicorn.conf.py: 2 workers x 4 threads). A local fake Conversations
+gunicorn settings (gunicorn.conf.py: 2 workers x 4 threads; A and B through
+bench/gunicorn.conf.py, the same without this app's hooks). A local fake Conversations
 API answers after --latency seconds (default 0.3). Load: wrk with a Lua script over
 pre-signed onMessageAdded webhooks, each with its own MessageSid (a Python load
 generator when wrk is not installed). Prints a table and writes bench/RESULTS.md.
@@ -41,6 +42,8 @@ PUBLIC = "http://bench.local"
 PATH = "/webhooks/conversations"
 ALL_SERVERS = "A,B,sqlite,postgresql"
 OUT = ROOT / "bench" / "out"
+# A and B: the production settings and worker without this app's hooks.
+OTHER_APPS = ("-c", "bench/gunicorn.conf.py")
 
 
 # -- signed requests and load ----------------------------------------------------------
@@ -204,7 +207,8 @@ class Bench:
         for i in range(self.args.repeat):
             reqs = signed_requests(self.args.max_requests)
             warm = signed_requests(3000)
-            with gunicorn({**self.env, **env}, self.tmp / f"{name}-{i}.log", app=app) as server:
+            with gunicorn({**self.env, **env}, self.tmp / f"{name}-{i}.log", app=app,
+                          args=() if app == "wsgi:app" else OTHER_APPS) as server:
                 # Every worker up and warm, or wrk's connections all land on the first one.
                 server.wait_booted(2)
                 self.load(server.url + PATH, 2, self.args.connections, warm,

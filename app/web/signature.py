@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from ..errors import BadSignature
+from ..logs import without_query
 from ..observability import metrics
 
 HEADER = "X-Twilio-Signature"
@@ -112,9 +113,9 @@ def diagnose(validator: RequestValidator, url: str, params: MultiDict, signature
     for candidate, what in candidates:
         if validator.validate(candidate, params, signature):
             return (
-                f"it matches {candidate} instead ({what} differs): set PUBLIC_BASE_URL "
-                "to the origin(s) Twilio calls, comma-separated (or, for a loopback "
-                "origin behind a proxy, PROXY_COUNT to the number of proxies)"
+                f"it matches {without_query(candidate)} instead ({what} differs): set "
+                "PUBLIC_BASE_URL to the origin(s) Twilio calls, comma-separated (or, for "
+                "a loopback origin behind a proxy, PROXY_COUNT to the number of proxies)"
             )
     return (
         "no nearby URL matches either: check that TWILIO_AUTH_TOKEN is the primary "

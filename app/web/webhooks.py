@@ -24,7 +24,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
 from ..errors import BadSignature, UnsupportedMedia, WebhookError
-from ..logs import kv
+from ..logs import kv, without_query
 from ..observability import metrics
 from ..observability.logs import pop_context, push_context
 from ..pipeline.events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS, Event
@@ -166,7 +166,8 @@ def verified_event() -> Event:
         hint = (hints(current_app).explain(validator, urls[0], params, sent, len(body))
                 if sent else None)
         log.warning("webhook rejected %s", kv(
-            reason=exc.message, url_checked=" ".join(urls), remote=request.remote_addr,
+            reason=exc.message, url_checked=" ".join(map(without_query, urls)),
+            remote=request.remote_addr,
             hint=hint))
         raise
     if not is_form:

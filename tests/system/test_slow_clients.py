@@ -3,14 +3,13 @@ webhooks, against gunicorn exposed directly and behind the shipped nginx site.
 
 Stock gthread gives a thread to a connection at its first byte, so 8 such clients (2
 workers x 4 threads) left 2-4 of 6 webhooks answered within 5 s and 16 stopped every
-answer. gunicorn.conf.py's worker reads each request whole before a thread serves it and
+answer. The worker (app/server/worker.py) reads each request whole before a thread serves it and
 answers 408 to one not whole within REQUEST_READ_TIMEOUT; nginx buffers requests too.
 Loopback only, bounded in time and count: the slow clients stop with the test.
 """
 
 from __future__ import annotations
 
-import runpy
 import socket
 import ssl
 import statistics
@@ -23,7 +22,7 @@ import requests
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
 from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import ROOT, free_port, gunicorn
+from tests.servers import free_port, gunicorn
 from tests.system.nginx import installed_nginx, nginx
 
 WEBHOOKS = 30
@@ -167,37 +166,3 @@ def test_behind_nginx_64_slow_clients_do_not_delay_webhooks(tmp_path, fake_api, 
           f"{max(s for _, s in results):.3f}s")
     assert [status for status, _ in results] == [200] * WEBHOOKS
     assert p99(results) < 1.0
-
-
-# -- the request buffer of gunicorn.conf.py's worker -----------------------------------
-
-CONF = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-HEAD = b"POST /webhooks/conversations HTTP/1.1\r\nHost: x\r\n"
-
-
-@pytest.mark.parametrize("pieces, expected", [
-    ([HEAD + b"Content-Length: 3\r\n\r\na=1"], 0),
-    ([HEAD + b"Content-Length: 3\r\n\r\na="], None),
-    ([HEAD + b"Content-Length: 3\r", b"\n\r", b"\na", b"=", b"1"], 0),
-    ([b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"], 0),
-    ([HEAD + b"Content-Length: 2000000\r\n\r\n"], 413),
-    ([HEAD + b"X: " + b"y" * 70000], 431),
-    ([HEAD + b"Transfer-Encoding: chunked\r\n\r\n3\r\na=1\r\n0\r\n\r\n"], 0),
-    ([HEAD + b"Transfer-Encoding: chunked\r\n\r\n3\r\na=1\r\n0\r\n"], None),
-    ([HEAD + b"Transfer-Encoding: chunked\r\n\r\n3\r\na", b"=1\r\n", b"0\r\n", b"\r\n"], 0),
-    ([HEAD + b"Transfer-Encoding: chunked\r\n\r\n0\r\nTrailer: x\r\n\r\n"], 0),
-    ([HEAD + b"Transfer-Encoding: chunked\r\n\r\n200000\r\n"], 413),
-    ([HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"], 0),  # gunicorn answers 400
-])
-def test_request_buffer_knows_when_a_request_is_whole(pieces, expected):
-    """Whole (0), more to come (None), or refused before the app (413, 431)."""
-    buffer = CONF["RequestBuffer"]()
-    results = [buffer.feed(piece) for piece in pieces]
-    assert results[-1] == expected
-    assert all(result is None for result in results[:-1])
-
-
-def test_request_buffer_notes_expect_continue():
-    buffer = CONF["RequestBuffer"]()
-    assert buffer.feed(HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n") is None
-    assert buffer.expects_continue
