@@ -96,7 +96,7 @@ class FakeConversationsAPI:
         self._faults: list[_Fault] = []
         self._read_faults: list[int] = []
         self._late: dict[str, _Late] = {}  # inReplyTo -> how the reply's creation lands
-        self.holding: set[str] = set()  # inReplyTo of the creations held right now
+        self._holding: set[str] = set()  # inReplyTo of the creations held right now
         self.dropped: list[Created] = []  # creations held, then never made
         self._lock = threading.Lock()
         self._index = itertools.count()
@@ -151,6 +151,12 @@ class FakeConversationsAPI:
         cannot tell the two apart."""
         with self._lock:
             self._late.update({sid: _Late(seconds, lands) for sid in messages})
+
+    @property
+    def holding(self) -> frozenset[str]:
+        """The inReplyTo of each creation held right now (not yet landed)."""
+        with self._lock:
+            return frozenset(self._holding)
 
     def answers(self) -> Counter:
         """How many messages were created in reply to each MessageSid (by inReplyTo)."""
@@ -275,12 +281,12 @@ class FakeConversationsAPI:
     def _hold(self, late: _Late, in_reply_to: str) -> bool:
         """Hold a creation until it lands; return whether it is to be made at all."""
         with self._lock:
-            self.holding.add(in_reply_to)
+            self._holding.add(in_reply_to)
         try:
             time.sleep(late.seconds)
         finally:
             with self._lock:
-                self.holding.discard(in_reply_to)
+                self._holding.discard(in_reply_to)
         return late.lands
 
     def _list_messages(self, conversation_sid: str, request: Request) -> Response:
