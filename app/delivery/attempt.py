@@ -144,8 +144,13 @@ class Attempts:
         """
         for message in await api.recent_messages(item.conversation_sid, limit=50):
             if marker.replied_to(message.attributes) == item.in_reply_to:
+                # How long after an unknown create began it was found: near
+                # SEND_SETTLE_SECONDS, creates come close to outlasting the settle time.
+                after = (f"{(item.leased_at - item.unsure_at).total_seconds():.1f}s"
+                         if item.unsure_at and item.leased_at else None)
                 log.info("reply found already sent %s", kv(
-                    reply_id=item.id, in_reply_to=item.in_reply_to, message_sid=message.sid))
+                    reply_id=item.id, in_reply_to=item.in_reply_to, message_sid=message.sid,
+                    after=after))
                 return message.sid
         return None
 

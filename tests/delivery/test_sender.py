@@ -51,7 +51,7 @@ def test_throttled_calls_are_retried_without_counting_an_attempt(app, client, se
 
 def test_timeouts_are_retried(make_app, fake_api):
     """A call slower than TWILIO_HTTP_TIMEOUT is abandoned and retried."""
-    app = make_app(TWILIO_HTTP_TIMEOUT="0.3", SEND_SETTLE_SECONDS="1")
+    app = make_app(TWILIO_HTTP_TIMEOUT="0.3", SEND_SETTLE_SECONDS="2")
     post_event(app.test_client(), message_added())
     fake_api.latency = 1.0
     fake_api.fail(1, status=503)  # the slow answer is an error: nothing was created
