@@ -115,6 +115,9 @@ class SenderSettings:
     backoff_seconds: float
     backoff_max_seconds: float
     lease_seconds: int
+    # After a create whose outcome is unknown, no resend until this long after it began
+    # (and a look at Twilio first): that create may still land.
+    settle_seconds: float
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             backoff_max_seconds=reader.number("SEND_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0),
             # A sender holds a reply longer than any one API call can take (timeout, then
             # the crash-recovery lookup), so a live sender never loses its lease.
-            lease_seconds=reader.duration("SEND_LEASE", 0) or int(2 * http_timeout + 30)),
+            lease_seconds=reader.duration("SEND_LEASE", 0) or int(2 * http_timeout + 30),
+            settle_seconds=settle_seconds(reader, http_timeout)),
         jobs=JobSettings(
             retention_seconds=reader.duration("RETENTION", 30 * 86400),
             prune_interval_seconds=reader.duration("PRUNE_INTERVAL", 3600),
@@ -256,6 +260,23 @@ def _sqlite_folder(url: str) -> Path | None:
     """The folder of an sqlite:/// URL's file (None: in memory, or not SQLite)."""
     path = url.split(":///", 1)[1].split("?", 1)[0] if url.startswith("sqlite:///") else ""
     return Path(path).expanduser().resolve().parent if path and path != ":memory:" else None
+
+
+def settle_seconds(reader: _Reader, http_timeout: float) -> float:
+    """SEND_SETTLE_SECONDS: 60 s by default (twice TWILIO_HTTP_TIMEOUT if that is more).
+
+    It must exceed TWILIO_HTTP_TIMEOUT: it counts from the moment the create began, so a
+    shorter one would be over before the call had even timed out, and the retry would
+    send again at once while the abandoned create may still land at Twilio.
+    """
+    default = max(60.0, 2 * http_timeout)
+    settle = reader.number("SEND_SETTLE_SECONDS", default, minimum=0.1)
+    if settle <= http_timeout:
+        reader.problems.append(
+            f"SEND_SETTLE_SECONDS must be more than TWILIO_HTTP_TIMEOUT ({http_timeout:g}): "
+            f"a create abandoned after the timeout may still land later, got {settle:g}")
+        return default
+    return settle
 
 
 class _Reader:

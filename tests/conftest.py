@@ -82,6 +82,7 @@ def env(tmp_path, database_url, fake_api):
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_API_BASE_URL": fake_api.url,
         "TWILIO_HTTP_TIMEOUT": "2",
+        "SEND_SETTLE_SECONDS": "2.5",  # after an unknown outcome (more than the timeout)
         "INSTANCE_DIR": str(tmp_path / "instance"),
         "DATABASE_URL": database_url,
         "DATABASE_AUTO_UPGRADE": "true",

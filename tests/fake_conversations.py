@@ -4,8 +4,11 @@ Serves the few resources the bot uses, shaped like Twilio's JSON, and records ev
 request. Faults on the next n message creations: `fail(n, status)` answers with an
 error (`accepted=True`: after creating the message, as when Twilio's answer is lost),
 `garble(n)` creates the message and answers 201 with a body that is not JSON, `cut(n)`
-creates it and drops the connection halfway through the answer. `fail_reads(n, status)`
-answers the next n message listings with an error. `latency` delays every answer,
+creates it and drops the connection halfway through the answer. `land_late(seconds,
+messages)` holds the creation of a reply to each of those messages that long before it
+lands (reads stay fast and do not see it until then), or drops it (`lands=False`).
+`fail_reads(n, status)` answers the next n message listings with an error.
+`answers()` counts the messages created per inReplyTo. `latency` delays every answer,
 `stop()`/`start()` take the whole server down and up. A creation with both Body and
 ContentVariables is refused like Twilio refuses it (400, 35127).
 Also runs alone for local tries and the benchmark:
@@ -23,6 +26,8 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +95,9 @@ class FakeConversationsAPI:
         self.webhook_config = fake_webhook_config.install(self)  # account-wide and per service
         self._faults: list[_Fault] = []
         self._read_faults: list[int] = []
+        self._late: dict[str, _Late] = {}  # inReplyTo -> how the reply's creation lands
+        self._holding: set[str] = set()  # inReplyTo of the creations held right now
+        self.dropped: list[Created] = []  # creations held, then never made
         self._lock = threading.Lock()
         self._index = itertools.count()
         self._server = None
@@ -134,6 +142,26 @@ class FakeConversationsAPI:
         answer (the client sees a connection broken mid-body)."""
         with self._lock:
             self._faults.extend([_Fault("cut", 201, None, True)] * times)
+
+    def land_late(self, seconds: float, messages: Iterable[str], *, lands: bool = True) -> None:
+        """Hold the first creation of a reply to each of `messages` (MessageSids, as the
+        reply's inReplyTo) `seconds` before it lands and is answered; reads meanwhile stay
+        fast and do not show it, as when Twilio is slow to create. With `lands=False`
+        the message is never created (a 500 follows the wait): a client that gave up
+        cannot tell the two apart."""
+        with self._lock:
+            self._late.update({sid: _Late(seconds, lands) for sid in messages})
+
+    @property
+    def holding(self) -> frozenset[str]:
+        """The inReplyTo of each creation held right now (not yet landed)."""
+        with self._lock:
+            return frozenset(self._holding)
+
+    def answers(self) -> Counter:
+        """How many messages were created in reply to each MessageSid (by inReplyTo)."""
+        with self._lock:
+            return Counter(c.in_reply_to for c in self.created)
 
     def fail_reads(self, times: int, status: int = 503) -> None:
         """Answer the next `times` message listings with HTTP `status`."""
@@ -232,6 +260,14 @@ class FakeConversationsAPI:
         form = request.form.to_dict()
         if "Body" in form and "ContentVariables" in form:
             return _error(400, 35127, "Body and ContentVariables cannot both be set")
+        in_reply_to = _in_reply_to(form)
+        with self._lock:
+            late = self._late.pop(in_reply_to, None) if in_reply_to else None
+        if late and not self._hold(late, in_reply_to):
+            with self._lock:
+                self.dropped.append(Created(conversation_sid, form, dict(request.headers), "",
+                                            received_at=received_at))
+            return _error(500, 20500, "fake failure: the message was never created")
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
         if fault and not fault.accepted:
@@ -247,6 +283,17 @@ class FakeConversationsAPI:
         if self.on_create:
             self.on_create(record)
         return fault.answer(message) if fault else _json(201, message)
+
+    def _hold(self, late: _Late, in_reply_to: str) -> bool:
+        """Hold a creation until it lands; return whether it is to be made at all."""
+        with self._lock:
+            self._holding.add(in_reply_to)
+        try:
+            time.sleep(late.seconds)
+        finally:
+            with self._lock:
+                self._holding.discard(in_reply_to)
+        return late.lands
 
     def _list_messages(self, conversation_sid: str, request: Request) -> Response:
         with self._lock:
@@ -276,6 +323,22 @@ class FakeConversationsAPI:
             "delivery": None, "links": {},
             "url": f"{self.url}/v1/Conversations/{conversation_sid}/Messages/{sid}",
         }
+
+
+@dataclass(frozen=True)
+class _Late:
+    """A creation held `seconds` before it lands (or is dropped, `lands=False`)."""
+
+    seconds: float
+    lands: bool
+
+
+def _in_reply_to(form: dict) -> str | None:
+    try:
+        attributes = json.loads(form.get("Attributes") or "{}")
+    except ValueError:
+        return None
+    return attributes.get("inReplyTo") if isinstance(attributes, dict) else None
 
 
 @dataclass(frozen=True)
@@ -344,6 +407,12 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
         response = self.server.api.handle(Request(environ))
+        try:
+            self._answer(response)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+            self.close_connection = True
+
+    def _answer(self, response: Response) -> None:
         body = response.get_data()
         self.send_response(response.status_code)
         for name, value in response.headers.items():

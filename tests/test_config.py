@@ -154,3 +154,22 @@ def test_a_short_admin_token_is_refused_and_says_how_to_make_one():
     token = "x" * 32
     assert load_settings({"ADMIN_TOKEN": token}).web.admin_token == token
     assert load_settings({}).web.admin_token == ""  # unset: the operator pages are off
+
+
+@pytest.mark.parametrize("env, settle", [
+    ({}, 60.0),
+    ({"TWILIO_HTTP_TIMEOUT": "45"}, 90.0),  # twice a timeout above 30 s
+    ({"SEND_SETTLE_SECONDS": "35"}, 35.0),
+    ({"TWILIO_HTTP_TIMEOUT": "5", "SEND_SETTLE_SECONDS": "5.5"}, 5.5),
+])
+def test_settle_time(env, settle):
+    """SEND_SETTLE_SECONDS: 60 s unless set, and at least twice TWILIO_HTTP_TIMEOUT."""
+    assert load_settings(env).sender.settle_seconds == settle
+
+
+@pytest.mark.parametrize("value", ["10", "3", "-1", "soon"])
+def test_settle_time_must_outlast_the_timeout(value):
+    """A settle time within TWILIO_HTTP_TIMEOUT (10 s) would be over before the call
+    timed out: refused, like any malformed value."""
+    with pytest.raises(ConfigError, match="SEND_SETTLE_SECONDS"):
+        load_settings({"SEND_SETTLE_SECONDS": value})

@@ -151,17 +151,22 @@ def retry_after(value: str | None) -> float | None:
 
 
 def _classify(exc: BaseException) -> ApiError | None:
-    """aiohttp's failures, classified as client.classify does requests'."""
+    """aiohttp's failures, classified as client.classify does requests'. aiohttp raises
+    ClientConnectorError (refused, DNS, TLS) and ConnectionTimeoutError only while
+    opening the connection, before a byte of the request is written."""
+    never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's ServerTimeoutError is one too
-        return ApiError(f"timed out: {type(exc).__name__}: {exc}", transient=True)
+        return ApiError(f"timed out: {type(exc).__name__}: {exc}", transient=True,
+                        unknown=not never_sent)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return ApiError(f"could not connect to {exc.host}:{exc.port}: TLS certificate "
                         f"refused ({exc.certificate_error})", transient=True)
     if isinstance(exc, aiohttp.ClientConnectorError):  # never connected (refused, no host)
         return ApiError(could_not_connect(exc.host, exc.port, exc.os_error), transient=True)
     if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
-        # Reset, or dropped halfway through the answer.
-        return ApiError(f"connection lost: {type(exc).__name__}: {exc}", transient=True)
+        # Reset, or dropped halfway through the answer: Twilio may have the request.
+        return ApiError(f"connection lost: {type(exc).__name__}: {exc}", transient=True,
+                        unknown=True)
     if isinstance(exc, aiohttp.ClientError):  # a bad URL, redirects, ...
         return ApiError(f"request failed: {type(exc).__name__}: {exc}", transient=False)
     return classify(exc)

@@ -1,6 +1,12 @@
 """One attempt at one leased reply: look for it at Twilio when an earlier attempt may
 have reached it, send it (with its media as a MediaSid), and settle the outcome.
 
+An earlier create whose outcome is unknown (it timed out, its connection dropped, it got
+a 500, 502 or 504, its sender died or stopped mid-call; see client.py) may still land at
+Twilio after the look-up: then the reply is not sent again until SEND_SETTLE_SECONDS
+after that create began. Until then the attempt looks every LOOK_AGAIN_SECONDS and, not
+finding it, is queued again without counting; found, it is recorded sent.
+
 Settled here: sent; a 429 (the window halves, the reply comes back after Retry-After,
 the attempt does not count); a transient failure (retried with backoff, up to
 SEND_MAX_ATTEMPTS a round); a permanent one. Two refusals too: WhatsApp free text more
@@ -17,6 +23,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +47,17 @@ OPTED_OUT = 21610  # the recipient replied STOP: record it, never retry
 OUTSIDE_WINDOW = 63016  # WhatsApp free text more than 24 h after the customer wrote
 WHATSAPP = "WHATSAPP"
 WHATSAPP_WINDOW = timedelta(hours=24)
+# While an unknown create may still land: how often to look for it at Twilio.
+LOOK_AGAIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one leased reply. `look_again_in`: not found at Twilio while an
+    earlier create may still land; queued again, due in that many seconds."""
+
+    sent: bool
+    look_again_in: float | None = None
 
 
 class Attempts:
@@ -52,33 +70,42 @@ class Attempts:
         self.backoff_base = settings.backoff_seconds
         self.backoff_cap = settings.backoff_max_seconds
         self.lease_seconds = settings.lease_seconds
+        self.settle_seconds = settings.settle_seconds
         # Uploads block (fetch, upload: each up to TWILIO_HTTP_TIMEOUT): on threads of
         # their own, never the ones that lease and settle.
         self._media_pool = ThreadPoolExecutor(2, thread_name_prefix="send-media")
 
     async def send(self, api, item: outbox.LeasedReply, window: Window,
-                   stopping: threading.Event) -> bool:
-        """Send one leased reply and record the outcome; return whether it went out."""
+                   stopping: threading.Event) -> Result:
+        """Send one leased reply and record the outcome."""
         started = time.monotonic()
+        creating = None  # when the create began (monotonic): its outcome may be unknown
         try:
             sid = await self._already_sent(api, item) if item.may_exist else None
+            if sid is None and (left := settle_left(item, self.settle_seconds)) > 0:
+                return await self._look_again_later(item, left, stopping)
             if sid is None and outside_whatsapp_window(item):
                 await self._refuse_free_text(item, stopping)
-                return False
+                return Result(sent=False)
             if sid is None:
                 media_sid = (await asyncio.get_running_loop().run_in_executor(
                     self._media_pool, self.media.resolve, item.media)
                     if item.media and self.media else None)
+                creating = time.monotonic()
                 sid = await api.send_message(
                     item.conversation_sid, author=item.author, body=item.body,
                     attributes=item.attributes, content_sid=item.content_sid,
                     content_variables=item.content_variables, media_sid=media_sid)
         except Throttled as exc:
             await self._throttled(item, exc, started, window, stopping)
-            return False
+            return Result(sent=False)
         except ApiError as exc:
-            await self._record_failure(item, exc, stopping)
-            return False
+            await self._record_failure(item, exc, stopping,
+                                       unsure_since=creating if exc.unknown else None)
+            return Result(sent=False)
+        except asyncio.CancelledError:  # stopping, and the call outlived the grace period
+            await self._release(item, stopping, creating)
+            raise
         window.succeeded()
         kept = await self._record(stopping, outbox.mark_sent, item, sid)
         if item.queued_at is not None:
@@ -88,10 +115,10 @@ class Attempts:
             message_sid=sid, attempt=item.attempt, content_sid=item.content_sid,
             dry_run=api.dry_run or None,
             note=None if kept else "another sender took the reply over meanwhile"))
-        return True
+        return Result(sent=True)
 
     async def _record(self, stopping: threading.Event, settle, item: outbox.LeasedReply,
-                      *args) -> bool:
+                      *args, **kwargs) -> bool:
         """Record a send's outcome, riding out a short database outage within the lease.
 
         Twilio has the reply already: if recording gave up at once, the reply would sit
@@ -102,7 +129,7 @@ class Attempts:
         while True:
             try:
                 return await asyncio.to_thread(
-                    self.db.group_commit.run, lambda conn: settle(conn, item, *args))
+                    self.db.group_commit.run, lambda conn: settle(conn, item, *args, **kwargs))
             except SQLAlchemyError:
                 if time.monotonic() + delay > deadline or stopping.is_set():
                     raise
@@ -117,10 +144,30 @@ class Attempts:
         """
         for message in await api.recent_messages(item.conversation_sid, limit=50):
             if marker.replied_to(message.attributes) == item.in_reply_to:
+                # How long after an unknown create began it was found: near
+                # SEND_SETTLE_SECONDS, creates come close to outlasting the settle time.
+                after = (f"{(item.leased_at - item.unsure_at).total_seconds():.1f}s"
+                         if item.unsure_at and item.leased_at else None)
                 log.info("reply found already sent %s", kv(
-                    reply_id=item.id, message_sid=message.sid))
+                    reply_id=item.id, in_reply_to=item.in_reply_to, message_sid=message.sid,
+                    after=after))
                 return message.sid
         return None
+
+    async def _look_again_later(self, item: outbox.LeasedReply, left: float,
+                                stopping: threading.Event) -> Result:
+        """Not found, but an earlier create may still land: no resend yet. Look again in
+        a few seconds, and once more when the settle time is over (then, not found, it
+        is sent); the attempt does not count."""
+        delay = min(LOOK_AGAIN_SECONDS, left)
+        await self._record(stopping, outbox.mark_settling, item, delay)
+        log.info("reply not found at Twilio yet, not sending it again while an earlier "
+                 "attempt may still land %s", kv(
+                     reply_id=item.id, conversation=item.conversation_sid,
+                     in_reply_to=item.in_reply_to, unsure_since=f"{item.unsure_at:%H:%M:%S.%f}",
+                     settle=f"{self.settle_seconds:g}s", left=f"{left:.2f}s",
+                     look_again_in=f"{delay:.2f}s"))
+        return Result(sent=False, look_again_in=delay)
 
     async def _throttled(self, item: outbox.LeasedReply, exc: Throttled, started: float,
                          window: Window, stopping: threading.Event) -> None:
@@ -134,18 +181,23 @@ class Attempts:
             reply_id=item.id, conversation=item.conversation_sid, code=exc.code,
             retry_in=f"{delay:.2f}s", concurrency=window.limit))
 
-    async def release(self, item: outbox.LeasedReply, stopping: threading.Event) -> None:
-        """Stopping mid-call: queue the reply again now (the next attempt looks at Twilio
-        first, since this one may have reached it)."""
+    async def _release(self, item: outbox.LeasedReply, stopping: threading.Event,
+                       creating: float | None) -> None:
+        """Stopping mid-call: queue the reply again now. Stopped during the create, its
+        outcome is unknown: the next attempt looks at Twilio first and waits the settle
+        time before sending again."""
         try:
             await self._record(stopping, outbox.mark_retry, item, 0.0, None,
-                               "sender stopped while the call was in flight")
-            log.warning("reply released by a stopping sender %s", kv(reply_id=item.id))
+                               "sender stopped while the call was in flight",
+                               unsure_since=creating)
+            log.warning("reply released by a stopping sender %s", kv(
+                reply_id=item.id, unknown_outcome=creating is not None))
         except SQLAlchemyError:
             pass  # its lease runs out and another sender takes it over
 
     async def _record_failure(self, item: outbox.LeasedReply, exc: ApiError,
-                              stopping: threading.Event) -> None:
+                              stopping: threading.Event, *,
+                              unsure_since: float | None = None) -> None:
         fields = dict(reply_id=item.id, conversation=item.conversation_sid,
                       in_reply_to=item.in_reply_to, attempt=item.attempt,
                       status=exc.status, code=exc.code, error=exc.message)
@@ -154,7 +206,8 @@ class Attempts:
         # A round is SEND_MAX_ATTEMPTS attempts; an operator's requeue starts another.
         if exc.transient and item.attempt_in_round < self.max_attempts:
             delay = outbox.backoff(item.attempt_in_round, self.backoff_base, self.backoff_cap)
-            await self._record(stopping, outbox.mark_retry, item, delay, exc.code, exc.message)
+            await self._record(stopping, outbox.mark_retry, item, delay, exc.code, exc.message,
+                               unsure_since=unsure_since)
             metrics.reply_retried()
             log.warning("reply send failed, will retry %s", kv(**fields, retry_in=f"{delay:.2f}s"))
             return
@@ -162,7 +215,8 @@ class Attempts:
             await self._record(stopping, _failed_and_opted_out, item, exc.code, exc.message)
             fields["opted_out"] = ",".join(a for a in item.addresses if a) or None
         else:
-            await self._record(stopping, outbox.mark_failed, item, exc.code, exc.message)
+            await self._record(stopping, outbox.mark_failed, item, exc.code, exc.message,
+                               unsure_since=unsure_since)
         metrics.reply_failed(exc.code)
         reason = "gave up after retries" if exc.transient else "permanent error"
         log.error("reply failed %s", kv(**fields, reason=reason, meaning=describe(exc.code)))
@@ -179,6 +233,20 @@ class Attempts:
             reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
             attempt=item.attempt, code=OUTSIDE_WINDOW, reason="outside WhatsApp's 24-hour window",
             meaning=describe(OUTSIDE_WINDOW)))
+
+
+def settle_left(item: outbox.LeasedReply, settle_seconds: float) -> float:
+    """Seconds before the reply, not found at Twilio, may be sent again (0: now).
+
+    An earlier create whose outcome is unknown, begun at `unsure_at`, may land until
+    `settle_seconds` after it. "Now" is the database's clock when the reply was leased
+    (`leased_at`), a moment before the look-up: so once this is 0, the look-up that
+    found nothing came after the settle time.
+    """
+    if item.unsure_at is None or item.leased_at is None:
+        return 0.0
+    settled = item.unsure_at + timedelta(seconds=settle_seconds)
+    return max(0.0, (settled - item.leased_at).total_seconds())
 
 
 def outside_whatsapp_window(item: outbox.LeasedReply) -> bool:

@@ -13,6 +13,14 @@ A retry of a permanent failure would fail the same way, or worse, send the reply
 A SID that goes into a URL's path is checked for its shape first (`path_sid`): one of
 any other shape (`CH.../../Services/...`, `CH...?x`) could point the call elsewhere, so
 it is refused, permanently, before any request.
+Of the transient ones, some leave the outcome *unknown* (`ApiError.unknown`): Twilio may
+have the request and may still act on it. A timeout or a connection dropped once open;
+a 500 (Twilio's error 20500: "an error in the server handling logic or a timeout in the
+API", after which a retried POST may send twice); a 502 or 504 (a gateway answered, the
+service behind it may still be working). Known: a connection that could not be opened
+(refused, no such host, connect timeout) sent nothing; a 503 is Twilio saying the
+service is unavailable (20503: try again with back-off), a 429 that it did nothing.
+https://www.twilio.com/docs/api/errors/20500 and /20503
 https://www.twilio.com/docs/conversations/api/conversation-message-resource
 """
 
@@ -40,13 +48,17 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
+    """A failed call. `unknown`: the request may have reached Twilio and may still take
+    effect (a timeout, a connection dropped mid-call, a 500, 502 or 504; see above)."""
+
     def __init__(self, message: str, *, transient: bool, status: int | None = None,
-                 code: int | None = None):
+                 code: int | None = None, unknown: bool = False):
         super().__init__(message)
         self.message = message
         self.transient = transient
         self.status = status
         self.code = code
+        self.unknown = unknown
 
 
 @dataclass(frozen=True)
@@ -242,12 +254,14 @@ def classify(exc: BaseException) -> ApiError | None:
             return _by_status(response.status_code, code, message or exc.args[0])
         return ApiError(f"{type(exc).__name__}: {exc}", transient=False)
     if isinstance(exc, requests.Timeout):
-        return ApiError(f"timed out: {exc}", transient=True)
+        return ApiError(f"timed out: {exc}", transient=True,
+                        unknown=not isinstance(exc, requests.ConnectTimeout))
     if isinstance(exc, requests.ConnectionError) and (never := _not_connected(exc)):
-        return ApiError(never, transient=True)
+        return ApiError(never, transient=True)  # never connected: nothing was sent
     if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        # Reset, or dropped halfway through the answer.
-        return ApiError(f"connection lost: {type(exc).__name__}: {exc}", transient=True)
+        # Reset, or dropped halfway through the answer: Twilio may have the request.
+        return ApiError(f"connection lost: {type(exc).__name__}: {exc}", transient=True,
+                        unknown=True)
     if isinstance(exc, requests.RequestException):
         return ApiError(f"request failed: {type(exc).__name__}: {exc}", transient=False)
     if isinstance(exc, ValueError):  # a 2xx whose body is not the JSON Twilio sends
@@ -290,7 +304,11 @@ def error_body(text: str) -> tuple[object, str | None]:
     return body.get("code"), body.get("message")
 
 
+UNKNOWN_STATUSES = frozenset({500, 502, 504})  # the request may still take effect
+
+
 def _by_status(status: int | None, code, message) -> ApiError:
     transient = status is not None and (status == 429 or status >= 500)
     return ApiError(str(message or f"HTTP {status}"), transient=transient, status=status,
-                    code=int(code) if str(code or "").isdigit() else None)
+                    code=int(code) if str(code or "").isdigit() else None,
+                    unknown=status in UNKNOWN_STATUSES)

@@ -12,6 +12,12 @@ database's time (store/clock.py): hosts' clocks disagree, the database's is one.
 began (an operator's requeue starts a new round of SEND_MAX_ATTEMPTS without forgetting
 the earlier ones, so the next attempt still looks for the reply at Twilio first).
 
+`unsure_at` is the latest moment a create whose outcome is unknown may have begun: set
+by a sender whose create timed out, lost its connection, got a 500, 502 or 504, or was
+stopped mid-call (the create's start, in the database's clock), and by taking over a
+lost lease (the lease's end: its holder began no call after it). SET expressions read the row as it was, on
+PostgreSQL and SQLite alike, so one UPDATE both reads the old lease and writes the new.
+
 Order within a conversation: its replies go out one at a time, in the order they were
 queued (by id). A reply is due only if no earlier reply of its conversation is still
 queued or sending (a retry waiting for its backoff holds the later ones back; a failed
@@ -24,6 +30,7 @@ The check is one probe of ix_replies_conversation per candidate row.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -61,6 +68,9 @@ class LeasedReply:
     media: str | None = None  # a file or URL from the rules file, sent as media
     request_id: str | None = None  # the webhook request that queued the reply
     queued_at: datetime | None = None  # when it was queued (naive UTC)
+    # The latest moment an earlier create whose outcome is unknown may have begun (the
+    # database's time; None: there was none): no resend until it has had time to land.
+    unsure_at: datetime | None = None
 
     @property
     def may_exist(self) -> bool:
@@ -138,7 +148,7 @@ _LEASED = (REPLIES.c.id, REPLIES.c.conversation_sid, REPLIES.c.author, REPLIES.c
            REPLIES.c.in_reply_to, REPLIES.c.attempts, REPLIES.c.retry_from,
            REPLIES.c.content_sid, REPLIES.c.content_variables, REPLIES.c.customer,
            REPLIES.c.participant_sid, REPLIES.c.channel, REPLIES.c.message_at,
-           REPLIES.c.media, REPLIES.c.request_id, REPLIES.c.created_at)
+           REPLIES.c.media, REPLIES.c.request_id, REPLIES.c.created_at, REPLIES.c.unsure_at)
 
 
 @cache
@@ -165,10 +175,13 @@ def _lease(dialect_name: str, status: str):
            .limit(bindparam("limit"))
            .with_for_update(skip_locked=True)
            .scalar_subquery())
+    # Taking over a lost lease: its holder may have died with a create in flight, begun
+    # before its lease ended (the old next_attempt_at, read before this SET replaces it).
+    taken_over = {"unsure_at": REPLIES.c.next_attempt_at} if status == SENDING else {}
     return (update(REPLIES)
             .where(REPLIES.c.id.in_(due))
             .values(status=SENDING, attempts=REPLIES.c.attempts + 1,
-                    next_attempt_at=clock.later(dialect_name, "lease_seconds"))
+                    next_attempt_at=clock.later(dialect_name, "lease_seconds"), **taken_over)
             .returning(*_LEASED, now.label("leased_at")))
 
 
@@ -185,11 +198,16 @@ _HELD = (REPLIES.c.id == bindparam("reply_id"), REPLIES.c.status == SENDING,
          REPLIES.c.attempts == bindparam("attempt"))
 
 
+def _unsure(dialect_name: str, unknown: bool) -> dict:
+    # The create began `began` seconds ago (< 0): in the database's clock, now + began.
+    return {"unsure_at": clock.later(dialect_name, "began")} if unknown else {}
+
+
 @cache
-def _retry(dialect_name: str):
+def _retry(dialect_name: str, unknown: bool = False):
     return update(REPLIES).where(*_HELD).values(
         status=QUEUED, error_code=bindparam("code"), error_message=bindparam("message"),
-        next_attempt_at=clock.later(dialect_name, "delay"))
+        next_attempt_at=clock.later(dialect_name, "delay"), **_unsure(dialect_name, unknown))
 
 
 @cache
@@ -201,8 +219,20 @@ def _untried(dialect_name: str):
         error_message=bindparam("message"), next_attempt_at=clock.later(dialect_name, "delay"))
 
 
-_FAILED = update(REPLIES).where(*_HELD).values(
-    status=FAILED, error_code=bindparam("code"), error_message=bindparam("message"))
+@cache
+def _settling(dialect_name: str):
+    # Not found at Twilio while an unknown create may still land: look again later.
+    # Like a 429 the attempt does not count (nothing was sent); the error stays.
+    return update(REPLIES).where(*_HELD).values(
+        status=QUEUED, attempts=REPLIES.c.attempts - 1,
+        next_attempt_at=clock.later(dialect_name, "delay"))
+
+
+@cache
+def _failed(dialect_name: str, unknown: bool = False):
+    return update(REPLIES).where(*_HELD).values(
+        status=FAILED, error_code=bindparam("code"), error_message=bindparam("message"),
+        **_unsure(dialect_name, unknown))
 
 
 def lease_due(conn: Connection, limit: int, lease_seconds: float,
@@ -223,7 +253,8 @@ def lease_due(conn: Connection, limit: int, lease_seconds: float,
                     content_sid=r.content_sid, content_variables=r.content_variables,
                     customer=r.customer, participant_sid=r.participant_sid,
                     channel=r.channel, message_at=r.message_at, leased_at=r.leased_at,
-                    media=r.media, request_id=r.request_id, queued_at=r.created_at)
+                    media=r.media, request_id=r.request_id, queued_at=r.created_at,
+                    unsure_at=r.unsure_at)
         for r in sorted(rows, key=lambda r: r.id)
     ]
 
@@ -239,9 +270,12 @@ def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str) -> bool:
 
 
 def mark_retry(conn: Connection, leased: LeasedReply, delay: float,
-               code: int | None, message: str) -> bool:
-    return _settle(conn, _retry(conn.dialect.name), leased, code=code,
-                   message=message[:2000], delay=float(delay))
+               code: int | None, message: str, *, unsure_since: float | None = None) -> bool:
+    """Queue the reply again after `delay`. `unsure_since`: the host's monotonic time
+    when a create whose outcome is unknown began (recorded as `unsure_at`)."""
+    return _settle(conn, _retry(conn.dialect.name, unsure_since is not None), leased,
+                   code=code, message=message[:2000], delay=float(delay),
+                   **_began(unsure_since))
 
 
 def mark_untried(conn: Connection, leased: LeasedReply, delay: float,
@@ -251,8 +285,24 @@ def mark_untried(conn: Connection, leased: LeasedReply, delay: float,
                    message=message[:2000], delay=float(delay))
 
 
-def mark_failed(conn: Connection, leased: LeasedReply, code: int | None, message: str) -> bool:
-    return _settle(conn, _FAILED, leased, code=code, message=message[:2000])
+def mark_settling(conn: Connection, leased: LeasedReply, delay: float) -> bool:
+    """Queue the reply again after `delay` without counting this attempt: it was not
+    found at Twilio, but an earlier create whose outcome is unknown may still land."""
+    return _settle(conn, _settling(conn.dialect.name), leased, delay=float(delay))
+
+
+def mark_failed(conn: Connection, leased: LeasedReply, code: int | None, message: str,
+                *, unsure_since: float | None = None) -> bool:
+    return _settle(conn, _failed(conn.dialect.name, unsure_since is not None), leased,
+                   code=code, message=message[:2000], **_began(unsure_since))
+
+
+def _began(unsure_since: float | None) -> dict:
+    """How long ago the unknown create began, measured now, as the statement runs (a
+    database outage may delay it): a moment in the database's clock, not the host's."""
+    if unsure_since is None:
+        return {}
+    return {"began": -max(0.0, time.monotonic() - unsure_since)}
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:

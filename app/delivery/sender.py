@@ -36,7 +36,7 @@ from ..logs import kv
 from ..observability.logs import log_context
 from ..store.database import Database
 from . import outbox, registry
-from .attempt import Attempts
+from .attempt import Attempts, Result
 from .pacing import Window
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,8 @@ class Sender:
             with log_context(conversation_sid=item.conversation_sid,
                              message_sid=item.in_reply_to, request_id=item.request_id):
                 await self._send(api, item)
-        except asyncio.CancelledError:  # stopping, and the call outlived the grace period
-            await self.attempts.release(item, self._stopping)
+        except asyncio.CancelledError:  # stopping: the attempt queued its reply again
+            pass
         except SQLAlchemyError as exc:
             log.warning("could not record the outcome of reply %s (database: %s); it will be "
                         "taken over when its lease ends", item.id, exc.__class__.__name__)
@@ -245,17 +245,20 @@ class Sender:
             if self._wakeup is not None:
                 self._wakeup.set()
 
-    async def _send(self, api, item: outbox.LeasedReply) -> None:
-        if await self.attempts.send(api, item, self._window, self._stopping):
+    async def _send(self, api, item: outbox.LeasedReply) -> Result:
+        result = await self.attempts.send(api, item, self._window, self._stopping)
+        if result.sent:
             self.sent += 1
             if self._loop is not None:  # the conversation's next reply is due in a moment
                 self._loop.call_later(outbox.PACE_SECONDS, self._wake_loop)
+        return result
 
     # -- in the caller's thread (tests, maintenance) -------------------------------
 
     def run_until_idle(self) -> int:
         """Send everything due now, one by one, without the pace between a conversation's
-        replies; return how many were tried."""
+        replies, waiting out the settle time of those it found unsure (an earlier create
+        may still land); return how many attempts were made (looks that waited are none)."""
         return asyncio.run(self._until_idle())
 
     def send(self, item: outbox.LeasedReply) -> None:
@@ -265,15 +268,29 @@ class Sender:
     async def _until_idle(self) -> int:
         api, tried = self.make_api(), 0
         self._window = Window(self.limit, bound=self.bound)
+        settling: dict[int, float] = {}  # reply id -> when it is due again (monotonic)
         try:
-            while leased := await asyncio.to_thread(
-                    self._lease, max(1, self._window.limit), expired=True, pace=0.0):
+            while True:
+                leased = await asyncio.to_thread(
+                    self._lease, max(1, self._window.limit), expired=True, pace=0.0)
                 for item in leased:
-                    await self._send(api, item)
-                    tried += 1
+                    settling.pop(item.id, None)
+                    result = await self._send(api, item)
+                    if result.look_again_in is None:
+                        tried += 1
+                    else:
+                        settling[item.id] = time.monotonic() + result.look_again_in
+                if leased:
+                    continue
+                # Nothing due: wait for the next look of a reply still settling (one not
+                # due a second after its time was taken by someone else: forget it).
+                now = time.monotonic()
+                settling = {k: due for k, due in settling.items() if due > now - 1.0}
+                if not settling:
+                    return tried
+                await asyncio.sleep(max(0.05, min(settling.values()) - now))
         finally:
             await api.close()
-        return tried
 
     async def _send_with_own_api(self, item: outbox.LeasedReply) -> None:
         api = self.make_api()

@@ -93,6 +93,9 @@ class Reply(Base):
     counts every attempt ever made (an attempt after the first looks for the reply at
     Twilio before sending); `retry_from` is where the current round of attempts began
     (an operator's requeue starts a new round without forgetting the earlier ones).
+    `unsure_at` is the latest moment a create whose outcome is unknown may have begun
+    (a timeout, a dropped connection, a 500/502/504, a sender dead or stopped mid-call):
+    no resend until SEND_SETTLE_SECONDS after it (delivery/attempt.py).
     """
 
     __tablename__ = "replies"
@@ -130,6 +133,7 @@ class Reply(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     retry_from: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    unsure_at: Mapped[datetime | None] = mapped_column(DateTime)  # the database's time
     twilio_message_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH), index=True)
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)

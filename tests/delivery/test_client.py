@@ -4,14 +4,23 @@ not; a reply is a text or a Content template."""
 import asyncio
 import json
 import logging
+from types import SimpleNamespace
 
+import aiohttp
 import pytest
 import requests
+import urllib3
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
 
-from app.delivery.async_client import AsyncConversationsClient, AsyncDryRunClient
-from app.delivery.client import ApiError, ConversationsClient, DryRunClient, api_errors
+from app.delivery.async_client import AsyncConversationsClient, AsyncDryRunClient, _classify
+from app.delivery.client import (
+    ApiError,
+    ConversationsClient,
+    DryRunClient,
+    api_errors,
+    classify,
+)
 from config import TwilioSettings, load_settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.servers import free_port
@@ -71,6 +80,47 @@ def test_a_refused_connection_is_not_called_lost(client):
                                                         body="hi", attributes="{}")
     assert caught.value.message == f"could not connect to 127.0.0.1:{port}: connection refused"
     assert caught.value.transient is True
+
+
+def refused():
+    """What requests raises when the connection could not be opened."""
+    reason = urllib3.exceptions.NewConnectionError(
+        None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/v1/x", reason))
+
+
+CONNECTION_KEY = SimpleNamespace(host="conversations.twilio.com", port=443, ssl=True)
+
+
+@pytest.mark.parametrize("classifier, raised, unknown", [
+    (classify, requests.ReadTimeout("slow"), True),
+    (classify, requests.exceptions.ChunkedEncodingError("Connection broken"), True),
+    (classify, requests.ConnectionError(ConnectionResetError(104, "reset")), True),
+    (classify, requests.ConnectTimeout("slow"), False),
+    (classify, refused(), False),
+    (classify, TwilioRestException(500, "/v1/x", "error or timeout in the API"), True),
+    (classify, TwilioRestException(502, "/v1/x", "bad gateway"), True),
+    (classify, TwilioRestException(504, "/v1/x", "gateway timeout"), True),
+    (classify, page_error(504), True),
+    (classify, TwilioRestException(503, "/v1/x", "unavailable"), False),
+    (classify, TwilioRestException(429, "/v1/x", "rate"), False),
+    (classify, TwilioRestException(400, "/v1/x", "bad", code=21610), False),
+    (_classify, TimeoutError(), True),
+    (_classify, aiohttp.SocketTimeoutError("read"), True),
+    (_classify, aiohttp.ServerDisconnectedError(), True),
+    (_classify, aiohttp.ClientOSError(104, "Connection reset by peer"), True),
+    (_classify, aiohttp.ClientPayloadError("Response payload is not completed"), True),
+    (_classify, aiohttp.ConnectionTimeoutError("connect"), False),
+    (_classify, aiohttp.ClientConnectorError(CONNECTION_KEY, ConnectionRefusedError(
+        111, "Connection refused")), False),
+], ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "")
+def test_outcomes_left_unknown(classifier, raised, unknown):
+    """Unknown: the request may have reached Twilio and may still take effect (a
+    timeout, a connection dropped once open, a 500, a gateway's 502 or 504). Known: a
+    connection never opened, a 503 (unavailable), a 429, a 4xx."""
+    with pytest.raises(ApiError) as caught, api_errors(classifier):
+        raise raised
+    assert caught.value.unknown is unknown
 
 
 def test_status_and_code_of_a_page_error_are_kept():

@@ -51,7 +51,7 @@ def test_throttled_calls_are_retried_without_counting_an_attempt(app, client, se
 
 def test_timeouts_are_retried(make_app, fake_api):
     """A call slower than TWILIO_HTTP_TIMEOUT is abandoned and retried."""
-    app = make_app(TWILIO_HTTP_TIMEOUT="0.3")
+    app = make_app(TWILIO_HTTP_TIMEOUT="0.3", SEND_SETTLE_SECONDS="2")
     post_event(app.test_client(), message_added())
     fake_api.latency = 1.0
     fake_api.fail(1, status=503)  # the slow answer is an error: nothing was created
@@ -293,7 +293,8 @@ def test_replies_of_one_conversation_go_out_one_at_a_time_in_order(make_app, fak
 
 def test_replies_of_different_conversations_go_out_together(make_app, fake_api, queue):
     """Three conversations, 8 send slots: all three creations are in flight at once."""
-    app = make_app(SENDER_IN_PROCESS="true", SENDER_CONCURRENCY="8", TWILIO_HTTP_TIMEOUT="20")
+    app = make_app(SENDER_IN_PROCESS="true", SENDER_CONCURRENCY="8", TWILIO_HTTP_TIMEOUT="20",
+                   SEND_SETTLE_SECONDS="30")
     for _ in range(3):
         queue(fake_api.add_conversation(), into=app)
     together = threading.Barrier(3, timeout=10)  # breaks unless all three meet

@@ -83,3 +83,36 @@ def test_a_second_engine_does_not_take_sqlites_locks_from_the_first(tmp_path):
             conn.exec_driver_sql("INSERT INTO t VALUES (1)")
         assert count_elsewhere() == expected
     db.dispose()
+
+
+def test_0007_counts_retries_queued_before_it_as_unknown(database_url):
+    """The code before 0007 did not record unknown outcomes: a retry it queued is unknown
+    from its due time (later than its attempt began); a reply never tried, one requeued
+    by an operator, and a lease in flight (taking it over marks it) are left alone."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from app.store.database import Database, alembic_config
+
+    db = Database(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with db.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0006")
+            for sid, status, attempts, retry_from in [
+                    ("IMretry", "queued", 2, 0), ("IMnew", "queued", 0, 0),
+                    ("IMrequeued", "queued", 3, 3), ("IMsending", "sending", 1, 0)]:
+                conn.execute(text(
+                    "INSERT INTO replies (in_reply_to, conversation_sid, author, status, "
+                    "attempts, retry_from, next_attempt_at, created_at) VALUES (:sid, 'CH1', "
+                    "'bot', :status, :attempts, :retry_from, '2026-12-03 12:00:05', "
+                    "'2026-12-03 12:00:00')"),
+                    {"sid": sid, "status": status, "attempts": attempts,
+                     "retry_from": retry_from})
+        db.upgrade()
+        with db.read() as conn:
+            unsure = dict(conn.execute(text("SELECT in_reply_to, unsure_at FROM replies")).all())
+    finally:
+        db.dispose()
+    assert {sid: at is not None for sid, at in unsure.items()} == {
+        "IMretry": True, "IMnew": False, "IMrequeued": False, "IMsending": False}
+    assert str(unsure["IMretry"]).startswith("2026-12-03 12:00:05")

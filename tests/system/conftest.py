@@ -16,6 +16,7 @@ def server_env(tmp_path, database_url, fake_api):
         "INSTANCE_DIR": tmp_path, "SENDER_POLL_SECONDS": "0.1",
         "SEND_BACKOFF_SECONDS": "0.05", "SEND_BACKOFF_MAX_SECONDS": "0.5",
         "SEND_MAX_ATTEMPTS": "100", "TWILIO_HTTP_TIMEOUT": "5", "SEND_LEASE": "3s",
+        "SEND_SETTLE_SECONDS": "6",
     }
     assert flask_cli(env, "db", "upgrade").returncode == 0
     return env

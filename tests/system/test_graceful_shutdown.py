@@ -72,7 +72,7 @@ def server_env(tmp_path, database_url, fake_api):
         "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": database_url,
         "INSTANCE_DIR": tmp_path / "instance", "SENDER_POLL_SECONDS": "0.2",
         "SEND_BACKOFF_SECONDS": "0.05", "SEND_BACKOFF_MAX_SECONDS": "0.5",
-        "TWILIO_HTTP_TIMEOUT": "5",
+        "TWILIO_HTTP_TIMEOUT": "5", "SEND_SETTLE_SECONDS": "6",
         # A cooldown would silence later messages of one conversation; each is its own.
         "AUTO_REPLY_COOLDOWN": "0",
     }

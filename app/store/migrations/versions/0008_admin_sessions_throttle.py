@@ -1,14 +1,14 @@
 """admin sessions (revocable dashboard logins) and the token throttle's counts
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03 12:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0006'  # 0007 is being written in parallel: re-pointed at merge time
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
