@@ -66,7 +66,8 @@ def install(bp: Blueprint) -> None:
         bot = services()
         g.signed_in = sessions.valid(bot.db, session.get("sid"), bot.settings.web.admin_token)
         if not g.signed_in:
-            session.pop("sid", None)  # back to the page after the login; not to a form
+            session.pop("sid", None)
+            # Back to this page after the login; a form's URL cannot be loaded (GET).
             here = params.here(request) if request.method == "GET" else None
             return redirect(url_for("admin.login", next=here))
         return None
