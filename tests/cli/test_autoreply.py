@@ -23,9 +23,9 @@ def test_rules_check_summarises_a_good_file_and_names_what_is_wrong(runner, tmp_
     assert "rules.toml" in bad.output and "'x'" in bad.output and "pattern" in bad.output
 
 
-def test_rules_try_says_which_rule_would_fire_and_why(env, fake_api):
+def test_rules_try_says_which_rule_would_fire_and_why(make_app, fake_api):
     """Inside and outside business hours (Europe/Berlin), with no state and sending nothing."""
-    app = create_app({**env, "RESPONDER_RULES": str(EXAMPLE)})
+    app = make_app(RESPONDER_RULES=EXAMPLE)
     runner = app.test_cli_runner()
     open_ = runner.invoke(args=["rules", "try", "what are your opening times?",
                                 "--at", "2026-12-01T10:00"])
@@ -38,10 +38,10 @@ def test_rules_try_says_which_rule_would_fire_and_why(env, fake_api):
     assert fake_api.created == []
 
 
-def test_rules_try_shows_the_time_in_the_rules_zone_and_the_media(env, fake_api):
+def test_rules_try_shows_the_time_in_the_rules_zone_and_the_media(make_app):
     """--at with another offset, or none at all, is shown in the rules' time zone
     (Europe/Berlin in the example); the media a reply would carry is printed."""
-    app = create_app({**env, "RESPONDER_RULES": str(EXAMPLE)})
+    app = make_app(RESPONDER_RULES=EXAMPLE)
     runner = app.test_cli_runner()
     utc = runner.invoke(args=["rules", "try", "what are your opening times?", "--channel",
                               "whatsapp", "--at", "2026-12-01T09:00+00:00"])
@@ -50,7 +50,7 @@ def test_rules_try_shows_the_time_in_the_rules_zone_and_the_media(env, fake_api)
     assert f"media: {ROOT / 'media' / 'opening-hours.png'}" in utc.output
     local = runner.invoke(args=["rules", "try", "hello", "--at", "2026-07-01T22:00"])
     assert local.output.startswith("at 2026-07-01T22:00+02:00 (Europe/Berlin): ")
-    plain = create_app(env).test_cli_runner().invoke(
+    plain = make_app().test_cli_runner().invoke(
         args=["rules", "try", "hello", "--at", "2026-07-01T22:00+02:00"])
     assert plain.output.startswith("at 2026-07-01T20:00+00:00 (UTC): REPLY"), plain.output
     assert "media:" not in plain.output
