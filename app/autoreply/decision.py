@@ -27,7 +27,8 @@ The order of the checks, first to last; the first that says "silent" decides:
     a. [[rules]] in file order, first match wins (keywords as whole words, or a regular
        expression; case-insensitive unless the rule says otherwise; optionally only on
        some channels, or only while open / only after hours). An explicit rule answers a
-       specific question, so it answers after hours too.
+       specific question, so it answers after hours too. Rules see the message's first
+       4,096 characters, and a pattern's search is bounded in time (patterns.py).
     b. After hours (outside business hours, or a holiday): the [after_hours] reply, which
        replaces both the greeting and the fallback (telling a first-time customer
        "welcome, we'll answer soon" at 23:00 promises what nobody keeps); without one
@@ -231,9 +232,9 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
         return _Choice(FALLBACK, "default reply (no rules file)", None)
     hours = rules.hours
     is_open = hours is None or hours.is_open(now)
-    for rule in rules.rules:
-        if rule.matches(body, channel, is_open):
-            return _Choice(rule.name, f"rule {rule.name!r}", rule.reply, rule.bypass_cooldown)
+    rule = rules.match(body, channel, is_open)
+    if rule is not None:
+        return _Choice(rule.name, f"rule {rule.name!r}", rule.reply, rule.bypass_cooldown)
     if not is_open:
         back = hours.format(hours.next_open(now))
         if rules.after_hours is None:

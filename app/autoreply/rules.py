@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from ..delivery import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
+from .patterns import MAX_TEXT, Pattern
 from .schema import RulesSchema, TemplateRef, VariantSchema
 from .templates import (
     PLACEHOLDERS,
@@ -63,7 +64,8 @@ class Rule:
     """A keyword or pattern rule: when it applies, and what it answers."""
 
     name: str
-    matchers: tuple[re.Pattern[str], ...]  # keywords as whole words, then the pattern
+    keywords: tuple[re.Pattern[str], ...]  # whole words: escaped, so linear on any text
+    pattern: Pattern | None  # the operator's own, bounded (patterns.py)
     reply: ReplySpec
     channels: frozenset[str] | None = None  # None: every channel
     when: str = "always"  # always | open (business hours) | closed (after hours)
@@ -74,7 +76,9 @@ class Rule:
             return False
         if self.when != "always" and is_open != (self.when == "open"):
             return False
-        return any(matcher.search(body) for matcher in self.matchers)
+        if any(keyword.search(body) for keyword in self.keywords):
+            return True
+        return self.pattern is not None and self.pattern.search(body)
 
 
 @dataclass(frozen=True)
@@ -88,12 +92,18 @@ class Rules:
     fallback: ReplySpec | None = None
     hours: BusinessHours | None = None
     compliance_keywords: frozenset[str] = frozenset()  # added to the standard ones
-    agent_patterns: tuple[re.Pattern[str], ...] = ()  # authors matching one are agents
+    agent_patterns: tuple[Pattern, ...] = ()  # authors matching one are agents
     whatsapp_template: Variant | None = None  # the file-wide approved template
     constants: Mapping[str, object] = field(default_factory=dict)
 
+    def match(self, body: str, channel: str, is_open: bool) -> Rule | None:
+        """The first rule that applies to a message; rules see its first MAX_TEXT characters."""
+        text = body[:MAX_TEXT]
+        return next((rule for rule in self.rules if rule.matches(text, channel, is_open)), None)
+
     def is_agent(self, author: str) -> bool:
-        return any(pattern.search(author) for pattern in self.agent_patterns)
+        text = author[:MAX_TEXT]
+        return any(pattern.search(text) for pattern in self.agent_patterns)
 
     def media_sources(self) -> list[str]:
         """Every file and URL the replies send as media, once each, in file order."""
@@ -111,7 +121,7 @@ class Rules:
         if self.compliance_keywords:
             lines.append(f"extra compliance keywords: {', '.join(sorted(self.compliance_keywords))}")
         if self.agent_patterns:
-            lines.append(f"agent patterns: {', '.join(p.pattern for p in self.agent_patterns)}")
+            lines.append(f"agent patterns: {', '.join(p.source for p in self.agent_patterns)}")
         lines.append(f"WhatsApp template: {self.whatsapp_template.content_sid if self.whatsapp_template else 'none'}")
         lines.append(f"media: {', '.join(self.media_sources()) or 'none'}")
         return lines
@@ -178,7 +188,9 @@ class _Compiler:
             fallback=self.reply(schema.fallback, ("fallback",)),
             hours=hours,
             compliance_keywords=frozenset(k.upper() for k in schema.compliance_keywords),
-            agent_patterns=tuple(re.compile(p) for p in schema.agent_patterns),
+            agent_patterns=tuple(
+                Pattern(p, _where(("agent_patterns", i), self.data))
+                for i, p in enumerate(schema.agent_patterns)),
             whatsapp_template=self.template(schema.whatsapp_template, ("whatsapp_template",)),
             constants=MappingProxyType(self.constants),
         )
@@ -206,13 +218,15 @@ class _Compiler:
         if spec.when != "always" and not hours:
             self.problem(loc + ("when",), f"when = {spec.when!r} needs an [hours] table")
         flags = 0 if spec.case_sensitive else re.IGNORECASE
-        matchers = [re.compile(_keyword_pattern(k), flags) for k in spec.keywords]
+        keywords = tuple(re.compile(_keyword_pattern(k), flags) for k in spec.keywords)
+        pattern = None
         if spec.pattern is not None:
-            matchers.append(re.compile(spec.pattern, flags))
+            pattern = Pattern(spec.pattern, _where(loc + ("pattern",), self.data),
+                              ignore_case=not spec.case_sensitive)
         channels = frozenset(spec.channels) if spec.channels is not None else None
         sample_channel = min(channels) if channels else "SMS"
         return Rule(
-            name=spec.name, matchers=tuple(matchers), channels=channels, when=spec.when,
+            name=spec.name, keywords=keywords, pattern=pattern, channels=channels, when=spec.when,
             bypass_cooldown=spec.bypass_cooldown,
             reply=self.reply(spec, loc, sample_channel))
 
