@@ -27,10 +27,12 @@ from pydantic import ValidationError
 from ..delivery import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
 from .patterns import MAX_TEXT, Pattern
-from .schema import RulesSchema, TemplateRef, VariantSchema
+from .schema import CHANNELS, RulesSchema, TemplateRef, VariantSchema
 from .templates import (
     PLACEHOLDERS,
     SAMPLE_AT,
+    SMS,
+    SMS_MAX_CHARS,
     ReplySpec,
     Variant,
     check_renders,
@@ -224,29 +226,37 @@ class _Compiler:
             pattern = Pattern(spec.pattern, _where(loc + ("pattern",), self.data),
                               ignore_case=not spec.case_sensitive)
         channels = frozenset(spec.channels) if spec.channels is not None else None
-        sample_channel = min(channels) if channels else "SMS"
         return Rule(
             name=spec.name, keywords=keywords, pattern=pattern, channels=channels, when=spec.when,
             bypass_cooldown=spec.bypass_cooldown,
-            reply=self.reply(spec, loc, sample_channel))
+            reply=self.reply(spec, loc, channels or CHANNELS))
 
-    def reply(self, spec, loc: tuple, channel: str = "SMS") -> ReplySpec | None:
+    def reply(self, spec, loc: tuple, channels: frozenset[str] = CHANNELS) -> ReplySpec | None:
+        """`channels`: where the reply can go (a rule's channels, else all of them)."""
         if spec is None:
             return None
         return ReplySpec(
-            default=self.variant(spec, loc, channel),
+            default=self.variant(spec, loc, channels - spec.per_channel.keys()),
             per_channel=MappingProxyType({
-                name: self.variant(variant, loc + ("per_channel", name), name)
+                name: self.variant(variant, loc + ("per_channel", name), {name} & channels,
+                                   sample=name)
                 for name, variant in spec.per_channel.items()}),
             whatsapp_template=self.template(spec.whatsapp_template, loc + ("whatsapp_template",)))
 
     def template(self, spec: TemplateRef | None, loc: tuple) -> Variant | None:
-        return self.variant(spec, loc, "WHATSAPP") if spec is not None else None
+        return self.variant(spec, loc, {"WHATSAPP"}) if spec is not None else None
 
-    def variant(self, spec: VariantSchema | TemplateRef, loc: tuple, channel: str) -> Variant:
-        context = sample_context(channel, self.next_open_sample)
+    def variant(self, spec: VariantSchema | TemplateRef, loc: tuple, goes_to,
+                sample: str | None = None) -> Variant:
+        """`goes_to`: the channels this variant is sent on. Its texts render once with
+        sample values, on SMS when it can go there (and then must fit an SMS)."""
+        sample = SMS if SMS in goes_to else sample or min(goes_to, default=SMS)
+        context = sample_context(sample, self.next_open_sample)
         text = getattr(spec, "text", None)
-        compiled_text = self.text(text, loc + ("text",), context) if text is not None else None
+        compiled_text = None
+        if text is not None:
+            compiled_text = self.text(text, loc + ("text",), context,
+                                      SMS_MAX_CHARS if SMS in goes_to else None)
         variables = tuple(
             (name, self.text(value, loc + ("content_variables", name), context))
             for name, value in spec.content_variables.items())
@@ -263,13 +273,16 @@ class _Compiler:
         return MediaVariant(**{f.name: getattr(variant, f.name) for f in fields(variant)},
                             media=source)
 
-    def text(self, source: str, loc: tuple, context: dict):
+    def text(self, source: str, loc: tuple, context: dict, max_chars: int | None = None):
         try:
             compiled = compile_text(source, self.constants)
-            check_renders(compiled, context)
+            rendered = check_renders(compiled, context)
         except ValueError as exc:
             self.problem(loc, str(exc))
             return None
+        if max_chars is not None and len(rendered) > max_chars:
+            self.problem(loc, f"template renders {len(rendered):,} characters with sample "
+                              f"values; SMS takes at most {max_chars:,} (Twilio error 21617)")
         return compiled
 
 
