@@ -165,8 +165,9 @@ class _Compiler:
         self.names: set[str] = set()
         self.next_open_sample = "Monday 07 January at 09:00 UTC"
         # Media paths are relative to the rules file's folder (the working directory for
-        # text that came from no file).
-        self.folder = Path(source).parent if Path(source).is_file() else Path.cwd()
+        # text that came from no file), and must be inside it or one of media_dirs.
+        self.folder = (Path(source).parent if Path(source).is_file() else Path.cwd()).resolve()
+        self.media_dirs: list[Path] = [self.folder]
 
     def problem(self, loc: tuple, message: str) -> None:
         self.problems.append(f"{_where(loc, self.data)}: {message}")
@@ -176,6 +177,11 @@ class _Compiler:
             if name in PLACEHOLDERS:
                 self.problem(("constants", name), f"{name!r} is a placeholder's name")
         self.constants = dict(schema.constants)
+        for index, name in enumerate(schema.media_dirs):
+            folder = (self.folder / Path(name).expanduser()).resolve()
+            if not folder.is_dir():
+                self.problem(("media_dirs", index), f"no such folder {folder}")
+            self.media_dirs.append(folder)
         hours = self.hours(schema) if schema.hours else None
         if hours:
             self.next_open_sample = hours.format(SAMPLE_AT)
@@ -266,12 +272,19 @@ class _Compiler:
         if source is None:
             return variant
         if "://" not in source:  # a path; a URL (or a bad one) stays as written
-            source = str((self.folder / Path(source).expanduser()).resolve())
-        problem = media.check_source(source)
+            source = str((self.folder / Path(source).expanduser()).resolve())  # links followed
+        problem = self.outside(source) or media.check_source(source)
         if problem:
             self.problem(loc + ("media",), problem)
         return MediaVariant(**{f.name: getattr(variant, f.name) for f in fields(variant)},
                             media=source)
+
+    def outside(self, source: str) -> str | None:
+        """Why a file may not be sent from where it is (None: it may, or it is a URL)."""
+        if "://" in source or any(Path(source).is_relative_to(d) for d in self.media_dirs):
+            return None
+        return (f"{source} is outside the rules file's folder ({self.folder}); list its "
+                "folder in media_dirs to send it")
 
     def text(self, source: str, loc: tuple, context: dict, max_chars: int | None = None):
         try:

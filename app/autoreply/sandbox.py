@@ -118,18 +118,18 @@ def _sized(value) -> bool:
 
 def _check_mul(left, right) -> None:
     if _sized(left) and isinstance(right, int):
-        _limit(len(left) * right, "*")
+        _limit(len(left) * right, "'*'")
     elif _sized(right) and isinstance(left, int):
-        _limit(len(right) * left, "*")
+        _limit(len(right) * left, "'*'")
     elif isinstance(left, int) and isinstance(right, int):
         if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-            raise TemplateLimit(f"* builds a number of over {MAX_CHARS:,} digits")
+            raise TemplateLimit(f"'*' builds a number of over {MAX_CHARS:,} digits")
 
 
 def _check_pow(left, right) -> None:
     if (isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
             and (left.bit_length() - 1) * right > MAX_INT_BITS):
-        raise TemplateLimit(f"** builds a number of over {MAX_CHARS:,} digits")
+        raise TemplateLimit(f"'**' builds a number of over {MAX_CHARS:,} digits")
 
 
 def _check_widths(specs, what: str) -> None:
@@ -240,8 +240,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         elif operator == "**":
             _check_pow(left, right)
         elif operator == "%" and isinstance(left, str):
-            _check_widths(_percent_specs(left), "%")
-        return checked(super().call_binop(context, operator, left, right), operator)
+            _check_widths(_percent_specs(left), "'%'")
+        return checked(super().call_binop(context, operator, left, right), f"'{operator}'")
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja2's signature)
         args = _check_method(__obj, args, kwargs)
@@ -263,4 +263,4 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return bounded
 
     def checked_concat(self, value):
-        return checked(value, "~")
+        return checked(value, "'~'")

@@ -184,6 +184,7 @@ class HoursSchema(_Schema):
 
 class RulesSchema(_Schema):
     compliance_keywords: list[NonEmpty] = []
+    media_dirs: list[NonEmpty] = []  # folders besides the rules file's that media may be in
     agent_patterns: list[Regex] = []
     constants: dict[ConstantName, Constant] = {}
     whatsapp_template: TemplateRef | None = None

@@ -80,7 +80,7 @@ def check_renders(text: Text, context: Mapping[str, object]) -> str:
     try:
         rendered = text.render(context)
     except TemplateLimit as exc:
-        raise ValueError(f"template {exc} (with sample values)") from None
+        raise ValueError(f"template goes past its bounds with sample values: {exc}") from None
     except TemplateError as exc:
         raise ValueError(f"template fails with sample values: {exc}") from None
     except Exception as exc:  # a template can call methods that raise anything

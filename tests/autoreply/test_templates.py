@@ -91,11 +91,11 @@ def test_a_reply_over_1600_on_sms_at_run_time_is_not_sent():
 # -- size and work, at load ---------------------------------------------------------------
 
 @pytest.mark.parametrize(("template", "message"), [
-    ("{{ 'x' * 10**8 }}", "* builds a value of 100,000,000 characters or items (at most 4,096)"),
-    ("{{ [0] * 10**8 }}", "* builds a value of 100,000,000 characters or items"),
-    ("{{ 10 ** 100000 }}", "** builds a number of over 4,096 digits"),
-    ("{{ '%100000000d' % 1 }}", "% width 100000000 builds a value of 100,000,000"),
-    ("{{ '%*d' % (100000000, 1) }}", "%: a width or precision must be a literal number"),
+    ("{{ 'x' * 10**8 }}", "'*' builds a value of 100,000,000 characters or items (at most 4,096)"),
+    ("{{ [0] * 10**8 }}", "'*' builds a value of 100,000,000 characters or items"),
+    ("{{ 10 ** 100000 }}", "'**' builds a number of over 4,096 digits"),
+    ("{{ '%100000000d' % 1 }}", "'%' width 100000000 builds a value of 100,000,000"),
+    ("{{ '%*d' % (100000000, 1) }}", "'%': a width or precision must be a literal number"),
     ("{{ '{:>100000000}'.format(1) }}", "format width 100000000 builds a value"),
     ("{{ '{:>{w}}'.format(1, w=100000000) }}", "a width or precision must be a literal"),
     ("{{ '%100000000d'|format(1) }}", "format width 100000000 builds a value"),
@@ -107,13 +107,13 @@ def test_a_reply_over_1600_on_sms_at_run_time_is_not_sent():
     ("{{ range(99999)|join('x' * 4000) }}", "join builds a value of 4,097 characters or items"),
     ("{{ ('x' * 4000).join(['a'] * 4000) }}", "join builds a value of 16,004,000"),
     ("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
-     "{% endfor %}{{ ns.s }}", "~ builds a value of 8,192 characters or items"),
+     "{% endfor %}{{ ns.s }}", "'~' builds a value of 8,192 characters or items"),
     ("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
-     "{% endfor %}{{ ns.s }}", "+ builds a value of 8,192 characters or items"),
+     "{% endfor %}{{ ns.s }}", "'+' builds a value of 8,192 characters or items"),
     ("{% set ns = namespace(n=3) %}{% for i in range(40) %}{% set ns.n = ns.n * ns.n %}"
-     "{% endfor %}{{ ns.n }}", "* builds a number of over 4,096 digits"),
+     "{% endfor %}{{ ns.n }}", "'*' builds a number of over 4,096 digits"),
     ("{% macro twice(s, n) %}{{ twice(s ~ s, n - 1) if n else s }}{% endmacro %}"
-     "{{ twice('x', 40) }}", "~ builds a value of 8,192 characters or items"),
+     "{{ twice('x', 40) }}", "'~' builds a value of 8,192 characters or items"),
     ("{% set items = [] %}{% for i in range(40) %}{{ items.extend(items) }}{% endfor %}Hi",
      "access to attribute 'extend' of 'list' object is unsafe"),
     (NESTED_LOOPS, f"takes more than {MAX_STEPS:,} steps to render"),
