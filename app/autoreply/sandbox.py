@@ -165,19 +165,20 @@ def _check_replace(text: str, old: str, new: str, count: int = -1) -> None:
 
 
 def _check_method(method, args: tuple, kwargs: dict) -> tuple:
-    """Pre-checks for str methods whose size a number or a product decides; the args to
-    call with (join's iterable, materialized)."""
+    """Pre-checks for str (and bytes) methods whose size a number or a product decides;
+    the args to call with (join's iterable, materialized)."""
     owner, name = getattr(method, "__self__", None), getattr(method, "__name__", "")
-    if not isinstance(owner, str):
+    if not isinstance(owner, str | bytes):
         return args
     if name in _PAD_METHODS and args and isinstance(args[0], int):
         _limit(args[0], f"{name}({args[0]})")
     elif name == "expandtabs":
         tab = args[0] if args else kwargs.get("tabsize", 8)
         if isinstance(tab, int):
-            _limit(len(owner) + owner.count("\t") * tab, "expandtabs")
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) \
-            and isinstance(args[1], str):
+            tabs = owner.count(b"\t" if isinstance(owner, bytes) else "\t")
+            _limit(len(owner) + tabs * tab, "expandtabs")
+    elif name == "replace" and len(args) >= 2 and all(
+            isinstance(arg, type(owner)) for arg in args[:2]):
         _check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else -1)
     elif name == "join" and args:
         return (_check_join(owner, args[0]), *args[1:])

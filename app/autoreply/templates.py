@@ -34,7 +34,6 @@ PLACEHOLDERS = {
 _ENV = BoundedEnvironment(
     undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
-MAX_CHARS = sandbox.MAX_CHARS  # a rendered text, on any channel
 SMS = "SMS"
 SMS_MAX_CHARS = 1_600  # Twilio refuses a longer SMS body (error 21617)
 
