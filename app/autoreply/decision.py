@@ -27,7 +27,8 @@ The order of the checks, first to last; the first that says "silent" decides:
     a. [[rules]] in file order, first match wins (keywords as whole words, or a regular
        expression; case-insensitive unless the rule says otherwise; optionally only on
        some channels, or only while open / only after hours). An explicit rule answers a
-       specific question, so it answers after hours too.
+       specific question, so it answers after hours too. Rules see the message's first
+       4,096 characters, and a pattern's search is bounded in time (patterns.py).
     b. After hours (outside business hours, or a holiday): the [after_hours] reply, which
        replaces both the greeting and the fallback (telling a first-time customer
        "welcome, we'll answer soon" at 23:00 promises what nobody keeps); without one
@@ -44,7 +45,9 @@ The order of the checks, first to last; the first that says "silent" decides:
     out as the rule's (else the file's) approved Content template, or not at all
     -> WHATSAPP_WINDOW.
 10. Render the templates -> REPLY (a template failing at run time despite the load-time
-    check -> TEMPLATE_ERROR, silent, rather than an exception in the webhook).
+    check, going past its bounds in work or size (sandbox.py), or over 1,600 characters
+    on SMS -> TEMPLATE_ERROR, silent and logged, rather than an exception in the webhook
+    or a reply Twilio refuses).
 
 Business hours, handoff and cooldown are judged at `now` (when the reply would go out);
 only the WhatsApp window is measured from the message's `received_at`.
@@ -52,6 +55,7 @@ only the WhatsApp window is measured from the message's `received_at`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -60,7 +64,9 @@ from ..delivery import marker
 from . import keywords
 from .policy import Policy
 from .rules import AFTER_HOURS, FALLBACK, GREETING
-from .templates import ReplySpec, Variant
+from .templates import SMS, SMS_MAX_CHARS, ReplySpec, Variant
+
+log = logging.getLogger(__name__)
 
 SYSTEM_AUTHOR = "system"  # the author of REST-created messages that name none
 WHATSAPP = "WHATSAPP"
@@ -204,10 +210,19 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
         body, content_sid, content_variables = variant.render(
             _context(message, channel, policy, now))
     except Exception as exc:  # never let a template crash the webhook
-        return Decision(Reason.TEMPLATE_ERROR, f"{detail}: {type(exc).__name__}: {exc}",
-                        chosen.rule)
+        return _template_error(f"{detail}: {type(exc).__name__}: {exc}", chosen.rule)
+    if channel == SMS and body is not None and len(body) > SMS_MAX_CHARS:
+        return _template_error(f"{detail}: renders {len(body):,} characters; SMS takes at "
+                               f"most {SMS_MAX_CHARS:,} (Twilio error 21617)", chosen.rule)
     return Decision(Reason.REPLY, detail, chosen.rule, Reply(
         body, content_sid, content_variables, media=getattr(variant, "media", None)))
+
+
+def _template_error(detail: str, rule: str) -> Decision:
+    """A reply's template failed at run time (past a bound, or raising): no reply, and a
+    warning, since the load-time check with sample values did not catch it."""
+    log.warning("reply template failed, no reply sent: %s", detail)
+    return Decision(Reason.TEMPLATE_ERROR, detail, rule)
 
 
 def loop_guard(message: Inbound, policy: Policy) -> Decision | None:
@@ -231,9 +246,9 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
         return _Choice(FALLBACK, "default reply (no rules file)", None)
     hours = rules.hours
     is_open = hours is None or hours.is_open(now)
-    for rule in rules.rules:
-        if rule.matches(body, channel, is_open):
-            return _Choice(rule.name, f"rule {rule.name!r}", rule.reply, rule.bypass_cooldown)
+    rule = rules.match(body, channel, is_open)
+    if rule is not None:
+        return _Choice(rule.name, f"rule {rule.name!r}", rule.reply, rule.bypass_cooldown)
     if not is_open:
         back = hours.format(hours.next_open(now))
         if rules.after_hours is None:

@@ -26,10 +26,13 @@ from pydantic import ValidationError
 
 from ..delivery import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
-from .schema import RulesSchema, TemplateRef, VariantSchema
+from .patterns import MAX_TEXT, Pattern
+from .schema import CHANNELS, RulesSchema, TemplateRef, VariantSchema
 from .templates import (
     PLACEHOLDERS,
     SAMPLE_AT,
+    SMS,
+    SMS_MAX_CHARS,
     ReplySpec,
     Variant,
     check_renders,
@@ -63,7 +66,8 @@ class Rule:
     """A keyword or pattern rule: when it applies, and what it answers."""
 
     name: str
-    matchers: tuple[re.Pattern[str], ...]  # keywords as whole words, then the pattern
+    keywords: tuple[re.Pattern[str], ...]  # whole words: escaped, so linear on any text
+    pattern: Pattern | None  # the operator's own, bounded (patterns.py)
     reply: ReplySpec
     channels: frozenset[str] | None = None  # None: every channel
     when: str = "always"  # always | open (business hours) | closed (after hours)
@@ -74,7 +78,9 @@ class Rule:
             return False
         if self.when != "always" and is_open != (self.when == "open"):
             return False
-        return any(matcher.search(body) for matcher in self.matchers)
+        if any(keyword.search(body) for keyword in self.keywords):
+            return True
+        return self.pattern is not None and self.pattern.search(body)
 
 
 @dataclass(frozen=True)
@@ -88,12 +94,18 @@ class Rules:
     fallback: ReplySpec | None = None
     hours: BusinessHours | None = None
     compliance_keywords: frozenset[str] = frozenset()  # added to the standard ones
-    agent_patterns: tuple[re.Pattern[str], ...] = ()  # authors matching one are agents
+    agent_patterns: tuple[Pattern, ...] = ()  # authors matching one are agents
     whatsapp_template: Variant | None = None  # the file-wide approved template
     constants: Mapping[str, object] = field(default_factory=dict)
 
+    def match(self, body: str, channel: str, is_open: bool) -> Rule | None:
+        """The first rule that applies to a message; rules see its first MAX_TEXT characters."""
+        text = body[:MAX_TEXT]
+        return next((rule for rule in self.rules if rule.matches(text, channel, is_open)), None)
+
     def is_agent(self, author: str) -> bool:
-        return any(pattern.search(author) for pattern in self.agent_patterns)
+        text = author[:MAX_TEXT]
+        return any(pattern.search(text) for pattern in self.agent_patterns)
 
     def media_sources(self) -> list[str]:
         """Every file and URL the replies send as media, once each, in file order."""
@@ -111,7 +123,7 @@ class Rules:
         if self.compliance_keywords:
             lines.append(f"extra compliance keywords: {', '.join(sorted(self.compliance_keywords))}")
         if self.agent_patterns:
-            lines.append(f"agent patterns: {', '.join(p.pattern for p in self.agent_patterns)}")
+            lines.append(f"agent patterns: {', '.join(p.source for p in self.agent_patterns)}")
         lines.append(f"WhatsApp template: {self.whatsapp_template.content_sid if self.whatsapp_template else 'none'}")
         lines.append(f"media: {', '.join(self.media_sources()) or 'none'}")
         return lines
@@ -153,8 +165,9 @@ class _Compiler:
         self.names: set[str] = set()
         self.next_open_sample = "Monday 07 January at 09:00 UTC"
         # Media paths are relative to the rules file's folder (the working directory for
-        # text that came from no file).
-        self.folder = Path(source).parent if Path(source).is_file() else Path.cwd()
+        # text that came from no file), and must be inside it or one of media_dirs.
+        self.folder = (Path(source).parent if Path(source).is_file() else Path.cwd()).resolve()
+        self.media_dirs: list[Path] = [self.folder]
 
     def problem(self, loc: tuple, message: str) -> None:
         self.problems.append(f"{_where(loc, self.data)}: {message}")
@@ -164,6 +177,11 @@ class _Compiler:
             if name in PLACEHOLDERS:
                 self.problem(("constants", name), f"{name!r} is a placeholder's name")
         self.constants = dict(schema.constants)
+        for index, name in enumerate(schema.media_dirs):
+            folder = (self.folder / Path(name).expanduser()).resolve()
+            if not folder.is_dir():
+                self.problem(("media_dirs", index), f"no such folder {folder}")
+            self.media_dirs.append(folder)
         hours = self.hours(schema) if schema.hours else None
         if hours:
             self.next_open_sample = hours.format(SAMPLE_AT)
@@ -178,7 +196,9 @@ class _Compiler:
             fallback=self.reply(schema.fallback, ("fallback",)),
             hours=hours,
             compliance_keywords=frozenset(k.upper() for k in schema.compliance_keywords),
-            agent_patterns=tuple(re.compile(p) for p in schema.agent_patterns),
+            agent_patterns=tuple(
+                Pattern(p, _where(("agent_patterns", i), self.data))
+                for i, p in enumerate(schema.agent_patterns)),
             whatsapp_template=self.template(schema.whatsapp_template, ("whatsapp_template",)),
             constants=MappingProxyType(self.constants),
         )
@@ -206,33 +226,43 @@ class _Compiler:
         if spec.when != "always" and not hours:
             self.problem(loc + ("when",), f"when = {spec.when!r} needs an [hours] table")
         flags = 0 if spec.case_sensitive else re.IGNORECASE
-        matchers = [re.compile(_keyword_pattern(k), flags) for k in spec.keywords]
+        keywords = tuple(re.compile(_keyword_pattern(k), flags) for k in spec.keywords)
+        pattern = None
         if spec.pattern is not None:
-            matchers.append(re.compile(spec.pattern, flags))
+            pattern = Pattern(spec.pattern, _where(loc + ("pattern",), self.data),
+                              ignore_case=not spec.case_sensitive)
         channels = frozenset(spec.channels) if spec.channels is not None else None
-        sample_channel = min(channels) if channels else "SMS"
         return Rule(
-            name=spec.name, matchers=tuple(matchers), channels=channels, when=spec.when,
+            name=spec.name, keywords=keywords, pattern=pattern, channels=channels, when=spec.when,
             bypass_cooldown=spec.bypass_cooldown,
-            reply=self.reply(spec, loc, sample_channel))
+            reply=self.reply(spec, loc, channels or CHANNELS))
 
-    def reply(self, spec, loc: tuple, channel: str = "SMS") -> ReplySpec | None:
+    def reply(self, spec, loc: tuple, channels: frozenset[str] = CHANNELS) -> ReplySpec | None:
+        """`channels`: where the reply can go (a rule's channels, else all of them)."""
         if spec is None:
             return None
         return ReplySpec(
-            default=self.variant(spec, loc, channel),
+            default=self.variant(spec, loc, channels - spec.per_channel.keys()),
             per_channel=MappingProxyType({
-                name: self.variant(variant, loc + ("per_channel", name), name)
+                name: self.variant(variant, loc + ("per_channel", name), {name} & channels,
+                                   sample=name)
                 for name, variant in spec.per_channel.items()}),
             whatsapp_template=self.template(spec.whatsapp_template, loc + ("whatsapp_template",)))
 
     def template(self, spec: TemplateRef | None, loc: tuple) -> Variant | None:
-        return self.variant(spec, loc, "WHATSAPP") if spec is not None else None
+        return self.variant(spec, loc, {"WHATSAPP"}) if spec is not None else None
 
-    def variant(self, spec: VariantSchema | TemplateRef, loc: tuple, channel: str) -> Variant:
-        context = sample_context(channel, self.next_open_sample)
+    def variant(self, spec: VariantSchema | TemplateRef, loc: tuple, goes_to,
+                sample: str | None = None) -> Variant:
+        """`goes_to`: the channels this variant is sent on. Its texts render once with
+        sample values, on SMS when it can go there (and then must fit an SMS)."""
+        sample = SMS if SMS in goes_to else sample or min(goes_to, default=SMS)
+        context = sample_context(sample, self.next_open_sample)
         text = getattr(spec, "text", None)
-        compiled_text = self.text(text, loc + ("text",), context) if text is not None else None
+        compiled_text = None
+        if text is not None:
+            compiled_text = self.text(text, loc + ("text",), context,
+                                      SMS_MAX_CHARS if SMS in goes_to else None)
         variables = tuple(
             (name, self.text(value, loc + ("content_variables", name), context))
             for name, value in spec.content_variables.items())
@@ -242,20 +272,30 @@ class _Compiler:
         if source is None:
             return variant
         if "://" not in source:  # a path; a URL (or a bad one) stays as written
-            source = str((self.folder / Path(source).expanduser()).resolve())
-        problem = media.check_source(source)
+            source = str((self.folder / Path(source).expanduser()).resolve())  # links followed
+        problem = self.outside(source) or media.check_source(source)
         if problem:
             self.problem(loc + ("media",), problem)
         return MediaVariant(**{f.name: getattr(variant, f.name) for f in fields(variant)},
                             media=source)
 
-    def text(self, source: str, loc: tuple, context: dict):
+    def outside(self, source: str) -> str | None:
+        """Why a file may not be sent from where it is (None: it may, or it is a URL)."""
+        if "://" in source or any(Path(source).is_relative_to(d) for d in self.media_dirs):
+            return None
+        return (f"{source} is outside the rules file's folder ({self.folder}); list its "
+                "folder in media_dirs to send it")
+
+    def text(self, source: str, loc: tuple, context: dict, max_chars: int | None = None):
         try:
             compiled = compile_text(source, self.constants)
-            check_renders(compiled, context)
+            rendered = check_renders(compiled, context)
         except ValueError as exc:
             self.problem(loc, str(exc))
             return None
+        if max_chars is not None and len(rendered) > max_chars:
+            self.problem(loc, f"template renders {len(rendered):,} characters with sample "
+                              f"values; SMS takes at most {max_chars:,} (Twilio error 21617)")
         return compiled
 
 

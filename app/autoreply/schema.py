@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic import StringConstraints as Text
 
+from . import patterns
 from .hours import HolidayCalendar, parse_span
 
 # The webhook's Source values a reply can be tailored to. Twilio documents SMS, WHATSAPP,
@@ -35,10 +36,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _regex(text: str) -> str:
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {text!r}: {exc}") from None
+    patterns.check(text)
     return text
 
 
@@ -186,6 +184,7 @@ class HoursSchema(_Schema):
 
 class RulesSchema(_Schema):
     compliance_keywords: list[NonEmpty] = []
+    media_dirs: list[NonEmpty] = []  # folders besides the rules file's that media may be in
     agent_patterns: list[Regex] = []
     constants: dict[ConstantName, Constant] = {}
     whatsapp_template: TemplateRef | None = None

@@ -1,8 +1,9 @@
 """Reply templates: Jinja2, sandboxed, where an unknown name is an error, checked at load.
 
 A rules file is written by people, not attackers, but it is still configuration that
-becomes text sent to customers, so it renders in Jinja2's `SandboxedEnvironment` (no
-attribute tricks into Python internals) with `StrictUndefined` (a misspelt placeholder
+becomes text sent to customers, so it renders in a sandbox (no attribute tricks into
+Python internals) bounded in work and size (sandbox.py: a runaway loop or a 100 MB string
+fails fast instead of stalling a worker), with `StrictUndefined` (a misspelt placeholder
 raises instead of vanishing). Every template is compiled, its names checked against the
 placeholders (including inside branches a sample would not take), and rendered once
 against sample values when the file loads, so a broken template stops the start-up rather
@@ -17,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from jinja2 import StrictUndefined, Template, TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
+
+from . import sandbox
+from .sandbox import BoundedEnvironment, TemplateLimit
 
 # What a template may use besides the rules file's [constants]; the decision fills them in.
 PLACEHOLDERS = {
@@ -28,8 +31,11 @@ PLACEHOLDERS = {
     "next_open_at": "the same moment as a datetime, for your own strftime",
 }
 
-_ENV = SandboxedEnvironment(
+_ENV = BoundedEnvironment(
     undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+
+SMS = "SMS"
+SMS_MAX_CHARS = 1_600  # Twilio refuses a longer SMS body (error 21617)
 
 SAMPLE_AT = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)  # a Monday morning
 
@@ -48,7 +54,8 @@ class Text:
     template: Template = field(repr=False, compare=False)
 
     def render(self, context: Mapping[str, object]) -> str:
-        return self.template.render(context).strip()
+        """The text, stripped; TemplateLimit past sandbox.py's bounds."""
+        return sandbox.render(self.template, context).strip()
 
 
 def compile_text(source: str, constants: Mapping[str, object]) -> Text:
@@ -66,16 +73,20 @@ def compile_text(source: str, constants: Mapping[str, object]) -> Text:
     return Text(source, template)
 
 
-def check_renders(text: Text, context: Mapping[str, object]) -> None:
-    """Render once with sample values; ValueError if it fails or says nothing."""
+def check_renders(text: Text, context: Mapping[str, object]) -> str:
+    """Render once with sample values: the text, or ValueError if it fails, goes past a
+    bound or says nothing."""
     try:
         rendered = text.render(context)
+    except TemplateLimit as exc:
+        raise ValueError(f"template goes past its bounds with sample values: {exc}") from None
     except TemplateError as exc:
         raise ValueError(f"template fails with sample values: {exc}") from None
     except Exception as exc:  # a template can call methods that raise anything
         raise ValueError(f"template fails with sample values: {exc!r}") from None
     if not rendered:
         raise ValueError("template renders to an empty text with sample values")
+    return rendered
 
 
 @dataclass(frozen=True)

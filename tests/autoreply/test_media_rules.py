@@ -69,12 +69,72 @@ def test_a_channel_variant_sends_its_own_media_or_none(folder):
 
 
 def test_a_url_is_kept_as_written_and_not_fetched_at_load():
-    rules = parse_rules('[fallback]\ntext = "Hi"\nmedia = "http://127.0.0.1:9/menu.pdf"\n')
-    assert reply_to(rules, "hello").media == "http://127.0.0.1:9/menu.pdf"
+    """A host name is not resolved at load (media.example.com does not exist)."""
+    rules = parse_rules('[fallback]\ntext = "Hi"\nmedia = "https://media.example.com/menu.pdf"\n')
+    assert reply_to(rules, "hello").media == "https://media.example.com/menu.pdf"
+
+
+@pytest.mark.parametrize("url", [
+    "http://localhost/a.png", "http://LOCALHOST./a.png", "http://cdn.localhost:8080/a.png",
+    "http://127.0.0.1/a.png", "http://127.1/a.png", "http://2130706433/a.png",
+    "http://0x7f000001/a.png", "http://[::1]/a.png", "http://[::ffff:127.0.0.1]/a.png",
+    "http://10.0.0.5/a.png", "http://172.16.0.1/a.png", "https://192.168.1.1/a.png",
+    "http://169.254.169.254/latest/meta-data", "http://[fe80::1]/a.png", "http://0.0.0.0/",
+    "http://100.64.0.1/a.png", "http://224.0.0.1/a.png", "http://240.0.0.1/a.png",
+    "http://[fc00::1]/a.png",
+])
+def test_a_url_on_loopback_or_a_private_address_stops_the_load(url):
+    """The server would fetch it from inside its own network: refused, naming the field.
+    (A host name that resolves to such an address is refused when fetched.)"""
+    with pytest.raises(RulesError) as caught:
+        parse_rules(f'[fallback]\ntext = "Hi"\nmedia = "{url}"\n', "rules.toml")
+    assert str(caught.value).startswith(f"rules.toml: fallback.media: {url}: ")
+    assert "not a public address" in str(caught.value) or "localhost" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["https://93.184.215.14/a.png", "https://[2606:4700::1]/a.png",
+                                 "https://localhost.example.com/a.png"])
+def test_a_url_on_a_public_address_loads(url):
+    assert parse_rules(f'[fallback]\ntext = "Hi"\nmedia = "{url}"\n').fallback is not None
+
+
+def test_media_outside_the_rules_folder_stops_the_load(folder, tmp_path_factory):
+    """A path elsewhere, by .. , as an absolute path or through a symbolic link, is
+    refused: the rules file's folder is where its media live."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "secret.png").write_bytes(PNG)
+    (folder / "media" / "link.png").symlink_to(elsewhere / "secret.png")
+    for media in (f"../{elsewhere.name}/secret.png", str(elsewhere / "secret.png"),
+                  "media/link.png"):
+        path = write_rules(folder, f'[fallback]\ntext = "Hi"\nmedia = "{media}"\n')
+        with pytest.raises(RulesError) as caught:
+            load_rules(path)
+        assert str(caught.value) == (
+            f"{path}: fallback.media: {elsewhere / 'secret.png'} is outside the rules "
+            f"file's folder ({folder}); list its folder in media_dirs to send it")
+
+
+def test_media_dirs_allow_another_folder(folder, tmp_path_factory):
+    """media_dirs names more folders (relative to the rules file's, or absolute)."""
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "logo.png").write_bytes(PNG)
+    for listed in (f"../{shared.name}", str(shared)):
+        path = write_rules(folder, f'media_dirs = ["{listed}"]\n'
+                                   f'[fallback]\ntext = "Hi"\nmedia = "{shared / "logo.png"}"\n')
+        assert reply_to(load_rules(path), "hello").media == str(shared / "logo.png")
+
+
+def test_a_media_dir_that_is_not_a_folder_stops_the_load(folder):
+    path = write_rules(folder, 'media_dirs = ["media", "nowhere"]\n')
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value) == f"{path}: media_dirs[1]: no such folder {folder / 'nowhere'}"
 
 
 @pytest.mark.parametrize(("media", "message"), [
     ('"media/missing.png"', "no such file"),
+    ('"media/text.png"', "its content is not image/png (nor any type Twilio sends)"),
+    ('"media/photo.png"', "its content is image/jpeg, not image/png as its name says"),
     ('"media/big.jpg"', "is 5.0 MB; Twilio takes at most 5 MB per file"),
     ('"media/notes.txt"', "content type text/plain is not one Twilio sends"),
     ('"ftp://example.com/a.png"', "only http(s) URLs or file paths"),
@@ -84,6 +144,8 @@ def test_media_twilio_would_refuse_stops_the_load(folder, media, message):
     """Each problem names the file, the rule and the field, like every other mistake."""
     (folder / "media" / "big.jpg").write_bytes(b"\xff" * (MAX_BYTES + 1))
     (folder / "media" / "notes.txt").write_text("hello")
+    (folder / "media" / "text.png").write_text("hello")
+    (folder / "media" / "photo.png").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
     path = write_rules(folder, f'[[rules]]\nname = "hours"\nkeywords = ["hours"]\n'
                                f'text = "Hi"\nmedia = {media}\n')
     with pytest.raises(RulesError) as caught:

@@ -7,9 +7,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
-from app.delivery.media import MAX_BYTES, MediaError, MediaLibrary
+from app.delivery.media import MAX_BYTES, MediaError, MediaLibrary, read_file
 from app.services import services
 from app.store.models import MediaUpload
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
@@ -19,7 +20,10 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 
 @pytest.fixture
 def library(app):
-    return MediaLibrary(services(app).db, services(app).settings.twilio)
+    """A library that may fetch from loopback: `web` below is on 127.0.0.1. (The real one
+    refuses private addresses: test_a_url_on_a_private_address_is_refused...)"""
+    return MediaLibrary(services(app).db, services(app).settings.twilio,
+                        fetch_session=requests.Session())
 
 
 @pytest.fixture
@@ -33,9 +37,11 @@ def png(tmp_path):
 def web():
     """A loopback web server: `web.files[path] = (status, content_type, body)`."""
     files: dict[str, tuple[int, str, bytes]] = {}
+    asked: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
+            asked.append(self.path)
             status, content_type, body = files.get(self.path, (404, "text/plain", b"no"))
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -49,6 +55,7 @@ def web():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.files = files
+    server.asked = asked
     server.url = f"http://127.0.0.1:{server.server_port}"
     yield server
     server.shutdown()
@@ -117,9 +124,8 @@ def test_threads_of_one_process_upload_once(app, fake_api, library, png):
 
 def test_a_url_is_fetched_at_first_use_and_uploaded(app, fake_api, library, web):
     web.files["/logo.png"] = (200, "image/png; charset=binary", PNG)
-    url = web.url + "/logo.png"
-    assert library.check([url]) == []  # not fetched at start-up
-    media_sid = library.resolve(url)
+    assert library.check(["https://media.example.com/logo.png"]) == []  # not fetched
+    media_sid = library.resolve(web.url + "/logo.png")
     assert fake_api.resources.media[media_sid]["content"] == PNG
 
 
@@ -193,3 +199,62 @@ def test_a_service_sid_of_the_wrong_shape_is_not_put_in_the_upload_url(fake_api,
         library.resolve(png)
     assert caught.value.transient is False and "no service SID" in caught.value.message
     assert [path for method, path in fake_api.calls if method == "POST"] == []
+
+
+def test_a_url_on_a_private_address_is_refused_before_any_request(app, web):
+    """The address a connection reaches is checked, after DNS and on every redirect: a
+    private one is closed before the request is sent, a permanent failure."""
+    web.files["/logo.png"] = (200, "image/png", PNG)
+    library = MediaLibrary(services(app).db, services(app).settings.twilio)
+    with pytest.raises(MediaError) as failure:
+        library.resolve(web.url + "/logo.png")
+    assert not failure.value.transient
+    assert "reaches 127.0.0.1, not a public address" in failure.value.message
+    assert web.asked == []
+
+
+def test_a_url_serving_other_bytes_than_its_type_fails_for_good(library, web, fake_api):
+    """An error page served as image/png is not uploaded as a picture."""
+    web.files["/logo.png"] = (200, "image/png", b"<html>Not found</html>")
+    with pytest.raises(MediaError, match="its content is not image/png") as failure:
+        library.resolve(web.url + "/logo.png")
+    assert not failure.value.transient and not fake_api.resources.media
+
+
+MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 32
+SIGNED = [
+    ("photo.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 32, "image/jpeg"),
+    ("hours.png", PNG, "image/png"),
+    ("wave.gif", b"GIF89a" + b"\x00" * 32, "image/gif"),
+    ("menu.pdf", b"%PDF-1.7\n" + b"\x00" * 32, "application/pdf"),
+    ("clip.mp4", MP4, "video/mp4"),
+    ("jingle.mp3", b"ID3\x04" + b"\x00" * 32, "audio/mpeg"),
+    ("frames.mp3", b"\xff\xfb\x90\x00" + b"\x00" * 32, "audio/mpeg"),
+    ("note.ogg", b"OggS\x00" + b"\x00" * 32, "audio/ogg"),
+    ("voice.amr", b"#!AMR\n" + b"\x00" * 32, "audio/amr"),
+    ("card.vcf", b"\xef\xbb\xbfBEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n", "text/vcard"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "content_type"), SIGNED)
+def test_a_file_is_typed_by_its_content(tmp_path, library, name, data, content_type):
+    """Each type Twilio takes is recognised by its first bytes, and uploaded as such."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert library.check([str(path)]) == []
+    assert read_file(str(path)).content_type == content_type
+
+
+@pytest.mark.parametrize(("name", "data", "problem"), [
+    ("notes.png", b"hello", "its content is not image/png (nor any type Twilio sends)"),
+    ("photo.png", SIGNED[0][1], "its content is image/jpeg, not image/png as its name says"),
+    ("audio.mp4", b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 32,
+     "its content is not video/mp4 (nor any type Twilio sends)"),
+    ("menu.pdf", b"", "its content is not application/pdf (nor any type Twilio sends)"),
+])
+def test_a_file_whose_content_is_not_what_its_name_says_is_refused(tmp_path, library, name,
+                                                                    data, problem):
+    """A text file named .png was uploaded as image/png: now the bytes decide."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert library.check([str(path)]) == [f"{path}: {path}: {problem}"]

@@ -1,0 +1,78 @@
+"""The operator's regular expressions (a rule's `pattern`, `agent_patterns`), bounded.
+
+A backtracking engine can spend seconds, or forever, on one search: `(a+)+$` against a
+few thousand a's, or two `\\s*` in a row against a long run of spaces (quadratic: 13.6 s
+for 32,000 spaces, in the request's thread, holding the worker). The rules file is
+trusted to say what to match, not to be fast, so every search here is bounded:
+
+- rules see at most MAX_TEXT characters of a message (and of an author), `decide` cuts
+  the rest; 4,096 is WhatsApp's limit for a message, more than SMS's 1,600;
+- each search runs at most MATCH_TIMEOUT seconds of CPU (the `regex` module's `timeout`,
+  measured with the process's CPU clock), then counts as no match; the first time a
+  pattern runs out, it is logged (once per pattern and process, not per message).
+
+`regex` keeps Python's syntax and its Unicode semantics (`\\b`, `\\w`, `\\d` for every
+script, lookarounds), so every pattern that loaded before still means the same. RE2
+would be linear by construction, but its `\\b`, `\\w`, `\\d` and `\\s` are ASCII-only:
+`\\bÖffnungszeiten\\b` would silently never match. The keyword matchers stay on `re`:
+they are escaped words between lookarounds, linear whatever the text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import regex
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4_096  # characters of a message's body (or author) that rules see
+MATCH_TIMEOUT = 0.05  # seconds of CPU per search; a linear pattern on MAX_TEXT needs < 1 ms
+
+_warned_lock = threading.Lock()
+
+
+def check(source: str, *, ignore_case: bool = False) -> None:
+    """Compile `source` as a search would; ValueError names what is wrong with it."""
+    try:
+        regex.compile(source, _flags(ignore_case))
+    except regex.error as exc:
+        raise ValueError(f"invalid regular expression {source!r}: {exc}") from None
+
+
+class Pattern:
+    """One compiled operator pattern; `where` names it in the log (rules[1] 'x' .pattern)."""
+
+    __slots__ = ("source", "where", "_compiled", "_warned")
+
+    def __init__(self, source: str, where: str, *, ignore_case: bool = False):
+        self.source = source
+        self.where = where
+        self._compiled = regex.compile(source, _flags(ignore_case))
+        self._warned = False
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern occurs in `text`; False when it ran out of time."""
+        try:
+            return self._compiled.search(text, timeout=MATCH_TIMEOUT) is not None
+        except TimeoutError:
+            self._warn_once(len(text))
+            return False
+
+    def _warn_once(self, length: int) -> None:
+        with _warned_lock:
+            if self._warned:
+                return
+            self._warned = True
+        log.warning("regular expression %s %r ran out of its %.0f ms on a %d-character "
+                    "text and counts as no match (logged once per process; make it "
+                    "linear: see rules.example.toml)", self.where, self.source,
+                    MATCH_TIMEOUT * 1000, length)
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.source!r})"
+
+
+def _flags(ignore_case: bool) -> int:
+    return regex.V0 | (regex.IGNORECASE if ignore_case else 0)

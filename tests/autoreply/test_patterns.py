@@ -1,0 +1,163 @@
+"""The operator's regular expressions: bounded whatever they say, on whatever customers send.
+
+CPU time is measured with `time.thread_time()` (this thread's CPU, not the wall clock),
+so a loaded machine does not make these tests flaky: the bounds asserted are 10 to 100
+times what the fixed code needs and a fraction of what the old code took.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import tomllib
+from datetime import UTC, datetime
+
+import pytest
+import regex
+import requests
+
+from app.autoreply import Reason, decide
+from app.autoreply.patterns import MAX_TEXT
+from tests.autoreply.test_decision import message, policy, state
+from tests.autoreply.test_rules import EXAMPLE
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
+from tests.servers import gunicorn
+
+NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+# rules.example.toml's order-status pattern as it shipped: two `\s*` around an optional
+# group, so a run of n spaces after "order" costs n² steps (13.6 s for 32,000 spaces).
+QUADRATIC = r'\b(order|tracking)\s*(number|no\.?|#)?\s*\d{6,}\b'
+
+
+def rules_with(pattern: str, extra: str = "") -> str:
+    return (f"{extra}[[rules]]\nname = \"order-status\"\npattern = '{pattern}'\n"
+            "text = \"Your order\"\n[fallback]\ntext = \"Thanks\"\n")
+
+
+def cpu_seconds(call):
+    """(result, CPU seconds this thread spent in `call`)."""
+    start = time.thread_time()
+    result = call()
+    return result, time.thread_time() - start
+
+
+def warnings_about(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and text in r.getMessage()]
+
+
+def test_a_catastrophic_pattern_is_bounded_and_logged_once(caplog):
+    """`(a+)+$` loads; against a hostile text it gives up quickly, counts as no match (the
+    fallback answers), and says so once per pattern and process, not per message."""
+    hostile = policy(rules_with("(a+)+$"))
+    text = "a" * 4000 + "!"
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            decision, spent = cpu_seconds(lambda: decide(message(text), state(), hostile, NOW))
+            assert (decision.reason, decision.rule) == (Reason.REPLY, "fallback")
+            assert spent < 2.0  # the search gives up after MATCH_TIMEOUT (50 ms of CPU)
+        assert decide(message("aaaa"), state(), hostile, NOW).rule == "order-status"
+    [warning] = warnings_about(caplog, "(a+)+$")
+    assert "rules[0] 'order-status' .pattern" in warning and "no match" in warning
+
+
+def test_an_agent_pattern_is_bounded_too(caplog):
+    """agent_patterns search the author: the same bound, the same single warning."""
+    hostile = policy(rules_with("x", extra="agent_patterns = ['(a+)+$']\n"))
+    author = "a" * 4000 + "!"
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            decision, spent = cpu_seconds(
+                lambda: decide(message("hi", author=author), state(), hostile, NOW))
+            assert decision.reason is Reason.REPLY and spent < 2.0
+    [warning] = warnings_about(caplog, "(a+)+$")
+    assert "agent_patterns[0]" in warning
+
+
+def test_a_quadratic_pattern_sees_at_most_max_text_characters():
+    """The shipped order-status pattern against "order" and 32,000 spaces: rules see the
+    first MAX_TEXT characters, and the search is bounded, so the decision is prompt."""
+    rules = policy(rules_with(QUADRATIC))
+    decision, spent = cpu_seconds(
+        lambda: decide(message("order" + " " * 32_000), state(), rules, NOW))
+    assert decision.rule == "fallback" and spent < 2.0  # was 13.6 s
+
+
+def test_rules_see_the_first_max_text_characters_only():
+    """A keyword past the cap is not seen; one inside it is."""
+    rules = policy('[[rules]]\nname = "hours"\nkeywords = ["hours"]\ntext = "9 to 5"\n'
+                   '[fallback]\ntext = "Thanks"\n')
+    inside = "x" * (MAX_TEXT - len(" hours")) + " hours"
+    beyond = "x" * MAX_TEXT + " hours"
+    assert decide(message(inside), state(), rules, NOW).rule == "hours"
+    assert decide(message(beyond), state(), rules, NOW).rule == "fallback"
+
+
+def test_patterns_keep_pythons_unicode_semantics():
+    """\\b, \\w and \\d are Unicode-aware, as with Python's re (RE2's are ASCII-only)."""
+    rules = policy(rules_with(r"\bÖffnungszeiten\b|\d{3}"))
+    assert decide(message("Öffnungszeiten?"), state(), rules, NOW).rule == "order-status"
+    assert decide(message("٣٤٥"), state(), rules, NOW).rule == "order-status"  # Arabic digits
+
+
+def _hostile_texts(size: int):
+    """Long runs of what the example's patterns look for, after their anchors."""
+    heads = ["", "order", "tracking", "order no", "order #", "when are you", "agent:"]
+    atoms = [" ", "1", "a", "#", ".", "no", "order ", "when ", "@support.example.com"]
+    for head in heads:
+        for atom in atoms:
+            for tail in ("", "!", "x"):
+                yield head + atom * (size // len(atom)) + tail
+
+
+def test_the_example_files_patterns_are_linear():
+    """Each pattern in rules.example.toml searches 32,000 hostile characters well within
+    a quarter second of CPU (linear: about 1 ms; the quadratic one it replaced: 5 s)."""
+    example = tomllib.loads(EXAMPLE.read_text())
+    patterns = [r["pattern"] for r in example["rules"] if "pattern" in r]
+    patterns += example["agent_patterns"]
+    assert len(patterns) == 4
+    for source in patterns:
+        compiled = regex.compile(source, regex.IGNORECASE)
+        for text in _hostile_texts(32_000):
+            compiled.search(text, timeout=0.25)  # TimeoutError fails the test
+
+
+def test_the_linearity_check_catches_the_old_pattern():
+    """The check above is not vacuous: the pattern as it shipped fails it."""
+    compiled = regex.compile(QUADRATIC, regex.IGNORECASE)
+    with pytest.raises(TimeoutError):
+        compiled.search("order" + " " * 32_000, timeout=0.25)
+
+
+def test_two_hostile_webhooks_at_once_are_answered_promptly(tmp_path, fake_api):
+    """Through a real gunicorn worker: two signed webhooks of "order" and 32,000 spaces,
+    against the quadratic pattern, both answered 200 within seconds (they took 13.6 s
+    each, one after the other, holding the worker's GIL), and no worker is killed."""
+    path = tmp_path / "rules.toml"
+    path.write_text(rules_with(QUADRATIC))
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+           "TWILIO_API_BASE_URL": fake_api.url, "INSTANCE_DIR": tmp_path / "instance",
+           "RESPONDER_RULES": path, "AUTO_REPLY_COOLDOWN": "0"}
+    with gunicorn(env, tmp_path / "server.log", workers=1) as server:
+        url = server.url + "/webhooks/conversations"
+        answers = {}
+
+        def post(n: int) -> None:
+            params = message_added(body="order" + " " * 32_000,
+                                   conversation_sid=f"CH{n:032x}", message_sid=f"IM{n:032x}")
+            answers[n] = requests.post(url, data=params, timeout=120,
+                                       headers={"X-Twilio-Signature": sign(params, url)})
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=post, args=(n,)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        assert [answers[n].status_code for n in (1, 2)] == [200, 200]
+        assert all("fallback" in answers[n].headers["X-Webhook-Outcome"] for n in (1, 2))
+        assert elapsed < 5.0, elapsed
+        assert "WORKER TIMEOUT" not in server.log
