@@ -2,7 +2,7 @@
 
 Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 
-The worker is gunicorn's gthread with one change (`BufferingThreadWorker` below): a
+The worker is gunicorn's gthread with two changes (`BufferingThreadWorker` below): a
 request is read whole by the worker's event loop before a thread is given to it, the
 way nginx buffers requests. Stock gthread gives a thread to a connection as soon as its
 first byte arrives; a client sending its body at 1 byte/s then holds that thread for as
@@ -10,6 +10,8 @@ long as it likes, and 8 such clients (2 workers x 4 threads) stopped every webho
 Here a slow client costs a file descriptor and its bytes, never a thread, and a request
 that has not arrived whole within REQUEST_READ_TIMEOUT seconds (default 10) is answered
 408 and closed. Measured numbers are in the README ("Which set-ups are safe to expose").
+And the app is told when each request arrived whole (`X-Bot-Arrived`): the time it then
+waits for a free thread counts against its deadline for the database (app/web/arrival.py).
 """
 
 import os
@@ -42,6 +44,7 @@ MAX_BODY = 1024 * 1024  # larger bodies are refused here (413); the app's limit 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*(?=\r\n)", re.I)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.I)
 _CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue", re.I)
+ARRIVED = "X-BOT-ARRIVED"  # gunicorn's header names are upper case
 
 
 class RequestBuffer:
@@ -146,6 +149,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.poller.unregister(conn.sock)
         self.reading.remove(conn)
         conn.data_ready = True
+        conn.arrived = time.monotonic()
         super().enqueue_req(conn)
 
     def handle(self, conn):
@@ -156,6 +160,16 @@ class BufferingThreadWorker(ThreadWorker):
             conn.init()
             conn.parser.unreader.unread(bytes(request.data))
         return super().handle(conn)
+
+    def handle_request(self, req, conn):
+        """Tell the app when the request arrived whole (ARRIVED), before it waited for a
+        thread: its deadline for the database starts then (app/web/arrival.py). A
+        client's own header of that name is dropped."""
+        arrived = conn.__dict__.pop("arrived", None)
+        req.headers = [header for header in req.headers if header[0] != ARRIVED]
+        if arrived is not None:
+            req.headers.append((ARRIVED, repr(arrived)))
+        return super().handle_request(req, conn)
 
     def murder_pending(self):
         """Also answer 408 to requests that did not arrive whole in time, and close them."""
