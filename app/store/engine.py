@@ -56,8 +56,9 @@ def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
     if path is not None:
         create_private(path)
     busy_ms = int(timeout * 1000)
-    engine = create_engine(url, poolclass=DeadlinePool, connect_args={"timeout": timeout},
-                           pool_timeout=timeout)
+    # In memory: SQLAlchemy's one connection per thread (no pool to wait for).
+    pool = {"poolclass": DeadlinePool, "pool_timeout": timeout} if path is not None else {}
+    engine = create_engine(url, connect_args={"timeout": timeout}, **pool)
     if watched:
         watch(engine, timeout)
 
