@@ -199,8 +199,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         database=DatabaseSettings(
             url=database_url,
             auto_upgrade=reader.flag("DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")),
-            # A webhook answers within it (+ 0.5 s): under Twilio's 5 s (web/arrival.py).
-            timeout=reader.number("DATABASE_TIMEOUT", 2.0, minimum=0.1, maximum=4.0)),
+            # A webhook answers within it (+ 1 s): under Twilio's 5 s (web/arrival.py).
+            timeout=reader.number("DATABASE_TIMEOUT", 2.0, minimum=0.1, maximum=3.5)),
         sender=SenderSettings(
             in_process=reader.flag("SENDER_IN_PROCESS", True),
             concurrency_limit=int(reader.number("TWILIO_CONCURRENCY_LIMIT", 50, minimum=1,
