@@ -219,7 +219,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         database=DatabaseSettings(
             url=database_url,
             auto_upgrade=reader.flag("DATABASE_AUTO_UPGRADE", database_url.startswith("sqlite")),
-            timeout=reader.number("DATABASE_TIMEOUT", 2.0, minimum=0.1)),
+            # A webhook answers within it (+ 1 s): under Twilio's 5 s (web/arrival.py).
+            timeout=reader.number("DATABASE_TIMEOUT", 2.0, minimum=0.1, maximum=3.5)),
         sender=SenderSettings(
             in_process=reader.flag("SENDER_IN_PROCESS", True),
             concurrency_limit=int(reader.number("TWILIO_CONCURRENCY_LIMIT", 50, minimum=1,
@@ -319,7 +320,7 @@ class _Reader:
     def csv(self, name: str) -> list[str]:
         return [part.strip() for part in self.text(name).split(",") if part.strip()]
 
-    def number(self, name, default, *, minimum=None, integer=False):
+    def number(self, name, default, *, minimum=None, maximum=None, integer=False):
         raw = self.text(name)
         if not raw:
             return default
@@ -331,6 +332,9 @@ class _Reader:
             return default
         if minimum is not None and value < minimum:
             self.problems.append(f"{name} must be at least {minimum}, got {raw!r}")
+            return default
+        if maximum is not None and value > maximum:
+            self.problems.append(f"{name} must be at most {maximum}, got {raw!r}")
             return default
         return value
 

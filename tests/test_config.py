@@ -102,6 +102,13 @@ def test_every_problem_is_named_in_one_message():
     assert len(info.value.problems) == 7
 
 
+@pytest.mark.parametrize("given", ["0.05", "4", "10"])
+def test_database_timeout_stays_under_twilios_five_seconds(given):
+    """A webhook answers within DATABASE_TIMEOUT + 1 s: more than 3.5 s is refused."""
+    with pytest.raises(ConfigError, match="DATABASE_TIMEOUT must be at"):
+        load_settings({"DATABASE_TIMEOUT": given})
+
+
 def test_malformed_token_is_named_but_never_echoed():
     with pytest.raises(ConfigError) as info:
         load_settings({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "s3cr3t-value"})

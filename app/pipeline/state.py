@@ -20,7 +20,8 @@ from functools import cache
 from sqlalchemy import Connection, bindparam, exists, func, select, update
 
 from ..autoreply import ConversationState
-from ..store.database import Database, dialect_insert
+from ..store import deadline
+from ..store.database import Database, DatabaseUnavailable, dialect_insert
 from ..store.models import Conversation, OptOut, Reply, Switch, utcnow
 
 CONVERSATIONS = Conversation.__table__
@@ -159,11 +160,19 @@ class StateReader:
         checked, value = self._switch
         if time.monotonic() - checked < SWITCH_CACHE_SECONDS:
             return value
-        with self._lock:
+        # One thread reads, the others wait for it, within their request's deadline.
+        if not self._lock.acquire(timeout=deadline.left(self._db.timeout)):
+            raise DatabaseUnavailable("the autoreply switch was not read in time")
+        try:
+            checked, value = self._switch
+            if time.monotonic() - checked < SWITCH_CACHE_SECONDS:
+                return value  # read by the thread this one waited for
             stored = self._db.run_read(lambda conn: conn.execute(
                 _READ_SWITCH, {"name": AUTOREPLY_SWITCH}).scalar())
             value = None if stored is None else stored == "on"
             self._switch = (time.monotonic(), value)
+        finally:
+            self._lock.release()
         return value
 
 

@@ -28,6 +28,9 @@ Each refusal logs one WARNING line, "Invalid request from ip=...", as gunicorn's
 (a 408 only at debug level: slow clients would flood the log); then the connection is
 closed. TLS and HTTP/2 connections are served as gthread serves them.
 
+And the app is told when each request arrived whole (`X-Bot-Arrived`): the time it then
+waits for a free thread counts against its deadline for the database (app/web/arrival.py).
+
 This module imports only gunicorn and the standard library (see app/server/__init__.py).
 """
 
@@ -56,6 +59,8 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 # blank before the ":" it is no name to gunicorn, which refuses the head).
 _FRAMING_FIELDS = re.compile(rb"\r\n(content-length|transfer-encoding|expect):([^\r\n]*)",
                              re.IGNORECASE)
+
+ARRIVED = "X-BOT-ARRIVED"  # gunicorn's header names are upper case
 
 
 class Refused(Exception):
@@ -238,6 +243,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.poller.unregister(conn.sock)
         self.reading.remove(conn)
         conn.data_ready = True
+        conn.arrived = time.monotonic()
         super().enqueue_req(conn)
 
     def handle(self, conn):
@@ -248,6 +254,16 @@ class BufferingThreadWorker(ThreadWorker):
             conn.init()
             conn.parser.unreader.unread(bytes(request.data))
         return super().handle(conn)
+
+    def handle_request(self, req, conn):
+        """Tell the app when the request arrived whole (ARRIVED), before it waited for a
+        thread: its deadline for the database starts then (app/web/arrival.py). A
+        client's own header of that name is dropped."""
+        arrived = conn.__dict__.pop("arrived", None)
+        req.headers = [header for header in req.headers if header[0] != ARRIVED]
+        if arrived is not None:
+            req.headers.append((ARRIVED, repr(arrived)))
+        return super().handle_request(req, conn)
 
     def murder_pending(self):
         """Also answer 408 to requests that did not arrive whole in time, and close them."""

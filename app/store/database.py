@@ -5,8 +5,10 @@ with BEGIN IMMEDIATE so two writers queue instead of failing on a lock upgrade.
 PostgreSQL (`DATABASE_URL`) is for several instances side by side.
 
 Nothing waits longer than `timeout` (DATABASE_TIMEOUT): not a statement (the watchdog
-cuts it), a connect, a free pooled connection, nor the writer turn. Twilio gives a
-webhook 5 s; a database that does not answer gets it a 503 in time, not a hang.
+cuts it), a connect, a free pooled connection, nor the writer turn; within a request's
+deadline (deadline.py), all of them together end by it, and nothing is committed after
+it. Twilio gives a webhook 5 s; a database that does not answer gets it a 503 in time,
+not a hang.
 Its files are the user's alone (0600 in a 0700 folder): they hold every conversation.
 """
 
@@ -33,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 
+from . import deadline
 from .engine import READ_ONLY, DatabaseUnavailable, make_engine, sqlite_path
 from .file_lock import FileLock
 from .group_commit import GroupCommit
@@ -81,10 +84,13 @@ class Database:
         """Yield a connection in one transaction: committed on success, else rolled back.
 
         Core statements on a plain connection: the webhook and sender paths run several
-        hundred of these a second, and an ORM session costs twice as much.
+        hundred of these a second, and an ORM session costs twice as much. Past the
+        request's deadline it is rolled back instead: a webhook answered 503 in time has
+        nothing committed after its answer.
         """
         with self._writer_turn(), self._connect() as conn, conn.begin():
             yield conn
+            in_time("commit")
 
     @contextmanager
     def read(self) -> Connection:
@@ -102,6 +108,7 @@ class Database:
         to the pool when its thread ends. A connection found broken (the database
         restarted) is replaced once; a timeout is not retried."""
         for attempt in (1, 2):
+            in_time("read")
             reader = getattr(self._readers, "reader", None)
             if reader is None or reader.conn.closed or reader.conn.invalidated:
                 reader = self._readers.reader = _Reader(self._connect(), self.is_sqlite)
@@ -132,11 +139,11 @@ class Database:
             yield session
 
     def _connect(self) -> Connection:
+        in_time("connection")
         try:
             return self.engine.connect()
         except PoolTimeout as exc:  # every pooled connection stayed busy
-            raise DatabaseUnavailable(
-                f"no free database connection within {self.timeout:g} s") from exc
+            raise DatabaseUnavailable("no free database connection in time") from exc
         except OperationalError as exc:  # no connection (refused, or connect_timeout)
             raise DatabaseUnavailable(f"cannot connect to the database: {exc.orig}") from exc
 
@@ -147,23 +154,23 @@ class Database:
         SQLite admits one writer at a time and makes the others poll with sleeps of up
         to 100 ms: at a few hundred webhooks per second that is the whole tail latency.
         A thread lock (this process) and an flock (other processes) hand the turn over
-        at once. PostgreSQL needs none of this. Both waits together end after the timeout.
+        at once. PostgreSQL needs none of this. Both waits together end after the timeout
+        (or by the request's deadline).
         """
         if not self.is_sqlite:
             yield
             return
-        deadline = time.monotonic() + self.timeout
-        if not self._thread_lock.acquire(timeout=self.timeout):
-            raise DatabaseUnavailable(f"no writer turn within {self.timeout:g} s "
+        ends = deadline.until(self.timeout)
+        if not self._thread_lock.acquire(timeout=max(0.0, ends - time.monotonic())):
+            raise DatabaseUnavailable("no writer turn in time "
                                       "(another thread of this process kept it)")
         try:
             lock = self._file_lock
             if lock is None:  # in-memory: one process only
                 yield
                 return
-            if not lock.acquire(deadline - time.monotonic()):
-                raise DatabaseUnavailable(f"no writer turn within {self.timeout:g} s "
-                                          "(another process kept it)")
+            if not lock.acquire(ends - time.monotonic()):
+                raise DatabaseUnavailable("no writer turn in time (another process kept it)")
             try:
                 yield
             finally:
@@ -230,6 +237,13 @@ class Database:
                 finally:
                     conn.exec_driver_sql("SELECT pg_advisory_unlock(827364512)")
                     conn.commit()
+
+
+def in_time(what: str) -> None:
+    """Raise DatabaseUnavailable if the request's deadline has passed: no new wait
+    (`what`) begins, and nothing is committed, after it."""
+    if deadline.expired():
+        raise DatabaseUnavailable(f"no time left for the database ({what})")
 
 
 class _Reader:

@@ -1,21 +1,25 @@
 """Engines whose waits are bounded: SQLite's pragmas and transactions, PostgreSQL's
 connect and pool timeouts, and the watchdog wired to every statement.
 
-Nothing waits longer than `timeout` (DATABASE_TIMEOUT): a statement running past it is
-cut by the watchdog (store/watchdog.py) and surfaces as DatabaseUnavailable, which the
-web layer answers with 503.
+Nothing waits longer than `timeout` (DATABASE_TIMEOUT), nor past the request's deadline
+(store/deadline.py) when there is one: a statement running past it is cut by the
+watchdog (store/watchdog.py) and surfaces as DatabaseUnavailable, which the web layer
+answers with 503; the wait for a pooled connection, a new PostgreSQL connection and
+SQLite's busy handler end by it too.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
+import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
+from .deadline import current, left, until
 from .watchdog import WATCHDOG
 
 READ_ONLY = "bot_read_only"  # execution option: a connection that only reads (no write lock)
@@ -39,18 +43,22 @@ def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
     """An engine whose waits end after `timeout` s (statements: when `watched`)."""
     if not url.startswith("sqlite"):
         engine = create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=timeout,
-            # libpq counts whole seconds, at least 2.
+            url, poolclass=DeadlinePool, pool_pre_ping=True, pool_size=10, max_overflow=10,
+            pool_timeout=timeout,
+            # libpq counts whole seconds, at least 2 (within a deadline: connect_by_deadline).
             connect_args={"connect_timeout": max(2, math.ceil(timeout))})
         if watched:
             watch(engine, timeout)
+            connect_by_deadline(engine, timeout)
         return engine
 
     path = sqlite_path(url)
     if path is not None:
         create_private(path)
     busy_ms = int(timeout * 1000)
-    engine = create_engine(url, connect_args={"timeout": timeout}, pool_timeout=timeout)
+    # In memory: SQLAlchemy's one connection per thread (no pool to wait for).
+    pool = {"poolclass": DeadlinePool, "pool_timeout": timeout} if path is not None else {}
+    engine = create_engine(url, connect_args={"timeout": timeout}, **pool)
     if watched:
         watch(engine, timeout)
 
@@ -70,6 +78,10 @@ def make_engine(url: str, timeout: float, *, watched: bool = True) -> Engine:
         # Writers take the write lock up front; readers (Database.read) never wait for it.
         if conn.get_execution_options().get(READ_ONLY):
             return  # autocommit: each SELECT is its own snapshot, and costs no BEGIN
+        # The watchdog's interrupt does not end SQLite's busy handler: bound it here, by
+        # the deadline too (a few microseconds, no I/O).
+        busy = int(left(timeout) * 1000) if watched else busy_ms
+        conn.connection.dbapi_connection.execute(f"PRAGMA busy_timeout={busy}")
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
@@ -92,12 +104,80 @@ def create_private(path: Path) -> None:
         pass
 
 
+class DeadlinePool(QueuePool):
+    """QueuePool whose wait for a free connection also ends by the request's deadline
+    (QueuePool reads `_timeout` for each wait)."""
+
+    @property
+    def _timeout(self) -> float:
+        return left(self._wait_at_most)
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._wait_at_most = value
+
+    def recreate(self) -> DeadlinePool:
+        pool = super().recreate()
+        pool._timeout = self._wait_at_most  # not what is left of this thread's deadline
+        return pool
+
+
+def connect_by_deadline(engine: Engine, timeout: float) -> None:
+    """Within a deadline, open a new PostgreSQL connection on a helper thread and wait
+    for it only as long as the deadline allows: libpq's connect_timeout counts whole
+    seconds, at least 2, and nothing can cut a connect under way. A connection that
+    comes after its caller gave up is closed. Without a deadline: connect_timeout."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, _record, cargs, cparams):
+        if current() is None:
+            return None  # the dialect connects, as usual
+        connecting = _Connecting(lambda: dialect.connect(*cargs, **cparams))
+        return connecting.result(left(timeout))
+
+
+class _Connecting:
+    """One connect on its own thread; its result, or DatabaseUnavailable in time."""
+
+    def __init__(self, connect):
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._conn = self._error = None
+        threading.Thread(target=self._run, name="db-connect", daemon=True).start()
+
+    def _run(self) -> None:
+        conn = error = None
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            error = exc
+        with self._lock:
+            if not self._abandoned:
+                self._conn, self._error = conn, error
+                self._done.set()
+                return
+        if conn is not None:
+            conn.close()
+
+    def result(self, timeout: float):
+        if not self._done.wait(timeout):
+            with self._lock:
+                if not self._done.is_set():
+                    self._abandoned = True
+                    raise DatabaseUnavailable("no new database connection in time")
+        if self._error is not None:
+            raise self._error
+        return self._conn
+
+
 def watch(engine: Engine, timeout: float) -> None:
     """Arm the watchdog around everything that waits for the database on `engine`:
     statements, commits and rollbacks, and the pool's pre-ping (which runs outside
-    the engine's events). A cut turns into DatabaseUnavailable."""
+    the engine's events), each until `timeout` from its start or the deadline. A cut
+    turns into DatabaseUnavailable."""
     armed = WATCHDOG.armed
-    monotonic = time.monotonic
     is_sqlite = engine.dialect.name == "sqlite"
 
     @event.listens_for(engine, "connect")
@@ -106,7 +186,7 @@ def watch(engine: Engine, timeout: float) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _arm(conn, cursor, statement, parameters, context, executemany):
-        armed[cursor.connection] = monotonic() + timeout
+        armed[cursor.connection] = until(timeout)
 
     @event.listens_for(engine, "after_cursor_execute")
     def _disarm(conn, cursor, statement, parameters, context, executemany):
@@ -116,7 +196,7 @@ def watch(engine: Engine, timeout: float) -> None:
     @event.listens_for(engine, "rollback")
     def _arm_ending(conn):
         if not conn.invalidated:  # a cut connection has nothing left to end
-            armed[conn.connection.dbapi_connection] = monotonic() + timeout
+            armed[conn.connection.dbapi_connection] = until(timeout)
 
     @event.listens_for(engine, "checkin")
     def _checkin(dbapi_conn, _record):
@@ -135,18 +215,17 @@ def watch(engine: Engine, timeout: float) -> None:
             return None
         if not is_sqlite:
             ctx.is_disconnect = True  # the socket is shut: drop the connection
-        return DatabaseUnavailable(f"the database did not answer within {timeout:g} s")
+        return DatabaseUnavailable("the database did not answer in time")
 
     ping = engine.dialect.do_ping
 
     def do_ping(dbapi_conn):
-        armed[dbapi_conn] = monotonic() + timeout
+        armed[dbapi_conn] = until(timeout)
         try:
             return ping(dbapi_conn)
         except Exception as exc:
             if WATCHDOG.was_cut(dbapi_conn):  # unanswered, not refused: no reconnect
-                raise DatabaseUnavailable(
-                    f"the database did not answer within {timeout:g} s") from exc
+                raise DatabaseUnavailable("the database did not answer in time") from exc
             raise
         finally:
             armed.pop(dbapi_conn, None)

@@ -4,7 +4,7 @@ Under load, every webhook's claim is one tiny transaction, and SQLite admits one
 at a time: the lock, BEGIN and COMMIT, not the work, become the limit. So the threads
 that want to write queue up, and one of them, the leader, runs everything queued in
 one transaction, wakes each of the others with its own result once it is committed,
-and hands the lead to the next thread in the queue. Alone, a thread is its own leader
+and hands the lead to a thread still queued. Alone, a thread is its own leader
 and runs its unit at once, in its own thread: no hand-over, no added latency.
 
 A unit that fails makes the leader redo the batch one unit per transaction, so one bad
@@ -12,18 +12,28 @@ event never fails the others. A database that is away is no unit's fault: redoin
 only wait for it once per unit while the whole worker queues, so the batch fails at once.
 When the database did not answer within its timeout (`DatabaseUnavailable`), the units
 queued behind the batch fail with it rather than wait another timeout each.
+
+A request's unit waits for its turn no longer than the request's deadline
+(deadline.py): a unit still queued then is dropped (nothing of it is written); a unit
+whose batch is being written is left to it, and may be committed after its request
+answered 503 (its claim makes Twilio's retry a duplicate). A unit already past its
+deadline when a batch is formed is not written. The leader's deadline bounds its batch,
+so the lead passes to the queued unit with the most time left.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from operator import attrgetter
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from . import deadline
 from .engine import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,16 +42,27 @@ _PENDING = object()
 
 
 class _Job:
-    __slots__ = ("unit", "order", "wake", "leads", "result", "error")
+    __slots__ = ("unit", "order", "deadline", "wake", "leads", "left", "result", "error")
 
     def __init__(self, unit: Callable, order: str):
         self.unit = unit
         self.order = order
+        self.deadline = deadline.current()  # its request's, None for the sender and jobs
         self.wake = threading.Lock()
         self.wake.acquire()  # released by the leader: committed, or "you lead now"
         self.leads = False
+        self.left = False  # its request answered without waiting for the batch
         self.result = _PENDING
         self.error: BaseException | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and self.deadline <= now
+
+    def wait(self) -> bool:
+        """Wait to be woken, until the request's deadline; False if it came first."""
+        if self.deadline is None:
+            return self.wake.acquire()
+        return self.wake.acquire(timeout=max(0.0, self.deadline - time.monotonic()))
 
     def outcome(self):
         if self.error is not None:
@@ -72,15 +93,20 @@ class GroupCommit:
             follow = self._leading
             self._leading = True
         if follow:
-            job.wake.acquire()
+            if not job.wait():
+                self._give_up(job)  # raises, unless woken meanwhile
             if not job.leads:
                 return job.outcome()
         # The leader: its own job is first in the queue (see the hand-over below).
         timed_out = None
         try:
             with self._mutex:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            timed_out = self._write(batch)
+                self._drop_expired(job)
+                batch = []
+                if job.error is None:  # else it is past its deadline: the next one leads
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            if batch:
+                timed_out = self._write(batch)
         finally:
             with self._mutex:
                 if timed_out is not None:
@@ -89,12 +115,44 @@ class GroupCommit:
                         other.error = timed_out
                         other.wake.release()
                 if self._queue:
-                    successor = self._queue[0]
+                    # The leader's deadline bounds its batch: the most time left leads.
+                    successor = max(self._queue, key=_deadline)
+                    if successor is not self._queue[0]:
+                        self._queue.remove(successor)
+                        self._queue.insert(0, successor)
                     successor.leads = True
                     successor.wake.release()
                 else:
                     self._leading = False
         return job.outcome()
+
+    def _give_up(self, job: _Job) -> None:
+        """The request's deadline came before its turn: answer now (raise), unless the
+        leader woke it just then."""
+        with self._mutex:
+            if job.wake.acquire(blocking=False) or job.result is not _PENDING:
+                return  # woken, or its batch committed just now
+            if job in self._queue:
+                self._queue.remove(job)
+                raise DatabaseUnavailable("no turn to write in time (queued, not written)")
+            job.left = True
+            raise DatabaseUnavailable("the database did not commit in time")
+
+    def _drop_expired(self, leader: _Job) -> None:
+        """Fail the queued units past their deadline, the leader's own included (the
+        caller holds the mutex)."""
+        now = time.monotonic()
+        if not any(job.expired(now) for job in self._queue):
+            return
+        live = []
+        for job in self._queue:
+            if job.expired(now):
+                job.error = DatabaseUnavailable("no turn to write in time (not written)")
+                if job is not leader:  # the leader is awake
+                    job.wake.release()
+            else:
+                live.append(job)
+        self._queue = live
 
     def _write(self, batch: list[_Job]) -> BaseException | None:
         """Run the batch; return the error if the database did not answer in time."""
@@ -102,7 +160,8 @@ class GroupCommit:
             if len(batch) > 1:
                 running = None  # the unit in progress when it failed, if any
                 try:
-                    ordered = sorted(batch, key=attrgetter("order"))
+                    ordered = sorted((job for job in batch if not job.left),
+                                     key=attrgetter("order"))
                     with self.db.transaction() as conn:
                         results = []
                         for running in ordered:  # noqa: B007 - read by the handler below
@@ -123,6 +182,8 @@ class GroupCommit:
                         job.result = result
                     return None
             for i, job in enumerate(batch):
+                if job.left:
+                    continue
                 try:
                     with self.db.transaction() as conn:
                         job.result = job.unit(conn)
@@ -140,6 +201,10 @@ class GroupCommit:
             for job in batch[1:]:  # the first is the leader's own
                 job.wake.release()
 
+
+
+def _deadline(job: _Job) -> float:
+    return math.inf if job.deadline is None else job.deadline
 
 
 def is_timeout(exc: BaseException) -> bool:

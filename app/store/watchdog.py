@@ -1,4 +1,5 @@
-"""Watchdog: cut a database connection whose statement has run longer than its timeout.
+"""Watchdog: cut a database connection whose statement has run past its deadline: its
+timeout, or its request's deadline if sooner (engine.py arms it, deadline.py).
 
 A database that stops answering (a frozen host or proxy, a stuck disk) leaves the
 statement blocked in the driver for as long as it lasts: the peer's kernel still ACKs,
@@ -66,7 +67,7 @@ class Watchdog:
 
 def cut(conn) -> None:
     """Make the call blocked on `conn` return with an error, from another thread."""
-    log.warning("database statement ran past its timeout: cutting its connection")
+    log.warning("database statement ran past its deadline: cutting its connection")
     try:
         if isinstance(conn, sqlite3.Connection):
             conn.interrupt()

@@ -1,13 +1,18 @@
 """HTTP in and out: the blueprints and the one place errors become responses."""
 
+import logging
+
 from flask import Flask, request
 
 from ..services import services
 from ..timeline.counters import DUPLICATES, HourlyCounts
-from . import admin, api, errors, headers, health, metrics, webhooks
+from . import admin, api, arrival, errors, headers, health, metrics, webhooks
+
+log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
+    arrival.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -8,7 +8,8 @@ object `{"error": ..., "status": ...}`, `/admin` a small HTML page.
     IntegrityError (database)    -> 409  (the event conflicts with what is stored)
     DataError (database)         -> 400  (a value the database refuses)
     OperationalError, InterfaceError, DatabaseUnavailable
-                                 -> 503  (database unavailable; Twilio does not retry)
+                                 -> 503 with Retry-After (database unavailable, or no
+                                    answer by the request's deadline: web/arrival.py)
     werkzeug HTTPException       -> its own status (405, 404, ...)
     anything else                -> 500, logged with its traceback, never shown to the caller
 """
@@ -16,13 +17,15 @@ object `{"error": ..., "status": ...}`, `/admin` a small HTML page.
 from __future__ import annotations
 
 import logging
+import math
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, make_response, request
 from markupsafe import escape
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadSignature, WebhookError
+from ..services import services
 from ..store.database import DatabaseUnavailable
 from ..timeline.counters import SIGNATURE_FAILURES
 
@@ -94,7 +97,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DatabaseUnavailable)
     def _database_down(exc):
         log.error("database unavailable: %s", exc.orig if hasattr(exc, "orig") else exc)
-        return respond("503 Service Unavailable: database unavailable", 503)
+        response = make_response(respond("503 Service Unavailable: database unavailable", 503))
+        # Try again after one DATABASE_TIMEOUT (Twilio keeps its own retry schedule).
+        response.headers["Retry-After"] = str(math.ceil(services().db.timeout))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -85,11 +85,9 @@ def test_frozen_postgresql(tmp_path, fake_api):
             assert [post(server.url, p).status_code for p in accepted] == [200] * 3
             proxy.freeze()
             try:
-                # A pooled connection is cut after 1 s, each new one gives up after 2 s.
-                # Known app bug, can fail here: a webhook queued in the group commit behind
-                # a batch (the sender's) whose new connection timed out waits for a second
-                # connect (~4 s): a connect timeout is an OperationalError, not
-                # DatabaseUnavailable, so the queue is not failed with it.
+                # A pooled connection is cut after 1 s, a new one gives up at the
+                # request's deadline (1 s), or after 2 s (libpq) for the sender; a webhook
+                # queued behind the sender's batch leaves at its own deadline.
                 answers_in_time_while_stuck(server, at_once=False, rounds=1)
             finally:
                 proxy.thaw()
