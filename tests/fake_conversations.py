@@ -4,9 +4,10 @@ Serves the few resources the bot uses, shaped like Twilio's JSON, and records ev
 request. Faults on the next n message creations: `fail(n, status)` answers with an
 error (`accepted=True`: after creating the message, as when Twilio's answer is lost),
 `garble(n)` creates the message and answers 201 with a body that is not JSON, `cut(n)`
-creates it and drops the connection halfway through the answer. `land_late(seconds,
-messages)` holds the creation of a reply to each of those messages that long before it
-lands (reads stay fast and do not see it until then), or drops it (`lands=False`).
+creates it and drops the connection halfway through the answer (`faults_left`: how many
+of these are still to come). `land_late(seconds, messages)` holds the creation of a
+reply to each of those messages that long before it lands (reads stay fast and do not
+see it until then), or drops it (`lands=False`).
 `fail_reads(n, status)` answers the next n message listings with an error.
 `answers()` counts the messages created per inReplyTo. `latency` delays every answer,
 `stop()`/`start()` take the whole server down and up. A creation with both Body and
@@ -142,6 +143,12 @@ class FakeConversationsAPI:
         answer (the client sees a connection broken mid-body)."""
         with self._lock:
             self._faults.extend([_Fault("cut", 201, None, True)] * times)
+
+    @property
+    def faults_left(self) -> int:
+        """How many of the faults planned by fail(), garble() and cut() are still to come."""
+        with self._lock:
+            return len(self._faults)
 
     def land_late(self, seconds: float, messages: Iterable[str], *, lands: bool = True) -> None:
         """Hold the first creation of a reply to each of `messages` (MessageSids, as the

@@ -1,7 +1,8 @@
 """A loopback TCP proxy that can be cut and restored: the database 'goes away' for a moment.
 
 Run as `python -m tests.tcp_proxy --target HOST:PORT` (see `ProxyProcess`) it can also be
-frozen with SIGSTOP: the database then hangs instead of going away.
+frozen with SIGSTOP: the database then hangs instead of going away. That process is cut
+by SIGUSR1 and restored by SIGUSR2, and says so on stdout once done.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # cut while this one was connecting
+                    client.close()
+                    upstream.close()
+                    return
                 self._connections += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -86,7 +91,8 @@ class TcpProxy:
 
 class ProxyProcess:
     """The proxy in a process of its own, so that a test can freeze it (SIGSTOP) like a
-    host that stops answering: its kernel still accepts and ACKs, nothing comes back."""
+    host that stops answering: its kernel still accepts and ACKs, nothing comes back.
+    It can be cut and restored too, like TcpProxy: each call returns once it is done."""
 
     def __init__(self, target_host: str, target_port: int):
         from tests.servers import ROOT
@@ -101,6 +107,20 @@ class ProxyProcess:
 
     def thaw(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)
+
+    def cut(self) -> None:
+        """Refuse new connections and reset every open one (not while frozen)."""
+        self._tell(signal.SIGUSR1, "cut")
+
+    def restore(self) -> None:
+        """Accept connections again, on the same port."""
+        self._tell(signal.SIGUSR2, "restored")
+
+    def _tell(self, sig: signal.Signals, done: str) -> None:
+        os.kill(self.process.pid, sig)
+        answer = self.process.stdout.readline().strip()
+        if answer != done:
+            raise RuntimeError(f"proxy answered {answer!r} to {sig.name}, not {done!r}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -117,13 +137,27 @@ class ProxyProcess:
 
 
 def main(argv=None) -> None:
-    """`python -m tests.tcp_proxy --target 127.0.0.1:5432`: print the port, serve until killed."""
+    """`python -m tests.tcp_proxy --target 127.0.0.1:5432`: print the port, serve until
+    killed; SIGUSR1 cuts, SIGUSR2 restores (each answered with a line: cut, restored)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", required=True, help="host:port to forward to")
     host, port = parser.parse_args(argv).target.rsplit(":", 1)
     proxy = TcpProxy(host, int(port)).start()
+
+    def on_signal(sig, _frame) -> None:
+        # In the main thread, which only waits in pause(): printing here is safe.
+        if sig == signal.SIGUSR1:
+            proxy.cut()
+            print("cut", flush=True)
+        else:
+            proxy.restore()
+            print("restored", flush=True)
+
+    signal.signal(signal.SIGUSR1, on_signal)
+    signal.signal(signal.SIGUSR2, on_signal)
     print(proxy.port, flush=True)
-    threading.Event().wait()
+    while True:
+        signal.pause()
 
 
 if __name__ == "__main__":
