@@ -48,9 +48,6 @@ def lines(settings: Settings, signing_token: str | None) -> list[tuple[int, str]
     else:
         said.append((logging.INFO, "dashboard (/admin) and API (/api/) are on "
                                    "(ADMIN_TOKEN is set)"))
-        if len(token) < 16:
-            said.append((logging.WARNING, "ADMIN_TOKEN is shorter than 16 characters: "
-                                          "anyone who can reach /admin may guess it"))
     return said
 
 

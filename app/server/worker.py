@@ -183,9 +183,9 @@ class RequestBuffer:
             self.chunk_at = self.searched = end
 
 
-def read_timeout(environ: Mapping[str, str]) -> float:
-    """REQUEST_READ_TIMEOUT in seconds (default 10)."""
-    raw = environ.get("REQUEST_READ_TIMEOUT", "10")
+def read_timeout(env: Mapping[str, str]) -> float:
+    """REQUEST_READ_TIMEOUT in seconds (default 10), from the process environment."""
+    raw = env.get("REQUEST_READ_TIMEOUT", "10")
     try:
         seconds = float(raw)
     except ValueError:
