@@ -10,6 +10,8 @@ SQLite's busy handler end by it too.
 
 from __future__ import annotations
 
+import logging
+
 import math
 import os
 import threading
@@ -102,6 +104,12 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
         pass
+
+
+# SQLAlchemy's pools log under their class's module, here under `app`, whose INFO level
+# would print "Pool disposed" / "Pool recreating" on every CLI command: quiet, as
+# SQLAlchemy's own pools are unless asked for.
+logging.getLogger(f"{__name__}.DeadlinePool").setLevel(logging.WARNING)
 
 
 class DeadlinePool(QueuePool):
