@@ -59,8 +59,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     build_services(settings).install(app)
     check_schema(app)
     register_background_work(app)
-    web.register(app)
-    cli.register(app)
+    web.init_app(app)
+    cli.init_app(app)
     if app.config["SERVING"]:
         banner.announce(settings, services(app).signing_token)
     return app

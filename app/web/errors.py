@@ -63,7 +63,7 @@ def respond(message: str, status: int, headers: dict | None = None):
     return body, status, {**content_type, **(headers or {})}
 
 
-def register_error_handlers(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     """Turn every exception a request can raise into a response shaped for its caller."""
 
     @app.errorhandler(WebhookError)

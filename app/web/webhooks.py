@@ -71,9 +71,9 @@ def _end(_exc) -> None:
         pop_context(token)
 
 
-@bp.record_once
-def _install_hints(state) -> None:
-    state.app.extensions[_HINTS] = signature.Hints()
+def init_app(app: Flask) -> None:
+    app.extensions[_HINTS] = signature.Hints()
+    app.register_blueprint(bp)
 
 
 def hints(app: Flask) -> signature.Hints:
