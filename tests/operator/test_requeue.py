@@ -18,7 +18,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def a_failed_reply(app, fake_api) -> int:
     """A reply Twilio refused for good (30007); its id."""
     fake_api.fail(1, 400, code=30007)
-    post_event(app.test_client(), message_added())
+    public = services(app).settings.web.public_base_urls
+    post_event(app.test_client(), message_added(),
+               url=public[0] + "/webhooks/conversations" if public else None)
+    if not services(app).settings.sender.in_process:  # no sender running: send now
+        services(app).sender.run_until_idle()
     wait_for(lambda: statuses(app) == ["failed"])
     return reply_ids(app)[0]
 

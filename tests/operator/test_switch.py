@@ -21,7 +21,7 @@ def test_the_cli_and_the_dashboard_log_who_turned_the_switch(make_app, caplog):
     assert runner.invoke(args=["autoreply", "off"]).exit_code == 0
     browser = app.test_client()
     login(browser, TOKEN)
-    assert "Auto-reply off" in get(browser, "/admin/").get_data(as_text=True)
+    assert "Turn on" in get(browser, "/admin/").get_data(as_text=True)
     assert post(browser, "/admin/autoreply", value="on").status_code == 302
     assert runner.invoke(args=["autoreply", "status"]).output.startswith("auto-reply on: "
                                                                           "runtime switch")
