@@ -93,7 +93,7 @@ def build_services(settings: Settings, *, serving: bool = True) -> Services:
     counts = HourlyCounts(db)
     sending = [sender] + ([jobs] if jobs.enabled else [])
     if serving:
-        loops = [counts] + (sending if settings.sender.in_process else [])
+        loops = (sending if settings.sender.in_process else []) + [counts]
     else:
         loops = sending
     try:

@@ -29,13 +29,13 @@ RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed", "undelivere
 
 
 class Tally:
-    """Count the webhook answered in the `with` block, and the time it took: by event
-    type (`unverified` until the block sets it) and outcome (the kind of the Outcome the
-    block sets, `accepted` without one; `rejected` for a 4xx, `failed` otherwise)."""
+    """Count the webhook answered in the `with` block, and the time it took: by the type
+    of the verified Event the block sets (`unverified` without one) and outcome (the kind
+    of the Outcome the block sets, `accepted` without one; `rejected` for a 4xx, `failed`
+    otherwise)."""
 
-    event_type = "unverified"
-    outcome: Outcome | None = None
     event: Event | None = None
+    outcome: Outcome | None = None
 
     def __enter__(self) -> Tally:
         return self
@@ -45,8 +45,8 @@ class Tally:
             result = "rejected" if issubclass(exc_type, WebhookError) else "failed"
         else:
             result = self.outcome.kind.name.lower() if self.outcome else "accepted"
-        event_type = self.event_type
-        if event_type != "unverified" and event_type not in KNOWN_EVENTS:
+        event_type = "unverified" if self.event is None else self.event.type
+        if self.event is not None and event_type not in KNOWN_EVENTS:
             event_type = "other"  # one label for all unknown names, not one per value
         metrics.webhook_handled(event_type, result, time.perf_counter() - g.started)
         if isinstance(exc, BadSignature):

@@ -81,7 +81,6 @@ def hints(app: Flask) -> signature.Hints:
 def post_event():
     with Tally() as tally:
         event = tally.event = verified_event()
-        tally.event_type = event.type
         outcome = tally.outcome = services().processor.process(event)
     return "", 200, {"X-Webhook-Outcome": outcome.header()}
 
@@ -89,8 +88,7 @@ def post_event():
 @bp.post("/pre", strict_slashes=False)
 def pre_event():
     with Tally() as tally:
-        event = verified_event()
-        tally.event_type = event.type
+        event = tally.event = verified_event()
     known = event.type in PRE_EVENTS
     outcome = "published unchanged" if known else "unknown pre-event, published unchanged"
     log.log(logging.DEBUG if known else logging.INFO, "pre-event %s", kv(
