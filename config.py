@@ -245,7 +245,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         instance_dir=instance_dir,
         log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
         observability=ObservabilitySettings(
-            log_format=reader.choice("LOG_FORMAT", LOG_FORMATS, "TEXT").lower(),
+            log_format=_log_format(reader),
             metrics_port=(int(reader.number("METRICS_PORT", 0, minimum=1, integer=True))
                           or None),
             metrics_host=reader.text("METRICS_HOST") or "127.0.0.1",
@@ -278,6 +278,17 @@ def settle_seconds(reader: _Reader, http_timeout: float) -> float:
             f"a create abandoned after the timeout may still land later, got {settle:g}")
         return default
     return settle
+
+
+def log_format(env: Mapping[str, str]) -> str:
+    """LOG_FORMAT alone, as the settings read it (`text` or `json`; `text` when it is
+    neither: the app then refuses to start, naming it). For gunicorn's master, which
+    formats its own lines before any app is loaded."""
+    return _log_format(_Reader(env, []))
+
+
+def _log_format(reader: _Reader) -> str:
+    return reader.choice("LOG_FORMAT", LOG_FORMATS, "TEXT").lower()
 
 
 class _Reader:

@@ -32,11 +32,11 @@ from .handlers import build_router
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
 from .jobs.supervisor import Supervisor
-from .observability import logs as log_format
 from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
 from .services import Services, services
 from .store.database import Database
+from .timeline.counters import HourlyCounts
 from .web import devtoken
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,14 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     # A CLI command (`flask --app wsgi ...`) loads the app inside a click context: it
     # starts no background work, and its logs must not mix with the command's output.
     app.config["SERVING"] = click.get_current_context(silent=True) is None
-    logs.configure(settings.log_level, stderr=not app.config["SERVING"],
-                   serving=app.config["SERVING"])
-    log_format.use_format(settings.observability.log_format)
+    logs.configure(settings.log_level, settings.observability.log_format,
+                   stderr=not app.config["SERVING"], serving=app.config["SERVING"])
     register_proxy_fix(app, settings)
-    build_services(settings).install(app)
+    build_services(settings, serving=app.config["SERVING"]).install(app)
     check_schema(app)
     register_background_work(app)
-    web.register(app)
-    cli.register(app)
+    web.init_app(app)
+    cli.init_app(app)
     if app.config["SERVING"]:
         banner.announce(settings, services(app).signing_token)
     return app
@@ -74,8 +73,10 @@ def register_proxy_fix(app: Flask, settings: Settings) -> None:
                                 x_prefix=n)
 
 
-def build_services(settings: Settings) -> Services:
-    """Wire the services: database, client, pipeline, sender, jobs and their supervisor."""
+def build_services(settings: Settings, *, serving: bool = True) -> Services:
+    """Wire the services: database, client, pipeline, sender, jobs, hourly counts, and the
+    supervisor of this process's background work: a serving process's hourly counts (and
+    its sender and jobs with SENDER_IN_PROCESS), a command's sender and jobs (`sender`)."""
     try:
         db = Database(settings.database.url, timeout=settings.database.timeout)
     except OSError as exc:  # the SQLite file cannot be created (read-only, not a folder)
@@ -89,7 +90,12 @@ def build_services(settings: Settings) -> Services:
     processor = Processor(db, build_router(), policy, on_commit=sender.wake)
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
-    loops = [sender] + ([jobs] if jobs.enabled else [])
+    counts = HourlyCounts(db)
+    sending = [sender] + ([jobs] if jobs.enabled else [])
+    if serving:
+        loops = (sending if settings.sender.in_process else []) + [counts]
+    else:
+        loops = sending
     try:
         token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
                  else settings.twilio.auth_token)
@@ -97,7 +103,7 @@ def build_services(settings: Settings) -> Services:
         raise ConfigError([f"INSTANCE_DIR: cannot keep the development token in "
                            f"{settings.instance_dir}: {exc.strerror}"]) from None
     return Services(settings=settings, db=db, client=client, policy=policy, processor=processor,
-                    sender=sender, catch_up=catch_up, jobs=jobs,
+                    sender=sender, catch_up=catch_up, jobs=jobs, counts=counts,
                     supervisor=Supervisor(loops), validator=RequestValidator(token),
                     signing_token=token)
 
@@ -144,28 +150,27 @@ def check_schema(app: Flask) -> None:
 
 
 def register_background_work(app: Flask) -> None:
-    """In-process sender (and METRICS_PORT's server): started by gunicorn after the fork
-    (gunicorn.conf.py), or by the first request under any other server; the sender is
-    stopped gracefully at exit."""
+    """A serving process's background work (its supervisor's loops, and METRICS_PORT's
+    server): started by gunicorn after the fork (gunicorn.conf.py), or by the first
+    request under any other server; the loops are stopped gracefully at exit."""
+    if not app.config["SERVING"]:
+        return
     settings = services(app).settings
-    if app.config["SERVING"] and settings.observability.metrics_port:
+    if settings.observability.metrics_port:
         port = app.extensions[_METRICS_PORT] = MetricsPort(
             services(app).db, settings.sender.lease_seconds,
             settings.observability.metrics_host, settings.observability.metrics_port)
         app.before_request(port.start)
-    if not (app.config["SERVING"] and settings.sender.in_process):
-        return
     supervisor = services(app).supervisor
     app.before_request(supervisor.start)
     atexit.register(supervisor.stop)
 
 
 def start_background_work(app) -> None:
-    """Start the in-process sender now (gunicorn's post_worker_init calls this with
+    """Start the background work now (gunicorn's post_worker_init calls this with
     whatever app it serves; any other WSGI app is left alone)."""
     if not (isinstance(app, Flask) and app.config.get("SERVING")):
         return
     if _METRICS_PORT in app.extensions:
         app.extensions[_METRICS_PORT].start()
-    if services(app).settings.sender.in_process:
-        services(app).supervisor.start()
+    services(app).supervisor.start()

@@ -22,7 +22,13 @@ class WebhookError(Exception):
 
 
 class BadSignature(WebhookError):
+    """`reason` says which, for the counters: missing, mismatch, or origin."""
+
     status = 403
+
+    def __init__(self, message: str, reason: str = "mismatch"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class BadRequest(WebhookError):

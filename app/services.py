@@ -23,6 +23,7 @@ from .jobs.periodic import Jobs
 from .jobs.supervisor import Supervisor
 from .pipeline.processor import Processor
 from .store.database import Database
+from .timeline.counters import HourlyCounts
 
 _KEY = "conversations_bot"
 
@@ -37,7 +38,8 @@ class Services:
     sender: Sender
     catch_up: CatchUp
     jobs: Jobs
-    supervisor: Supervisor
+    counts: HourlyCounts  # duplicates and signature failures per hour
+    supervisor: Supervisor  # this process's background work
     validator: RequestValidator  # checks X-Twilio-Signature
     signing_token: str = field(repr=False)  # the Auth Token, or the development token
 

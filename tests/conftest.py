@@ -99,6 +99,7 @@ def app(env):
     app = create_app(env)
     app.config["TESTING"] = True
     yield app
+    services(app).supervisor.stop()  # what the first request started (hourly counts)
     services(app).db.dispose()
 
 
@@ -161,6 +162,7 @@ def make_app(env):
 
     yield make
     for app in built:
+        services(app).supervisor.stop()
         services(app).db.dispose()
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from config import ConfigError, load_settings, parse_duration
+from config import ConfigError, load_settings, log_format, parse_duration
 
 
 def test_defaults_are_a_working_dry_run(tmp_path):
@@ -180,3 +180,14 @@ def test_settle_time_must_outlast_the_timeout(value):
     timed out: refused, like any malformed value."""
     with pytest.raises(ConfigError, match="SEND_SETTLE_SECONDS"):
         load_settings({"SEND_SETTLE_SECONDS": value})
+
+
+@pytest.mark.parametrize("raw, read", [("json", "json"), (" JSON ", "json"), ("", "text"),
+                                       ("text", "text"), ("xml", "text")])
+def test_log_format_alone_is_read_as_the_settings_read_it(raw, read):
+    """gunicorn's master reads LOG_FORMAT by itself, with the settings' names: the same
+    answer as the app's (which refuses to start on `xml`)."""
+    assert log_format({"LOG_FORMAT": raw}) == read
+    if raw.strip().lower() in ("json", "text", ""):
+        env = {"LOG_FORMAT": raw, "DATABASE_URL": "sqlite://"}
+        assert load_settings(env).observability.log_format == read

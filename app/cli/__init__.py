@@ -1,20 +1,14 @@
-"""Command-line tools: `flask --app wsgi <command>`, one module per concern."""
+"""Command-line tools: `flask --app wsgi <command>`, one module per concern, each adding
+its own commands to the app (its `init_app`), every one guarded: a database that cannot
+be used ends it with one line, not a traceback (guard.py)."""
 
 from flask import Flask
 
 from . import autoreply, conversations, db, dev, doctor, events, ops, replies, setup, webhooks
-from .guard import guarded
 
-COMMANDS = (
-    dev.send_event, ops.run_sender, ops.catch_up, ops.prune, replies.group, events.group,
-    autoreply.autoreply_group, autoreply.rules_group, autoreply.why, db.group,
-    webhooks.group, doctor.doctor, setup.setup, conversations.group,
-    conversations.participants,
-)
+FEATURES = (dev, ops, replies, events, autoreply, db, webhooks, doctor, setup, conversations)
 
 
-def register(app: Flask) -> None:
-    """Attach every command to the app's CLI, each ending with one line, not a
-    traceback, when the database cannot be used (guard.py)."""
-    for command in COMMANDS:
-        app.cli.add_command(guarded(command))
+def init_app(app: Flask) -> None:
+    for feature in FEATURES:
+        feature.init_app(app)

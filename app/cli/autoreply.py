@@ -9,15 +9,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from ..autoreply import ConversationState, Inbound, RulesError, decide, load_rules
 from ..autoreply.schema import CHANNELS
-from ..pipeline import state
+from ..operator import switch
 from ..provisioning.conversations import conversation_sid
 from ..services import services
 from ..store.models import Conversation, ProcessedEvent, Reply
+from .guard import add_commands
 
 autoreply_group = AppGroup("autoreply", help="Turn automated replies on or off at run time.")
 rules_group = AppGroup("rules", help="Check and try the auto-reply rules file.")
@@ -27,32 +29,29 @@ rules_group = AppGroup("rules", help="Check and try the auto-reply rules file.")
 def autoreply_off():
     """Stop automated replies on every instance (within a few seconds); webhooks are still
     verified, recorded and answered 2xx, and every decision still recorded."""
-    _switch("off")
+    _turn("off")
 
 
 @autoreply_group.command("on")
 def autoreply_on():
     """Resume automated replies on every instance."""
-    _switch("on")
+    _turn("on")
 
 
 @autoreply_group.command("status")
 def autoreply_status():
     """Print whether automated replies are on, and where that comes from."""
     bot = services()
-    stored = bot.processor.state.autoreply_switch()
-    if stored is None:
-        source = "AUTO_REPLY_ENABLED (no runtime switch set)"
-    else:
-        source = "runtime switch (`flask --app wsgi autoreply on|off`)"
-    click.echo(f"auto-reply {'on' if bot.policy.switch(stored) else 'off'}: {source}")
+    with bot.db.read() as conn:
+        autoreply = switch.status(conn, bot.policy)
+    source = ("runtime switch (`flask --app wsgi autoreply on|off`)" if autoreply.set
+              else "AUTO_REPLY_ENABLED (no runtime switch set)")
+    click.echo(f"auto-reply {'on' if autoreply.on else 'off'}: {source}")
 
 
-def _switch(value: str) -> None:
-    with services().db.transaction() as conn:
-        state.set_switch(conn, state.AUTOREPLY_SWITCH, value)
-    click.echo(f"auto-reply {value} (every instance obeys within "
-               f"{state.SWITCH_CACHE_SECONDS:g} s)")
+def _turn(value: str) -> None:
+    switch.turn(services(), value, by="cli")
+    click.echo(f"auto-reply {value} (every instance obeys within {switch.OBEYED_WITHIN:g} s)")
 
 
 @click.command("why")
@@ -169,3 +168,7 @@ def _moment(at: str | None, zone) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, autoreply_group, rules_group, why)

@@ -4,13 +4,15 @@ the command line, one call per operation, each printing what it did."""
 from __future__ import annotations
 
 import click
+from flask import Flask
 from flask.cli import AppGroup
 
 from ..delivery.error_codes import describe
 from ..provisioning import conversations as api
 from ..provisioning.conversations import CONVERSATION_ATTRIBUTES_MAX, STATES
 from ..provisioning.webhooks import TwilioCallFailed
-from .account import account_client
+from .client import account_client
+from .guard import add_commands
 
 group = AppGroup("conversations", help="Create, list, show and close conversations.")
 participants = AppGroup("participants", help="Add people to a conversation, or remove them.")
@@ -207,3 +209,6 @@ def remove(sid, participant):
         _failed(exc)
     click.echo(f"removed {participant} from {sid}")
 
+
+def init_app(app: Flask) -> None:
+    add_commands(app, group, participants)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
+from flask import Flask
 from flask.cli import AppGroup
 
 from ..services import services
+from .guard import add_commands
 
 group = AppGroup("db", help="Database schema (Alembic migrations).")
 
@@ -36,3 +38,7 @@ def db_current():
     current, head = services().db.schema_revision()
     click.echo(f"database: {current or 'empty'}; code: {head}")
     sys.exit(0 if current == head else 1)
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, group)

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 import click
 import requests
+from flask import Flask
 from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
@@ -19,6 +20,7 @@ from ..pipeline import samples
 from ..pipeline.events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS, source_of
 from ..services import services
 from ..web import devtoken
+from .guard import add_commands
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # --channel: the Source Twilio gives such a message, and a customer of that channel.
@@ -167,3 +169,7 @@ def curl_command(url: str, params: MultiDict, headers: dict) -> str:
         parts += ["--data-urlencode", shlex.quote(f"{name}={value}")]
     return " \\\n  ".join([" ".join(parts[:5])] + [
         " ".join(parts[i:i + 2]) for i in range(5, len(parts), 2)])
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, send_event)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 
 import click
+from flask import Flask
 from flask.cli import with_appcontext
 
 from ..provisioning import doctor as checks
 from ..services import services
+from .guard import add_commands
 
 
 @click.command("doctor")
@@ -23,3 +25,7 @@ def doctor():
     counts = {status: sum(r.status == status for r in results) for status in checks.Status}
     click.echo(", ".join(f"{count} {status}" for status, count in counts.items()))
     sys.exit(1 if counts[checks.Status.FAIL] else 0)
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, doctor)

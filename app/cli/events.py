@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import click
+from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import func, select
 
 from ..pipeline.outcome import Kind
 from ..services import services
-from ..store.models import ProcessedEvent, utcnow
-from .ops import Duration
+from ..store.models import utcnow
+from ..timeline import stats
+from .guard import add_commands
+from .params import Duration
 
 group = AppGroup("events", help="Processed webhooks, by outcome.")
 
@@ -20,11 +22,7 @@ group = AppGroup("events", help="Processed webhooks, by outcome.")
 def events_stats(since):
     """Count processed events by outcome kind (reply queued, ignored, receipt, ...)."""
     with services().db.read() as conn:
-        rows = conn.execute(
-            select(ProcessedEvent.outcome_kind, func.count())
-            .where(ProcessedEvent.received_at >= utcnow() - since)
-            .group_by(ProcessedEvent.outcome_kind)).all()
-    counts = {kind: count for kind, count in rows}
+        counts = stats.events_by_kind(conn, utcnow() - since)
     if not counts:
         click.echo("no events")
         return
@@ -33,3 +31,7 @@ def events_stats(since):
             click.echo(f"{kind.value}: {counts.pop(kind.name)}")
     for name, count in counts.items():  # rows stored before kinds were recorded
         click.echo(f"{(name or 'unrecorded').lower()}: {count}")
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, group)

@@ -11,6 +11,7 @@ import functools
 import sys
 
 import click
+from flask import Flask
 from flask.cli import ScriptInfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -19,6 +20,12 @@ from ..services import services
 
 EXIT_STATUS = 1
 _UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
+
+
+def add_commands(app: Flask, *commands: click.Command) -> None:
+    """Attach commands to the app's CLI, each guarded (see `guarded`)."""
+    for command in commands:
+        app.cli.add_command(guarded(command))
 
 
 def guarded(command: click.Command) -> click.Command:

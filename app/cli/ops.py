@@ -5,24 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import click
+from flask import Flask
 from flask.cli import with_appcontext
-
-from config import parse_duration
 
 from ..delivery.client import ApiError
 from ..jobs import retention
 from ..services import services
 from ..store.models import utcnow
-
-
-class Duration(click.ParamType):
-    name = "duration"
-
-    def convert(self, value, param, ctx):
-        try:
-            return timedelta(seconds=parse_duration(str(value)))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+from .guard import add_commands
+from .params import Duration
 
 
 @click.command("sender")
@@ -59,3 +50,7 @@ def prune(older_than):
     age = older_than or timedelta(seconds=bot.settings.jobs.retention_seconds)
     counts = retention.prune(bot.db, utcnow() - age)
     click.echo(" ".join(f"{name}={count}" for name, count in counts.items()))
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, run_sender, catch_up, prune)

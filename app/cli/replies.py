@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import click
+from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import func, select
 
-from ..delivery import outbox, registry
-from ..delivery.error_codes import describe
+from ..delivery import registry
+from ..operator.requeue import NotRequeueable, requeue
 from ..services import services
-from ..store.models import Reply, ReplyStatus
+from ..store.models import ReplyStatus
 from ..timeline import replies as timeline
+from .guard import add_commands
 
 group = AppGroup("replies", help="Inspect and recover auto-replies.")
 
@@ -19,15 +20,16 @@ group = AppGroup("replies", help="Inspect and recover auto-replies.")
 @click.option("--limit", default=50, show_default=True)
 def replies_failed(limit):
     """List replies that failed for good, with Twilio's error code and its meaning."""
-    with services().db.session() as session:
-        rows = session.scalars(select(Reply).where(Reply.status == ReplyStatus.FAILED)
-                               .order_by(Reply.id.desc()).limit(limit)).all()
-    if not rows:
+    with services().db.read() as conn:
+        found = timeline.search(conn, status=ReplyStatus.FAILED, limit=limit)["replies"]
+    if not found:
         click.echo("no failed replies")
-    for r in rows:
-        click.echo(f"#{r.id} {r.created_at:%Y-%m-%d %H:%M:%S} {r.conversation_sid} "
-                   f"in_reply_to={r.in_reply_to} attempts={r.attempts} code={r.error_code or '-'}"
-                   f" ({describe(r.error_code) or 'no code'}): {r.error_message}")
+    for r in found:
+        error = r["error"] or {}
+        click.echo(f"#{r['id']} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['conversation_sid']} "
+                   f"in_reply_to={r['in_reply_to']} attempts={r['attempts']} "
+                   f"code={error.get('code') or '-'} ({error.get('meaning') or 'no code'}): "
+                   f"{error.get('message')}")
 
 
 @group.command("requeue")
@@ -41,10 +43,10 @@ def replies_requeue(reply_id, all_):
     """
     if (reply_id is None) == (not all_):
         raise click.UsageError("give a REPLY_ID or --all")
-    with services().db.transaction() as conn:
-        count = outbox.requeue_failed(conn, reply_id)
-    if reply_id is not None and count == 0:
-        raise click.ClickException(f"reply {reply_id} is not a failed reply")
+    try:
+        count = requeue(services(), reply_id, by="cli")
+    except NotRequeueable as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"requeued {count} repl{'y' if count == 1 else 'ies'}")
 
 
@@ -53,10 +55,11 @@ def replies_stats():
     """Count replies by status; show the backlog and the live senders' pace."""
     bot = services()
     with bot.db.read() as conn:
-        rows = conn.execute(select(Reply.status, func.count()).group_by(Reply.status)).all()
+        counts = timeline.by_status(conn)
         backlog = timeline.queue(conn, bot.settings.sender.lease_seconds)
         senders = registry.live(conn)
-    click.echo(" ".join(f"{status}={count}" for status, count in sorted(rows)) or "no replies")
+    click.echo(" ".join(f"{status}={count}" for status, count in sorted(counts.items()))
+               or "no replies")
     waiting, age = backlog["depth"], backlog["oldest_pending_seconds"]
     minute = backlog["sent_last_minute"]
     click.echo(f"backlog: {waiting} waiting"
@@ -69,3 +72,7 @@ def replies_stats():
         click.echo(f"  {sender.id} share={sender.share} window={sender.concurrency} "
                    f"in_flight={sender.in_flight} sent={sender.sent} "
                    f"beat {sender.heartbeat_age:.1f} s ago")
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, group)

@@ -4,12 +4,15 @@ conversation this server hears about; `setup show`: whether each number does."""
 from __future__ import annotations
 
 import click
+from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from ..provisioning import addresses, webhooks
 from ..provisioning.webhooks import WEBHOOK_PATH, TwilioCallFailed
 from ..services import services
-from .account import account_client, echo_lines, refuse
+from .client import account_client
+from .guard import add_commands
+from .output import echo_lines, refuse
 
 
 @click.group("setup", cls=AppGroup, invoke_without_command=True)
@@ -118,3 +121,7 @@ def _check_url(url: str, public, force: bool) -> None:
         click.echo(f"{'warning' if force else 'refusing'}: {problem}", err=True)
     if problems and not force:
         refuse("nothing changed (--force configures it anyway)")
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, setup)

@@ -4,12 +4,15 @@ it at this server."""
 from __future__ import annotations
 
 import click
+from flask import Flask
 from flask.cli import AppGroup
 
 from ..provisioning import webhooks
 from ..provisioning.webhooks import ACCOUNT, WEBHOOK_PATH, TwilioCallFailed
 from ..services import services
-from .account import account_client, echo_lines, refuse
+from .client import account_client
+from .guard import add_commands
+from .output import echo_lines, refuse
 
 group = AppGroup("webhooks", help="Twilio's Conversations webhook configuration.")
 
@@ -115,3 +118,7 @@ def _note_overrides(client, public_base_urls) -> None:
             click.echo(f"note: {hooks.label} has webhooks of its own "
                        f"({hooks.post_url or hooks.pre_url}): its conversations do not reach "
                        f"this server; `webhooks configure --service {hooks.scope}` changes that")
+
+
+def init_app(app: Flask) -> None:
+    add_commands(app, group)

@@ -32,8 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import SenderSettings
 
-from ..logs import kv
-from ..observability.logs import log_context
+from ..logs import kv, log_context
 from ..store.database import Database
 from . import outbox, registry
 from .attempt import Attempts, Result

@@ -12,18 +12,19 @@ gunicorn"): with LOG_FORMAT=json that one line is still gunicorn's text.
 
 from __future__ import annotations
 
-from config import environment
+from config import environment, log_format
 
+from ..logs import formatter
 from . import multiprocess
-from .logs import formatter
 
 
 def on_starting(server) -> None:
     env = environment()
-    if (env.get("LOG_FORMAT") or "").strip().lower() == "json":
+    lines = log_format(env)
+    if lines != "text":  # gunicorn's own format stays for text
         for log in (server.log.error_log, server.log.access_log):
             for handler in log.handlers:
-                handler.setFormatter(formatter("json"))
+                handler.setFormatter(formatter(lines))
     path = multiprocess.prepare(env)
     server.log.info("metrics of all workers shared in %s", path)
 

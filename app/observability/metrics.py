@@ -7,8 +7,8 @@ The sender calls, once per reply attempt that settles something:
     metrics.reply_failed(error_code)      # failed for good (Twilio's code, or None)
     metrics.reply_retried()               # a transient failure, another attempt is due
 
-The web layer calls `webhook_handled`, `signature_failed`, `decision` and
-`delivery_status`. Queue depth, the oldest pending reply and the senders' concurrency
+The webhook's tally (app/web/tally.py, the one place a webhook is counted) calls
+`webhook_handled`, `signature_failed`, `decision` and `delivery_status`. Queue depth, the oldest pending reply and the senders' concurrency
 are not counted here: `collectors.DatabaseCollector` reads them from the database at
 scrape time, so they are right whichever process sends.
 

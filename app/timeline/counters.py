@@ -1,16 +1,15 @@
 """Per-hour counts of what leaves no row behind: duplicates dropped, signature failures.
 
 A webhook only adds one to a dict in memory (no database write on its path, so a flood
-of forged requests costs no more than before); a thread of each process adds its counts
-to `hourly_counts` every FLUSH_SECONDS. A process killed with -9 loses at most that
-much counting, never a webhook.
+of forged requests costs no more than before); a loop of each serving process, started
+and stopped by its supervisor (app/jobs/supervisor.py) like the other background work,
+adds the counts to `hourly_counts` every FLUSH_SECONDS, and once more when it stops. A
+process killed with -9 loses at most that much counting, never a webhook.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import threading
 from collections import Counter
 from datetime import datetime
@@ -40,14 +39,15 @@ def _add_statement(dialect_name: str):
 
 
 class HourlyCounts:
-    """Counts kept in memory and added to the database in the background."""
+    """Counts kept in memory and added to the database by a background loop."""
+
+    name = "hourly-counts"
 
     def __init__(self, db: Database, interval: float = FLUSH_SECONDS):
         self.db = db
         self.interval = interval
         self._lock = threading.Lock()
         self._pending: Counter = Counter()
-        self._pid = None
         self._wake = threading.Event()
         self._flushing = threading.Lock()  # one flush at a time: a flush returns once
         # everything counted before it is in the database
@@ -55,15 +55,21 @@ class HourlyCounts:
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._pending[(hour_of(utcnow()), name)] += n
-            if self._pid != os.getpid():  # first count in this process (after a fork too)
-                self._pid = os.getpid()
-                threading.Thread(target=self._run, name="hourly-counts", daemon=True).start()
-                atexit.register(self.flush)
 
     def flush(self) -> None:
         """Add what was counted since the last flush; keep it for the next on failure."""
         with self._flushing:
             self._flush()
+
+    def run(self, stopping: threading.Event) -> None:
+        """Flush every `interval` seconds, and once more when stopped."""
+        while not stopping.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+    def interrupt(self) -> None:
+        self._wake.set()
 
     def _flush(self) -> None:
         with self._lock:
@@ -79,12 +85,3 @@ class HourlyCounts:
             log.warning("hourly counts not saved yet: %s", exc.__class__.__name__)
             with self._lock:
                 self._pending.update(pending)
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:  # never let counting die silently
-                log.exception("hourly counts flush failed")

@@ -16,6 +16,10 @@ from .conversations import attach_receipts, reply_record
 REPLIES = Reply.__table__
 PENDING = (ReplyStatus.QUEUED.value, ReplyStatus.SENDING.value)
 DELIVERY_PROBLEMS = ("failed", "undelivered")
+# What `search` filters by, the API's and the dashboard's choices alike: a reply's
+# status, and its delivery (a receipt's status, or `problem` for either failure).
+STATUSES = tuple(s.value for s in ReplyStatus)
+DELIVERIES = ("sent", "delivered", "read", "failed", "undelivered", "problem")
 # A reply that went wrong: Twilio refused it, or a participant's receipt failed.
 WENT_WRONG = or_(REPLIES.c.status == ReplyStatus.FAILED,
                  REPLIES.c.delivery_status.in_(DELIVERY_PROBLEMS))
@@ -24,8 +28,8 @@ WENT_WRONG = or_(REPLIES.c.status == ReplyStatus.FAILED,
 def search(conn: Connection, *, status: str | None = None, delivery: str | None = None,
            since: datetime | None = None, until: datetime | None = None,
            limit: int = 50, before_id: int | None = None) -> dict:
-    """Replies newest first, filtered by status (queued, sending, sent, failed), delivery
-    status (delivered, read, failed, undelivered, or `problem` for either failure) and
+    """Replies newest first, filtered by status (STATUSES), delivery status (DELIVERIES:
+    sent, delivered, read, failed, undelivered, or `problem` for either failure) and
     creation time; `next` is the `before_id` of the following page."""
     query = select(REPLIES).order_by(REPLIES.c.id.desc()).limit(limit + 1)
     if status:
@@ -44,6 +48,12 @@ def search(conn: Connection, *, status: str | None = None, delivery: str | None 
     replies = [reply_record(r) for r in rows[:limit]]
     attach_receipts(conn, replies)
     return {"replies": replies, "next": rows[limit - 1].id if len(rows) > limit else None}
+
+
+def by_status(conn: Connection) -> dict[str, int]:
+    """How many replies are in each status (those with none left out)."""
+    return dict(conn.execute(select(REPLIES.c.status, func.count())
+                             .group_by(REPLIES.c.status)).all())
 
 
 def failures(conn: Connection, since: datetime, per_code: int = 20) -> list[dict]:

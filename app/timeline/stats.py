@@ -61,6 +61,17 @@ def period(conn: Connection, since: datetime, until: datetime) -> dict:
     }
 
 
+def events_by_kind(conn: Connection, since: datetime,
+                   until: datetime | None = None) -> dict[str | None, int]:
+    """Webhooks processed since `since` (and before `until`) by their outcome's kind
+    (REPLY_QUEUED, IGNORED, RECEIPT, ...; None for rows stored before kinds were
+    recorded)."""
+    query = select(EVENTS.c.outcome_kind, func.count()).where(EVENTS.c.received_at >= since)
+    if until is not None:
+        query = query.where(EVENTS.c.received_at < until)
+    return dict(conn.execute(query.group_by(EVENTS.c.outcome_kind)).all())
+
+
 def latency(conn: Connection, since: datetime, until: datetime) -> dict:
     """Seconds from the message's webhook (the reply queued) to Twilio accepting the
     reply, for replies sent in the period: percentiles, nearest rank (SQLite: of at most

@@ -10,30 +10,35 @@
 
 Not registered at all without ADMIN_TOKEN (404). Reads run in short read-only
 transactions outside the writer lock, so the API never slows webhooks. The token is
-checked by bearer.py (throttled, constant time, never logged); parameters by params.py.
+checked by bearer.py (throttled, constant time, never logged); parameters by params.py;
+what an operator does (requeue) by app/operator/, as the CLI and the dashboard do it.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Blueprint, request
+from flask import Blueprint, Flask, request
 
+from ..operator.requeue import NotRequeueable, requeue
 from ..services import services
-from ..timeline import conversations, operator, replies, stats
-from ..timeline.operator import NotRequeueable
+from ..timeline import conversations, replies, stats
 from . import bearer, params
 from .errors import Refused
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LIMIT = 200
-REPLY_STATUSES = ("queued", "sending", "sent", "failed")
-DELIVERY_STATUSES = ("sent", "delivered", "read", "failed", "undelivered", "problem")
+
+
+def init_app(app: Flask) -> None:
+    """Serve the API only when ADMIN_TOKEN is set (404 otherwise)."""
+    if services(app).settings.web.admin_token:
+        app.register_blueprint(bp)
 
 
 @bp.before_request
 def _authenticate():
-    bearer.require(services().settings.web.admin_token, "api")
+    bearer.require("api")
 
 
 @bp.get("/conversations")
@@ -57,8 +62,8 @@ def conversation_timeline(sid: str):
 
 @bp.get("/replies")
 def search_replies():
-    status = params.choice("status", request.args.get("status"), REPLY_STATUSES)
-    delivery = params.choice("delivery", request.args.get("delivery"), DELIVERY_STATUSES)
+    status = params.choice("status", request.args.get("status"), replies.STATUSES)
+    delivery = params.choice("delivery", request.args.get("delivery"), replies.DELIVERIES)
     since, until = _period(default=None)
     before_id = params.optional_id("before_id", request.args.get("before_id"))
     with services().db.read() as conn:
@@ -90,11 +95,10 @@ def queue():
 
 
 @bp.post("/replies/<int:reply_id>/requeue")
-def requeue(reply_id: int):
+def requeue_reply(reply_id: int):
     reply_id = params.record_id("reply id", reply_id)
-    bot = services()
     try:
-        operator.requeue(bot.db, reply_id, by="api", wake=bot.processor.on_commit)
+        requeue(services(), reply_id, by="api")
     except NotRequeueable as exc:
         raise Refused(f"409 Conflict: {exc}", 409) from None
     return {"requeued": reply_id}

@@ -1,5 +1,11 @@
-"""ADMIN_TOKEN as a bearer token (/api/ and /metrics): throttled, compared in constant
-time, a refusal logged with its reason and never the token."""
+"""ADMIN_TOKEN, checked in one place for every door that takes it: the API's and
+/metrics' bearer token, and the dashboard's login. Throttled per address (throttle.py),
+compared in constant time, never logged.
+
+    require(door)          a bearer token on this request, or Refused (401, 429)
+    refusal(sent, door)    None when `sent` is the token, else why not (the login's
+                           check: it answers with a form, not a 401)
+"""
 
 from __future__ import annotations
 
@@ -16,21 +22,30 @@ from .errors import Refused
 log = logging.getLogger(__name__)
 
 
-def require(token: str, door: str) -> None:
-    """Return when the request carries `Authorization: Bearer <token>`; raise Refused
-    otherwise: 401 (WWW-Authenticate names `door` as the realm), or 429 when throttled.
-    Only a wrong token counts against the client: no token at all is not a guess."""
-    db, address = services().db, request.remote_addr
-    throttle.admit(db, address)
+def refusal(sent: str | None, door: str) -> str | None:
+    """None when `sent` is ADMIN_TOKEN; else the reason ('no bearer token' when None was
+    sent, 'wrong token'). Raise Refused (429) first when this address is throttled; only
+    a wrong token counts against it: no token at all is not a guess."""
+    bot = services()
+    address = request.remote_addr
+    throttle.admit(bot.db, address)
+    if sent is None:
+        return "no bearer token"
+    if hmac.compare_digest(sent.encode(), bot.settings.web.admin_token.encode()):
+        return None
+    throttle.failed(bot.db, address, door)
+    return "wrong token"
+
+
+def require(door: str) -> None:
+    """Return when the request carries `Authorization: Bearer <ADMIN_TOKEN>`; raise Refused
+    otherwise: 401 (WWW-Authenticate names `door` as the realm), or 429 when throttled."""
     scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        reason = "no bearer token"
-    elif hmac.compare_digest(sent.strip().encode(), token.encode()):
+    reason = refusal(sent.strip() if scheme.lower() == "bearer" else None, door)
+    if reason is None:
         return
-    else:
-        reason = "wrong token"
-        throttle.failed(db, address, door)
     log.warning("%s request refused %s", door, kv(reason=reason, method=request.method,
-                                                  path=request.path, remote=address))
+                                                  path=request.path,
+                                                  remote=request.remote_addr))
     raise Refused(f"401 Unauthorized: {reason} (send Authorization: Bearer <ADMIN_TOKEN>)",
                   401, {"WWW-Authenticate": f'Bearer realm="{door}"'})

@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 import math
 
-from flask import Flask, current_app, make_response, request
+from flask import Flask, make_response, request
 from markupsafe import escape
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import BadSignature, WebhookError
+from ..errors import WebhookError
 from ..services import services
 from ..store.database import DatabaseUnavailable
-from ..timeline.counters import SIGNATURE_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +62,11 @@ def respond(message: str, status: int, headers: dict | None = None):
     return body, status, {**content_type, **(headers or {})}
 
 
-def register_error_handlers(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     """Turn every exception a request can raise into a response shaped for its caller."""
 
     @app.errorhandler(WebhookError)
     def _webhook_error(exc: WebhookError):
-        if isinstance(exc, BadSignature) and "hourly_counts" in current_app.extensions:
-            current_app.extensions["hourly_counts"].add(SIGNATURE_FAILURES)
         return plain(exc.message, exc.status)
 
     @app.errorhandler(Refused)

@@ -29,7 +29,7 @@ DATA = {"Content-Security-Policy": DATA_CSP, "X-Content-Type-Options": "nosniff"
         "Cache-Control": "no-store"}
 
 
-def install(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     app.after_request(add_headers)
 
 

@@ -10,7 +10,7 @@ With METRICS_PORT set, the same text is also served on that port without a token
 
 from __future__ import annotations
 
-from flask import Blueprint, abort
+from flask import Blueprint, Flask, abort
 
 from ..observability import exposition
 from ..services import services
@@ -19,12 +19,15 @@ from . import bearer
 bp = Blueprint("metrics", __name__)
 
 
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
 @bp.get("/metrics")
 def scrape():
-    settings = services().settings
-    token = settings.web.admin_token
-    if not token:
+    bot = services()
+    if not bot.settings.web.admin_token:
         abort(404)
-    bearer.require(token, "metrics")
-    body, content_type = exposition.render(services().db, settings.sender.lease_seconds)
+    bearer.require("metrics")
+    body, content_type = exposition.render(bot.db, bot.settings.sender.lease_seconds)
     return body, 200, {"Content-Type": content_type}

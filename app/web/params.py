@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 from flask import Request
 
+from ..operator import periods
 from ..store.models import SID_LENGTH, utcnow
-from ..timeline import operator
 from .errors import Refused
 
 MAX_ID = 2**31 - 1
@@ -42,7 +42,7 @@ def moment(name: str, raw: str | None) -> datetime | None:
     if not raw:
         return None
     try:
-        return operator.moment(raw, utcnow())
+        return periods.moment(raw, utcnow())
     except ValueError as exc:
         raise Refused(f"400 Bad Request: {name}: {exc}") from None
 
@@ -50,7 +50,7 @@ def moment(name: str, raw: str | None) -> datetime | None:
 def period(since: str | None, until: str | None, default: str) -> tuple[datetime, datetime]:
     """[since, until): `since` defaults to `default` ago, `until` to now."""
     try:
-        return operator.period(since, until, default)
+        return periods.period(since, until, default)
     except ValueError as exc:
         raise Refused(f"400 Bad Request: {exc}") from None
 

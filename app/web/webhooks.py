@@ -8,9 +8,8 @@ Each request has an id: a well-formed `X-Request-Id` from the proxy in front (ng
 Heroku's router), else Twilio's `I-Twilio-Idempotency-Token`, else a new one. It is in
 every log line about the request (with the conversation and message SIDs once the
 event is verified), in the response's `X-Request-Id`, and stored with the reply, so
-the sender's lines about that reply carry it too. Each answer is counted
-(`bot_webhooks_total` by event type and outcome, its duration, the decision's reason,
-a receipt's status and error code): see app/observability/metrics.py.
+the sender's lines about that reply carry it too. Each answer is counted, in one place:
+tally.py.
 """
 
 from __future__ import annotations
@@ -23,14 +22,12 @@ import uuid
 from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
-from ..errors import BadSignature, UnsupportedMedia, WebhookError
-from ..logs import kv, without_query
-from ..observability import metrics
-from ..observability.logs import pop_context, push_context
-from ..pipeline.events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS, Event
-from ..pipeline.outcome import Kind, Outcome
+from ..errors import BadSignature, UnsupportedMedia
+from ..logs import kv, pop_context, push_context, without_query
+from ..pipeline.events import IDEMPOTENCY_HEADER, PRE_EVENTS, Event
 from ..services import services
 from . import form, signature
+from .tally import Tally
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/conversations")
@@ -39,7 +36,6 @@ _HINTS = "webhook_hints"
 REQUEST_ID_HEADER = "X-Request-Id"
 # Short and harmless in a log line or a header: UUIDs, hex, base64, Heroku's and nginx's.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=@-]{0,63}")
-RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed", "undelivered"})
 
 
 def request_id(headers) -> str:
@@ -71,9 +67,9 @@ def _end(_exc) -> None:
         pop_context(token)
 
 
-@bp.record_once
-def _install_hints(state) -> None:
-    state.app.extensions[_HINTS] = signature.Hints()
+def init_app(app: Flask) -> None:
+    app.extensions[_HINTS] = signature.Hints()
+    app.register_blueprint(bp)
 
 
 def hints(app: Flask) -> signature.Hints:
@@ -84,61 +80,21 @@ def hints(app: Flask) -> signature.Hints:
 @bp.post("", strict_slashes=False)
 def post_event():
     with Tally() as tally:
-        event = verified_event()
-        tally.event_type = event.type
+        event = tally.event = verified_event()
         outcome = tally.outcome = services().processor.process(event)
-    count_outcome(event, outcome)
     return "", 200, {"X-Webhook-Outcome": outcome.header()}
 
 
 @bp.post("/pre", strict_slashes=False)
 def pre_event():
     with Tally() as tally:
-        event = verified_event()
-        tally.event_type = event.type
+        event = tally.event = verified_event()
     known = event.type in PRE_EVENTS
     outcome = "published unchanged" if known else "unknown pre-event, published unchanged"
     log.log(logging.DEBUG if known else logging.INFO, "pre-event %s", kv(
         event=event.type, conversation=event.get("ConversationSid"),
         outcome="; ".join((outcome, *event.notes))))
     return "", 200, {"X-Webhook-Outcome": "unchanged"}
-
-
-class Tally:
-    """Count the webhook answered in the `with` block, and the time it took: by event
-    type (`unverified` until the block sets it) and outcome (the kind of the Outcome the
-    block sets, `accepted` without one; `rejected` for a 4xx, `failed` otherwise)."""
-
-    event_type = "unverified"
-    outcome: Outcome | None = None
-
-    def __enter__(self) -> Tally:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            result = "rejected" if issubclass(exc_type, WebhookError) else "failed"
-        else:
-            result = self.outcome.kind.name.lower() if self.outcome else "accepted"
-        event_type = self.event_type
-        if event_type != "unverified" and event_type not in KNOWN_EVENTS:
-            event_type = "other"  # one label for all unknown names, not one per value
-        metrics.webhook_handled(event_type, result, time.perf_counter() - g.started)
-
-
-def count_outcome(event: Event, outcome: Outcome) -> None:
-    """Count what the outcome tells beyond its kind: the auto-reply decision's reason,
-    a recorded receipt's status and error code (a duplicate counts as nothing new)."""
-    if outcome.kind is Kind.DUPLICATE:
-        return
-    if outcome.reason:
-        metrics.decision(outcome.reason)
-    if outcome.kind is Kind.RECEIPT:
-        status = event.get("Status") or ""
-        code = event.get("ErrorCode") or ""
-        if code and not (code.isdigit() and len(code) <= 6):
-            code = "other"
-        metrics.delivery_status(status if status in RECEIPT_STATUSES else "other", code)
 
 
 def verified_event() -> Event:

@@ -176,4 +176,5 @@ def test_the_reply_is_queued_with_its_media(env, folder, fake_api):
             stored = conn.execute(select(Reply.body, Reply.media)).one()
         assert tuple(stored) == ("Our hours", str(folder / "media" / "hours.png"))
     finally:
+        services(app).supervisor.stop()  # the request started it (hourly counts)
         services(app).db.dispose()

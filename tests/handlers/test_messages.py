@@ -69,10 +69,9 @@ def test_reply_loop_is_broken_when_our_reply_comes_back(app, client, sender, fak
     assert len(fake_api.created) == 1
 
 
-def test_custom_reply_text_and_identity(env, fake_api):
+def test_custom_reply_text_and_identity(make_app, fake_api):
     """AUTO_REPLY_TEXT and BOT_IDENTITY shape the reply."""
-    from app import create_app
-    app = create_app({**env, "AUTO_REPLY_TEXT": "Hi! We're on it.", "BOT_IDENTITY": "helper"})
+    app = make_app(AUTO_REPLY_TEXT="Hi! We're on it.", BOT_IDENTITY="helper")
     post_event(app.test_client(), message_added())
     services(app).sender.run_until_idle()
     [created] = fake_api.created

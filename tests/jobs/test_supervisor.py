@@ -4,9 +4,12 @@ and a dead sender makes /healthz answer 503 with the reason."""
 import logging
 import threading
 
+from sqlalchemy import select
+
 from app.delivery import outbox
 from app.jobs.supervisor import Supervisor
 from app.services import services
+from app.store.models import HourlyCount
 from tests.conftest import message_added, post_event, wait_for
 
 
@@ -80,6 +83,19 @@ def test_building_the_app_starts_no_thread(make_app):
     assert {t.name for t in threading.enumerate()} - before <= {"watchdog"}
     assert services(app).supervisor.report()["sender"] == "not started"
 
+
+
+def test_hourly_counts_start_and_stop_with_the_supervisor(app, client):
+    """A serving process's supervisor runs the hourly counts' loop, with or without an
+    in-process sender, from its first request; stopping it saves what was counted."""
+    params = message_added()
+    post_event(client, params)
+    post_event(client, params)  # a duplicate: counted in memory
+    assert services(app).supervisor.report() == {"hourly-counts": "running"}
+    services(app).supervisor.stop()
+    with services(app).db.read() as conn:
+        saved = conn.execute(select(HourlyCount.name, HourlyCount.count)).all()
+    assert [tuple(row) for row in saved] == [("duplicates", 1)]
 
 
 _SERVE_FOREVER = """

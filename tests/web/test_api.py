@@ -31,7 +31,7 @@ def reply_to(app, client, fake_api, **message):
 
 
 def flush_counts(app):
-    app.extensions["hourly_counts"].flush()
+    services(app).counts.flush()
 
 
 def test_without_admin_token_the_api_is_off_and_says_so(app, client, make_app):

@@ -138,3 +138,19 @@ def test_the_login_sends_you_back_where_you_were(admin_app):
     response = client.post(target, data={"token": TOKEN, "csrf": token}, base_url=ORIGIN)
     assert response.status_code == 302
     assert response.headers["Location"] == "/admin/replies?status=failed&x=a%20b"
+
+
+@pytest.mark.parametrize("field, value", [("status", "sent"), ("delivery", "sent"),
+                                          ("delivery", "problem")])
+def test_the_api_and_the_dashboard_filter_replies_by_the_same_words(admin_app, browser,
+                                                                   field, value):
+    """Each filter the API takes, the dashboard takes too (and offers), and the other way
+    round: `delivery=sent` (a receipt that says sent) is one."""
+    from app.timeline import replies
+
+    assert value in {"status": replies.STATUSES, "delivery": replies.DELIVERIES}[field]
+    api = admin_app.test_client().get(f"/api/replies?{field}={value}", headers=AUTH)
+    assert api.status_code == 200, api.get_data(as_text=True)
+    page = get(browser, f"/admin/replies?{field}={value}")
+    assert page.status_code == 200, page.get_data(as_text=True)
+    assert f'<option value="{value}" selected>' in page.get_data(as_text=True)

@@ -10,6 +10,7 @@ Not registered at all without ADMIN_TOKEN (404).
 
 from flask import Blueprint, Flask
 
+from ...services import services
 from . import auth, views
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
@@ -18,6 +19,8 @@ auth.install(bp)
 views.install(bp)
 
 
-def register(app: Flask) -> None:
-    auth.configure_session(app)
-    app.register_blueprint(bp)
+def init_app(app: Flask) -> None:
+    """Serve the dashboard only when ADMIN_TOKEN is set (404 otherwise)."""
+    if services(app).settings.web.admin_token:
+        auth.configure_session(app)
+        app.register_blueprint(bp)

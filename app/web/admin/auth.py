@@ -5,8 +5,8 @@ URL is https, path /admin, 12 hours), signed with a key derived from ADMIN_TOKEN
 carries a session id that must also be alive in the database (sessions.py), checked on
 every request: logging out ends the session for every copy of the cookie on every
 instance, and a new token ends them all. Every form carries the session's CSRF token; a
-POST without it is refused (400). Wrong tokens are throttled (../throttle.py); the
-token is compared in constant time and never logged.
+POST without it is refused (400). The token is checked as the API's is (../bearer.py:
+throttled, compared in constant time, never logged).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, g, redirect, render_template, request, sessi
 
 from ...logs import kv
 from ...services import services
-from .. import params, throttle
+from .. import bearer, params
 from ..errors import Refused
 from . import sessions
 
@@ -77,21 +77,18 @@ def install(bp: Blueprint) -> None:
         error = None
         target = params.dashboard_path("next", request.args.get("next"))
         if request.method == "POST":
-            bot = services()
-            token = bot.settings.web.admin_token
-            throttle.admit(bot.db, request.remote_addr)
-            sent = request.form.get("token", "")
-            if hmac.compare_digest(sent.encode(), token.encode()):
+            reason = bearer.refusal(request.form.get("token", ""), "login")
+            if reason is None:
+                bot = services()
                 sessions.revoke(bot.db, session.get("sid"))  # a new id at every login
                 session.clear()
                 session.permanent = True
-                session["sid"] = sessions.start(bot.db, token)
+                session["sid"] = sessions.start(bot.db, bot.settings.web.admin_token)
                 session["csrf"] = secrets.token_urlsafe(32)
                 log.info("admin login %s", kv(remote=request.remote_addr))
                 return redirect(request.script_root + target if target
                                 else url_for("admin.overview"))
-            throttle.failed(bot.db, request.remote_addr, "login")
-            log.warning("admin login refused %s", kv(reason="wrong token",
+            log.warning("admin login refused %s", kv(reason=reason,
                                                      remote=request.remote_addr))
             error = "That is not the admin token."
         return render_template("admin/login.html", error=error), 401 if error else 200

@@ -4,19 +4,16 @@ writer lock) and renders on the server; forms post back and redirect (no script)
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from ...pipeline import state
+from ...operator import switch
+from ...operator.requeue import NotRequeueable, requeue
 from ...services import services
-from ...store.models import Switch, utcnow
-from ...timeline import conversations, operator, replies, stats
-from ...timeline.operator import NotRequeueable
+from ...store.models import utcnow
+from ...timeline import conversations, replies, stats
 from .. import params
 from . import chart
 
 PAGE = 25
-STATUSES = ("", "queued", "sending", "sent", "failed")
-DELIVERIES = ("", "delivered", "read", "failed", "undelivered", "problem")
 
 
 def install(bp: Blueprint) -> None:
@@ -24,7 +21,8 @@ def install(bp: Blueprint) -> None:
     bp.add_url_rule("/conversations/<sid>", "conversation", conversation)
     bp.add_url_rule("/failures", "failures", failures)
     bp.add_url_rule("/replies", "replies", reply_list)
-    bp.add_url_rule("/replies/<int:reply_id>/requeue", "requeue", requeue, methods=["POST"])
+    bp.add_url_rule("/replies/<int:reply_id>/requeue", "requeue", requeue_reply,
+                    methods=["POST"])
     bp.add_url_rule("/autoreply", "autoreply", autoreply, methods=["POST"])
 
 
@@ -37,13 +35,11 @@ def overview():
         page = conversations.recent(conn, PAGE, before)
         queue = replies.queue(conn, bot.settings.sender.lease_seconds)
         hours = stats.hourly(conn, 24, now)
-        stored = conn.execute(select(Switch.value).where(
-            Switch.name == state.AUTOREPLY_SWITCH)).scalar()  # as stored, not as cached
-    switch = None if stored is None else stored == "on"
+        autoreply_state = switch.status(conn, bot.policy)
     return render_template(
         "admin/overview.html", page=page, queue=queue, chart=chart.svg(hours),
-        hours=hours, autoreply_on=bot.policy.switch(switch),
-        switch_source="runtime switch" if switch is not None else "AUTO_REPLY_ENABLED")
+        hours=hours, autoreply_on=autoreply_state.on,
+        switch_source="runtime switch" if autoreply_state.set else "AUTO_REPLY_ENABLED")
 
 
 def conversation(sid: str):
@@ -63,23 +59,22 @@ def failures():
 
 
 def reply_list():
-    status = params.choice("status", request.args.get("status"), STATUSES[1:])
-    delivery = params.choice("delivery", request.args.get("delivery"), DELIVERIES[1:])
+    status = params.choice("status", request.args.get("status"), replies.STATUSES)
+    delivery = params.choice("delivery", request.args.get("delivery"), replies.DELIVERIES)
     before_id = params.optional_id("before_id", request.args.get("before_id"))
     with services().db.read() as conn:
         page = replies.search(conn, status=status, delivery=delivery, limit=PAGE,
                               before_id=before_id)
     return render_template("admin/replies.html", page=page, status_filter=status or "",
-                           delivery_filter=delivery or "", statuses=STATUSES,
-                           deliveries=DELIVERIES)
+                           delivery_filter=delivery or "", statuses=("", *replies.STATUSES),
+                           deliveries=("", *replies.DELIVERIES))
 
 
-def requeue(reply_id: int):
+def requeue_reply(reply_id: int):
     reply_id = params.record_id("reply id", reply_id)
     back = params.dashboard_path("back", request.form.get("back"))
-    bot = services()
     try:
-        operator.requeue(bot.db, reply_id, by="dashboard", wake=bot.processor.on_commit)
+        requeue(services(), reply_id, by="dashboard")
         flash(f"Reply {reply_id} requeued: it goes out again within seconds.", "ok")
     except NotRequeueable as exc:
         flash(str(exc), "error")
@@ -87,11 +82,9 @@ def requeue(reply_id: int):
 
 
 def autoreply():
-    value = params.choice("value", request.form.get("value"), ("on", "off"))
+    value = params.choice("value", request.form.get("value"), switch.VALUES)
     if value is None:
         raise params.bad("value", "must be on or off")
-    with services().db.transaction() as conn:
-        state.set_switch(conn, state.AUTOREPLY_SWITCH, value)
-    flash(f"Auto-reply {value}: every instance obeys within "
-          f"{state.SWITCH_CACHE_SECONDS:g} s.", "ok")
+    switch.turn(services(), value, by="dashboard")
+    flash(f"Auto-reply {value}: every instance obeys within {switch.OBEYED_WITHIN:g} s.", "ok")
     return redirect(url_for("admin.overview"))

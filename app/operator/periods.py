@@ -1,23 +1,15 @@
-"""What an operator asks for, the same from the API and the dashboard: a period in
-plain words, and a failed reply sent again."""
+"""A period as an operator writes it: '24h' (that long ago) or an ISO 8601 time; the
+API's and the dashboard's `since`/`until`, checked the same way."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import select
 
 from config import is_duration, parse_duration
 
-from ..delivery import outbox
-from ..logs import kv
-from ..store.database import Database
-from ..store.models import Reply, utcnow
+from ..store.models import utcnow
 
-log = logging.getLogger(__name__)
 MAX_PERIOD = timedelta(days=366)
-REPLIES = Reply.__table__
 
 
 def moment(text: str, now: datetime) -> datetime:
@@ -55,21 +47,3 @@ def _named(name: str, text: str, now: datetime) -> datetime:
         return moment(text, now)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
-
-
-class NotRequeueable(Exception):
-    """The reply does not exist, or it did not fail (only failed replies go again)."""
-
-
-def requeue(db: Database, reply_id: int, *, by: str, wake=None) -> None:
-    """Queue a failed reply for a new round of attempts (the first looks for it at
-    Twilio before sending); raise NotRequeueable with the reason otherwise."""
-    with db.transaction() as conn:
-        if outbox.requeue_failed(conn, reply_id) == 0:
-            status = conn.execute(select(REPLIES.c.status)
-                                  .where(REPLIES.c.id == reply_id)).scalar()
-            raise NotRequeueable(f"reply {reply_id} does not exist" if status is None else
-                                 f"reply {reply_id} is {status}, not failed: nothing to requeue")
-    log.info("reply requeued %s", kv(reply_id=reply_id, by=by))
-    if wake is not None:
-        wake()

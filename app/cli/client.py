@@ -1,14 +1,11 @@
-"""What the commands that call Twilio share: the account's client, and how they print
-lines and refuse."""
+"""The account's REST client, for the commands that call Twilio (conversations, setup,
+webhooks): refused in dry-run mode, where there is no account to call."""
 
 from __future__ import annotations
 
-import sys
-
-import click
-
 from ..delivery.client import rest_client
 from ..services import services
+from .output import refuse
 
 
 def account_client():
@@ -18,13 +15,3 @@ def account_client():
         refuse("no Twilio credentials (dry-run mode): set TWILIO_ACCOUNT_SID and "
                "TWILIO_AUTH_TOKEN (environment or .env) first")
     return rest_client(twilio)
-
-
-def echo_lines(lines) -> None:
-    for line in lines:
-        click.echo(line)
-
-
-def refuse(message: str, status: int = 2):
-    click.echo(f"error: {message}", err=True)
-    sys.exit(status)

@@ -1,0 +1,20 @@
+"""`replies ...` read what the API and the dashboard read (app/timeline/), the same way:
+outside the writer's turn."""
+
+from app.services import services
+from tests.conftest import message_added, post_event
+
+
+def test_replies_failed_answers_while_a_writer_holds_the_database(app, client, runner,
+                                                                  sender, fake_api):
+    """Listing failed replies is a read: it does not queue behind writers (on SQLite, a
+    writer's turn held by this process), as the API's and the dashboard's do not."""
+    fake_api.fail(1, 400, code=30007)
+    post_event(client, message_added())
+    sender.run_until_idle()
+    with services(app).db._writer_turn():
+        listed = runner.invoke(args=["replies", "failed"])
+        stats = runner.invoke(args=["replies", "stats"])
+    assert listed.exit_code == 0, listed.output
+    assert "code=30007" in listed.output and "filtered by the carrier as spam" in listed.output
+    assert stats.output.splitlines()[0] == "failed=1"
