@@ -1,0 +1,92 @@
+"""The hybrid score of a message against every entry: a static embedding, BM25, typos.
+
+    index = Index(entries)               # at load: every phrasing embedded and indexed
+    index.scores(text) -> np.ndarray     # one score per entry, about 0..1
+
+An entry's score is its best phrasing's: the cosine of the message's embedding with the
+phrasing's (meaning: "card hasn't come" is near "where is my card"), plus LEXICAL_WEIGHT
+times BM25 (bm25s), normalised by the most the message's own words could score, so that
+0 means no word in common and 1 every word as strongly as the index allows (words no
+entry uses count in that bound: a long message about something else scores low). Before
+either, each word no entry uses is replaced by the nearest word that one does, when
+rapidfuzz finds one at least TYPO_SIMILARITY close ("recieve" -> "receive").
+"""
+
+from __future__ import annotations
+
+import re
+
+import bm25s
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from . import embedding
+from .entries import Entry
+
+LEXICAL_WEIGHT = 0.3
+TYPO_SIMILARITY = 84  # rapidfuzz ratio, 0..100
+TYPO_MIN_LENGTH = 4  # shorter words are too often another real word
+MAX_WORDS = 200  # a message's first 200 words say what it is about
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Words that say nothing about which question it is (BM25 would still weigh them).
+STOPWORDS = frozenset("""
+a an and are as at be been but by can could did do does doing for from had has have how i
+i'd i'm i've if in into is it it's its me my of on or our please so than that the their
+them then there these they this to too us was we were what when where which who why will
+with would you your yours hi hello hey thanks thank just get got im ive id dont cant
+""".split())
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())[:MAX_WORDS]
+
+
+class Index:
+    """Every entry's phrasings, embedded and indexed for BM25."""
+
+    def __init__(self, entries: tuple[Entry, ...], embedder: embedding.Embedder | None = None):
+        self.embedder = embedder or embedding.load()
+        phrasings = [(row, q) for row, entry in enumerate(entries) for q in entry.questions]
+        self.entry_of = np.array([row for row, _ in phrasings], dtype=np.int64)
+        self.size = len(entries)
+        texts = [q for _, q in phrasings]
+        self.vectors = self.embedder.embed(texts)  # (phrasings, DIMENSIONS)
+        tokens = [[w for w in words(t) if w not in STOPWORDS] or ["_"] for t in texts]
+        self.vocabulary = sorted({w for ws in tokens for w in ws})
+        self.known = frozenset(self.vocabulary)
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(tokens, show_progress=False)
+        # The most one word can add to any phrasing's BM25 score: the normaliser's parts.
+        self.word_max = {w: float(self.bm25.get_scores([w]).max()) for w in self.vocabulary}
+        self.unknown_weight = max(self.word_max.values(), default=1.0)
+
+    def correct(self, text: str) -> list[str]:
+        """The message's words, each unknown one replaced by a known one it is a typo of."""
+        fixed = []
+        for word in words(text):
+            if word not in self.known and len(word) >= TYPO_MIN_LENGTH and word not in STOPWORDS:
+                found = process.extractOne(word, self.vocabulary, scorer=fuzz.ratio,
+                                           score_cutoff=TYPO_SIMILARITY)
+                if found:
+                    word = found[0]
+            fixed.append(word)
+        return fixed
+
+    def scores(self, text: str) -> np.ndarray:
+        """One score per entry (its best phrasing's), in entry order."""
+        fixed = self.correct(text)
+        if self.size == 0:
+            return np.zeros(0, dtype=np.float32)
+        query = self.embedder.embed([" ".join(fixed) or text])[0]
+        semantic = self.vectors @ query
+        content = [w for w in fixed if w not in STOPWORDS]
+        lexical = np.zeros(len(self.entry_of), dtype=np.float32)
+        bound = sum(self.word_max.get(w, self.unknown_weight) for w in set(content))
+        found = [w for w in content if w in self.known]
+        if found and bound > 0:
+            lexical = self.bm25.get_scores(found).astype(np.float32) / bound
+        phrasing = semantic + LEXICAL_WEIGHT * np.minimum(lexical, 1.0)
+        best = np.full(self.size, -1.0, dtype=np.float32)
+        np.maximum.at(best, self.entry_of, phrasing)
+        return best
