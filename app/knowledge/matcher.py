@@ -37,15 +37,14 @@ class Outcome(StrEnum):
 class Thresholds:
     """Scores are about 0..1.3 (cosine plus a share of BM25); see docs/faq.md."""
 
-    answer: float = 0.75  # the best entry's score needed to answer
-    margin: float = 0.05  # ... and its lead over the second best
-    clarify: float = 0.65  # the score an entry needs to be offered in a clarification
+    answer: float = 0.45  # the best entry's score needed to answer
+    margin: float = 0.19  # ... and its lead over the second best
+    clarify: float = 0.55  # the score an entry needs to be offered in a clarification
 
     def __post_init__(self):
-        if not 0 <= self.clarify <= self.answer:
-            raise ValueError(f"need 0 <= clarify ({self.clarify}) <= answer ({self.answer})")
-        if self.margin < 0:
-            raise ValueError(f"margin is negative: {self.margin}")
+        for name in ("answer", "margin", "clarify"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} is negative: {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,20 @@
     index = Index(entries)               # at load: every phrasing embedded and indexed
     index.scores(text) -> np.ndarray     # one score per entry, about 0..1
 
-An entry's score is its best phrasing's: the cosine of the message's embedding with the
-phrasing's (meaning: "card hasn't come" is near "where is my card"), plus LEXICAL_WEIGHT
-times BM25 (bm25s), normalised by the most the message's own words could score, so that
-0 means no word in common and 1 every word as strongly as the index allows (words no
-entry uses count in that bound: a long message about something else scores low). Before
-either, each word no entry uses is replaced by the nearest word that one does, when
-rapidfuzz finds one at least TYPO_SIMILARITY close ("recieve" -> "receive").
+An entry's score is the cosine of the message's embedding with the entry's centroid
+(the mean of its phrasings' embeddings: meaning, so "card hasn't come" is near "where is
+my card"), plus LEXICAL_WEIGHT times its phrasings' mean BM25 (bm25s), normalised by the
+most the message's own words could score, so that 0 means no word in common and 1 every
+word as strongly as the index allows (words no entry uses count in that bound: a long
+message about something else scores low). Before either, each word no entry uses is
+replaced by the nearest word one does, when rapidfuzz finds one at least TYPO_SIMILARITY
+close ("recieve" -> "receive").
+
+Why a centroid rather than the best phrasing: on eval/clinc150's tuning cases, the best
+phrasing's cosine answered 11% of the answerable questions at <= 5% wrong answers, the
+centroid 48% (a prototype averages out what one phrasing says by accident, and the lead
+of the best entry over the second means more). BM25 adds little on CLINC's paraphrases
+(0 to +1 point) but keeps product names and codes that an embedding blurs.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from rapidfuzz import fuzz, process
 from . import embedding
 from .entries import Entry
 
-LEXICAL_WEIGHT = 0.3
+LEXICAL_WEIGHT = 0.1
 TYPO_SIMILARITY = 84  # rapidfuzz ratio, 0..100
 TYPO_MIN_LENGTH = 4  # shorter words are too often another real word
 MAX_WORDS = 200  # a message's first 200 words say what it is about
@@ -51,7 +58,11 @@ class Index:
         self.entry_of = np.array([row for row, _ in phrasings], dtype=np.int64)
         self.size = len(entries)
         texts = [q for _, q in phrasings]
-        self.vectors = self.embedder.embed(texts)  # (phrasings, DIMENSIONS)
+        vectors = self.embedder.embed(texts)  # (phrasings, DIMENSIONS)
+        sums = np.zeros((self.size, vectors.shape[1]), dtype=np.float32)
+        np.add.at(sums, self.entry_of, vectors)
+        self.centroids = embedding.normalise(sums)  # (entries, DIMENSIONS)
+        self.phrasings_of = np.bincount(self.entry_of, minlength=self.size).astype(np.float32)
         tokens = [[w for w in words(t) if w not in STOPWORDS] or ["_"] for t in texts]
         self.vocabulary = sorted({w for ws in tokens for w in ws})
         self.known = frozenset(self.vocabulary)
@@ -74,19 +85,18 @@ class Index:
         return fixed
 
     def scores(self, text: str) -> np.ndarray:
-        """One score per entry (its best phrasing's), in entry order."""
+        """One score per entry, in entry order."""
         fixed = self.correct(text)
         if self.size == 0:
             return np.zeros(0, dtype=np.float32)
         query = self.embedder.embed([" ".join(fixed) or text])[0]
-        semantic = self.vectors @ query
+        semantic = self.centroids @ query
         content = [w for w in fixed if w not in STOPWORDS]
         lexical = np.zeros(len(self.entry_of), dtype=np.float32)
         bound = sum(self.word_max.get(w, self.unknown_weight) for w in set(content))
         found = [w for w in content if w in self.known]
         if found and bound > 0:
             lexical = self.bm25.get_scores(found).astype(np.float32) / bound
-        phrasing = semantic + LEXICAL_WEIGHT * np.minimum(lexical, 1.0)
-        best = np.full(self.size, -1.0, dtype=np.float32)
-        np.maximum.at(best, self.entry_of, phrasing)
-        return best
+        lexical_sums = np.zeros(self.size, dtype=np.float32)
+        np.add.at(lexical_sums, self.entry_of, np.minimum(lexical, 1.0))
+        return semantic + LEXICAL_WEIGHT * lexical_sums / np.maximum(self.phrasings_of, 1)
