@@ -32,6 +32,7 @@ from .handlers import build_router
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
 from .jobs.supervisor import Supervisor
+from .knowledge import Thresholds
 from .observability import logs as log_format
 from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
@@ -113,7 +114,9 @@ def build_policy(bot: BotSettings) -> Policy:
         bot_identity=bot.identity, agent_identities=bot.agent_identities,
         auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),
         budget=bot.budget, handoff_window=timedelta(seconds=bot.handoff_seconds),
-        rules=rules, enabled=bot.auto_reply_enabled)
+        rules=rules, enabled=bot.auto_reply_enabled,
+        faq_thresholds=Thresholds(answer=bot.faq_answer_score, margin=bot.faq_margin,
+                                  clarify=bot.faq_clarify_score))
 
 
 def check_schema(app: Flask) -> None:
