@@ -74,6 +74,10 @@ class Embedder:
             ids = self.tokenizer.encode(text, add_special_tokens=False).ids
         return ids[:MAX_TOKENS]
 
+    def is_word(self, word: str) -> bool:
+        """Whether the tokenizer knows `word` whole (a real word, not a typo of one)."""
+        return self.tokenizer.token_to_id("\u2581" + word) is not None
+
     def embed(self, texts: list[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
         for row, text in enumerate(texts):

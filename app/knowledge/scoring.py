@@ -10,7 +10,8 @@ most the message's own words could score, so that 0 means no word in common and 
 word as strongly as the index allows (words no entry uses count in that bound: a long
 message about something else scores low). Before either, each word no entry uses is
 replaced by the nearest word one does, when rapidfuzz finds one at least TYPO_SIMILARITY
-close ("recieve" -> "receive").
+close ("recieve" -> "receive"), unless it is a word of its own: one the embedding's
+tokenizer knows whole ("regards" is not a typo of "rewards").
 
 Why a centroid rather than the best phrasing: on eval/clinc150's tuning cases, the best
 phrasing's cosine answered 11% of the answerable questions at <= 5% wrong answers, the
@@ -32,7 +33,7 @@ from .entries import Entry
 
 LEXICAL_WEIGHT = 0.1
 TYPO_SIMILARITY = 84  # rapidfuzz ratio, 0..100
-TYPO_MIN_LENGTH = 4  # shorter words are too often another real word
+TYPO_MIN_LENGTH = 5  # shorter words are too often another real word ("pink", "pin")
 MAX_WORDS = 200  # a message's first 200 words say what it is about
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -76,7 +77,8 @@ class Index:
         """The message's words, each unknown one replaced by a known one it is a typo of."""
         fixed = []
         for word in words(text):
-            if word not in self.known and len(word) >= TYPO_MIN_LENGTH and word not in STOPWORDS:
+            if (word not in self.known and len(word) >= TYPO_MIN_LENGTH
+                    and word not in STOPWORDS and not self.embedder.is_word(word)):
                 found = process.extractOne(word, self.vocabulary, scorer=fuzz.ratio,
                                            score_cutoff=TYPO_SIMILARITY)
                 if found:
