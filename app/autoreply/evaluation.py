@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..knowledge import Outcome
-from .decision import ConversationState, Inbound, decide
+from .decision import ConversationState, Decision, Inbound, decide
 from .policy import Policy
 
 NEW_CONVERSATION = ConversationState(
@@ -28,7 +28,11 @@ def evaluate(text: str, policy: Policy, now: datetime, channel: str = "SMS",
     """What the bot does with `text`: outcome, faq_id, candidates, and the decision."""
     message = Inbound(body=text, author=author, channel=channel.upper(), attributes=None,
                       participant_sid=None, received_at=now)
-    decision = decide(message, NEW_CONVERSATION, policy, now)
+    return describe(text, decide(message, NEW_CONVERSATION, policy, now))
+
+
+def describe(text: str, decision: Decision) -> dict:
+    """A decision as an evaluation sees it (`rules try --json` prints the same)."""
     match = decision.faq
     if match is not None and (decision.replies or match.outcome is Outcome.DECLINE):
         outcome = match.outcome.value
@@ -57,12 +61,18 @@ def summary(cases: list[dict], results: list[dict]) -> dict:
     offered = sum(1 for c, r in clarified if c.get("expect")
                   in {x["faq_id"] for x in r["candidates"]})
     total = len(results)
+    kinds = sorted({c["kind"] for c, _ in unanswerable if isinstance(c.get("kind"), str)})
+    by_kind = {kind: _share(sum(1 for c, r in unanswerable if c.get("kind") == kind
+                                and r["outcome"] != "answer"),
+                            sum(1 for c, _ in unanswerable if c.get("kind") == kind))
+               for kind in kinds}
     return {
         "summary": True, "cases": total, "answerable": len(answerable),
         "answered_right": _share(right, len(answerable)),
         "wrong_answers": _share(wrong, len(answers)),
         "unanswerable_not_answered": _share(
             sum(1 for _, r in unanswerable if r["outcome"] != "answer"), len(unanswerable)),
+        "not_answered_by_kind": by_kind,  # the cases' optional "kind": off-topic, ...
         "answer_rate": _share(len(answers), total),
         "clarify_rate": _share(len(clarified), total),
         "clarify_offered_right": _share(offered, len(clarified)),

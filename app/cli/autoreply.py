@@ -3,6 +3,7 @@ and the rules file (check it, try it) without sending anything."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime, timezone
 from pathlib import Path
@@ -12,12 +13,13 @@ import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from ..autoreply import ConversationState, Inbound, RulesError, decide, load_rules
+from ..autoreply import ConversationState, Inbound, RulesError, decide, evaluation, load_rules
 from ..autoreply.schema import CHANNELS
 from ..pipeline import state
 from ..provisioning.conversations import conversation_sid
 from ..services import services
 from ..store.models import Conversation, ProcessedEvent, Reply
+from ..timeline import faq as faq_record
 
 autoreply_group = AppGroup("autoreply", help="Turn automated replies on or off at run time.")
 rules_group = AppGroup("rules", help="Check and try the auto-reply rules file.")
@@ -69,6 +71,7 @@ def why(message_sid):
             select(Reply.id, Reply.status, Reply.attempts, Reply.twilio_message_sid,
                    Reply.error_code, Reply.error_message, Reply.delivery_status)
             .where(Reply.in_reply_to == message_sid)).first()
+        match = faq_record.match_of(conn, message_sid)
     if event is None and reply is None:
         raise click.ClickException(f"no record of {message_sid} (never received, or pruned)")
     if event is not None:
@@ -76,6 +79,11 @@ def why(message_sid):
         click.echo(f"decision: {event.reason or '-'}" + (f" (rule {event.rule})"
                                                            if event.rule else ""))
         click.echo(f"outcome: {event.outcome}")
+    if match is not None:
+        scores = ", ".join(f"{c['faq_id']} {c['score']:.2f}" for c in match["candidates"])
+        click.echo(f"faq: {match['outcome']}" + (f" {match['faq_id']}" if match["faq_id"] else "")
+                   + (f"; candidates {scores}" if scores else "")
+                   + (f"; marked wrong {match['wrong_at']}" if match["wrong_at"] else ""))
     if reply is not None:
         click.echo(f"reply #{reply.id}: {reply.status}, {reply.attempts} attempt(s)"
                    + (f", sent as {reply.twilio_message_sid}" if reply.twilio_message_sid else "")
@@ -110,7 +118,9 @@ def rules_check(path):
 @click.option("--at", "at", help="When, e.g. 2026-12-24T22:00 (in the business hours' time "
               "zone, else UTC, unless it carries an offset; default: now).")
 @click.option("--conversation", help="Use this conversation's stored state (CH...).")
-def rules_try(text, author, channel, at, conversation):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what `faq eval --json` prints for one case.")
+def rules_try(text, author, channel, at, conversation, as_json):
     """Print what the bot would do with a message TEXT, and why; sends nothing."""
     bot = services()
     policy = bot.policy
@@ -125,10 +135,17 @@ def rules_try(text, author, channel, at, conversation):
                       participant_sid=None, received_at=now)
     enabled = policy.switch(bot.processor.state.autoreply_switch())
     decision = decide(message, conversation_state, policy, now, enabled=enabled)
+    if as_json:
+        result = evaluation.describe(text, decision)
+        click.echo(json.dumps({k: result[k] for k in (
+            "text", "outcome", "faq_id", "candidates", "decision", "reply")}, ensure_ascii=False))
+        return
     click.echo(f"at {now.astimezone(zone).isoformat(timespec='minutes')} ({zone}): "
                f"{decision.reason.name} ({decision})")
     if decision.rule:
         click.echo(f"rule: {decision.rule}")
+    if decision.faq:
+        click.echo(f"faq: {decision.faq.describe()}")
     if decision.reply:
         if decision.reply.body:
             click.echo(f"reply: {decision.reply.body}")
