@@ -8,8 +8,8 @@ several phrasings of one entry (the answer given once, or the same each time); a
 without an id is an entry of its own, named after its question.
 
 Markdown: one article per `.md` file, named by the file (`card-delivery.md` is entry
-`card-delivery`): its first heading is the question, the lines of an `## Also asked as`
-section (`- ...` items) are more phrasings, everything else is the answer.
+`card-delivery`): its first heading is the question, the list items (`- ...`) right
+below an `## Also asked as` heading are more phrasings, everything else is the answer.
 """
 
 from __future__ import annotations
@@ -93,14 +93,14 @@ def read_markdown(folder: Path) -> list[dict]:
             if ALSO_ASKED.match(line):
                 in_also = True
                 continue
-            if in_also and heading:
-                in_also = False
-            if in_also:
-                item = line.strip().lstrip("-*").strip()
-                if item:
-                    phrasings.append(item)
-            else:
-                answer.append(line)
+            stripped = line.strip()
+            if in_also and stripped[:1] in ("-", "*", "+"):
+                phrasings.append(stripped[1:].strip())
+                continue
+            if in_also and not stripped:
+                continue
+            in_also = False  # the list ended: the rest is the answer
+            answer.append(line)
         if question is None:
             raise SourceError(f"{path}: no heading (the question)")
         text = "\n".join(answer).strip()
