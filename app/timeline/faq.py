@@ -18,7 +18,10 @@ from ..store.models import FaqMatch, utcnow
 
 log = logging.getLogger(__name__)
 FAQ_MATCHES = FaqMatch.__table__
-SAME_QUESTION = 0.75  # cosine of two questions' embeddings that makes them one group
+# The cosine of two questions' embeddings that puts them in one group: on CLINC150's
+# validation queries, 86% of the pairs this close ask the same thing (0.75: 94%, but
+# only half as many pairs of one intent are found).
+SAME_QUESTION = 0.65
 MAX_GAP_ROWS = 5_000  # the most recent questions grouped at once
 
 
