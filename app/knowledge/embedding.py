@@ -80,8 +80,14 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
-        for row, text in enumerate(texts):
-            ids = [i for i in self.token_ids(text) if 0 <= i < self.table.shape[0]]
+        if len(texts) == 1:
+            encoded = [self.token_ids(texts[0])]
+        else:  # an index's phrasings: tokenized in one call, in parallel
+            with self.lock:
+                found = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+            encoded = [e.ids[:MAX_TOKENS] for e in found]
+        for row, token_ids in enumerate(encoded):
+            ids = [i for i in token_ids if 0 <= i < self.table.shape[0]]
             if ids:
                 vectors[row] = self.table[ids].astype(np.float32).mean(axis=0)
         return normalise(vectors)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 from . import embedding
 from .entries import Entry
 from .scoring import Index
@@ -103,9 +105,8 @@ class KnowledgeBase:
         if not self.entries or not text.strip():
             return []
         scores = self.index.scores(text)
-        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])
         found = []
-        for row in ranked:
+        for row in np.argsort(-scores, kind="stable"):
             entry = self.entries[row]
             if entry.applies(text, channel):
                 found.append(Candidate(entry.id, float(scores[row])))

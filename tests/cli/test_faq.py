@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-
 RULES = """
 [fallback]
 text = "We'll get back to you soon."
