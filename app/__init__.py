@@ -31,6 +31,7 @@ from .delivery.sender import Sender
 from .handlers import build_router
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
+from .jobs.rules_reload import RulesReload
 from .jobs.supervisor import Supervisor
 from .knowledge import Thresholds
 from .observability import logs as log_format
@@ -91,6 +92,8 @@ def build_services(settings: Settings) -> Services:
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     loops = [sender] + ([jobs] if jobs.enabled else [])
+    if settings.bot.rules_path:  # `rules reload`: a changed file, in every process
+        loops.append(RulesReload(db, settings.bot.rules_path, [processor, catch_up]))
     try:
         token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
                  else settings.twilio.auth_token)

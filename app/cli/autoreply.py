@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from ..autoreply import ConversationState, Inbound, RulesError, decide, evaluation, load_rules
 from ..autoreply.schema import CHANNELS
+from ..jobs import rules_reload as reload
 from ..pipeline import state
 from ..provisioning.conversations import conversation_sid
 from ..services import services
@@ -107,6 +108,23 @@ def rules_check(path):
     click.echo(f"{path}: OK")
     for line in rules.summary():
         click.echo(f"  {line}")
+
+
+@rules_group.command("reload")
+def rules_reload():
+    """Check RESPONDER_RULES and make every process and instance load it again (within a
+    few seconds, whole: requests see the old rules or the new, never a mix)."""
+    path = services().settings.bot.rules_path
+    if path is None:
+        raise click.UsageError("RESPONDER_RULES is not set: there is no rules file to reload")
+    try:
+        value = reload.request_reload(services().db, path)
+    except RulesError as exc:
+        click.echo(str(exc), err=True)
+        click.echo("nothing reloaded: the running processes keep their rules", err=True)
+        sys.exit(1)
+    click.echo(f"{path}: OK; every process loads it within {reload.POLL_SECONDS:g} s "
+               f"(digest {value})")
 
 
 @rules_group.command("try")
