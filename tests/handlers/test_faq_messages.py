@@ -104,3 +104,27 @@ def test_declined_and_wrong_decisions_show_in_gaps(faq_app, fake_api):
         groups[0]["examples"])
     assert sum(g["marked_wrong"] for g in groups) == 1
     assert sum(g["count"] for g in groups) == 4
+
+
+def test_the_api_shows_a_match_marks_it_wrong_and_lists_the_gaps(make_app, tmp_path, fake_api):
+    """/api/ (behind ADMIN_TOKEN): the match with its scores, the operator's "wrong", the
+    gaps; an unknown message is a 404, a malformed SID a 400."""
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    token = "t" * 32
+    app = make_app(RESPONDER_RULES=path, ADMIN_TOKEN=token)
+    client, auth = app.test_client(), {"Authorization": f"Bearer {token}"}
+    params = message_added(body="when will my card arrive?")
+    post_event(client, params)
+    sid = params["MessageSid"]
+    found = client.get(f"/api/messages/{sid}/faq", headers=auth).get_json()
+    assert (found["outcome"], found["faq_id"], found["wrong_at"]) == (
+        "answer", "card-delivery", None)
+    assert found["candidates"][0]["faq_id"] == "card-delivery"
+    assert client.post(f"/api/messages/{sid}/faq/wrong", headers=auth).status_code == 200
+    assert client.get(f"/api/messages/{sid}/faq", headers=auth).get_json()["wrong_at"]
+    gaps = client.get("/api/faq/gaps?since=1h", headers=auth).get_json()["gaps"]
+    assert [(g["count"], g["marked_wrong"]) for g in gaps] == [(1, 1)]
+    assert client.get("/api/messages/IMunknown/faq", headers=auth).status_code == 404
+    assert client.post("/api/messages/IM!/faq/wrong", headers=auth).status_code in (400, 404)
+    assert client.get(f"/api/messages/{sid}/faq").status_code == 401
