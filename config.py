@@ -86,6 +86,12 @@ class BotSettings:
     budget: int  # hard cap of replies per conversation per rolling hour
     handoff_seconds: int  # silent this long after an agent wrote (0: off)
     rules_path: Path | None  # RESPONDER_RULES: a TOML rules file (None: defaults only)
+    # The FAQ's thresholds (docs/faq.md): answer when the best entry scores at least
+    # faq_answer_score and leads the next by faq_margin; offer entries within the margin
+    # that score at least faq_clarify_score. Defaults chosen on eval/clinc150.
+    faq_answer_score: float = 0.45
+    faq_margin: float = 0.19
+    faq_clarify_score: float = 0.55
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             cooldown_seconds=reader.duration("AUTO_REPLY_COOLDOWN", 3600),
             budget=int(reader.number("AUTO_REPLY_BUDGET", 5, minimum=1, integer=True)),
             handoff_seconds=reader.duration("HANDOFF_WINDOW", 30 * 60),
-            rules_path=reader.path("RESPONDER_RULES")),
+            rules_path=reader.path("RESPONDER_RULES"),
+            faq_answer_score=reader.number("FAQ_ANSWER_SCORE", 0.45, minimum=0.0, maximum=2.0),
+            faq_margin=reader.number("FAQ_MARGIN", 0.19, minimum=0.0, maximum=2.0),
+            faq_clarify_score=reader.number("FAQ_CLARIFY_SCORE", 0.55, minimum=0.0,
+                                            maximum=2.0)),
         web=WebSettings(
             public_base_urls=tuple(
                 url for part in reader.csv("PUBLIC_BASE_URL")

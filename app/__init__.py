@@ -31,7 +31,9 @@ from .delivery.sender import Sender
 from .handlers import build_router
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
+from .jobs.rules_reload import RulesReload
 from .jobs.supervisor import Supervisor
+from .knowledge import Thresholds
 from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
 from .services import Services, services
@@ -96,6 +98,8 @@ def build_services(settings: Settings, *, serving: bool = True) -> Services:
         loops = (sending if settings.sender.in_process else []) + [counts]
     else:
         loops = sending
+    if settings.bot.rules_path:  # `rules reload`: a changed file, in every process
+        loops.append(RulesReload(db, settings.bot.rules_path, [processor, catch_up]))
     try:
         token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
                  else settings.twilio.auth_token)
@@ -119,7 +123,9 @@ def build_policy(bot: BotSettings) -> Policy:
         bot_identity=bot.identity, agent_identities=bot.agent_identities,
         auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),
         budget=bot.budget, handoff_window=timedelta(seconds=bot.handoff_seconds),
-        rules=rules, enabled=bot.auto_reply_enabled)
+        rules=rules, enabled=bot.auto_reply_enabled,
+        faq_thresholds=Thresholds(answer=bot.faq_answer_score, margin=bot.faq_margin,
+                                  clarify=bot.faq_clarify_score))
 
 
 def check_schema(app: Flask) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ..knowledge import Thresholds
 from . import keywords
 from .rules import Rules
 
@@ -24,11 +25,13 @@ class Policy:
     handoff_window: timedelta  # silent this long after an agent wrote; 0: off
     rules: Rules | None = None  # None: defaults only (AUTO_REPLY_TEXT to every customer)
     enabled: bool = True  # AUTO_REPLY_ENABLED: the start-up default of the runtime switch
+    faq_thresholds: Thresholds = Thresholds()  # FAQ_ANSWER_SCORE, FAQ_MARGIN, FAQ_CLARIFY_SCORE
 
     @classmethod
     def build(cls, *, bot_identity: str, agent_identities, auto_reply_text: str,
               cooldown: timedelta, budget: int, handoff_window: timedelta,
-              rules: Rules | None = None, enabled: bool = True) -> Policy:
+              rules: Rules | None = None, enabled: bool = True,
+              faq_thresholds: Thresholds | None = None) -> Policy:
         """A policy from settings values; ValueError for values no setting should allow."""
         if not bot_identity:
             raise ValueError("bot_identity is empty")
@@ -42,7 +45,8 @@ class Policy:
         return cls(
             bot_identity=bot_identity, agent_identities=frozenset(agent_identities),
             auto_reply_text=auto_reply_text.strip(), cooldown=cooldown, budget=budget,
-            handoff_window=handoff_window, rules=rules, enabled=enabled)
+            handoff_window=handoff_window, rules=rules, enabled=enabled,
+            faq_thresholds=faq_thresholds or Thresholds())
 
     @property
     def compliance_keywords(self) -> frozenset[str]:

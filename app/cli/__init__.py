@@ -4,9 +4,22 @@ be used ends it with one line, not a traceback (guard.py)."""
 
 from flask import Flask
 
-from . import autoreply, conversations, db, dev, doctor, events, ops, replies, setup, webhooks
+from . import (
+    autoreply,
+    conversations,
+    db,
+    dev,
+    doctor,
+    events,
+    faq,
+    ops,
+    replies,
+    setup,
+    webhooks,
+)
 
-FEATURES = (dev, ops, replies, events, autoreply, db, webhooks, doctor, setup, conversations)
+FEATURES = (dev, ops, replies, events, autoreply, db, webhooks, doctor, setup, conversations,
+            faq)
 
 
 def init_app(app: Flask) -> None:

@@ -15,7 +15,7 @@ from functools import partial
 from .. import formats
 from ..autoreply import Decision, Inbound, Policy, Reason, decide, loop_guard
 from ..delivery import opt_outs, outbox
-from ..pipeline import state
+from ..pipeline import faq_log, state
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
@@ -61,6 +61,8 @@ def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
         state.overwrite(conn, conversation_sid, seen, **_changes(decision, seen, now))
     if decision.reason is Reason.OPT_IN:
         opt_outs.clear(conn, addresses)
+    if decision.faq is not None:
+        faq_log.record(conn, message_sid, conversation_sid, message.body, decision.faq)
     if decision.replies:
         reply = decision.reply
         note = outbox.queue_reply(
@@ -82,7 +84,8 @@ def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
         return {"last_agent_at": naive}
     if decision.reason in NOT_CUSTOMERS:
         return {}
-    changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1}
+    changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1,
+               "faq_offered": faq_log.offered(decision)}
     if decision.replies:
         changes["last_reply_at"] = naive
     return changes

@@ -11,7 +11,6 @@ SQLite's busy handler end by it too.
 from __future__ import annotations
 
 import logging
-
 import math
 import os
 import threading
