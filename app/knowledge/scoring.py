@@ -22,6 +22,7 @@ of the best entry over the second means more). BM25 adds little on CLINC's parap
 
 from __future__ import annotations
 
+import logging
 import re
 
 import bm25s
@@ -30,6 +31,9 @@ from rapidfuzz import fuzz, process
 
 from . import embedding
 from .entries import Entry
+
+# bm25s sets its own logger to DEBUG at import: every index built would print a line.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 LEXICAL_WEIGHT = 0.1
 TYPO_SIMILARITY = 84  # rapidfuzz ratio, 0..100
