@@ -16,13 +16,13 @@ from twilio.request_validator import RequestValidator
 from config import Settings
 
 from .autoreply import Policy
-from .delivery.client import ConversationsClient, DryRunClient
 from .delivery.sender import Sender
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
 from .jobs.supervisor import Supervisor
 from .pipeline.processor import Processor
 from .store.database import Database
+from .twilio.interface import Conversations
 
 _KEY = "conversations_bot"
 
@@ -31,7 +31,7 @@ _KEY = "conversations_bot"
 class Services:
     settings: Settings
     db: Database
-    client: ConversationsClient | DryRunClient
+    client: Conversations  # the blocking client (catch-up, tools)
     policy: Policy  # the auto-reply policy (settings and rules file)
     processor: Processor
     sender: Sender

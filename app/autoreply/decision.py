@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from ..delivery import marker
+from ..twilio import marker
 from . import keywords
 from .policy import Policy
 from .rules import AFTER_HOURS, FALLBACK, GREETING

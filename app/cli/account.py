@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from ..delivery.client import rest_client
 from ..services import services
+from ..twilio.client import rest_client
 
 
 def account_client():

@@ -9,10 +9,10 @@ from flask.cli import with_appcontext
 
 from config import parse_duration
 
-from ..delivery.client import ApiError
 from ..jobs import retention
 from ..services import services
 from ..store.models import utcnow
+from ..twilio.errors import ApiError
 
 
 class Duration(click.ParamType):

@@ -7,10 +7,10 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from ..delivery import outbox, registry
-from ..delivery.error_codes import describe
 from ..services import services
 from ..store.models import Reply, ReplyStatus
 from ..timeline import replies as timeline
+from ..twilio.error_codes import describe
 
 group = AppGroup("replies", help="Inspect and recover auto-replies.")
 

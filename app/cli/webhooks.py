@@ -7,8 +7,9 @@ import click
 from flask.cli import AppGroup
 
 from ..provisioning import webhooks
-from ..provisioning.webhooks import ACCOUNT, WEBHOOK_PATH, TwilioCallFailed
+from ..provisioning.webhooks import ACCOUNT, WEBHOOK_PATH
 from ..services import services
+from ..twilio.errors import ApiError
 from .account import account_client, echo_lines, refuse
 
 group = AppGroup("webhooks", help="Twilio's Conversations webhook configuration.")
@@ -22,7 +23,7 @@ def show():
     needed = webhooks.needed_filters()
     try:
         scopes = webhooks.read_all(client)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         refuse(exc.message, status=1)
     account = scopes[0]
     for hooks in scopes:
@@ -80,7 +81,7 @@ def configure(service_sid, url, pre, dry_run, force):
             echo_lines(webhooks.describe(before))
             return
         after = wanted if dry_run else webhooks.update(client, before, wanted)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         refuse(exc.message, status=1)
     click.echo(f"{before.label} webhooks "
                f"({'dry run: nothing changed' if dry_run else 'updated'}):")
@@ -107,7 +108,7 @@ def _note_overrides(client, public_base_urls) -> None:
     """Services with URLs of their own do not get the account-wide webhooks: say so."""
     try:
         scopes = webhooks.read_all(client)[1:]
-    except TwilioCallFailed:
+    except ApiError:
         return
     for hooks in scopes:
         if hooks.has_own_urls and not webhooks.serves(hooks.post_url, public_base_urls,

@@ -40,7 +40,7 @@ from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select,
 from ..store import clock
 from ..store.database import dialect_insert
 from ..store.models import Reply, ReplyStatus, utcnow
-from . import marker
+from ..twilio import marker
 
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
                                  ReplyStatus.FAILED)

@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 from sqlalchemy import Connection, bindparam, delete, select, text, update
 
@@ -126,3 +127,9 @@ def live(conn: Connection, stale: float = STALE_SECONDS) -> list[LiveSender]:
                         .order_by(SENDERS.c.id), {"stale": -stale}).all()
     return [LiveSender(r.id, r.share, r.concurrency, r.in_flight, r.sent,
                        max(0.0, (r.now - r.heartbeat_at).total_seconds())) for r in rows]
+
+
+def live_senders(stale: float) -> Callable[[Connection], list[LiveSender]]:
+    """`live` with senders stale after `stale` seconds: what the metrics' collector reads
+    (app/observability/collectors.py), handed to it by the app."""
+    return partial(live, stale=stale)

@@ -12,6 +12,8 @@ from enum import StrEnum
 from sqlalchemy import DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..twilio.media import MAX_SOURCE_CHARS
+
 SID_LENGTH = 64  # Twilio's SIDs are 34 characters; room for what Twilio may add
 STATUS_LENGTH = 16
 AUTHOR_LENGTH = 256
@@ -19,7 +21,7 @@ OUTCOME_LENGTH = 200
 KEY_LENGTH = 200
 RULE_LENGTH = 64
 CHANNEL_LENGTH = 16
-MEDIA_LENGTH = 512
+MEDIA_LENGTH = MAX_SOURCE_CHARS  # a reply medium's path or URL, as the rules file checks it
 REQUEST_ID_LENGTH = 64
 
 

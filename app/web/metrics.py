@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort
 
+from ..delivery import registry
 from ..observability import exposition
 from ..services import services
 from . import bearer
@@ -26,5 +27,6 @@ def scrape():
     if not token:
         abort(404)
     bearer.require(token, "metrics")
-    body, content_type = exposition.render(services().db, settings.sender.lease_seconds)
+    body, content_type = exposition.render(
+        services().db, registry.live_senders(settings.sender.lease_seconds))
     return body, 200, {"Content-Type": content_type}
