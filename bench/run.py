@@ -265,9 +265,9 @@ class Bench:
 
         with db.transaction() as session:
             for i in range(n):
-                outbox.queue_reply(session, conversation_sid=f"CH{i:032x}",
-                                   in_reply_to=f"IMsender{name}{i:024x}",
-                                   author="support-bot", body="Thanks!")
+                outbox.queue_reply(session, outbox.NewReply(
+                    conversation_sid=f"CH{i:032x}", in_reply_to=f"IMsender{name}{i:024x}",
+                    author="support-bot", body="Thanks!"))
         port = free_port()
         with ExitStack() as stack:
             fake = subprocess.Popen([sys.executable, "-m", "tests.fake_conversations",
