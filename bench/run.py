@@ -31,7 +31,7 @@ import requests
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from app.pipeline import samples
+from app.cli import sample_events
 from app.store.database import Database
 from tests.fake_conversations import FakeConversationsAPI
 from tests.servers import BIN, ROOT, clean_env, free_port, gunicorn
@@ -55,7 +55,7 @@ def signed_requests(n: int) -> list[tuple[str, str]]:
     validator = RequestValidator(TOKEN)
     out = []
     for _ in range(n):
-        params = samples.build("onMessageAdded", account_sid=SID, body="Where is my order?")
+        params = sample_events.build("onMessageAdded", account_sid=SID, body="Where is my order?")
         out.append((urlencode(params), validator.compute_signature(PUBLIC + PATH, params)))
     return out
 

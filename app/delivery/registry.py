@@ -31,14 +31,14 @@ from sqlalchemy import Connection, bindparam, delete, select, text, update
 
 from ..store import clock
 from ..store.database import dialect_insert
-from ..store.models import Sender
+from ..store.models import SenderHeartbeat
 
 HEARTBEAT_SECONDS = 1.0
 FENCE_SECONDS = 5.0
 STALE_SECONDS = 30.0  # the default lease's (50 s) worth: FENCE_SECONDS + 25 s
 _LOCK_KEY = 0x5E4D  # pg_advisory_xact_lock key of the registry
 
-SENDERS = Sender.__table__
+SENDERS = SenderHeartbeat.__table__
 
 
 def new_id() -> str:

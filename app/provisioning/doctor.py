@@ -26,7 +26,7 @@ from config import Settings
 from ..autoreply import RulesError, load_rules
 from ..store import clock
 from ..store.database import Database, DatabaseUnavailable
-from ..store.models import Reply, ReplyStatus, Sender
+from ..store.models import Reply, ReplyStatus, SenderHeartbeat
 from ..twilio.client import rest_client
 from ..twilio.errors import ApiError
 from . import addresses, webhooks
@@ -207,9 +207,9 @@ def check_sender(ctx: Context) -> Check:
         return warn("sender", "not checked: the database is unreachable")
     lease = ctx.settings.sender.lease_seconds
     dialect = ctx.db.engine.dialect.name
-    alive = Sender.heartbeat_at > clock.later(dialect, "minus_lease")
+    alive = SenderHeartbeat.heartbeat_at > clock.later(dialect, "minus_lease")
     query = select(func.coalesce(func.sum(case((alive, 1), else_=0)), 0),
-                   func.max(Sender.heartbeat_at), clock.now(dialect))
+                   func.max(SenderHeartbeat.heartbeat_at), clock.now(dialect))
     with ctx.db.read() as conn:
         live, newest, now = conn.execute(query, {"minus_lease": -lease}).one()
     if live:

@@ -212,9 +212,10 @@ class JobRun(Base):
     last_run_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class Sender(Base):
-    """A live sender process: its heartbeat claims a share of TWILIO_CONCURRENCY_LIMIT.
-    A sender whose heartbeat is older than a lease is dead and its share returns."""
+class SenderHeartbeat(Base):
+    """A sender process's heartbeat (one row per process; the process is
+    delivery/sender.py's Sender): it claims a share of TWILIO_CONCURRENCY_LIMIT. A sender
+    whose heartbeat is older than a lease is dead and its share returns."""
 
     __tablename__ = "senders"
 
