@@ -24,8 +24,7 @@ from config import BotSettings, ConfigError, Settings, environment, load_setting
 
 from . import banner, cli, logs, web
 from .autoreply import Policy, RulesError, load_rules
-from .delivery.async_client import make_async_client
-from .delivery.client import make_client
+from .delivery import registry
 from .delivery.media import MediaLibrary
 from .delivery.sender import Sender
 from .handlers import build_router
@@ -39,6 +38,8 @@ from .pipeline.processor import Processor
 from .services import Services, services
 from .store.database import Database
 from .timeline.counters import HourlyCounts
+from .twilio.async_client import make_async_client
+from .twilio.client import make_client
 from .web import devtoken
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def register_background_work(app: Flask) -> None:
     settings = services(app).settings
     if settings.observability.metrics_port:
         port = app.extensions[_METRICS_PORT] = MetricsPort(
-            services(app).db, settings.sender.lease_seconds,
+            services(app).db, registry.live_senders(settings.sender.lease_seconds),
             settings.observability.metrics_host, settings.observability.metrics_port)
         app.before_request(port.start)
     supervisor = services(app).supervisor

@@ -4,8 +4,8 @@ integer, JSON. Whatever the input, a parser gives the value or says it has none
 database cannot store.
 
 Used wherever a value from Twilio comes in: webhook parameters (pipeline/fields.py),
-the SIDs that go into the REST client's URLs (delivery/client.py), message attributes
-(delivery/marker.py).
+the SIDs that go into the REST client's URLs (twilio/errors.py), message attributes
+(twilio/marker.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from twilio.request_validator import RequestValidator
 from config import Settings
 
 from .autoreply import Policy
-from .delivery.client import ConversationsClient, DryRunClient
 from .delivery.sender import Sender
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
@@ -24,6 +23,7 @@ from .jobs.supervisor import Supervisor
 from .pipeline.processor import Processor
 from .store.database import Database
 from .timeline.counters import HourlyCounts
+from .twilio.interface import Conversations
 
 _KEY = "conversations_bot"
 
@@ -32,7 +32,7 @@ _KEY = "conversations_bot"
 class Services:
     settings: Settings
     db: Database
-    client: ConversationsClient | DryRunClient
+    client: Conversations  # the blocking client (catch-up, tools)
     policy: Policy  # the auto-reply policy (settings and rules file)
     processor: Processor
     sender: Sender

@@ -29,7 +29,7 @@ import requests
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from app.pipeline import samples
+from app.cli import sample_events
 from app.store.database import Database
 from bench.run import PATH, PUBLIC, SID, TOKEN, backends, commit, machine, reset
 from tests.fake_conversations import FakeConversationsAPI
@@ -156,7 +156,7 @@ def webhooks(base: str, rate: int, seconds: float) -> list[float]:
     validator = RequestValidator(TOKEN)
     bodies = []
     for _ in range(int(rate * seconds)):
-        params = samples.build("onMessageAdded", account_sid=SID, body="Where is my order?")
+        params = sample_events.build("onMessageAdded", account_sid=SID, body="Where is my order?")
         bodies.append((urlencode(params), validator.compute_signature(PUBLIC + PATH, params)))
     latencies, threads = [], 4
     start = time.monotonic() + 0.1

@@ -31,7 +31,7 @@ import requests
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
-from app.pipeline import samples
+from app.cli import sample_events
 from app.store.database import Database
 from tests.fake_conversations import FakeConversationsAPI
 from tests.servers import BIN, ROOT, clean_env, free_port, gunicorn
@@ -55,7 +55,7 @@ def signed_requests(n: int) -> list[tuple[str, str]]:
     validator = RequestValidator(TOKEN)
     out = []
     for _ in range(n):
-        params = samples.build("onMessageAdded", account_sid=SID, body="Where is my order?")
+        params = sample_events.build("onMessageAdded", account_sid=SID, body="Where is my order?")
         out.append((urlencode(params), validator.compute_signature(PUBLIC + PATH, params)))
     return out
 
@@ -265,9 +265,9 @@ class Bench:
 
         with db.transaction() as session:
             for i in range(n):
-                outbox.queue_reply(session, conversation_sid=f"CH{i:032x}",
-                                   in_reply_to=f"IMsender{name}{i:024x}",
-                                   author="support-bot", body="Thanks!")
+                outbox.queue_reply(session, outbox.NewReply(
+                    conversation_sid=f"CH{i:032x}", in_reply_to=f"IMsender{name}{i:024x}",
+                    author="support-bot", body="Thanks!"))
         port = free_port()
         with ExitStack() as stack:
             fake = subprocess.Popen([sys.executable, "-m", "tests.fake_conversations",

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
 from app import create_app
-from app.pipeline import samples
+from app.cli import sample_events
 from app.services import services
 from tests.fake_conversations import FakeConversationsAPI
 
@@ -142,11 +142,11 @@ def post_event(client, params, *, path="/webhooks/conversations", token=AUTH_TOK
 
 
 def message_added(**overrides) -> dict:
-    return samples.build("onMessageAdded", account_sid=ACCOUNT_SID, **overrides)
+    return sample_events.build("onMessageAdded", account_sid=ACCOUNT_SID, **overrides)
 
 
 def delivery_updated(**overrides) -> dict:
-    return samples.build("onDeliveryUpdated", account_sid=ACCOUNT_SID, **overrides)
+    return sample_events.build("onDeliveryUpdated", account_sid=ACCOUNT_SID, **overrides)
 
 
 @pytest.fixture

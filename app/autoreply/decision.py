@@ -67,8 +67,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from ..delivery import marker
 from ..knowledge import Match
+from ..twilio import marker
 from . import faq, keywords
 from .policy import Policy
 from .rules import AFTER_HOURS, FALLBACK, GREETING

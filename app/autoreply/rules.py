@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from ..delivery import media
 from ..knowledge import Entry, KnowledgeBase, sources
+from ..twilio import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
 from .patterns import MAX_TEXT, Pattern
 from .schema import CHANNELS, FaqSchema, RulesSchema, TemplateRef, VariantSchema
@@ -48,7 +48,7 @@ GREETING, AFTER_HOURS, FALLBACK = "greeting", "after_hours", "fallback"
 @dataclass(frozen=True)
 class MediaVariant(Variant):
     """A variant that sends media: a file (its absolute path) or an http(s) URL, uploaded
-    to Twilio once when first sent (app/delivery/media.py)."""
+    to Twilio once when first sent (app/delivery/media.py; what Twilio takes: app/twilio/media.py)."""
 
     media: str | None = None
 

@@ -135,6 +135,3 @@ class ReplySpec:
     default: Variant
     per_channel: Mapping[str, Variant] = field(default_factory=dict)
     whatsapp_template: Variant | None = None
-
-    def for_channel(self, channel: str) -> Variant:
-        return self.per_channel.get(channel, self.default)

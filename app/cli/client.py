@@ -3,8 +3,8 @@ webhooks): refused in dry-run mode, where there is no account to call."""
 
 from __future__ import annotations
 
-from ..delivery.client import rest_client
 from ..services import services
+from ..twilio.client import rest_client
 from .output import refuse
 
 

@@ -7,10 +7,10 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from ..delivery.error_codes import describe
 from ..provisioning import conversations as api
 from ..provisioning.conversations import CONVERSATION_ATTRIBUTES_MAX, STATES
-from ..provisioning.webhooks import TwilioCallFailed
+from ..twilio.error_codes import describe
+from ..twilio.errors import ApiError
 from .client import account_client
 from .guard import add_commands
 
@@ -26,7 +26,7 @@ def _checked(check, *args, param: str | None = None, **kwargs):
         raise click.BadParameter(str(exc), param_hint=param) from None
 
 
-def _failed(exc: TwilioCallFailed, done: list[str] | None = None):
+def _failed(exc: ApiError, done: list[str] | None = None):
     """Twilio's error with its code and meaning (or its page), what was done, exit 1."""
     meaning = describe(exc.code) if exc.code else None
     if meaning and meaning.startswith("Twilio error"):  # not one we know: its page
@@ -84,7 +84,7 @@ def create(name, attributes, sms, whatsapp, proxies, chat):
     client = account_client()
     try:
         conversation = api.create(client, name=name, attributes_json=attributes)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         _failed(exc)
     click.echo(f"created conversation {conversation.sid} ({conversation.state}"
                + (f", {conversation.friendly_name!r}" if conversation.friendly_name else "")
@@ -92,7 +92,7 @@ def create(name, attributes, sms, whatsapp, proxies, chat):
     for who in members:
         try:
             member = api.add(client, conversation.sid, who)
-        except TwilioCallFailed as exc:
+        except ApiError as exc:
             _failed(exc, [f"conversation {conversation.sid} exists without the "
                           f"{who.describe()}: `participants add {conversation.sid} ...` adds "
                           f"it, `conversations close {conversation.sid}` ends it"])
@@ -108,7 +108,7 @@ def list_conversations(state, limit):
     """List conversations, newest first: SID, state, created, name."""
     try:
         found = api.listing(account_client(), state, limit)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         _failed(exc)
     if not found:
         click.echo("no conversations" + (f" in state {state}" if state else ""))
@@ -127,7 +127,7 @@ def show(sid, limit):
     sid = _checked(api.conversation_sid, sid, param="SID")
     try:
         found, members, messages, receipts = api.details(account_client(), sid, limit)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         _failed(exc)
     click.echo(f"{found.sid} {found.state}" + (f" {found.friendly_name!r}"
                                                if found.friendly_name else ""))
@@ -160,7 +160,7 @@ def close(sid):
     sid = _checked(api.conversation_sid, sid, param="SID")
     try:
         closed = api.close(account_client(), sid)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         _failed(exc)
     click.echo(f"{closed.sid}: state {closed.state}")
 
@@ -187,7 +187,7 @@ def add(sid, sms, whatsapp, proxies, chat, attributes):
                                          param="--attributes")
     try:
         member = api.add(account_client(), sid, who)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         _failed(exc)
     click.echo(f"added {member.sid} to {sid}: {api.binding(member)}")
 
@@ -201,7 +201,7 @@ def remove(sid, participant):
     participant = _checked(api.participant_sid, participant, param="PARTICIPANT")
     try:
         api.remove(account_client(), sid, participant)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         if exc.status == 404:  # Twilio's 20404: no such participant (or conversation)
             click.echo(f"error: {participant} is not a participant of {sid}: nothing removed "
                        f"(`conversations show {sid}` lists its participants)", err=True)

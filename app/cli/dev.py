@@ -16,10 +16,10 @@ from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from ..pipeline import samples
 from ..pipeline.events import IDEMPOTENCY_HEADER, KNOWN_EVENTS, PRE_EVENTS, source_of
 from ..services import services
 from ..web import devtoken
+from . import sample_events
 from .guard import add_commands
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -67,7 +67,7 @@ def send_event(event_type, body, channel, author, conversation_sid, message_sid,
             raise click.UsageError(f"{payload} has no EventType: give EVENT_TYPE")
     else:
         event_type = event_type or "onMessageAdded"
-        params = MultiDict(samples.build(
+        params = MultiDict(sample_events.build(
             event_type, account_sid=bot.settings.twilio.account_sid or "AC" + "0" * 32,
             body=body, author=author, conversation_sid=conversation_sid,
             message_sid=message_sid, status=status, error_code=error_code, extra=overrides))
@@ -77,7 +77,7 @@ def send_event(event_type, body, channel, author, conversation_sid, message_sid,
     headers = {
         # Twilio signs the exact URL it calls, query string included: so does this.
         "X-Twilio-Signature": RequestValidator(bot.signing_token).compute_signature(url, params),
-        IDEMPOTENCY_HEADER: samples.idempotency_token(),
+        IDEMPOTENCY_HEADER: sample_events.idempotency_token(),
         "User-Agent": "TwilioProxy/1.1",
     }
     if show_curl or dry:

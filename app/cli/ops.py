@@ -8,10 +8,10 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from ..delivery.client import ApiError
 from ..jobs import retention
 from ..services import services
 from ..store.models import utcnow
+from ..twilio.errors import ApiError
 from .guard import add_commands
 from .params import Duration
 

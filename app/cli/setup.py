@@ -8,8 +8,9 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from ..provisioning import addresses, webhooks
-from ..provisioning.webhooks import WEBHOOK_PATH, TwilioCallFailed
+from ..provisioning.webhooks import WEBHOOK_PATH
 from ..services import services
+from ..twilio.errors import ApiError
 from .client import account_client
 from .guard import add_commands
 from .output import echo_lines, refuse
@@ -69,7 +70,7 @@ def setup(ctx, address, kind, service_sid, dry_run, force):
                 "created" if before.sid is None else "updated")
             click.echo(f"address configuration of {address} ({verb}):")
             echo_lines(addresses.diff(before, after))
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         refuse(exc.message, status=1)
     verdict = addresses.reach(after, delivered, public)
     click.echo(f"inbound messages to {address} reach this bot: {verdict.why}")
@@ -84,7 +85,7 @@ def show():
         configs = addresses.list_all(client)
         delivered = {sid: addresses.delivery(client, sid, public)
                      for sid in {c.service_sid for c in configs}}
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         refuse(exc.message, status=1)
     if not configs:
         click.echo("no address configuration: no number auto-creates conversations. A "

@@ -8,8 +8,9 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from ..provisioning import webhooks
-from ..provisioning.webhooks import ACCOUNT, WEBHOOK_PATH, TwilioCallFailed
+from ..provisioning.webhooks import ACCOUNT, WEBHOOK_PATH
 from ..services import services
+from ..twilio.errors import ApiError
 from .client import account_client
 from .guard import add_commands
 from .output import echo_lines, refuse
@@ -25,7 +26,7 @@ def show():
     needed = webhooks.needed_filters()
     try:
         scopes = webhooks.read_all(client)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         refuse(exc.message, status=1)
     account = scopes[0]
     for hooks in scopes:
@@ -83,7 +84,7 @@ def configure(service_sid, url, pre, dry_run, force):
             echo_lines(webhooks.describe(before))
             return
         after = wanted if dry_run else webhooks.update(client, before, wanted)
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         refuse(exc.message, status=1)
     click.echo(f"{before.label} webhooks "
                f"({'dry run: nothing changed' if dry_run else 'updated'}):")
@@ -110,7 +111,7 @@ def _note_overrides(client, public_base_urls) -> None:
     """Services with URLs of their own do not get the account-wide webhooks: say so."""
     try:
         scopes = webhooks.read_all(client)[1:]
-    except TwilioCallFailed:
+    except ApiError:
         return
     for hooks in scopes:
         if hooks.has_own_urls and not webhooks.serves(hooks.post_url, public_base_urls,

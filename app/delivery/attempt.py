@@ -2,7 +2,7 @@
 have reached it, send it (with its media as a MediaSid), and settle the outcome.
 
 An earlier create whose outcome is unknown (it timed out, its connection dropped, it got
-a 500, 502 or 504, its sender died or stopped mid-call; see client.py) may still land at
+a 500, 502 or 504, its sender died or stopped mid-call; see app/twilio/errors.py) may still land at
 Twilio after the look-up: then the reply is not sent again until SEND_SETTLE_SECONDS
 after that create began. Until then the attempt looks every LOOK_AGAIN_SECONDS and, not
 finding it, is queued again without counting; found, it is recorded sent.
@@ -34,10 +34,10 @@ from ..logs import kv
 from ..observability import metrics
 from ..store.database import Database
 from ..store.models import utcnow
-from . import marker, opt_outs, outbox
-from .async_client import Throttled
-from .client import ApiError
-from .error_codes import describe
+from ..twilio import marker
+from ..twilio.error_codes import describe
+from ..twilio.errors import ApiError, Throttled
+from . import opt_outs, outbox
 from .pacing import Window
 
 log = logging.getLogger(__name__)

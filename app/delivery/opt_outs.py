@@ -15,16 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
-from sqlalchemy import Connection, bindparam, delete, literal, select
+from sqlalchemy import Connection, bindparam, delete
 
 from ..store.database import dialect_insert
 from ..store.models import OptOut, utcnow
 
 OPT_OUTS = OptOut.__table__
 
-_ANY = (select(literal(1))
-        .where(OPT_OUTS.c.address.in_(bindparam("addresses", expanding=True)))
-        .limit(1))
 _CLEAR = delete(OPT_OUTS).where(OPT_OUTS.c.address.in_(bindparam("addresses", expanding=True)))
 
 
@@ -60,11 +57,3 @@ def clear(conn: Connection, addresses: Iterable[str | None]) -> int:
     if not known:
         return 0
     return conn.execute(_CLEAR, {"addresses": known}).rowcount
-
-
-def any_opted_out(conn: Connection, addresses: Iterable[str | None]) -> bool:
-    """Whether any of these addresses opted out."""
-    known = _known(addresses)
-    if not known:
-        return False
-    return conn.execute(_ANY, {"addresses": known}).first() is not None

@@ -40,10 +40,36 @@ from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select,
 from ..store import clock
 from ..store.database import dialect_insert
 from ..store.models import Reply, ReplyStatus, utcnow
-from . import marker
+from ..twilio import marker
 
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
                                  ReplyStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class NewReply:
+    """A reply to queue, as one value: what to send, and to whom.
+
+    The reply is a text (`body`) or an approved Content template (`content_sid`, with
+    `content_variables` as a JSON string), with `media` (a file path or URL from the
+    rules file, uploaded by MediaLibrary) when it has one. `customer` (the author
+    answered), `participant_sid`, `channel` (the message's Source) and `message_at`
+    (naive UTC) let the sender record an opt-out and respect WhatsApp's 24-hour window.
+    `request_id` (the webhook request's) follows the reply into the sender's log lines.
+    """
+
+    conversation_sid: str
+    in_reply_to: str  # the MessageSid answered: one reply per message
+    author: str
+    body: str | None
+    content_sid: str | None = None
+    content_variables: str | None = None
+    media: str | None = None
+    customer: str | None = None
+    participant_sid: str | None = None
+    channel: str | None = None
+    message_at: datetime | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,32 +137,16 @@ def _queue_statement(dialect_name: str):
 _EXISTING = select(REPLIES.c.status).where(REPLIES.c.in_reply_to == bindparam("in_reply_to"))
 
 
-def queue_reply(conn: Connection, *, conversation_sid: str, in_reply_to: str,
-                author: str, body: str | None, content_sid: str | None = None,
-                content_variables: str | None = None, customer: str | None = None,
-                participant_sid: str | None = None, channel: str | None = None,
-                message_at: datetime | None = None, request_id: str | None = None,
-                media: str | None = None) -> str | None:
+def queue_reply(conn: Connection, reply: NewReply) -> str | None:
     """Record a reply to send after the transaction commits; if the message has a reply
-    already, queue nothing and return a note saying so.
-
-    The reply is a text (`body`) or an approved Content template (`content_sid`, with
-    `content_variables` as a JSON string). `customer` (the author answered),
-    `participant_sid`, `channel` (the message's Source) and `message_at` (naive UTC)
-    let the sender record an opt-out and respect WhatsApp's 24-hour window.
-    `request_id` (the webhook request's) follows the reply into the sender's log lines.
-    `media` (a file path or URL from the rules file) goes with the reply (MediaLibrary).
-    """
+    already, queue nothing and return a note saying so."""
     reply_id = conn.execute(_queue_statement(conn.dialect.name), {
-        "conversation_sid": conversation_sid, "in_reply_to": in_reply_to, "author": author,
-        "body": body, "content_sid": content_sid, "content_variables": content_variables,
-        "customer": customer, "participant_sid": participant_sid, "channel": channel,
-        "message_at": message_at, "status": QUEUED, "attempts": 0, "retry_from": 0,
-        "created_at": utcnow(), "request_id": request_id, "media": media,
+        **vars(reply), "status": QUEUED, "attempts": 0, "retry_from": 0,
+        "created_at": utcnow(),
     }).scalar()
     if reply_id is not None:
         return None
-    status = conn.execute(_EXISTING, {"in_reply_to": in_reply_to}).scalar()
+    status = conn.execute(_EXISTING, {"in_reply_to": reply.in_reply_to}).scalar()
     return f"a reply to this message exists already ({status}): not queued again"
 
 

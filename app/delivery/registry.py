@@ -23,21 +23,22 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 from sqlalchemy import Connection, bindparam, delete, select, text, update
 
 from ..store import clock
 from ..store.database import dialect_insert
-from ..store.models import Sender
+from ..store.models import SenderHeartbeat
 
 HEARTBEAT_SECONDS = 1.0
 FENCE_SECONDS = 5.0
 STALE_SECONDS = 30.0  # the default lease's (50 s) worth: FENCE_SECONDS + 25 s
 _LOCK_KEY = 0x5E4D  # pg_advisory_xact_lock key of the registry
 
-SENDERS = Sender.__table__
+SENDERS = SenderHeartbeat.__table__
 
 
 def new_id() -> str:
@@ -126,3 +127,9 @@ def live(conn: Connection, stale: float = STALE_SECONDS) -> list[LiveSender]:
                         .order_by(SENDERS.c.id), {"stale": -stale}).all()
     return [LiveSender(r.id, r.share, r.concurrency, r.in_flight, r.sent,
                        max(0.0, (r.now - r.heartbeat_at).total_seconds())) for r in rows]
+
+
+def live_senders(stale: float) -> Callable[[Connection], list[LiveSender]]:
+    """`live` with senders stale after `stale` seconds: what the metrics' collector reads
+    (app/observability/collectors.py), handed to it by the app."""
+    return partial(live, stale=stale)

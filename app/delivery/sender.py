@@ -3,9 +3,9 @@
 Runs inside each web process (default) or in its own process (`flask --app wsgi
 sender`), in both cases as a loop the process's supervisor (jobs/supervisor.py) starts
 and restarts. The loop is asyncio in one thread: every call to Twilio is a coroutine
-on one aiohttp connection pool (async_client.py), so a process holds its whole share
-of TWILIO_CONCURRENCY_LIMIT in flight without a thread per call; the database work
-(leases in batches, settling each reply) runs on a few threads beside it.
+on one aiohttp connection pool (app/twilio/async_client.py), so a process holds its
+whole share of TWILIO_CONCURRENCY_LIMIT in flight without a thread per call; the
+database work (leases in batches, settling each reply) runs on a few threads beside it.
 
 How many calls are in flight: the registry (registry.py) gives each live sender its
 share of TWILIO_CONCURRENCY_LIMIT; within it the window (pacing.py) halves on a 429 and

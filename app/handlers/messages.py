@@ -9,11 +9,12 @@ decided at the same instant on two workers cannot both pass the cooldown.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
 from .. import formats
-from ..autoreply import Decision, Inbound, Policy, Reason, decide, loop_guard
+from ..autoreply import Decision, Inbound, Policy, Reason, Reply, decide, loop_guard
 from ..delivery import opt_outs, outbox
 from ..pipeline import faq_log, state
 from ..pipeline.events import Event
@@ -39,42 +40,65 @@ def answer_customer(event: Event, ctx: Context) -> Outcome:
     seen = ctx.state.conversation(sid, addresses, now)
     enabled = ctx.policy.switch(ctx.state.autoreply_switch())
     decision = decide(message, seen.state, ctx.policy, now, enabled=enabled)
-    ctx.on_claim(partial(
-        record_decision, sid, event.require("MessageSid"), message, addresses, ctx.policy,
-        enabled, now, seen, decision, request_id=event.request_id))
+    ctx.on_claim(partial(record_decision, Decided(
+        conversation_sid=sid, message_sid=event.require("MessageSid"), message=message,
+        addresses=addresses, policy=ctx.policy, enabled=enabled, now=now, seen=seen,
+        decision=decision, request_id=event.request_id)))
     return outcome(decision)
 
 
-def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
-                    addresses: list[str], policy: Policy, enabled: bool, now: datetime,
-                    seen: state.Snapshot, decision: Decision, conn, *,
-                    request_id: str | None = None) -> Outcome | None:
+@dataclass(frozen=True)
+class Decided:
+    """A decision taken in the request's thread, with what it was taken on: the claim's
+    transaction records it, or takes it again if the conversation changed meanwhile."""
+
+    conversation_sid: str
+    message_sid: str
+    message: Inbound
+    addresses: list[str]  # the customer's, for opt-outs
+    policy: Policy
+    enabled: bool  # the runtime switch, as read
+    now: datetime
+    seen: state.Snapshot  # the conversation, as read
+    decision: Decision
+    request_id: str | None = None
+
+
+def record_decision(decided: Decided, conn) -> Outcome | None:
     """In the claim's transaction: update the conversation if it is as the decision saw
     it; otherwise read it again under its lock and decide again. Then queue the reply."""
+    sid, now, seen, decision = (decided.conversation_sid, decided.now, decided.seen,
+                                decided.decision)
     changed = None
-    if not state.update_if_unchanged(conn, conversation_sid, seen,
-                                     **_changes(decision, seen, now)):
-        seen = state.lock_and_read(conn, conversation_sid, addresses, now)
-        again = decide(message, seen.state, policy, now, enabled=enabled)
+    if not state.update_if_unchanged(conn, sid, seen, **_changes(decision, seen, now)):
+        seen = state.lock_and_read(conn, sid, decided.addresses, now)
+        again = decide(decided.message, seen.state, decided.policy, now,
+                       enabled=decided.enabled)
         if again != decision:
             decision = changed = again
-        state.overwrite(conn, conversation_sid, seen, **_changes(decision, seen, now))
+        state.overwrite(conn, sid, seen, **_changes(decision, seen, now))
     if decision.reason is Reason.OPT_IN:
-        opt_outs.clear(conn, addresses)
+        opt_outs.clear(conn, decided.addresses)
     if decision.faq is not None:
-        faq_log.record(conn, message_sid, conversation_sid, message.body, decision.faq)
+        faq_log.record(conn, decided.message_sid, sid, decided.message.body, decision.faq)
     if decision.replies:
-        reply = decision.reply
-        note = outbox.queue_reply(
-            conn, conversation_sid=conversation_sid, in_reply_to=message_sid,
-            author=policy.bot_identity, body=reply.body, content_sid=reply.content_sid,
-            content_variables=reply.content_variables, customer=message.author,
-            participant_sid=message.participant_sid, channel=message.channel or None,
-            message_at=message.received_at.astimezone(UTC).replace(tzinfo=None),
-            request_id=request_id, media=reply.media)
+        note = outbox.queue_reply(conn, new_reply(decided, decision.reply))
         if note:
             return outcome(decision).with_notes([note])
     return outcome(changed) if changed else None
+
+
+def new_reply(decided: Decided, reply: Reply) -> outbox.NewReply:
+    """The reply to queue: what the decision says, to the message it answers."""
+    message = decided.message
+    return outbox.NewReply(
+        conversation_sid=decided.conversation_sid, in_reply_to=decided.message_sid,
+        author=decided.policy.bot_identity, body=reply.body, content_sid=reply.content_sid,
+        content_variables=reply.content_variables, media=reply.media,
+        customer=message.author, participant_sid=message.participant_sid,
+        channel=message.channel or None,
+        message_at=message.received_at.astimezone(UTC).replace(tzinfo=None),
+        request_id=decided.request_id)
 
 
 def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:

@@ -17,13 +17,13 @@ from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from .. import formats
 from ..delivery import opt_outs
-from ..delivery.error_codes import describe
 from ..logs import kv
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
 from ..store.database import dialect_insert
 from ..store.models import DeliveryReceipt, ReceiptEvent, ReceiptStatus, Reply, utcnow
+from ..twilio.error_codes import describe
 
 log = logging.getLogger(__name__)
 router = Router()

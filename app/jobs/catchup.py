@@ -23,7 +23,6 @@ from sqlalchemy import bindparam, select, update
 from config import JobSettings
 
 from ..autoreply import Policy, loop_guard
-from ..delivery.client import ApiError, Message
 from ..errors import BadRequest
 from ..handlers.messages import inbound
 from ..logs import kv
@@ -32,6 +31,8 @@ from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.processor import Processor
 from ..store.database import Database
 from ..store.models import UNCONFIRMED, Reply, utcnow
+from ..twilio.errors import ApiError
+from ..twilio.interface import Message
 
 log = logging.getLogger(__name__)
 ANSWERED_LATER = Outcome(Kind.IGNORED, "answered later in the conversation (catch-up)")

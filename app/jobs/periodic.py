@@ -16,11 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import JobSettings
 
-from ..delivery.client import ApiError
 from ..logs import kv
 from ..store import clock
 from ..store.database import Database, dialect_insert
 from ..store.models import JobRun, utcnow
+from ..twilio.errors import ApiError
 from . import retention
 from .catchup import CatchUp
 

@@ -9,18 +9,21 @@ worker and sent by any sender. Three short reads on a pooled connection, each on
 
 The cost grows with the backlog (an index range over the pending rows), not with the
 table. If the database does not answer, the scrape still succeeds, with
-`bot_database_up 0` and none of these series.
+`bot_database_up 0` and none of these series. Which senders are live is the delivery
+layer's to say: the app hands its reader in (`senders`, delivery/registry.py's `live`),
+so this layer imports nothing above the store.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
-from ..delivery import registry
 from ..store import clock
 from ..store.database import Database
 from ..store.models import Reply, ReplyStatus
@@ -30,12 +33,22 @@ PENDING = (ReplyStatus.QUEUED, ReplyStatus.SENDING)
 REPLIES = Reply.__table__
 
 
+class SenderLoad(Protocol):
+    """What the gauges read of one live sender."""
+
+    concurrency: int
+    in_flight: int
+
+
+LiveSenders = Callable[[Connection], Iterable[SenderLoad]]
+
+
 class DatabaseCollector:
     """A prometheus_client collector of the outbox and sender gauges."""
 
-    def __init__(self, db: Database, lease_seconds: float):
+    def __init__(self, db: Database, senders: LiveSenders):
         self.db = db
-        self.lease_seconds = lease_seconds
+        self.senders = senders  # the live senders, read on the scrape's connection
 
     def collect(self):
         up = GaugeMetricFamily("bot_database_up", "1 if the scrape could read the database.")
@@ -77,7 +90,7 @@ class DatabaseCollector:
         pending = {status: count for status, (count, _) in rows.items()}
         oldest = min((first for _, first in rows.values() if first is not None), default=None)
         db_now = conn.execute(select(now)).scalar()
-        live = registry.live(conn, stale=self.lease_seconds)
+        live = list(self.senders(conn))
         return pending, _age(db_now, oldest), (len(live), sum(s.concurrency for s in live),
                                                sum(s.in_flight for s in live))
 

@@ -20,12 +20,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from ..logs import kv
 from ..store.database import Database
 from . import metrics
-from .collectors import DatabaseCollector
+from .collectors import DatabaseCollector, LiveSenders
 
 log = logging.getLogger(__name__)
 
 
-def registry(db: Database, lease_seconds: float) -> CollectorRegistry:
+def registry(db: Database, senders: LiveSenders) -> CollectorRegistry:
     """A registry for one scrape: every process's counters, and the database's gauges."""
     scrape = CollectorRegistry()
     path = metrics.multiproc_dir()
@@ -33,13 +33,13 @@ def registry(db: Database, lease_seconds: float) -> CollectorRegistry:
         MultiProcessCollector(scrape, path=path)
     else:
         scrape.register(_Forward(metrics.process_registry()))
-    scrape.register(DatabaseCollector(db, lease_seconds))
+    scrape.register(DatabaseCollector(db, senders))
     return scrape
 
 
-def render(db: Database, lease_seconds: float) -> tuple[bytes, str]:
+def render(db: Database, senders: LiveSenders) -> tuple[bytes, str]:
     """The scrape's body and content type (Prometheus text format)."""
-    return generate_latest(registry(db, lease_seconds)), CONTENT_TYPE_LATEST
+    return generate_latest(registry(db, senders)), CONTENT_TYPE_LATEST
 
 
 class _Forward:
@@ -67,10 +67,10 @@ class MetricsPort:
     crash). A daemon thread: it dies with its process.
     """
 
-    def __init__(self, db: Database, lease_seconds: float, host: str, port: int,
+    def __init__(self, db: Database, senders: LiveSenders, host: str, port: int,
                  retry: float = 5.0):
         self.db = db
-        self.lease_seconds = lease_seconds
+        self.senders = senders
         self.host = host
         self.port = port
         self.retry = retry
@@ -87,7 +87,7 @@ class MetricsPort:
                 self._thread.start()
 
     def _app(self, environ, start_response):
-        app = make_wsgi_app(registry(self.db, self.lease_seconds))
+        app = make_wsgi_app(registry(self.db, self.senders))
         return app(environ, start_response)
 
     def _run(self) -> None:

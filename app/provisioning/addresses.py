@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 
 from twilio.rest import Client
 
+from ..twilio.errors import ApiError, api_errors
 from . import webhooks
 from .listing import diff_lines
-from .webhooks import WEBHOOK_PATH, TwilioCallFailed, twilio_call
+from .webhooks import WEBHOOK_PATH
 
 E164 = re.compile(r"\+[1-9]\d{1,14}")
 # The events an address configuration's webhook may carry (Twilio's reference).
@@ -89,7 +90,7 @@ def parse(address: str, kind: str | None) -> tuple[str, str]:
 
 
 def list_all(client: Client) -> list[Address]:
-    with twilio_call("listing the address configurations"):
+    with api_errors("listing the address configurations"):
         return [_address(c) for c in client.conversations.v1.address_configurations.list()]
 
 
@@ -103,7 +104,7 @@ def delivery(client: Client, service_sid: str | None, public: tuple[str, ...]) -
     """Whether the webhooks that apply to `service_sid`'s conversations (None: the
     default service's) post onMessageAdded to this server."""
     if service_sid is None:
-        with twilio_call("reading the account's default Conversation Service"):
+        with api_errors("reading the account's default Conversation Service"):
             service_sid = client.conversations.v1.configuration().fetch().default_chat_service_sid
     hooks = webhooks.fetch_service(client, service_sid)
     if not hooks.has_own_urls:
@@ -151,7 +152,7 @@ def save(client: Client, before: Address, after: Address) -> Address:
                     auto_creation_webhook_method=after.webhook_method,
                     auto_creation_webhook_filters=list(after.webhook_filters))
     resource = client.conversations.v1.address_configurations
-    with twilio_call(f"saving the address configuration of {after.address}"):
+    with api_errors(f"saving the address configuration of {after.address}"):
         if before.sid is None:
             return _address(resource.create(type=after.kind, address=after.address,
                                              friendly_name="conversations bot", **args))
@@ -191,7 +192,7 @@ def diagnose(client: Client, public: tuple[str, ...]) -> tuple[str, str, str | N
         configs = list_all(client)
         delivered = {sid: delivery(client, sid, public)
                      for sid in {c.service_sid for c in configs}}
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         return "FAIL", exc.message, "run it again; `flask --app wsgi setup show`"
     if not configs:  # conversations may come from the API, or a Messaging Service's
         # autocreate (which the API does not show): not a fault in itself

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from twilio.rest import Client
 
+from ..twilio.errors import api_errors
 from .addresses import E164
-from .webhooks import twilio_call
 
 CONVERSATION_ATTRIBUTES_MAX = 16 * 1024
 PARTICIPANT_ATTRIBUTES_MAX = 4 * 1024
@@ -113,7 +113,7 @@ def chat(identity: str, attributes_json: str | None = None) -> Participant:
 
 def create(client: Client, *, name: str | None, attributes_json: str | None):
     args = {"friendly_name": name, "attributes": attributes_json}
-    with twilio_call("creating the conversation"):
+    with api_errors("creating the conversation"):
         return client.conversations.v1.conversations.create(
             **{k: v for k, v in args.items() if v is not None})
 
@@ -121,25 +121,25 @@ def create(client: Client, *, name: str | None, attributes_json: str | None):
 def add(client: Client, sid: str, who: Participant):
     args = {"identity": who.identity, "messaging_binding_address": who.address,
             "messaging_binding_proxy_address": who.proxy, "attributes": who.attributes}
-    with twilio_call(f"adding the {who.describe()} to {sid}"):
+    with api_errors(f"adding the {who.describe()} to {sid}"):
         return client.conversations.v1.conversations(sid).participants.create(
             **{k: v for k, v in args.items() if v is not None})
 
 
 def remove(client: Client, sid: str, member_sid: str) -> None:
-    with twilio_call(f"removing participant {member_sid} from {sid}"):
+    with api_errors(f"removing participant {member_sid} from {sid}"):
         client.conversations.v1.conversations(sid).participants(member_sid).delete()
 
 
 def listing(client: Client, state: str | None, limit: int):
     args = {"state": state} if state else {}
-    with twilio_call("listing conversations"):
+    with api_errors("listing conversations"):
         return client.conversations.v1.conversations.list(limit=limit,
                                                           page_size=min(limit, 100), **args)
 
 
 def close(client: Client, sid: str):
-    with twilio_call(f"closing {sid}"):
+    with api_errors(f"closing {sid}"):
         return client.conversations.v1.conversations(sid).update(state="closed")
 
 
@@ -147,7 +147,7 @@ def details(client: Client, sid: str, limit: int):
     """(conversation, participants, its newest `limit` messages oldest first, and each
     message's receipts by its SID)."""
     conversation = client.conversations.v1.conversations(sid)
-    with twilio_call(f"reading {sid}"):
+    with api_errors(f"reading {sid}"):
         found = conversation.fetch()
         members = conversation.participants.list(page_size=100)
         messages = conversation.messages.list(order="desc", limit=limit,

@@ -24,12 +24,13 @@ from twilio.rest import Client
 from config import Settings
 
 from ..autoreply import RulesError, load_rules
-from ..delivery.client import rest_client
 from ..store import clock
 from ..store.database import Database, DatabaseUnavailable
-from ..store.models import Reply, ReplyStatus, Sender
+from ..store.models import Reply, ReplyStatus, SenderHeartbeat
+from ..twilio.client import rest_client
+from ..twilio.errors import ApiError
 from . import addresses, webhooks
-from .webhooks import ACCOUNT, WEBHOOK_PATH, TwilioCallFailed
+from .webhooks import ACCOUNT, WEBHOOK_PATH
 
 HEALTH_TIMEOUT = 3.0  # seconds: a public URL slower than this is as good as unreachable
 QUEUE_WARN_SECONDS = 60  # a due reply normally goes out within a second or two
@@ -102,7 +103,7 @@ def check_credentials(ctx: Context) -> Check:
         return warn("credentials", "not checked: no credentials")
     try:
         webhooks.fetch_account(ctx.rest())
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         if exc.status == 401:
             return fail("credentials", f"Twilio refused them ({exc.message})",
                         f"set TWILIO_AUTH_TOKEN to the primary Auth Token of "
@@ -123,7 +124,7 @@ def check_webhooks(ctx: Context) -> Check:
                     "set PUBLIC_BASE_URL, then " + CONFIGURE)
     try:
         scopes = webhooks.read_all(ctx.rest())
-    except TwilioCallFailed as exc:
+    except ApiError as exc:
         return fail(name, exc.message, "run it again; if it persists, `webhooks show`")
     needed = webhooks.needed_filters()
     account, services = scopes[0], scopes[1:]
@@ -206,9 +207,9 @@ def check_sender(ctx: Context) -> Check:
         return warn("sender", "not checked: the database is unreachable")
     lease = ctx.settings.sender.lease_seconds
     dialect = ctx.db.engine.dialect.name
-    alive = Sender.heartbeat_at > clock.later(dialect, "minus_lease")
+    alive = SenderHeartbeat.heartbeat_at > clock.later(dialect, "minus_lease")
     query = select(func.coalesce(func.sum(case((alive, 1), else_=0)), 0),
-                   func.max(Sender.heartbeat_at), clock.now(dialect))
+                   func.max(SenderHeartbeat.heartbeat_at), clock.now(dialect))
     with ctx.db.read() as conn:
         live, newest, now = conn.execute(query, {"minus_lease": -lease}).one()
     if live:

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.rest import Client
 
 from ..handlers import build_router
 from ..pipeline.events import POST_EVENTS, PRE_EVENTS
+from ..twilio.errors import ApiError, api_errors
 from .listing import diff_lines
 
 WEBHOOK_PATH = "/webhooks/conversations"
@@ -66,35 +63,6 @@ FIELDS = (("post_url", "post-event URL"), ("pre_url", "pre-event URL"),
           ("method", "method"), ("filters", "filters"), ("target", "target"))
 
 
-class TwilioCallFailed(Exception):
-    """A REST call failed; the message says which call, the HTTP status and Twilio's code."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-
-
-@contextmanager
-def twilio_call(what: str) -> Iterator[None]:
-    """Turn whatever twilio-python or requests raise into a TwilioCallFailed about `what`."""
-    try:
-        yield
-    except TwilioRestException as exc:
-        raise TwilioCallFailed(f"{what}: HTTP {exc.status}, Twilio error {exc.code}: {exc.msg}",
-                               status=exc.status, code=exc.code) from exc
-    except TwilioServiceException as exc:
-        raise TwilioCallFailed(
-            f"{what}: HTTP {exc.status}, Twilio error {exc.code}: {exc.detail or exc.title}",
-            status=exc.status, code=exc.code) from exc
-    except TwilioException as exc:
-        raise TwilioCallFailed(f"{what}: {exc}") from exc
-    except requests.RequestException as exc:
-        raise TwilioCallFailed(f"{what}: cannot reach Twilio: {type(exc).__name__}: {exc}") \
-            from exc
-
-
 def needed_filters(*, pre: bool = False) -> tuple[str, ...]:
     """The event types this server has handlers for (post-events; with `pre`, pre-events
     too): the filters its webhook scope must have."""
@@ -104,20 +72,20 @@ def needed_filters(*, pre: bool = False) -> tuple[str, ...]:
 
 
 def fetch_account(client: Client) -> Hooks:
-    with twilio_call("reading the account-wide webhook configuration"):
+    with api_errors("reading the account-wide webhook configuration"):
         hooks = client.conversations.v1.configuration.webhooks().fetch()
     return _hooks(ACCOUNT, hooks, target=hooks.target)
 
 
 def fetch_service(client: Client, service_sid: str, name: str | None = None) -> Hooks:
-    with twilio_call(f"reading the webhook configuration of service {service_sid}"):
+    with api_errors(f"reading the webhook configuration of service {service_sid}"):
         hooks = client.conversations.v1.services(service_sid).configuration.webhooks().fetch()
     return _hooks(service_sid, hooks, name=name)
 
 
 def list_services(client: Client) -> list[tuple[str, str | None]]:
     """(SID, friendly name) of every Conversation Service of the account."""
-    with twilio_call("listing the Conversation Services"):
+    with api_errors("listing the Conversation Services"):
         return [(s.sid, s.friendly_name)
                 for s in client.conversations.v1.services.list(page_size=100)]
 
@@ -133,8 +101,8 @@ def fetch(client: Client, scope: str) -> Hooks:
         return fetch_account(client)
     names = dict(list_services(client))
     if scope not in names:
-        raise TwilioCallFailed(f"no Conversation Service {scope} in this account "
-                               f"(it has: {', '.join(names) or 'none'})")
+        raise ApiError(f"no Conversation Service {scope} in this account "
+                       f"(it has: {', '.join(names) or 'none'})", transient=False)
     return fetch_service(client, scope, names[scope])
 
 
@@ -170,7 +138,7 @@ def update(client: Client, current: Hooks, wanted: Hooks) -> Hooks:
             "filters": list(differ["filters"]) if "filters" in differ else None,
             "target": differ.get("target")}
     args = {name: value for name, value in args.items() if value is not None}
-    with twilio_call(f"updating the {current.label} webhook configuration"):
+    with api_errors(f"updating the {current.label} webhook configuration"):
         if current.scope == ACCOUNT:
             hooks = client.conversations.v1.configuration.webhooks().update(**args)
             return _hooks(ACCOUNT, hooks, target=hooks.target)

@@ -12,6 +12,8 @@ from enum import StrEnum
 from sqlalchemy import DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..twilio.media import MAX_SOURCE_CHARS
+
 SID_LENGTH = 64  # Twilio's SIDs are 34 characters; room for what Twilio may add
 STATUS_LENGTH = 16
 AUTHOR_LENGTH = 256
@@ -19,7 +21,7 @@ OUTCOME_LENGTH = 200
 KEY_LENGTH = 200
 RULE_LENGTH = 64
 CHANNEL_LENGTH = 16
-MEDIA_LENGTH = 512
+MEDIA_LENGTH = MAX_SOURCE_CHARS  # a reply medium's path or URL, as the rules file checks it
 REQUEST_ID_LENGTH = 64
 FAQ_OFFERED_LENGTH = 200  # three FAQ ids of at most 60 characters, comma-separated
 FAQ_TEXT_LENGTH = 4_096  # of a question kept for `faq gaps`
@@ -234,9 +236,10 @@ class JobRun(Base):
     last_run_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class Sender(Base):
-    """A live sender process: its heartbeat claims a share of TWILIO_CONCURRENCY_LIMIT.
-    A sender whose heartbeat is older than a lease is dead and its share returns."""
+class SenderHeartbeat(Base):
+    """A sender process's heartbeat (one row per process; the process is
+    delivery/sender.py's Sender): it claims a share of TWILIO_CONCURRENCY_LIMIT. A sender
+    whose heartbeat is older than a lease is dead and its share returns."""
 
     __tablename__ = "senders"
 

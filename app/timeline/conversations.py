@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from ..delivery.error_codes import describe, fix
 from ..pipeline.outcome import Kind
 from ..store.models import DeliveryReceipt, ProcessedEvent, ReceiptEvent, Reply
+from ..twilio.error_codes import describe, fix
 
 EVENTS = ProcessedEvent.__table__
 REPLIES = Reply.__table__

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, func, or_, select
 
 from ..delivery import registry
-from ..delivery.error_codes import describe, fix
 from ..store import clock
 from ..store.models import Reply, ReplyStatus, utcnow
+from ..twilio.error_codes import describe, fix
 from .conversations import attach_receipts, reply_record
 
 REPLIES = Reply.__table__

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Float, case, func, literal_column, select, type_coerce
 
-from ..delivery.error_codes import describe
 from ..store.models import HourlyCount, ProcessedEvent, Reply, ReplyStatus
+from ..twilio.error_codes import describe
 from .counters import DUPLICATES, SIGNATURE_FAILURES, hour_of
 from .replies import DELIVERY_PROBLEMS
 

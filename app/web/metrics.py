@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, abort
 
+from ..delivery import registry
 from ..observability import exposition
 from ..services import services
 from . import bearer
@@ -29,5 +30,6 @@ def scrape():
     if not bot.settings.web.admin_token:
         abort(404)
     bearer.require("metrics")
-    body, content_type = exposition.render(bot.db, bot.settings.sender.lease_seconds)
+    body, content_type = exposition.render(
+        bot.db, registry.live_senders(bot.settings.sender.lease_seconds))
     return body, 200, {"Content-Type": content_type}

@@ -21,7 +21,7 @@ from app.autoreply import (
     decide,
     parse_rules,
 )
-from app.delivery import marker
+from app.twilio import marker
 
 NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # Wed 12:00 CEST: open
 NIGHT = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)  # Wed 22:00 CEST: closed

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from app import create_app
 from app.autoreply import Inbound, Policy, RulesError, decide, load_rules, parse_rules
-from app.delivery.media import MAX_BYTES
 from app.services import services
 from app.store.models import Reply
+from app.twilio.media import MAX_BYTES
 from config import ConfigError
 from tests.autoreply.test_decision import state
 from tests.conftest import message_added, post_event

@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from app import create_app
 from app.services import services
-from app.store.models import Reply, Sender, utcnow
+from app.store.models import Reply, SenderHeartbeat, utcnow
 from tests.conftest import AUTH_TOKEN
 from tests.servers import ROOT
 
@@ -87,7 +87,7 @@ def healthy(make_app, fake_api, site):
 
 def heartbeat(app, seconds_ago: float, sender_id: str = "host:1:abc") -> None:
     with services(app).db.transaction() as conn:
-        conn.execute(insert(Sender).values(
+        conn.execute(insert(SenderHeartbeat).values(
             id=sender_id, heartbeat_at=utcnow() - timedelta(seconds=seconds_ago)))
 
 
@@ -218,7 +218,7 @@ def test_a_database_unreachable_or_not_migrated_fails(make_app, tmp_path):
 def test_no_live_sender_fails(healthy, make_app):
     """A heartbeat older than SEND_LEASE is a dead sender; none at all likewise."""
     with services(healthy).db.transaction() as conn:
-        conn.execute(Sender.__table__.delete())
+        conn.execute(SenderHeartbeat.__table__.delete())
     status, lines = doctor(healthy)
     assert status == 1 and "no sender is running" in lines["sender"]
     assert "none recorded" in lines["sender"] and "SENDER_IN_PROCESS" in lines["sender"]

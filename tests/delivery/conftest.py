@@ -18,8 +18,8 @@ def queue(app):
               **fields) -> str:
         in_reply_to = "IM" + secrets.token_hex(16)
         with services(into or app).db.transaction() as conn:
-            assert outbox.queue_reply(conn, conversation_sid=conversation_sid,
-                                      in_reply_to=in_reply_to, author="support-bot",
-                                      body=body, **fields) is None
+            assert outbox.queue_reply(conn, outbox.NewReply(
+                conversation_sid=conversation_sid, in_reply_to=in_reply_to,
+                author="support-bot", body=body, **fields)) is None
         return in_reply_to
     return queue

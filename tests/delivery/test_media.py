@@ -10,9 +10,10 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app.delivery.media import MAX_BYTES, MediaError, MediaLibrary, read_file
+from app.delivery.media import MediaLibrary
 from app.services import services
 from app.store.models import MediaUpload
+from app.twilio.media import MAX_BYTES, MediaError, read_file
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
@@ -184,7 +185,7 @@ def test_dry_run_uploads_nothing(app, fake_api, png):
 
 def test_the_fake_records_a_message_created_with_a_media_sid(fake_api):
     """The sender's call: messages.create(media_sid=...) reaches the API as MediaSid."""
-    from app.delivery.client import twilio_client
+    from app.twilio.client import twilio_client
     client = twilio_client(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_api.url)
     client.conversations.v1.conversations("CH" + "0" * 32).messages.create(
         author="support-bot", body="Our hours", media_sid="ME" + "1" * 32)

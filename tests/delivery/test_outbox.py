@@ -48,11 +48,11 @@ def test_queue_reply_is_one_statement_and_keeps_every_field(app):
     try:
         with db.transaction() as conn:
             statements.clear()
-            note = outbox.queue_reply(
-                conn, conversation_sid=A, in_reply_to="IM" + "1" * 32, author="support-bot",
+            note = outbox.queue_reply(conn, outbox.NewReply(
+                conversation_sid=A, in_reply_to="IM" + "1" * 32, author="support-bot",
                 body=None, content_sid="HX" + "c" * 32, content_variables='{"1": "Ada"}',
                 customer="whatsapp:+15558675310", participant_sid="MB" + "d" * 32,
-                channel="WHATSAPP", message_at=written)
+                channel="WHATSAPP", message_at=written))
             queued = len(statements)
     finally:
         event.remove(db.engine, "before_cursor_execute", count)

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from app.delivery import registry
 from app.services import services
-from app.store.models import Sender, utcnow
+from app.store.models import SenderHeartbeat, utcnow
 
 
 def beat(app, sender_id, *, limit=50, held=0, in_flight=0):
@@ -59,7 +59,7 @@ def test_a_dead_senders_share_returns(app):
     beat(app, "b")
     assert beat(app, "a", held=50, in_flight=0).share == 25
     with services(app).db.transaction() as conn:  # b's last beat was long ago: dead
-        conn.execute(update(Sender).where(Sender.id == "b").values(
+        conn.execute(update(SenderHeartbeat).where(SenderHeartbeat.id == "b").values(
             heartbeat_at=utcnow() - timedelta(seconds=registry.STALE_SECONDS + 1)))
     assert beat(app, "a", held=25).share == 50
 

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select, update
 
 from app import start_background_work
-from app.delivery import marker, outbox
+from app.delivery import outbox
 from app.services import services
 from app.store.models import Reply, utcnow
+from app.twilio import marker
 from tests.conftest import message_added, post_event, wait_for
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import insert
 
 from app.observability import metrics
 from app.services import services
-from app.store.models import Sender, utcnow
+from app.store.models import SenderHeartbeat, utcnow
 from tests.conftest import delivery_updated, message_added, post_event
 from tests.observability.scrape import value
 
@@ -124,7 +124,7 @@ def test_sending_concurrency_sums_live_senders_only(app, scrape):
     lease = services(app).settings.sender.lease_seconds
     now = utcnow()
     with services(app).db.engine.begin() as conn:
-        conn.execute(insert(Sender), [
+        conn.execute(insert(SenderHeartbeat), [
             dict(id="a", heartbeat_at=now, concurrency=8, in_flight=3, sent=10, share=8),
             dict(id="b", heartbeat_at=now, concurrency=4, in_flight=1, sent=2, share=4),
             dict(id="dead", heartbeat_at=now - timedelta(seconds=lease + 60),

@@ -4,7 +4,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from app.pipeline import samples
+from app.cli import sample_events
 from app.services import services
 from app.store.models import DeliveryReceipt, ProcessedEvent, Reply
 from tests.conftest import ACCOUNT_SID, delivery_updated, message_added, post_event
@@ -39,7 +39,7 @@ def test_replay_after_the_reply_was_sent_sends_nothing(app, client, sender, fake
 
 def test_same_idempotency_token_counts_once(app, client):
     """Other events are keyed on I-Twilio-Idempotency-Token."""
-    params = samples.build("onParticipantAdded", account_sid=ACCOUNT_SID)
+    params = sample_events.build("onParticipantAdded", account_sid=ACCOUNT_SID)
     token = {"I-Twilio-Idempotency-Token": "4f8a2c1e-0000-4000-8000-000000000001"}
 
     from app.pipeline.outcome import Kind, Outcome

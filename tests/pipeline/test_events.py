@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from app.pipeline import samples
+from app.cli import sample_events
 from app.pipeline.events import POST_EVENTS, PRE_EVENTS
 from tests.conftest import ACCOUNT_SID, message_added, post_event, sign
 
@@ -14,14 +14,14 @@ PATH = "/webhooks/conversations"
 @pytest.mark.parametrize("event_type", sorted(POST_EVENTS))
 def test_every_post_event_is_accepted(client, event_type):
     """Each documented post-event gets 2xx (handlers or not)."""
-    params = samples.build(event_type, account_sid=ACCOUNT_SID)
+    params = sample_events.build(event_type, account_sid=ACCOUNT_SID)
     assert post_event(client, params).status_code == 200
 
 
 @pytest.mark.parametrize("event_type", sorted(PRE_EVENTS))
 def test_pre_events_publish_unchanged(client, event_type):
     """A pre-event gets 200 with an empty body: Twilio publishes the change unchanged."""
-    params = samples.build(event_type, account_sid=ACCOUNT_SID)
+    params = sample_events.build(event_type, account_sid=ACCOUNT_SID)
     response = post_event(client, params, path=PATH + "/pre")
     assert response.status_code == 200
     assert response.data == b""
@@ -30,7 +30,7 @@ def test_pre_events_publish_unchanged(client, event_type):
 def test_other_events_are_logged_at_debug(client, caplog):
     """Events without a handler are accepted and leave a DEBUG line."""
     caplog.set_level(logging.DEBUG, logger="app.pipeline.processor")
-    post_event(client, samples.build("onParticipantAdded", account_sid=ACCOUNT_SID))
+    post_event(client, sample_events.build("onParticipantAdded", account_sid=ACCOUNT_SID))
     [record] = [r for r in caplog.records if "onParticipantAdded" in r.getMessage()]
     assert record.levelno == logging.DEBUG
 
@@ -38,7 +38,7 @@ def test_other_events_are_logged_at_debug(client, caplog):
 def test_unknown_event_type_is_accepted_and_logged_at_info(client, caplog):
     """Twilio adds events without notice: an unknown one is 2xx and one INFO line."""
     caplog.set_level(logging.DEBUG, logger="app.pipeline.processor")
-    params = samples.build("onMessageAdded", account_sid=ACCOUNT_SID,
+    params = sample_events.build("onMessageAdded", account_sid=ACCOUNT_SID,
                            extra={"EventType": "onSomethingNew"})
     response = post_event(client, params)
     assert response.status_code == 200
@@ -63,7 +63,7 @@ def test_unknown_parameters_are_tolerated(client, fake_api, sender):
 ])
 def test_missing_required_field_is_400_naming_it(client, event_type, field):
     """A known event without a field its handler needs is 400, and the body names the field."""
-    params = samples.build(event_type, account_sid=ACCOUNT_SID)
+    params = sample_events.build(event_type, account_sid=ACCOUNT_SID)
     del params[field]
     response = post_event(client, params)
     assert response.status_code == 400

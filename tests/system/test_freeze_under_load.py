@@ -24,7 +24,7 @@ import pytest
 import requests
 from sqlalchemy.exc import OperationalError
 
-from app.pipeline.samples import idempotency_token
+from app.cli.sample_events import idempotency_token
 from tests.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,

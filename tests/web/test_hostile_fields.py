@@ -12,8 +12,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.cli import sample_events
 from app.handlers import build_router
-from app.pipeline import fields, samples
+from app.pipeline import fields
 from app.pipeline.events import KNOWN_EVENTS, PRE_EVENTS
 from tests.conftest import ACCOUNT_SID, post_event
 
@@ -26,7 +27,7 @@ MESSAGES_PATH = re.compile(r"/v1/Conversations/CH[0-9a-fA-F]{32}/Messages")
 # Every field the samples carry, for every event type, and every field the app checks
 # (ParticipantsCount is no documented parameter: one the app has never heard of).
 FIELD_NAMES = sorted({name for event_type in KNOWN_EVENTS
-                      for name in samples.build(event_type, account_sid=ACCOUNT_SID)}
+                      for name in sample_events.build(event_type, account_sid=ACCOUNT_SID)}
                      | set(fields.CHECKS) | {"Media", "ParticipantsCount"})
 
 HEX = st.text("0123456789abcdefABCDEF", min_size=32, max_size=32)
@@ -148,7 +149,7 @@ TOKENS = st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=255),
 def test_signed_hostile_fields_are_never_5xx_nor_steer_a_url(client, sender, fake_api,
                                                              event_type, changes, token):
     """Every field of every event type, on SQLite and PostgreSQL (database_url's params)."""
-    params = samples.build(event_type, account_sid=ACCOUNT_SID)
+    params = sample_events.build(event_type, account_sid=ACCOUNT_SID)
     for name, value in changes:
         if value is None:
             params.pop(name, None)

@@ -1,4 +1,6 @@
-"""Realistic webhook payloads, shaped like Twilio's captured requests, for trying the bot."""
+"""Sample events: the form parameters Twilio posts for each event type, shaped like its
+captured requests, with fresh SIDs. `send-event` (dev.py) posts them; the tests and
+bench/ build their webhooks from them."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from .events import PRE_EVENTS, source_of
+from ..pipeline.events import PRE_EVENTS, source_of
 
 
 def sid(prefix: str) -> str:

@@ -1,6 +1,6 @@
 """Media URLs reach public addresses only: the server must not fetch from its own network.
 
-A rules file's `media = "http://..."` is fetched by the server (app/delivery/media.py),
+A rules file's `media = "http://..."` is fetched by the server (app/twilio/media.py),
 so a URL on loopback, a private range or a cloud's metadata address (169.254.169.254)
 would read from inside the network the server runs in and send it on to customers.
 
@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .client import ApiError
+from .errors import ApiError
 
 # IPv4 as inet_aton reads it: one to four parts, each decimal, octal or 0x-hex.
 _LEGACY_IPV4 = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")

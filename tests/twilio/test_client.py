@@ -13,14 +13,9 @@ import urllib3
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
 
-from app.delivery.async_client import AsyncConversationsClient, AsyncDryRunClient, _classify
-from app.delivery.client import (
-    ApiError,
-    ConversationsClient,
-    DryRunClient,
-    api_errors,
-    classify,
-)
+from app.twilio.async_client import AsyncConversationsClient, AsyncDryRunClient
+from app.twilio.client import ConversationsClient, DryRunClient
+from app.twilio.errors import ApiError, api_errors
 from config import TwilioSettings, load_settings
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.servers import free_port
@@ -92,33 +87,33 @@ def refused():
 CONNECTION_KEY = SimpleNamespace(host="conversations.twilio.com", port=443, ssl=True)
 
 
-@pytest.mark.parametrize("classifier, raised, unknown", [
-    (classify, requests.ReadTimeout("slow"), True),
-    (classify, requests.exceptions.ChunkedEncodingError("Connection broken"), True),
-    (classify, requests.ConnectionError(ConnectionResetError(104, "reset")), True),
-    (classify, requests.ConnectTimeout("slow"), False),
-    (classify, refused(), False),
-    (classify, TwilioRestException(500, "/v1/x", "error or timeout in the API"), True),
-    (classify, TwilioRestException(502, "/v1/x", "bad gateway"), True),
-    (classify, TwilioRestException(504, "/v1/x", "gateway timeout"), True),
-    (classify, page_error(504), True),
-    (classify, TwilioRestException(503, "/v1/x", "unavailable"), False),
-    (classify, TwilioRestException(429, "/v1/x", "rate"), False),
-    (classify, TwilioRestException(400, "/v1/x", "bad", code=21610), False),
-    (_classify, TimeoutError(), True),
-    (_classify, aiohttp.SocketTimeoutError("read"), True),
-    (_classify, aiohttp.ServerDisconnectedError(), True),
-    (_classify, aiohttp.ClientOSError(104, "Connection reset by peer"), True),
-    (_classify, aiohttp.ClientPayloadError("Response payload is not completed"), True),
-    (_classify, aiohttp.ConnectionTimeoutError("connect"), False),
-    (_classify, aiohttp.ClientConnectorError(CONNECTION_KEY, ConnectionRefusedError(
+@pytest.mark.parametrize("raised, unknown", [
+    (requests.ReadTimeout("slow"), True),
+    (requests.exceptions.ChunkedEncodingError("Connection broken"), True),
+    (requests.ConnectionError(ConnectionResetError(104, "reset")), True),
+    (requests.ConnectTimeout("slow"), False),
+    (refused(), False),
+    (TwilioRestException(500, "/v1/x", "error or timeout in the API"), True),
+    (TwilioRestException(502, "/v1/x", "bad gateway"), True),
+    (TwilioRestException(504, "/v1/x", "gateway timeout"), True),
+    (page_error(504), True),
+    (TwilioRestException(503, "/v1/x", "unavailable"), False),
+    (TwilioRestException(429, "/v1/x", "rate"), False),
+    (TwilioRestException(400, "/v1/x", "bad", code=21610), False),
+    (TimeoutError(), True),
+    (aiohttp.SocketTimeoutError("read"), True),
+    (aiohttp.ServerDisconnectedError(), True),
+    (aiohttp.ClientOSError(104, "Connection reset by peer"), True),
+    (aiohttp.ClientPayloadError("Response payload is not completed"), True),
+    (aiohttp.ConnectionTimeoutError("connect"), False),
+    (aiohttp.ClientConnectorError(CONNECTION_KEY, ConnectionRefusedError(
         111, "Connection refused")), False),
 ], ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "")
-def test_outcomes_left_unknown(classifier, raised, unknown):
+def test_outcomes_left_unknown(raised, unknown):
     """Unknown: the request may have reached Twilio and may still take effect (a
     timeout, a connection dropped once open, a 500, a gateway's 502 or 504). Known: a
     connection never opened, a 503 (unavailable), a 429, a 4xx."""
-    with pytest.raises(ApiError) as caught, api_errors(classifier):
+    with pytest.raises(ApiError) as caught, api_errors():
         raise raised
     assert caught.value.unknown is unknown
 
@@ -173,7 +168,7 @@ def test_fake_refuses_body_with_content_variables(fake_api):
 
 def test_dry_run_logs_the_template(caplog):
     """Dry-run mode says which template it would have sent, with its variables."""
-    caplog.set_level(logging.INFO, logger="app.delivery.client")
+    caplog.set_level(logging.INFO, logger="app.twilio.client")
     DryRunClient().send_message(CONVERSATION, author="support-bot", body=None, attributes="{}",
                                 content_sid=TEMPLATE, content_variables='{"1": "Ada"}')
     assert f"template {TEMPLATE}" in caplog.text and '{"1": "Ada"}' in caplog.text
