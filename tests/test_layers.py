@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent / "app"
 # What each layer may reach, directly or through what it imports.
 MAY_REACH = {
     # The pure decision: no database, no delivery, no Flask.
-    "app.autoreply": ("app.autoreply", "app.twilio", "app.formats"),
+    "app.autoreply": ("app.autoreply", "app.knowledge", "app.twilio", "app.formats"),
+    # The FAQ's matching, pure and offline, below the decision.
+    "app.knowledge": ("app.knowledge",),
     # Talking to Twilio, below every user of it.
     "app.twilio": ("app.twilio", "app.formats"),
     # Used by every layer: only the store (and what the store uses) below it.
