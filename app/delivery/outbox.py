@@ -190,7 +190,8 @@ def _sent(dialect_name: str):
     # sent_at is the database's time: the pace above compares it with the database's.
     return update(REPLIES).where(*_HELD).values(
         status=SENT, twilio_message_sid=bindparam("message_sid"),
-        sent_at=clock.now(dialect_name), error_code=None, error_message=None)
+        sent_at=clock.now(dialect_name), error_code=None, error_message=None,
+        dry_run=bindparam("dry_run"))
 
 
 # Settle a reply only if this sender still holds it (same status and attempt).
@@ -265,8 +266,11 @@ def _settle(conn: Connection, statement, leased: LeasedReply, **values) -> bool:
     return conn.execute(statement, params).rowcount == 1
 
 
-def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str) -> bool:
-    return _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid)
+def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str, *,
+              dry_run: bool = False) -> bool:
+    """Sent: Twilio took it (or, `dry_run`, a dry-run client logged it instead)."""
+    return _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid,
+                   dry_run=bool(dry_run))
 
 
 def mark_retry(conn: Connection, leased: LeasedReply, delay: float,
