@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from ..delivery import outbox, registry
 from ..delivery.error_codes import describe
 from ..services import services
-from ..store.models import Reply, ReplyStatus
 from ..timeline import replies as timeline
+from ..timeline.status import OUTCOME
 
 group = AppGroup("replies", help="Inspect and recover auto-replies.")
 
@@ -18,16 +18,22 @@ group = AppGroup("replies", help="Inspect and recover auto-replies.")
 @group.command("failed")
 @click.option("--limit", default=50, show_default=True)
 def replies_failed(limit):
-    """List replies that failed for good, with Twilio's error code and its meaning."""
-    with services().db.session() as session:
-        rows = session.scalars(select(Reply).where(Reply.status == ReplyStatus.FAILED)
-                               .order_by(Reply.id.desc()).limit(limit)).all()
+    """List replies that failed (Twilio refused them, or a receipt said failed or
+    undelivered), as the dashboard's Failures page does, with the error's meaning."""
+    with services().db.read() as conn:
+        rows = timeline.search(conn, outcome=timeline.WENT_WRONG_NAME,
+                               limit=max(1, limit))["replies"]
     if not rows:
         click.echo("no failed replies")
     for r in rows:
-        click.echo(f"#{r.id} {r.created_at:%Y-%m-%d %H:%M:%S} {r.conversation_sid} "
-                   f"in_reply_to={r.in_reply_to} attempts={r.attempts} code={r.error_code or '-'}"
-                   f" ({describe(r.error_code) or 'no code'}): {r.error_message}")
+        error = r["error"] if r["outcome"] == "failed" else r["delivery"]["error"]
+        code = (error or {}).get("code")
+        click.echo(f"#{r['id']} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['conversation_sid']} "
+                   f"in_reply_to={r['in_reply_to']} {r['outcome_label']} "
+                   f"attempts={r['attempts']} code={code or '-'} "
+                   f"({describe(code) or 'no code'})"
+                   + (f": {error['message']}" if error and error.get("message") else "")
+                   + (" [requeue-able]" if r["requeueable"] else ""))
 
 
 @group.command("requeue")
@@ -53,10 +59,10 @@ def replies_stats():
     """Count replies by status; show the backlog and the live senders' pace."""
     bot = services()
     with bot.db.read() as conn:
-        rows = conn.execute(select(Reply.status, func.count()).group_by(Reply.status)).all()
+        rows = conn.execute(select(OUTCOME, func.count()).group_by(OUTCOME)).all()
         backlog = timeline.queue(conn, bot.settings.sender.lease_seconds)
         senders = registry.live(conn)
-    click.echo(" ".join(f"{status}={count}" for status, count in sorted(rows)) or "no replies")
+    click.echo(" ".join(f"{outcome}={count}" for outcome, count in sorted(rows)) or "no replies")
     waiting, age = backlog["depth"], backlog["oldest_pending_seconds"]
     minute = backlog["sent_last_minute"]
     click.echo(f"backlog: {waiting} waiting"

@@ -125,7 +125,7 @@ class Reply(Base):
         # The sending pace and a period's reply latency, from the index alone.
         Index("ix_replies_sent", "sent_at", "created_at"),
         # Pruning by age, and a period's outcomes (and failures) from the index alone.
-        Index("ix_replies_created", "created_at", "status", "delivery_status"),
+        Index("ix_replies_created", "created_at", "status", "delivery_status", "dry_run"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

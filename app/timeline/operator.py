@@ -61,6 +61,10 @@ class NotRequeueable(Exception):
     """The reply does not exist, or it did not fail (only failed replies go again)."""
 
 
+class NoSuchReply(NotRequeueable):
+    """The reply does not exist (or was pruned)."""
+
+
 def requeue(db: Database, reply_id: int, *, by: str, wake=None) -> None:
     """Queue a failed reply for a new round of attempts (the first looks for it at
     Twilio before sending); raise NotRequeueable with the reason otherwise."""
@@ -68,8 +72,9 @@ def requeue(db: Database, reply_id: int, *, by: str, wake=None) -> None:
         if outbox.requeue_failed(conn, reply_id) == 0:
             status = conn.execute(select(REPLIES.c.status)
                                   .where(REPLIES.c.id == reply_id)).scalar()
-            raise NotRequeueable(f"reply {reply_id} does not exist" if status is None else
-                                 f"reply {reply_id} is {status}, not failed: nothing to requeue")
+            if status is None:
+                raise NoSuchReply(f"reply {reply_id} does not exist")
+            raise NotRequeueable(f"reply {reply_id} is {status}, not failed: nothing to requeue")
     log.info("reply requeued %s", kv(reply_id=reply_id, by=by))
     if wake is not None:
         wake()

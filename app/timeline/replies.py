@@ -5,31 +5,36 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, case, func, select
 
 from ..delivery import registry
 from ..delivery.error_codes import describe, fix
 from ..store import clock
 from ..store.models import Reply, ReplyStatus, utcnow
 from .conversations import attach_receipts, reply_record
+from .status import DELIVERY_PROBLEMS, OUTCOME, WENT_WRONG, requeueable
 
 REPLIES = Reply.__table__
 PENDING = (ReplyStatus.QUEUED.value, ReplyStatus.SENDING.value)
-DELIVERY_PROBLEMS = ("failed", "undelivered")
-# A reply that went wrong: Twilio refused it, or a participant's receipt failed.
-WENT_WRONG = or_(REPLIES.c.status == ReplyStatus.FAILED,
-                 REPLIES.c.delivery_status.in_(DELIVERY_PROBLEMS))
+WENT_WRONG_NAME = "went_wrong"  # the `outcome` filter for failed or undelivered
 
 
 def search(conn: Connection, *, status: str | None = None, delivery: str | None = None,
-           since: datetime | None = None, until: datetime | None = None,
-           limit: int = 50, before_id: int | None = None) -> dict:
+           outcome: str | None = None, since: datetime | None = None,
+           until: datetime | None = None, limit: int = 50,
+           before_id: int | None = None) -> dict:
     """Replies newest first, filtered by status (queued, sending, sent, failed), delivery
-    status (delivered, read, failed, undelivered, or `problem` for either failure) and
-    creation time; `next` is the `before_id` of the following page."""
+    status (delivered, read, failed, undelivered, or `problem` for either failure),
+    outcome (status.OUTCOMES, or `went_wrong`: failed or undelivered, as the Failures
+    page and `replies failed` count them) and creation time; `next` is the `before_id`
+    of the following page."""
     query = select(REPLIES).order_by(REPLIES.c.id.desc()).limit(limit + 1)
     if status:
         query = query.where(REPLIES.c.status == status)
+    if outcome == WENT_WRONG_NAME:
+        query = query.where(WENT_WRONG)
+    elif outcome:
+        query = query.where(OUTCOME == outcome)
     if delivery == "problem":
         query = query.where(REPLIES.c.delivery_status.in_(DELIVERY_PROBLEMS))
     elif delivery:
@@ -48,12 +53,15 @@ def search(conn: Connection, *, status: str | None = None, delivery: str | None 
 
 def failures(conn: Connection, since: datetime, per_code: int = 20) -> list[dict]:
     """Replies that failed (Twilio refused them) or were not delivered (a receipt said
-    failed or undelivered) since `since`, grouped by error code, most frequent first;
-    each group with the code's meaning and usual fix and its newest replies."""
+    failed or undelivered) since `since`, grouped by error code: first the groups an
+    operator can act on (replies a requeue may get out), then by count; each group with
+    the code's meaning and usual fix, its newest replies and their conversations."""
     code = func.coalesce(REPLIES.c.error_code, REPLIES.c.delivery_error_code)
     recent = and_(REPLIES.c.created_at >= since, WENT_WRONG)
-    groups = conn.execute(select(code.label("code"), func.count().label("n"))
-                          .where(recent).group_by(code).order_by(func.count().desc())).all()
+    failed = func.sum(case((REPLIES.c.status == ReplyStatus.FAILED, 1), else_=0))
+    groups = conn.execute(select(code.label("code"), func.count().label("n"),
+                                 failed.label("failed"))
+                          .where(recent).group_by(code)).all()
     result = []
     for group in groups:
         rows = conn.execute(select(REPLIES).where(
@@ -61,8 +69,13 @@ def failures(conn: Connection, since: datetime, per_code: int = 20) -> list[dict
             .order_by(REPLIES.c.id.desc()).limit(per_code)).all()
         replies = [reply_record(r) for r in rows]
         attach_receipts(conn, replies)
+        can_requeue = int(group.failed or 0) if requeueable("failed", group.code) else 0
         result.append({"code": group.code, "count": group.n, "meaning": describe(group.code),
-                       "fix": fix(group.code), "replies": replies})
+                       "fix": fix(group.code), "requeueable": can_requeue,
+                       "conversations": list(dict.fromkeys(
+                           r["conversation_sid"] for r in replies)),
+                       "replies": replies})
+    result.sort(key=lambda g: (g["requeueable"] == 0, -g["count"], g["code"] or 0))
     return result
 
 

@@ -1,22 +1,34 @@
 """The dashboard's pages. Each reads in one short read-only transaction (outside the
-writer lock) and renders on the server; forms post back and redirect (no script)."""
+writer lock) and renders on the server; forms post back and redirect (no script).
+
+    /admin/                      conversations by latest message, each with its customer,
+                                 first words and state; filters, search; queue, switch,
+                                 chart
+    /admin/conversations/CH...   one conversation as a thread, in time order
+    /admin/failures              failures by error code, what can be requeued first
+    /admin/replies               every reply, filtered by status, delivery or outcome
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from ...autoreply import schema
 from ...pipeline import state
 from ...services import services
 from ...store.models import Switch, utcnow
-from ...timeline import conversations, operator, replies, stats
-from ...timeline.operator import NotRequeueable
+from ...timeline import conversations, operator, replies, stats, status
+from ...timeline.operator import NoSuchReply, NotRequeueable
 from .. import params
+from ..errors import Refused
 from . import chart
 
 PAGE = 25
 STATUSES = ("", "queued", "sending", "sent", "failed")
 DELIVERIES = ("", "delivered", "read", "failed", "undelivered", "problem")
+OUTCOMES = ("", *status.OUTCOMES, replies.WENT_WRONG_NAME)
+CHANNELS = tuple(sorted(schema.CHANNELS))
 
 
 def install(bp: Blueprint) -> None:
@@ -26,36 +38,58 @@ def install(bp: Blueprint) -> None:
     bp.add_url_rule("/replies", "replies", reply_list)
     bp.add_url_rule("/replies/<int:reply_id>/requeue", "requeue", requeue, methods=["POST"])
     bp.add_url_rule("/autoreply", "autoreply", autoreply, methods=["POST"])
+    bp.app_context_processor(lambda: {
+        "dry_run": services().settings.dry_run, "states": status.CONVERSATION_STATES,
+        "channels": CHANNELS})
 
 
 def overview():
-    """Recent conversations with the bot's decision, the queue, the chart, the switch."""
+    """Conversations with their state (or a search's), the queue, the chart, the switch."""
     bot = services()
-    before = params.moment("before", request.args.get("before"))
+    filters = params.overview_filters(request.args)
     now = utcnow()
     with bot.db.read() as conn:
-        page = conversations.recent(conn, PAGE, before)
+        if filters["q"]:
+            found = conversations.search(conn, filters["q"], PAGE)
+            if found["conversations"] and (found["message_sid"] or filters["q"].startswith("CH")):
+                sid = found["conversations"][0]["conversation_sid"]
+                anchor = f"m-{found['message_sid']}" if found["message_sid"] else None
+                return redirect(url_for("admin.conversation", sid=sid, _anchor=anchor))
+            page = {"conversations": found["conversations"], "next": None, "scanned_to": None}
+        else:
+            page = conversations.overview(conn, state=filters["state"],
+                                          channel=filters["channel"], limit=PAGE,
+                                          before=filters["before"])
         queue = replies.queue(conn, bot.settings.sender.lease_seconds)
         hours = stats.hourly(conn, 24, now)
         stored = conn.execute(select(Switch.value).where(
             Switch.name == state.AUTOREPLY_SWITCH)).scalar()  # as stored, not as cached
     switch = None if stored is None else stored == "on"
     return render_template(
-        "admin/overview.html", page=page, queue=queue, chart=chart.svg(hours),
-        hours=hours, autoreply_on=bot.policy.switch(switch),
+        "admin/overview.html", page=page, filters=filters, queue=queue,
+        chart=chart.svg(hours), chart_compact=chart.svg(hours, compact=True),
+        autoreply_on=bot.policy.switch(switch),
         switch_source="runtime switch" if switch is not None else "AUTO_REPLY_ENABLED")
 
 
 def conversation(sid: str):
+    """One conversation as a thread: a page of its newest events, in time order."""
     sid = params.sid(sid)
     before = params.moment("before", request.args.get("before"))
     with services().db.read() as conn:
         page = conversations.timeline(conn, sid, PAGE, before)
-    return render_template("admin/conversation.html", page=page)
+        summary = conversations.search(conn, sid, 1)["conversations"]
+    if not page["events"] and before is None:
+        raise Refused(f"404 Not Found: nothing stored for conversation {sid} (never seen, "
+                      f"or its events are older than RETENTION and were pruned)", 404)
+    return render_template("admin/conversation.html", page=page,
+                           events=list(reversed(page["events"])),
+                           summary=summary[0] if summary else None)
 
 
 def failures():
     since_text = request.args.get("since") or "7d"
+    since_text = params.choice("since", since_text, ("1h", "24h", "7d", "30d"))
     since, _ = params.period(since_text, None, "7d")
     with services().db.read() as conn:
         groups = replies.failures(conn, since, per_code=PAGE)
@@ -63,15 +97,16 @@ def failures():
 
 
 def reply_list():
-    status = params.choice("status", request.args.get("status"), STATUSES[1:])
+    reply_status = params.choice("status", request.args.get("status"), STATUSES[1:])
     delivery = params.choice("delivery", request.args.get("delivery"), DELIVERIES[1:])
+    outcome = params.choice("outcome", request.args.get("outcome"), OUTCOMES[1:])
     before_id = params.optional_id("before_id", request.args.get("before_id"))
     with services().db.read() as conn:
-        page = replies.search(conn, status=status, delivery=delivery, limit=PAGE,
-                              before_id=before_id)
-    return render_template("admin/replies.html", page=page, status_filter=status or "",
-                           delivery_filter=delivery or "", statuses=STATUSES,
-                           deliveries=DELIVERIES)
+        page = replies.search(conn, status=reply_status, delivery=delivery, outcome=outcome,
+                              limit=PAGE, before_id=before_id)
+    return render_template("admin/replies.html", page=page, status_filter=reply_status or "",
+                           delivery_filter=delivery or "", outcome_filter=outcome or "",
+                           statuses=STATUSES, deliveries=DELIVERIES, outcomes=OUTCOMES)
 
 
 def requeue(reply_id: int):
@@ -81,6 +116,8 @@ def requeue(reply_id: int):
     try:
         operator.requeue(bot.db, reply_id, by="dashboard", wake=bot.processor.on_commit)
         flash(f"Reply {reply_id} requeued: it goes out again within seconds.", "ok")
+    except NoSuchReply:
+        abort(404)
     except NotRequeueable as exc:
         flash(str(exc), "error")
     return redirect(request.script_root + back if back else url_for("admin.failures"))

@@ -29,10 +29,18 @@ def upgrade() -> None:
     with op.batch_alter_table('replies', schema=None) as batch_op:
         batch_op.add_column(sa.Column('dry_run', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
+        # A period's outcomes (dry run included) still from the index alone.
+        batch_op.drop_index('ix_replies_created')
+        batch_op.create_index('ix_replies_created',
+                              ['created_at', 'status', 'delivery_status', 'dry_run'],
+                              unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('replies', schema=None) as batch_op:
+        batch_op.drop_index('ix_replies_created')
+        batch_op.create_index('ix_replies_created', ['created_at', 'status', 'delivery_status'],
+                              unique=False)
         batch_op.drop_column('dry_run')
     with op.batch_alter_table('processed_events', schema=None) as batch_op:
         batch_op.drop_index('ix_processed_events_text')
