@@ -69,11 +69,15 @@ def failures(conn: Connection, since: datetime, per_code: int = 20) -> list[dict
             .order_by(REPLIES.c.id.desc()).limit(per_code)).all()
         replies = [reply_record(r) for r in rows]
         attach_receipts(conn, replies)
-        can_requeue = int(group.failed or 0) if requeueable("failed", group.code) else 0
+        refused = int(group.failed or 0)  # by Twilio; the rest were not delivered
+        can_requeue = refused if requeueable("failed", group.code) else 0
         result.append({"code": group.code, "count": group.n, "meaning": describe(group.code),
                        "fix": fix(group.code), "requeueable": can_requeue,
-                       "conversations": list(dict.fromkeys(
-                           r["conversation_sid"] for r in replies)),
+                       "refused": refused, "undelivered": group.n - refused,
+                       "conversations": [{"conversation_sid": sid, "customer": customer}
+                                         for sid, customer in dict.fromkeys(
+                                             (r["conversation_sid"], r["customer"])
+                                             for r in replies)],
                        "replies": replies})
     result.sort(key=lambda g: (g["requeueable"] == 0, -g["count"], g["code"] or 0))
     return result
@@ -95,8 +99,8 @@ def queue(conn: Connection, lease_seconds: int) -> dict:
         REPLIES.c.next_attempt_at <= clock.now(conn.dialect.name))).scalar()
     live = registry.live(conn, stale=lease_seconds)
     now = utcnow()
-    sent_last_minute = conn.execute(select(func.count()).where(
-        REPLIES.c.sent_at >= now - timedelta(minutes=1))).scalar()
+    sent_last_minute = conn.execute(select(func.count()).where(  # dry runs were not sent
+        REPLIES.c.sent_at >= now - timedelta(minutes=1), REPLIES.c.dry_run.is_(False))).scalar()
     return {
         "depth": depth, "due": due, "oldest_pending_at": oldest,
         "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,
