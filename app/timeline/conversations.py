@@ -95,7 +95,7 @@ def _active_since(conn: Connection, sids: set[str], since: datetime | None) -> s
     earlier page already); none when there is no earlier page."""
     if since is None or not sids:
         return set()
-    return set(conn.execute(select(EVENTS.c.conversation_sid.distinct()).where(
+    return set(conn.execute(select(EVENTS.c.conversation_sid).distinct().where(
         EVENTS.c.conversation_sid.in_(sorted(sids)), EVENTS.c.received_at >= since,
         EVENTS.c.event_type == MESSAGE, SPOKEN)).scalars())
 
