@@ -28,7 +28,7 @@ HISTORY = ReceiptEvent.__table__
 MESSAGE = "onMessageAdded"
 RECEIPT = "onDeliveryUpdated"
 SCAN = 500  # newest messages read per batch of the overview
-MAX_SCAN = 5000  # at most this many per page: a rare filter gives a shorter page
+MAX_SCAN = 3000  # at most this many per page: a rare filter gives a shorter page
 PREVIEW = 80  # characters of the last message shown in the overview
 # A customer's or an agent's message (not our own reply coming back, not the REST API's).
 SPOKEN = and_(EVENTS.c.reason.is_not(None), EVENTS.c.reason.not_in(("OWN_MESSAGE",
@@ -37,6 +37,9 @@ _EVENT_COLUMNS = (EVENTS.c.id, EVENTS.c.event_type, EVENTS.c.conversation_sid,
                   EVENTS.c.message_sid, EVENTS.c.outcome, EVENTS.c.outcome_kind,
                   EVENTS.c.reason, EVENTS.c.rule, EVENTS.c.received_at, EVENTS.c.author,
                   EVENTS.c.channel, EVENTS.c.body, EVENTS.c.media_types)
+# What the overview's scan reads of each message; the rest only for the rows shown.
+_SCAN_COLUMNS = (EVENTS.c.id, EVENTS.c.conversation_sid, EVENTS.c.message_sid,
+                 EVENTS.c.reason, EVENTS.c.received_at, EVENTS.c.channel)
 _SID = re.compile(r"(CH|IM)[0-9a-fA-F]{32}")
 
 
@@ -45,39 +48,41 @@ def overview(conn: Connection, *, state: str | None = None, channel: str | None 
     """Conversations by their latest message (a customer's or an agent's), newest first,
     each with its customer, the message's first words and its state; filtered by state
     and channel. `next` is the cursor of the following page (None on the last);
-    `scanned_to` how far back a page looked when it stopped at MAX_SCAN."""
-    taken: dict[str, dict] = {}
-    passed: set[str] = set()  # latest message seen, not matching the filter
+    `scanned_to` how far back a page looked when it stopped at MAX_SCAN.
+
+    The filters are applied to each conversation's latest message as the rows are read
+    (a SQL filter would read the whole table to find a channel nobody uses), so a page
+    costs at most MAX_SCAN rows and a light state per conversation read."""
+    taken: dict[str, object] = {}
+    messages: dict[str, int] = {}
+    passed: set[str] = set()  # latest message seen, not matching the filters
     cursor, scanned, last = before, 0, None
     while len(taken) < limit and scanned < MAX_SCAN:
-        query = (select(*_EVENT_COLUMNS).where(EVENTS.c.event_type == MESSAGE, SPOKEN)
+        query = (select(*_SCAN_COLUMNS).where(EVENTS.c.event_type == MESSAGE, SPOKEN)
                  .order_by(EVENTS.c.received_at.desc()).limit(SCAN))
-        if channel:
-            query = query.where(EVENTS.c.channel == channel)
         if cursor is not None:
             query = query.where(EVENTS.c.received_at < cursor)
         rows = conn.execute(query).all()
         fresh = [r for r in rows if r.conversation_sid not in taken
                  and r.conversation_sid not in passed]
         newer = _active_since(conn, {r.conversation_sid for r in fresh}, before)
-        latest = _latest_rows(fresh, newer)
-        if state is None:  # every latest row is taken, up to the page's end
-            latest = latest[:limit - len(taken)]
+        latest = [r for r in _latest_rows(fresh, newer) if not channel or r.channel == channel]
+        states = _states(conn, latest) if state else {}
         rows_used = 0
-        summaries = _summaries(conn, latest)
         for row in rows:
             rows_used += 1
             last = row.received_at
             sid = row.conversation_sid
-            if sid in taken or sid in passed:
-                if sid in taken:
-                    taken[sid]["messages"] += 1
+            if sid in taken:
+                messages[sid] += 1
                 continue
-            summary = summaries.get(row.id)
-            if summary is None or (state and summary["state"] != state):
+            if sid in passed:
+                continue
+            if (sid in newer or (channel and row.channel != channel)
+                    or (state and states.get(row.id) != state)):
                 passed.add(sid)
                 continue
-            taken[sid] = summary
+            taken[sid], messages[sid] = row, 1
             if len(taken) == limit:
                 break
         scanned += rows_used
@@ -85,9 +90,34 @@ def overview(conn: Connection, *, state: str | None = None, channel: str | None 
             last = None  # the oldest message: no next page
             break
         cursor = last
-    _add_customers(conn, list(taken.values()))
-    return {"conversations": list(taken.values()), "next": last,
+    ids = [row.id for row in taken.values()]
+    full = {row.id: row for row in conn.execute(
+        select(*_EVENT_COLUMNS).where(EVENTS.c.id.in_(ids)))} if ids else {}
+    summaries = _summaries(conn, [full[i] for i in ids])
+    for summary in summaries:
+        summary["messages"] = messages[summary["conversation_sid"]]
+    return {"conversations": summaries, "next": last,
             "scanned_to": None if last is None or len(taken) == limit else last}
+
+
+_LIGHT = (REPLIES.c.in_reply_to, REPLIES.c.status, REPLIES.c.delivery_status,
+          REPLIES.c.dry_run, REPLIES.c.error_code, REPLIES.c.delivery_error_code)
+
+
+def _states(conn: Connection, rows) -> dict[int, str]:
+    """Each latest message's conversation state, from the few columns it needs."""
+    sids = [r.message_sid for r in rows if r.message_sid]
+    replies = {r.in_reply_to: r for r in conn.execute(
+        select(*_LIGHT).where(REPLIES.c.in_reply_to.in_(sids)))} if sids else {}
+    found = {}
+    for row in rows:
+        reply = replies.get(row.message_sid)
+        outcome = code = None
+        if reply is not None:
+            outcome = status.reply_outcome(reply.status, reply.delivery_status, reply.dry_run)
+            code = reply.error_code or reply.delivery_error_code
+        found[row.id] = status.conversation_state(row.reason, outcome, code)
+    return found
 
 
 def _active_since(conn: Connection, sids: set[str], since: datetime | None) -> set[str]:
@@ -110,20 +140,25 @@ def _latest_rows(rows, excluded: set[str]) -> list:
     return latest
 
 
-def _summaries(conn: Connection, rows) -> dict[int, dict]:
-    """Each latest message as the overview shows it, by its row id."""
+def _summaries(conn: Connection, rows) -> list[dict]:
+    """Each latest message as the overview shows it (its customer, first words, state
+    and reply), in the order given."""
     replies = {r["in_reply_to"]: r for r in replies_for(
         conn, [r.message_sid for r in rows if r.message_sid], receipts=False)}
-    result = {}
+    result = []
     for row in rows:
         reply = replies.get(row.message_sid)
         message = _message(row)
-        result[row.id] = {
+        outcome = reply["outcome"] if reply else None
+        code = reply and ((reply["error"] or {}).get("code")
+                          or (reply["delivery"]["error"] or {}).get("code"))
+        state = status.conversation_state(row.reason, outcome, code)
+        result.append({
             **message, "customer": {"address": row.author, "channel": row.channel},
-            "preview": preview(message), "reply": reply,
-            "state": (state := status.conversation_state(row.reason, reply)),
+            "preview": preview(message), "reply": reply, "state": state,
             "state_label": status.CONVERSATION_STATES[state], "tone": status.TONE[state],
-            "messages": 1}
+            "messages": 1})
+    _add_customers(conn, result)
     return result
 
 
@@ -176,9 +211,7 @@ def search(conn: Connection, text: str, limit: int = 25) -> dict:
             .order_by(EVENTS.c.received_at.desc()).limit(1)).first()
         if row is not None:
             latest.append(row)
-    summaries = _summaries(conn, latest)
-    found["conversations"] = [summaries[row.id] for row in latest]
-    _add_customers(conn, found["conversations"])
+    found["conversations"] = _summaries(conn, latest)
     return found
 
 

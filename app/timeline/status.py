@@ -89,15 +89,13 @@ NOT_ANSWERED_REASONS = (Reason.TEMPLATE_ERROR.name,)
 OPTED_OUT_REASONS = (Reason.OPTED_OUT.name, Reason.COMPLIANCE_KEYWORD.name)
 
 
-def conversation_state(reason: str | None, reply: dict | None) -> str:
+def conversation_state(reason: str | None, outcome: str | None, code: int | None) -> str:
     """The state of a conversation whose latest message (customer's or agent's) was
-    decided with `reason` and answered by `reply` (a reply_record, or None)."""
+    decided with `reason` and answered by a reply with this `outcome` and error `code`
+    (None: no reply)."""
     if reason == Reason.AGENT_MESSAGE.name:
         return "agent_replied"
-    if reply is not None:
-        code = (reply.get("error") or {}).get("code") or (
-            (reply.get("delivery") or {}).get("error") or {}).get("code")
-        outcome = reply["outcome"]
+    if outcome is not None:
         if outcome in FAILURES:
             return "opted_out" if code in OPTED_OUT_CODES else "not_answered"
         return {"delivered": "answered", "sent": "no_receipt", "queued": "replying",
