@@ -28,7 +28,7 @@ HISTORY = ReceiptEvent.__table__
 MESSAGE = "onMessageAdded"
 RECEIPT = "onDeliveryUpdated"
 SCAN = 500  # newest messages read per batch of the overview
-MAX_SCAN = 3000  # at most this many per page: a rare filter gives a shorter page
+MAX_SCAN = 2000  # at most this many per page: a rare filter gives a shorter page
 PREVIEW = 80  # characters of the last message shown in the overview
 # A customer's or an agent's message (not our own reply coming back, not the REST API's).
 SPOKEN = and_(EVENTS.c.reason.is_not(None), EVENTS.c.reason.not_in(("OWN_MESSAGE",
@@ -105,8 +105,9 @@ _LIGHT = (REPLIES.c.in_reply_to, REPLIES.c.status, REPLIES.c.delivery_status,
 
 
 def _states(conn: Connection, rows) -> dict[int, str]:
-    """Each latest message's conversation state, from the few columns it needs."""
-    sids = [r.message_sid for r in rows if r.message_sid]
+    """Each latest message's conversation state, from the few columns it needs (only a
+    message the bot decided to answer has a reply to look up)."""
+    sids = [r.message_sid for r in rows if r.message_sid and r.reason == "REPLY"]
     replies = {r.in_reply_to: r for r in conn.execute(
         select(*_LIGHT).where(REPLIES.c.in_reply_to.in_(sids)))} if sids else {}
     found = {}
