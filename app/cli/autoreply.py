@@ -72,8 +72,9 @@ def why(message_sid):
                    + (f" from {printable(event['author'])}" if event["author"] else "")
                    + (f" ({event['channel']})" if event["channel"] else ""))
         click.echo(f"decision: {event['reason'] or '-'}"
-                   + (f" ({event['reason_text']})" if event["reason_text"] else "")
-                   + (f", rule {printable(event['rule'])}" if event["rule"] else ""))
+                   + (f" (rule {printable(event['rule'])})" if event["rule"] else "")
+                   + (f": {event['reason_text']}"
+                      if event["reason_text"] and event["reason"] != "REPLY" else ""))
         click.echo(f"outcome: {printable(event['outcome'])}")
     if reply is not None:
         error = reply["error"] if reply["outcome"] == "failed" else reply["delivery"]["error"]

@@ -40,7 +40,7 @@ from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select,
 from ..store import clock
 from ..store.database import dialect_insert
 from ..store.models import Reply, ReplyStatus, utcnow
-from . import marker
+from . import marker, receipts
 
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
                                  ReplyStatus.FAILED)
@@ -268,9 +268,13 @@ def _settle(conn: Connection, statement, leased: LeasedReply, **values) -> bool:
 
 def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str, *,
               dry_run: bool = False) -> bool:
-    """Sent: Twilio took it (or, `dry_run`, a dry-run client logged it instead)."""
-    return _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid,
+    """Sent: Twilio took it (or, `dry_run`, a dry-run client logged it instead); a
+    receipt that came before this (Twilio is fast) is summed up on it now."""
+    kept = _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid,
                    dry_run=bool(dry_run))
+    if kept:
+        receipts.summarize_early_receipts(conn, message_sid)
+    return kept
 
 
 def mark_retry(conn: Connection, leased: LeasedReply, delay: float,
