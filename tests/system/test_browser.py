@@ -195,7 +195,7 @@ def operator_tasks(page, base, viewport, fake_api, failed_customer):
     # Failures: what can be requeued comes first.
     page.click("nav >> text=Failures")
     assert page.get_attribute(".failure-group", "id") == "code-30008"
-    expect(page, "can be requeued", "requeue will not help", "Usual fix")
+    expect(page, "can be requeued", "Twilio accepted them: no requeue", "Usual fix")
     fits(page, viewport)
     shoot(page, "failures", viewport)
 
