@@ -129,6 +129,9 @@ class SenderSettings:
 @dataclass(frozen=True)
 class JobSettings:
     retention_seconds: int
+    # Messages' and replies' texts are cleared after this (0: an inbound text is never
+    # stored, only who wrote it, when, on which channel, and its media's types).
+    text_retention_seconds: int
     prune_interval_seconds: int
     catch_up_interval_seconds: int
     catch_up_window_seconds: int
@@ -247,6 +250,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             settle_seconds=settle_seconds(reader, http_timeout)),
         jobs=JobSettings(
             retention_seconds=reader.duration("RETENTION", 30 * 86400),
+            text_retention_seconds=reader.duration("MESSAGE_TEXT_RETENTION", 30 * 86400),
             prune_interval_seconds=reader.duration("PRUNE_INTERVAL", 3600),
             catch_up_interval_seconds=reader.duration("CATCH_UP_INTERVAL", 0),
             catch_up_window_seconds=reader.duration("CATCH_UP_WINDOW", 2 * 3600),

@@ -90,7 +90,8 @@ def build_services(settings: Settings, *, serving: bool = True) -> Services:
         make_async_client, settings.twilio, pool_size=settings.sender.concurrency_limit),
         media=MediaLibrary(db, settings.twilio))
     policy = build_policy(settings.bot)
-    processor = Processor(db, build_router(), policy, on_commit=sender.wake)
+    processor = Processor(db, build_router(), policy, on_commit=sender.wake,
+                          keep_texts=settings.jobs.text_retention_seconds > 0)
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     counts = HourlyCounts(db)

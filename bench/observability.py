@@ -38,6 +38,15 @@ from tests.servers import ROOT, gunicorn
 ADMIN = "bench-admin-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {ADMIN}"}
 READS = {"dashboard /admin/": "/admin/", "dashboard /admin/failures": "/admin/failures",
+         "dashboard thread /admin/conversations/<CH>": "/admin/conversations/CH{:032d}",
+         "dashboard /admin/?state=not_answered": "/admin/?state=not_answered",
+         "dashboard /admin/?channel=WHATSAPP": "/admin/?channel=WHATSAPP",
+         "dashboard /admin/?state=opted_out (none: reads MAX_SCAN)":
+             "/admin/?state=opted_out",
+         "dashboard search /admin/?q=<phone>": "/admin/?q=%2B1555{:07d}",
+         "dashboard search /admin/?q=<IM>": "/admin/?q=IM{:032d}",
+         "GET /api/conversations?state=not_answered": "/api/conversations?state=not_answered",
+         "GET /api/conversations?q=<phone>": "/api/conversations?q=%2B1555{:07d}",
          "GET /api/stats?since=24h": "/api/stats?since=24h",
          "GET /api/stats?since=7d": "/api/stats?since=7d",
          "GET /api/conversations/<CH>/timeline": "/api/conversations/CH{:032d}/timeline",
@@ -45,8 +54,10 @@ READS = {"dashboard /admin/": "/admin/", "dashboard /admin/failures": "/admin/fa
 
 
 def fill(url: str, rows: int) -> float:
-    """Bulk-insert `rows` processed events over 30 days, rows/5 replies (some failed or
-    undelivered), one receipt each and two receipt-history rows each; then ANALYZE."""
+    """Bulk-insert `rows` processed events over 30 days (messages with their author,
+    channel and text: 20,000 customers, one in ten on WhatsApp), rows/5 replies (some
+    failed or undelivered), one receipt each and two receipt-history rows each; then
+    ANALYZE."""
     started = time.monotonic()
     Database(url).upgrade()
     engine = create_engine(url)
@@ -69,11 +80,12 @@ def fill(url: str, rows: int) -> float:
 
     sid = "printf('%032d', i)" if sqlite else "lpad(i::text, 32, '0')"
     chat = "printf('%032d', i % 20000)" if sqlite else "lpad((i % 20000)::text, 32, '0')"
+    phone = "printf('%07d', i % 20000)" if sqlite else "lpad((i % 20000)::text, 7, '0')"
     replies = rows // 5
     with engine.begin() as conn:
         conn.execute(text(series(rows) + f"""
             INSERT INTO processed_events (key, event_type, conversation_sid, message_sid,
-                outcome, outcome_kind, reason, rule, received_at)
+                outcome, outcome_kind, reason, rule, received_at, author, channel, body)
             SELECT 'k' || {sid},
                 CASE WHEN i % 5 < 2 THEN 'onMessageAdded' ELSE 'onDeliveryUpdated' END,
                 'CH' || {chat}, 'IM' || {sid},
@@ -82,7 +94,14 @@ def fill(url: str, rows: int) -> float:
                 CASE WHEN i % 5 >= 2 THEN NULL WHEN i % 10 < 7 THEN 'REPLY'
                      WHEN i % 10 = 7 THEN 'COOLDOWN' ELSE 'AGENT_ACTIVE' END,
                 CASE WHEN i % 5 < 2 THEN 'fallback' END,
-                {ago(f"i * {step}")} FROM n"""))
+                {ago(f"i * {step}")},
+                CASE WHEN i % 5 < 2 THEN
+                    CASE WHEN (i % 20000) % 10 = 5 THEN 'whatsapp:' ELSE '' END
+                    || '+1555' || {phone} END,
+                CASE WHEN i % 5 < 2 THEN
+                    CASE WHEN (i % 20000) % 10 = 5 THEN 'WHATSAPP' ELSE 'SMS' END END,
+                CASE WHEN i % 5 < 2 THEN 'Where is my order? It was due on Monday.' END
+            FROM n"""))
         status = "CASE WHEN i % 50 = 0 THEN 'failed' ELSE 'sent' END"
         delivery = ("CASE WHEN i % 50 = 0 THEN NULL WHEN i % 20 = 1 THEN 'undelivered' "
                     "WHEN i % 7 = 0 THEN 'read' ELSE 'delivered' END")
@@ -145,7 +164,7 @@ def read_all(base: str, session: requests.Session, have_metrics: bool) -> dict[s
     for name, path in READS.items():
         if name == "GET /metrics" and not have_metrics:
             continue
-        path = path.format(5)
+        path = path.format(5 if "{:032d}" in path and "IM" not in path else 1005)
         api = not path.startswith("/admin")
         times[name] = timed_get(session, base + path, headers=BEARER if api else {})
     return times

@@ -17,10 +17,12 @@ from sqlalchemy import select
 from ..autoreply import ConversationState, Inbound, RulesError, decide, evaluation, load_rules
 from ..autoreply.schema import CHANNELS
 from ..jobs import rules_reload as reload
+from ..logs import printable
 from ..operator import switch
 from ..provisioning.conversations import conversation_sid
 from ..services import services
-from ..store.models import Conversation, ProcessedEvent, Reply
+from ..store.models import Conversation
+from ..timeline import conversations as timeline
 from ..timeline import faq as faq_record
 from .guard import add_commands
 
@@ -63,33 +65,36 @@ def _turn(value: str) -> None:
 def why(message_sid):
     """Print the decision taken for message MESSAGE_SID, and what became of its reply."""
     with services().db.read() as conn:
-        event = conn.execute(
-            select(ProcessedEvent.received_at, ProcessedEvent.outcome,
-                   ProcessedEvent.reason, ProcessedEvent.rule)
-            .where(ProcessedEvent.key == f"message:{message_sid}")).first()
-        reply = conn.execute(
-            select(Reply.id, Reply.status, Reply.attempts, Reply.twilio_message_sid,
-                   Reply.error_code, Reply.error_message, Reply.delivery_status)
-            .where(Reply.in_reply_to == message_sid)).first()
+        found = timeline.message(conn, message_sid)
         match = faq_record.match_of(conn, message_sid)
-    if event is None and reply is None:
+    if found is None:
         raise click.ClickException(f"no record of {message_sid} (never received, or pruned)")
+    event, reply = found["message"], found["reply"]
     if event is not None:
-        click.echo(f"received: {event.received_at:%Y-%m-%d %H:%M:%S} UTC")
-        click.echo(f"decision: {event.reason or '-'}" + (f" (rule {event.rule})"
-                                                           if event.rule else ""))
-        click.echo(f"outcome: {event.outcome}")
+        click.echo(f"received: {event['received_at']:%Y-%m-%d %H:%M:%S} UTC"
+                   + (f" from {printable(event['author'])}" if event["author"] else "")
+                   + (f" ({event['channel']})" if event["channel"] else ""))
+        click.echo(f"decision: {event['reason'] or '-'}"
+                   + (f" (rule {printable(event['rule'])})" if event["rule"] else "")
+                   + (f": {event['reason_text']}"
+                      if event["reason_text"] and event["reason"] != "REPLY" else ""))
+        click.echo(f"outcome: {printable(event['outcome'])}")
     if match is not None:
         scores = ", ".join(f"{c['faq_id']} {c['score']:.2f}" for c in match["candidates"])
         click.echo(f"faq: {match['outcome']}" + (f" {match['faq_id']}" if match["faq_id"] else "")
                    + (f"; candidates {scores}" if scores else "")
                    + (f"; marked wrong {match['wrong_at']}" if match["wrong_at"] else ""))
     if reply is not None:
-        click.echo(f"reply #{reply.id}: {reply.status}, {reply.attempts} attempt(s)"
-                   + (f", sent as {reply.twilio_message_sid}" if reply.twilio_message_sid else "")
-                   + (f", delivery {reply.delivery_status}" if reply.delivery_status else "")
-                   + (f", error {reply.error_code}: {reply.error_message}"
-                      if reply.error_code or reply.error_message else ""))
+        error = reply["error"] if reply["outcome"] == "failed" else reply["delivery"]["error"]
+        click.echo(f"reply #{reply['id']}: {reply['outcome_label']}, "
+                   f"{reply['attempts']} attempt(s)"
+                   + (f", sent as {reply['message_sid']}"
+                      if reply["message_sid"] and not reply["dry_run"] else "")
+                   + (f", error {error['code'] or '-'}: "
+                      f"{printable(error['meaning'] or error['message'] or '')}" if error else ""))
+        if reply["dry_run"]:
+            click.echo("dry run: this server has no Twilio credentials; the reply was "
+                       "logged, never sent to the customer")
 
 
 @rules_group.command("check")

@@ -45,10 +45,13 @@ def catch_up(since):
 @with_appcontext
 @click.option("--older-than", type=Duration(), help="Age, e.g. 30d (default: RETENTION).")
 def prune(older_than):
-    """Delete processed events, receipts and sent replies older than the retention age."""
+    """Delete processed events, receipts and sent replies older than the retention age;
+    clear messages' texts older than MESSAGE_TEXT_RETENTION (or that age, if shorter)."""
     bot = services()
     age = older_than or timedelta(seconds=bot.settings.jobs.retention_seconds)
-    counts = retention.prune(bot.db, utcnow() - age)
+    texts = min(age, timedelta(seconds=bot.settings.jobs.text_retention_seconds))
+    now = utcnow()
+    counts = retention.prune(bot.db, now - age, now - texts)
     click.echo(" ".join(f"{name}={count}" for name, count in counts.items()))
 
 

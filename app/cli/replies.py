@@ -9,8 +9,8 @@ from flask.cli import AppGroup
 from ..delivery import registry
 from ..operator.requeue import NotRequeueable, requeue
 from ..services import services
-from ..store.models import ReplyStatus
 from ..timeline import replies as timeline
+from ..twilio.error_codes import describe
 from .guard import add_commands
 
 group = AppGroup("replies", help="Inspect and recover auto-replies.")
@@ -19,17 +19,22 @@ group = AppGroup("replies", help="Inspect and recover auto-replies.")
 @group.command("failed")
 @click.option("--limit", default=50, show_default=True)
 def replies_failed(limit):
-    """List replies that failed for good, with Twilio's error code and its meaning."""
+    """List replies that failed (Twilio refused them, or a receipt said failed or
+    undelivered), as the dashboard's Failures page does, with the error's meaning."""
     with services().db.read() as conn:
-        found = timeline.search(conn, status=ReplyStatus.FAILED, limit=limit)["replies"]
-    if not found:
+        rows = timeline.search(conn, outcome=timeline.WENT_WRONG_NAME,
+                               limit=max(1, limit))["replies"]
+    if not rows:
         click.echo("no failed replies")
-    for r in found:
-        error = r["error"] or {}
+    for r in rows:
+        error = r["error"] if r["outcome"] == "failed" else r["delivery"]["error"]
+        code = (error or {}).get("code")
         click.echo(f"#{r['id']} {r['created_at']:%Y-%m-%d %H:%M:%S} {r['conversation_sid']} "
-                   f"in_reply_to={r['in_reply_to']} attempts={r['attempts']} "
-                   f"code={error.get('code') or '-'} ({error.get('meaning') or 'no code'}): "
-                   f"{error.get('message')}")
+                   f"in_reply_to={r['in_reply_to']} {r['outcome_label']} "
+                   f"attempts={r['attempts']} code={code or '-'} "
+                   f"({describe(code) or 'no code'})"
+                   + (f": {error['message']}" if error and error.get("message") else "")
+                   + (" [requeue-able]" if r["requeueable"] else ""))
 
 
 @group.command("requeue")
@@ -55,10 +60,10 @@ def replies_stats():
     """Count replies by status; show the backlog and the live senders' pace."""
     bot = services()
     with bot.db.read() as conn:
-        counts = timeline.by_status(conn)
+        counts = timeline.by_outcome(conn)
         backlog = timeline.queue(conn, bot.settings.sender.lease_seconds)
         senders = registry.live(conn)
-    click.echo(" ".join(f"{status}={count}" for status, count in sorted(counts.items()))
+    click.echo(" ".join(f"{outcome}={count}" for outcome, count in sorted(counts.items()))
                or "no replies")
     waiting, age = backlog["depth"], backlog["oldest_pending_seconds"]
     minute = backlog["sent_last_minute"]

@@ -107,9 +107,11 @@ class Attempts:
             await self._release(item, stopping, creating)
             raise
         window.succeeded()
-        kept = await self._record(stopping, outbox.mark_sent, item, sid)
+        dry_run = bool(getattr(api, "dry_run", False))
+        kept = await self._record(stopping, outbox.mark_sent, item, sid, dry_run=dry_run)
         if item.queued_at is not None:
-            metrics.reply_sent(max(0.0, (utcnow() - item.queued_at).total_seconds()))
+            metrics.reply_sent(max(0.0, (utcnow() - item.queued_at).total_seconds()),
+                               dry_run=dry_run)
         log.info("reply sent %s", kv(
             reply_id=item.id, conversation=item.conversation_sid, in_reply_to=item.in_reply_to,
             message_sid=sid, attempt=item.attempt, content_sid=item.content_sid,

@@ -41,6 +41,7 @@ from ..store import clock
 from ..store.database import dialect_insert
 from ..store.models import Reply, ReplyStatus, utcnow
 from ..twilio import marker
+from . import receipts
 
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
                                  ReplyStatus.FAILED)
@@ -200,7 +201,8 @@ def _sent(dialect_name: str):
     # sent_at is the database's time: the pace above compares it with the database's.
     return update(REPLIES).where(*_HELD).values(
         status=SENT, twilio_message_sid=bindparam("message_sid"),
-        sent_at=clock.now(dialect_name), error_code=None, error_message=None)
+        sent_at=clock.now(dialect_name), error_code=None, error_message=None,
+        dry_run=bindparam("dry_run"))
 
 
 # Settle a reply only if this sender still holds it (same status and attempt).
@@ -275,8 +277,15 @@ def _settle(conn: Connection, statement, leased: LeasedReply, **values) -> bool:
     return conn.execute(statement, params).rowcount == 1
 
 
-def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str) -> bool:
-    return _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid)
+def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str, *,
+              dry_run: bool = False) -> bool:
+    """Sent: Twilio took it (or, `dry_run`, a dry-run client logged it instead); a
+    receipt that came before this (Twilio is fast) is summed up on it now."""
+    kept = _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid,
+                   dry_run=bool(dry_run))
+    if kept:
+        receipts.summarize_early_receipts(conn, message_sid)
+    return kept
 
 
 def mark_retry(conn: Connection, leased: LeasedReply, delay: float,

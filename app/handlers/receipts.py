@@ -13,39 +13,27 @@ from __future__ import annotations
 import logging
 from functools import cache, partial
 
-from sqlalchemy import Connection, bindparam, case, insert, select, update
+from sqlalchemy import Connection, bindparam, case, insert, select
 
 from .. import formats
 from ..delivery import opt_outs
+from ..delivery.receipts import PROBLEMS, RANK, summarize_reply
 from ..logs import kv
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
 from ..store.database import dialect_insert
-from ..store.models import DeliveryReceipt, ReceiptEvent, ReceiptStatus, Reply, utcnow
+from ..store.models import DeliveryReceipt, ReceiptEvent, Reply, utcnow
 from ..twilio.error_codes import describe
 
 log = logging.getLogger(__name__)
 router = Router()
 
-RANK = {status.value: status.rank for status in ReceiptStatus}
-PROBLEMS = (ReceiptStatus.FAILED.value, ReceiptStatus.UNDELIVERED.value)
 
 RECEIPTS = DeliveryReceipt.__table__
 HISTORY = ReceiptEvent.__table__
 REPLIES = Reply.__table__
 _APPEND = insert(HISTORY)
-# The reply's row is its receipts' lock: two receipts of one reply committing at once
-# each see the other's before summing up (FOR UPDATE; SQLite has one writer anyway).
-_LOCK_REPLY = (select(REPLIES.c.id).where(REPLIES.c.twilio_message_sid == bindparam("m"))
-               .with_for_update())
-_RECEIPTS_OF = (select(RECEIPTS.c.status, RECEIPTS.c.error_status, RECEIPTS.c.error_code)
-                .where(RECEIPTS.c.message_sid == bindparam("m")))
-_SUMMARY = (update(REPLIES).where(REPLIES.c.id == bindparam("reply_id"))
-            .values(delivery_status=bindparam("new_status"),
-                    delivery_error_code=bindparam("new_code")))
-
-
 @cache
 def _upsert_statement(dialect_name: str):
     """Insert a receipt, or raise its status if the new one ranks higher; a failed or
@@ -115,24 +103,6 @@ def store_receipt(receipt_sid: str, fields: dict, conn: Connection, *,
     if problem:
         return f"status {kept} kept (a later one); the failure is recorded with its error"
     return "not stored: a later status was already recorded and is kept"
-
-
-def summarize_reply(conn: Connection, message_sid: str) -> None:
-    """Our reply's delivery, over every participant's receipt: failed or undelivered if
-    any one's current status is, else the furthest status; its error code is that of a
-    receipt that failed (now, else earlier), so `read` never hides another's `failed`."""
-    reply_id = conn.execute(_LOCK_REPLY, {"m": message_sid}).scalar()
-    if reply_id is None:  # not one of our replies (an agent's message, say)
-        return
-    rows = conn.execute(_RECEIPTS_OF, {"m": message_sid}).all()
-    failing = [r for r in rows if r.status in PROBLEMS]
-    erred = failing or [r for r in rows if r.error_status]
-    if failing:
-        status = min(r.status for r in failing)  # "failed" before "undelivered"
-    else:
-        status = max((r.status for r in rows), key=lambda s: RANK.get(s, 0), default=None)
-    code = next((r.error_code for r in erred if r.error_code), None)
-    conn.execute(_SUMMARY, {"reply_id": reply_id, "new_status": status, "new_code": code})
 
 
 OPTED_OUT_ERROR = 21610  # the recipient replied STOP: do not message again

@@ -73,8 +73,10 @@ class Jobs:
         return any(interval for _, interval, _ in self.schedule)
 
     def prune(self) -> dict:
-        cutoff = utcnow() - timedelta(seconds=self.settings.retention_seconds)
-        counts = retention.prune(self.db, cutoff)
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.settings.retention_seconds)
+        counts = retention.prune(self.db, cutoff, now - timedelta(
+            seconds=min(self.settings.text_retention_seconds, self.settings.retention_seconds)))
         log.info("pruned %s", kv(older_than=cutoff.isoformat(timespec="seconds"), **counts))
         return counts
 

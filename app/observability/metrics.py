@@ -4,6 +4,8 @@ The sender calls, once per reply attempt that settles something:
 
     metrics.reply_sent(latency_seconds)   # Twilio accepted it; latency = from the inbound
                                           # message's webhook (the reply's created_at) to now
+    metrics.reply_sent(s, dry_run=True)   # a dry-run server logged it: not sent, counted
+                                          # apart (bot_replies_dry_run_total)
     metrics.reply_failed(error_code)      # failed for good (Twilio's code, or None)
     metrics.reply_retried()               # a transient failure, another attempt is due
 
@@ -69,6 +71,9 @@ class _Metrics:
             "(empty: none).", ["status", "error_code"], registry=registry)
         self.replies_sent = Counter(
             "bot_replies_sent", "Replies Twilio accepted.", registry=registry)
+        self.replies_dry_run = Counter(
+            "bot_replies_dry_run", "Replies a dry-run server logged instead of sending "
+            "(never counted as sent).", registry=registry)
         self.replies_failed = Counter(
             "bot_replies_failed", "Replies that failed for good, by Twilio error code "
             "(empty: none).", ["error_code"], registry=registry)
@@ -135,9 +140,13 @@ def _code(error_code) -> str:
 # --- the sender's calls --------------------------------------------------------------
 
 @_safely
-def reply_sent(latency_seconds: float) -> None:
-    """Count a reply Twilio accepted; `latency_seconds` from its webhook to now."""
+def reply_sent(latency_seconds: float, *, dry_run: bool = False) -> None:
+    """Count a reply Twilio accepted; `latency_seconds` from its webhook to now. A
+    dry-run reply (logged, not sent) is counted apart, and has no latency to Twilio."""
     m = _metrics()
+    if dry_run:
+        m.replies_dry_run.inc()
+        return
     m.replies_sent.inc()
     m.reply_seconds.observe(max(0.0, latency_seconds))
 

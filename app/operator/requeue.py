@@ -21,6 +21,10 @@ class NotRequeueable(Exception):
     """The reply does not exist, or it did not fail (only failed replies go again)."""
 
 
+class NoSuchReply(NotRequeueable):
+    """The reply does not exist (or was pruned): the API's 404."""
+
+
 def requeue(bot: Services, reply_id: int | None, *, by: str) -> int:
     """Queue failed reply `reply_id` (None: every failed reply) for a new round of
     attempts, the first of which looks for it at Twilio before sending; return how many.
@@ -30,8 +34,9 @@ def requeue(bot: Services, reply_id: int | None, *, by: str) -> int:
         if reply_id is not None and count == 0:
             status = conn.execute(select(REPLIES.c.status)
                                   .where(REPLIES.c.id == reply_id)).scalar()
-            raise NotRequeueable(f"reply {reply_id} does not exist" if status is None else
-                                 f"reply {reply_id} is {status}, not failed: nothing to requeue")
+            if status is None:
+                raise NoSuchReply(f"reply {reply_id} does not exist")
+            raise NotRequeueable(f"reply {reply_id} is {status}, not failed: nothing to requeue")
     if reply_id is not None:
         log.info("reply requeued %s", kv(reply_id=reply_id, by=by))
     else:

@@ -13,8 +13,15 @@ from functools import cache
 
 from sqlalchemy import Connection, bindparam, update
 
+from .. import formats
 from ..store.database import dialect_insert
-from ..store.models import OUTCOME_LENGTH, RULE_LENGTH, ProcessedEvent, utcnow
+from ..store.models import (
+    MEDIA_TYPES_LENGTH,
+    OUTCOME_LENGTH,
+    RULE_LENGTH,
+    ProcessedEvent,
+    utcnow,
+)
 from .events import Event
 from .outcome import Outcome
 
@@ -32,16 +39,36 @@ _RECORD_OUTCOME = (update(EVENTS).where(EVENTS.c.id == bindparam("claim_id"))
                            reason=bindparam("new_reason"), rule=bindparam("new_rule")))
 
 
-def claim(conn: Connection, event: Event, outcome: Outcome) -> int | None:
+def claim(conn: Connection, event: Event, outcome: Outcome, *,
+          keep_text: bool = True) -> int | None:
     """Record the event and its outcome under its key; return its row id, or None if it
-    was already there."""
+    was already there. A message is stored as an operator reads it (`message`)."""
     return conn.execute(_claim_statement(conn.dialect.name), {
         "key": event.claim_key, "event_type": event.type,
         "outcome": str(outcome)[:OUTCOME_LENGTH], "outcome_kind": outcome.kind.name,
         "reason": outcome.reason, "rule": _rule(outcome),
         "conversation_sid": event.get("ConversationSid"),
         "message_sid": event.get("MessageSid"), "received_at": utcnow(),
+        **message(event, keep_text),
     }).scalar()
+
+
+_MEDIA_TYPE_KEYS = ("ContentType", "content_type", "contentType")  # casing unconfirmed
+
+
+def message(event: Event, keep_text: bool) -> dict:
+    """A message's author, channel (Source), text (unless MESSAGE_TEXT_RETENTION is 0)
+    and its media's content types, comma-separated; nothing for other events."""
+    if event.type != "onMessageAdded":
+        return {"author": None, "channel": None, "body": None, "media_types": None}
+    types = []
+    if event.get("Media"):  # a JSON array, checked by fields.media
+        for item in formats.load_json(event.get("Media")):
+            found = [item[k] for k in _MEDIA_TYPE_KEYS if isinstance(item, dict) and k in item]
+            types.append(str(found[0]).replace(",", " ")[:64] if found else "unknown")
+    return {"author": event.get("Author"), "channel": (event.get("Source") or "").upper() or None,
+            "body": event.get("Body") if keep_text else None,
+            "media_types": ",".join(types)[:MEDIA_TYPES_LENGTH] or None}
 
 
 def record_outcome(conn: Connection, claim_id: int, outcome: Outcome) -> None:

@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 class Processor:
     def __init__(self, db: Database, router: Router, policy: Policy,
-                 on_commit: Callable[[], None] | None = None):
+                 on_commit: Callable[[], None] | None = None, *, keep_texts: bool = True):
         self.db = db
+        self.keep_texts = keep_texts  # store messages' texts (MESSAGE_TEXT_RETENTION > 0)
         self.router = router
         self.policy = policy
         self.state = StateReader(db)
@@ -58,7 +59,8 @@ class Processor:
 
     def _commit(self, event: Event, decided: Outcome, effects: list[Effect],
                 after: list[Callable[[], None]]) -> Outcome:
-        outcome = self.db.group_commit.run(partial(_write, event, decided, effects),
+        outcome = self.db.group_commit.run(partial(_write, event, decided, effects,
+                                                   keep_text=self.keep_texts),
                                            order=event.get("ConversationSid") or "")
         if outcome is DUPLICATE:
             log.info("event %s", kv(**_fields(event), outcome="duplicate, already processed"))
@@ -70,9 +72,10 @@ class Processor:
         return outcome
 
 
-def _write(event: Event, outcome: Outcome, effects: list[Effect], conn) -> Outcome:
+def _write(event: Event, outcome: Outcome, effects: list[Effect], conn, *,
+           keep_text: bool = True) -> Outcome:
     """The batched unit: claim the event with its outcome, then make the handlers' writes."""
-    claim_id = claims.claim(conn, event, outcome)
+    claim_id = claims.claim(conn, event, outcome, keep_text=keep_text)
     if claim_id is None:
         return DUPLICATE
     decided = outcome

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..twilio.media import MAX_SOURCE_CHARS
@@ -25,6 +25,7 @@ MEDIA_LENGTH = MAX_SOURCE_CHARS  # a reply medium's path or URL, as the rules fi
 REQUEST_ID_LENGTH = 64
 FAQ_OFFERED_LENGTH = 200  # three FAQ ids of at most 60 characters, comma-separated
 FAQ_TEXT_LENGTH = 4_096  # of a question kept for `faq gaps`
+MEDIA_TYPES_LENGTH = 256
 
 
 class ReplyStatus(StrEnum):
@@ -70,6 +71,13 @@ class ProcessedEvent(Base):
         Index("ix_processed_events_conversation", "conversation_sid", "received_at"),
         # Pruning by age, and a period's outcomes and decisions from the index alone.
         Index("ix_processed_events_received", "received_at", "outcome_kind", "reason"),
+        # The dashboard's search by the customer's address (only messages have one).
+        Index("ix_processed_events_author", "author", "received_at",
+              sqlite_where=text("author IS NOT NULL"),
+              postgresql_where=text("author IS NOT NULL")),
+        # Texts past MESSAGE_TEXT_RETENTION, found without reading the rows already cleared.
+        Index("ix_processed_events_text", "received_at",
+              sqlite_where=text("body IS NOT NULL"), postgresql_where=text("body IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -83,6 +91,14 @@ class ProcessedEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(32))
     rule: Mapped[str | None] = mapped_column(String(RULE_LENGTH))
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A message as the operator reads it (onMessageAdded only): who wrote it (the
+    # customer's address, or an agent's identity), on which channel (Source), its text
+    # (cleared after MESSAGE_TEXT_RETENTION; never stored when that is 0) and its media's
+    # content types, comma-separated (their count is the media count).
+    author: Mapped[str | None] = mapped_column(String(AUTHOR_LENGTH))
+    channel: Mapped[str | None] = mapped_column(String(CHANNEL_LENGTH))
+    body: Mapped[str | None] = mapped_column(Text)
+    media_types: Mapped[str | None] = mapped_column(String(MEDIA_TYPES_LENGTH))
 
 
 UNCONFIRMED = text(
@@ -113,7 +129,7 @@ class Reply(Base):
         # The sending pace and a period's reply latency, from the index alone.
         Index("ix_replies_sent", "sent_at", "created_at"),
         # Pruning by age, and a period's outcomes (and failures) from the index alone.
-        Index("ix_replies_created", "created_at", "status", "delivery_status"),
+        Index("ix_replies_created", "created_at", "status", "delivery_status", "dry_run"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -147,6 +163,9 @@ class Reply(Base):
     delivery_error_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Sent by a dry-run server: logged, never given to Twilio (status `sent` all the same,
+    # so nothing tries it again); shown and counted as "dry run (not sent)".
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     receipts_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 

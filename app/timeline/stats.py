@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Float, case, func, literal_column, select, type_coerce
+from sqlalchemy import Connection, Float, func, literal_column, select, type_coerce
 
-from ..store.models import HourlyCount, ProcessedEvent, Reply, ReplyStatus
+from ..store.models import HourlyCount, ProcessedEvent, Reply
 from ..twilio.error_codes import describe
 from .counters import DUPLICATES, SIGNATURE_FAILURES, hour_of
-from .replies import DELIVERY_PROBLEMS
+from .status import FAILURES, OUTCOME, OUTCOMES
 
 REPLIES = Reply.__table__
 EVENTS = ProcessedEvent.__table__
@@ -19,24 +19,18 @@ COUNTS = HourlyCount.__table__
 PERCENTILES = (50, 90, 99)
 LATENCY_SAMPLE = 100_000  # sent replies whose latency a period's percentiles use at most
 
-# What became of a reply, one word each (the chart's series and the stats' counts).
-OUTCOME = case(
-    (REPLIES.c.status == ReplyStatus.FAILED, literal_column("'failed'")),
-    (REPLIES.c.delivery_status.in_(DELIVERY_PROBLEMS), REPLIES.c.delivery_status),
-    (REPLIES.c.delivery_status.in_(("delivered", "read")), literal_column("'delivered'")),
-    (REPLIES.c.status == ReplyStatus.SENT, literal_column("'sent'")),
-    else_=literal_column("'pending'"))
 
 
 def period(conn: Connection, since: datetime, until: datetime) -> dict:
-    """Everything an operator asks about a period: replies by outcome, failures by code
+    """Everything an operator asks about a period: replies by outcome (status.py),
+    failures by code
     (with meaning), reply latency percentiles, decisions by reason, duplicates dropped
     and signature failures."""
     in_period = (REPLIES.c.created_at >= since, REPLIES.c.created_at < until)
     outcomes = dict(conn.execute(select(OUTCOME, func.count()).where(*in_period)
                                  .group_by(OUTCOME)).all())
     code = func.coalesce(REPLIES.c.error_code, REPLIES.c.delivery_error_code)
-    failed = OUTCOME.in_(("failed", "undelivered"))
+    failed = OUTCOME.in_(FAILURES)
     by_code = conn.execute(select(code, func.count()).where(*in_period, failed)
                            .group_by(code).order_by(func.count().desc())).all()
     reasons = conn.execute(
@@ -50,8 +44,7 @@ def period(conn: Connection, since: datetime, until: datetime) -> dict:
         .group_by(COUNTS.c.name)).all())
     return {
         "since": since, "until": until,
-        "replies": {name: outcomes.get(name, 0) for name in (
-            "delivered", "failed", "undelivered", "sent", "pending")},
+        "replies": {name: outcomes.get(name, 0) for name in OUTCOMES},
         "failures_by_code": [{"code": c, "count": n, "meaning": describe(c)}
                              for c, n in by_code],
         "reply_latency_seconds": latency(conn, since, until),
@@ -108,7 +101,8 @@ def hourly(conn: Connection, hours: int, now: datetime) -> list[dict]:
         got = counts.get(hour.strftime("%Y-%m-%d %H"), {})
         series.append({"hour": hour, "delivered": got.get("delivered", 0),
                        "failed": got.get("failed", 0) + got.get("undelivered", 0),
-                       "other": got.get("sent", 0) + got.get("pending", 0)})
+                       "other": got.get("sent", 0) + got.get("queued", 0)
+                       + got.get("dry_run", 0)})
     return series
 
 

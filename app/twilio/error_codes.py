@@ -75,3 +75,18 @@ def describe(code) -> str | None:
     if number == 0:
         return None
     return MEANINGS.get(number, f"Twilio error {number}: see https://www.twilio.com/docs/api/errors/{number}")
+
+
+# Refusals that a second try cannot change: the customer opted out or blocked the number,
+# the address is wrong, the account or sender is not allowed, WhatsApp free text is too
+# late (63016: only a template may go now).
+HOPELESS = frozenset({20404, 21610, 30002, 30004, 30005, 30006, 30032, 30033, 30034,
+                      63016, 63024, 63051})
+
+
+def requeue_helps(code) -> bool:
+    """Whether sending a reply Twilio refused with `code` again may succeed."""
+    try:
+        return int(code or 0) not in HOPELESS
+    except (TypeError, ValueError):
+        return True

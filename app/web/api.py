@@ -1,8 +1,9 @@
 """The operator's JSON API under /api/, behind ADMIN_TOKEN as a bearer token.
 
-    GET  /api/conversations                      newest conversations, the bot's decision
+    GET  /api/conversations?state=&channel=&q=   conversations by latest message: customer,
+                                                 first words, state; a search (q)
     GET  /api/conversations/<CH...>/timeline     messages, decisions, replies, receipts
-    GET  /api/replies?status=&delivery=&since=&until=   replies, filtered, paginated
+    GET  /api/replies?status=&delivery=&outcome=&since=&until=   replies, paginated
     GET  /api/failures?since=7d                  failed and undelivered, by error code
     GET  /api/stats?since=24h&until=             counts, failures, latency, decisions
     GET  /api/queue                              depth, oldest pending, sending pace
@@ -23,7 +24,7 @@ from datetime import date, datetime
 
 from flask import Blueprint, Flask, request
 
-from ..operator.requeue import NotRequeueable, requeue
+from ..operator.requeue import NoSuchReply, NotRequeueable, requeue
 from ..services import services
 from ..timeline import conversations, replies, stats
 from ..timeline import faq as faq_record
@@ -47,10 +48,14 @@ def _authenticate():
 
 @bp.get("/conversations")
 def recent_conversations():
-    before = params.moment("before", request.args.get("before"))
+    query = params.overview_filters(request.args)
     with services().db.read() as conn:
-        page = conversations.recent(conn, _limit(25), before)
+        if query["q"]:
+            return jsonable(conversations.search(conn, query["q"], _limit(25)))
+        page = conversations.overview(conn, state=query["state"], channel=query["channel"],
+                                      limit=_limit(25), before=query["before"])
     return jsonable(page)
+
 
 
 @bp.get("/conversations/<sid>/timeline")
@@ -66,13 +71,14 @@ def conversation_timeline(sid: str):
 
 @bp.get("/replies")
 def search_replies():
-    status = params.choice("status", request.args.get("status"), replies.STATUSES)
+    reply_status = params.choice("status", request.args.get("status"), replies.STATUSES)
     delivery = params.choice("delivery", request.args.get("delivery"), replies.DELIVERIES)
+    outcome = params.choice("outcome", request.args.get("outcome"), replies.OUTCOMES)
     since, until = _period(default=None)
     before_id = params.optional_id("before_id", request.args.get("before_id"))
     with services().db.read() as conn:
-        page = replies.search(conn, status=status, delivery=delivery, since=since,
-                              until=until, limit=_limit(50), before_id=before_id)
+        page = replies.search(conn, status=reply_status, delivery=delivery, outcome=outcome,
+                              since=since, until=until, limit=_limit(50), before_id=before_id)
     return jsonable(page)
 
 
@@ -103,6 +109,8 @@ def requeue_reply(reply_id: int):
     reply_id = params.record_id("reply id", reply_id)
     try:
         requeue(services(), reply_id, by="api")
+    except NoSuchReply as exc:
+        raise Refused(f"404 Not Found: {exc}", 404) from None
     except NotRequeueable as exc:
         raise Refused(f"409 Conflict: {exc}", 409) from None
     return {"requeued": reply_id}

@@ -11,6 +11,7 @@ read through the same functions, so they refuse alike.
     sid               a SID in a URL: letters and digits, as stored (SID_LENGTH)
     dashboard_path    where a form or the login sends you back: a page of /admin, never
                       another site, never a line break in a Location header
+    overview_filters  the overview's state, channel, cursor and search text
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from urllib.parse import quote
 
 from flask import Request
 
+from ..autoreply.schema import CHANNELS
 from ..operator import periods
 from ..store.models import SID_LENGTH, utcnow
+from ..timeline.status import CONVERSATION_STATES
 from .errors import Refused
 
 MAX_ID = 2**31 - 1
@@ -82,6 +85,21 @@ def choice(name: str, raw: str | None, choices: tuple[str, ...]) -> str | None:
     if raw not in choices:
         raise bad(name, f"must be one of {', '.join(choices)}, got {raw[:40]!r}")
     return raw
+
+
+MAX_SEARCH = 200
+
+
+def overview_filters(args) -> dict:
+    """The overview's filters (state, channel, before, q), read alike by the API and the
+    dashboard: a bad value is a 400 naming it in both."""
+    q = (args.get("q") or "").strip()
+    if len(q) > MAX_SEARCH:
+        raise bad("q", f"is at most {MAX_SEARCH} characters")
+    return {"state": choice("state", args.get("state"), tuple(CONVERSATION_STATES)),
+            "channel": choice("channel", (args.get("channel") or "").upper(),
+                              tuple(sorted(CHANNELS))),
+            "before": moment("before", args.get("before")), "q": q}
 
 
 def sid(raw: str, name: str = "conversation SID") -> str:

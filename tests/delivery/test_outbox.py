@@ -180,3 +180,22 @@ def test_a_conversation_gets_at_most_30_creates_a_second(app, queue):
         assert outbox.lease_due(conn, 8, 60, pace=3600) == []  # a2: too soon after a1
         [second] = outbox.lease_due(conn, 8, 60, pace=0.0)
     assert second.in_reply_to == a2
+
+
+def test_a_receipt_that_came_before_the_send_was_recorded_is_kept(app, client):
+    """Twilio may post a receipt before the sender has recorded the MessageSid it got:
+    once recorded, the reply says what that receipt said (here, undelivered 30003)."""
+    from tests.conftest import delivery_updated
+
+    post_event(client, message_added(conversation_sid=A))
+    db = services(app).db
+    with db.transaction() as conn:
+        [leased] = outbox.lease_due(conn, 1, 60)
+    sid = "IM" + secrets.token_hex(16)
+    post_event(client, delivery_updated(message_sid=sid, conversation_sid=A,
+                                        status="undelivered", error_code="30003"))
+    with db.transaction() as conn:
+        assert outbox.mark_sent(conn, leased, sid)
+    with db.session() as s:
+        reply = s.scalars(select(Reply)).one()
+        assert (reply.delivery_status, reply.delivery_error_code) == ("undelivered", 30003)

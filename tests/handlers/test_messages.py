@@ -187,7 +187,7 @@ def test_why_explains_a_decision(app, client, runner, sender):
     result = runner.invoke(args=["why", params["MessageSid"]])
     assert result.exit_code == 0, result.output
     assert "decision: REPLY (rule fallback)" in result.output
-    assert "reply #1: sent, 1 attempt(s)" in result.output
+    assert "reply #1: sent, no receipt yet, 1 attempt(s)" in result.output
     missing = runner.invoke(args=["why", "IM" + "0" * 32])
     assert missing.exit_code == 1 and "no record" in missing.output
 

@@ -119,10 +119,45 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
     post_event(client, message_added())           # a fresh one stays
     result = runner.invoke(args=["prune", "--older-than", "30d"])
     assert result.output == ("events=3 receipts=1 replies=1 receipt_history=1 "
-                             "faq_matches=1 hourly_counts=1\n")
+                             "faq_matches=1 message_texts=0 reply_texts=0 faq_texts=0 "
+                             "hourly_counts=1\n")
     with services(app).db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
         assert s.scalars(select(Reply.status).order_by(Reply.id)).all() == ["failed", "queued"]
+
+
+def test_texts_are_cleared_after_message_text_retention(make_app, fake_api):
+    """Past MESSAGE_TEXT_RETENTION a message keeps who wrote it, when and on which
+    channel, not what it said; a sent reply loses its text, a failed one keeps it (it
+    may be requeued); with 0, no inbound text is stored at all."""
+    app = make_app(MESSAGE_TEXT_RETENTION="2d", RETENTION="30d")
+    client = app.test_client()
+    fake_api.fail(1, status=400, code=30007)
+    post_event(client, message_added(body="my card number is 4111"))  # -> failed reply
+    post_event(client, message_added(body="old news"))                 # -> sent reply
+    services(app).sender.run_until_idle()
+    with services(app).db.session() as s:
+        s.execute(update(ProcessedEvent).values(received_at=utcnow() - timedelta(days=3)))
+        s.execute(update(Reply).values(created_at=utcnow() - timedelta(days=3)))
+    post_event(client, message_added(body="fresh"))
+    counts = services(app).jobs.prune()
+    assert counts["message_texts"] == 2 and counts["reply_texts"] == 1
+    assert counts["events"] == 0
+    with services(app).db.session() as s:
+        rows = s.execute(select(ProcessedEvent.body, ProcessedEvent.author,
+                                ProcessedEvent.channel).order_by(ProcessedEvent.id)).all()
+        assert [r.body for r in rows] == [None, None, "fresh"]
+        assert all(r.author and r.channel == "SMS" for r in rows)
+        kept = s.execute(select(Reply.status, Reply.body).order_by(Reply.id)).all()
+        assert kept[0].status == "failed" and kept[0].body
+        assert kept[1].status == "sent" and kept[1].body is None
+
+    silent = make_app(MESSAGE_TEXT_RETENTION="0")
+    post_event(silent.test_client(), message_added(body="never stored", author="+15550001111"))
+    with services(silent).db.session() as s:
+        row = s.execute(select(ProcessedEvent.body, ProcessedEvent.author)
+                        .order_by(ProcessedEvent.id.desc()).limit(1)).one()
+        assert row.body is None and row.author == "+15550001111"
 
 
 def test_one_process_takes_each_turn(app):

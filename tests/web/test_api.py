@@ -122,7 +122,8 @@ def test_replies_filtered_by_status_and_paginated(api_app, api, fake_api):
 
 
 def test_requeue_a_failed_reply(api_app, api, fake_api):
-    """A failed reply goes back to the queue once; requeueing it again is a conflict."""
+    """A failed reply goes back to the queue once; requeueing it again is a conflict; a
+    reply that does not exist is not found."""
     fake_api.fail(1, 400, code=21611)
     reply_to(api_app, api, fake_api)
     [failed] = api.get("/api/replies?status=failed", headers=AUTH).get_json()["replies"]
@@ -133,7 +134,8 @@ def test_requeue_a_failed_reply(api_app, api, fake_api):
     assert queue["depth"] == 1 and queue["oldest_pending_at"].endswith("Z")
     again = api.post(f"/api/replies/{failed['id']}/requeue", headers=AUTH)
     assert again.status_code == 409 and "queued, not failed" in again.get_json()["error"]
-    assert api.post("/api/replies/999999/requeue", headers=AUTH).status_code == 409
+    missing = api.post("/api/replies/999999/requeue", headers=AUTH)
+    assert missing.status_code == 404 and "does not exist" in missing.get_json()["error"]
     services(api_app).sender.run_until_idle()
     assert api.get("/api/queue", headers=AUTH).get_json()["depth"] == 0
 

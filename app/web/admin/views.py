@@ -1,19 +1,30 @@
 """The dashboard's pages. Each reads in one short read-only transaction (outside the
-writer lock) and renders on the server; forms post back and redirect (no script)."""
+writer lock) and renders on the server; forms post back and redirect (no script).
+
+    /admin/                      conversations by latest message, each with its customer,
+                                 first words and state; filters, search; queue, switch,
+                                 chart
+    /admin/conversations/CH...   one conversation as a thread, in time order
+    /admin/failures              failures by error code, what can be requeued first
+    /admin/replies               every reply, filtered by status, delivery or outcome
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
+from ...autoreply import schema
 from ...operator import switch
-from ...operator.requeue import NotRequeueable, requeue
+from ...operator.requeue import NoSuchReply, NotRequeueable, requeue
 from ...services import services
 from ...store.models import utcnow
-from ...timeline import conversations, replies, stats
+from ...timeline import conversations, replies, stats, status
 from .. import params
+from ..errors import Refused
 from . import chart
 
 PAGE = 25
+CHANNELS = tuple(sorted(schema.CHANNELS))
 
 
 def install(bp: Blueprint) -> None:
@@ -24,34 +35,56 @@ def install(bp: Blueprint) -> None:
     bp.add_url_rule("/replies/<int:reply_id>/requeue", "requeue", requeue_reply,
                     methods=["POST"])
     bp.add_url_rule("/autoreply", "autoreply", autoreply, methods=["POST"])
+    bp.app_context_processor(lambda: {
+        "dry_run": services().settings.dry_run, "states": status.CONVERSATION_STATES,
+        "channels": CHANNELS})
 
 
 def overview():
-    """Recent conversations with the bot's decision, the queue, the chart, the switch."""
+    """Conversations with their state (or a search's), the queue, the chart, the switch."""
     bot = services()
-    before = params.moment("before", request.args.get("before"))
+    filters = params.overview_filters(request.args)
     now = utcnow()
     with bot.db.read() as conn:
-        page = conversations.recent(conn, PAGE, before)
+        if filters["q"]:
+            found = conversations.search(conn, filters["q"], PAGE)
+            if found["conversations"] and (found["message_sid"] or filters["q"].startswith("CH")):
+                sid = found["conversations"][0]["conversation_sid"]
+                anchor = f"m-{found['message_sid']}" if found["message_sid"] else None
+                return redirect(url_for("admin.conversation", sid=sid, _anchor=anchor))
+            page = {"conversations": found["conversations"], "next": None, "scanned_to": None}
+        else:
+            page = conversations.overview(conn, state=filters["state"],
+                                          channel=filters["channel"], limit=PAGE,
+                                          before=filters["before"])
         queue = replies.queue(conn, bot.settings.sender.lease_seconds)
         hours = stats.hourly(conn, 24, now)
         autoreply_state = switch.status(conn, bot.policy)
     return render_template(
-        "admin/overview.html", page=page, queue=queue, chart=chart.svg(hours),
+        "admin/overview.html", page=page, filters=filters, queue=queue,
+        chart=chart.svg(hours), chart_compact=chart.svg(hours, compact=True),
         hours=hours, autoreply_on=autoreply_state.on,
         switch_source="runtime switch" if autoreply_state.set else "AUTO_REPLY_ENABLED")
 
 
 def conversation(sid: str):
+    """One conversation as a thread: a page of its newest events, in time order."""
     sid = params.sid(sid)
     before = params.moment("before", request.args.get("before"))
     with services().db.read() as conn:
         page = conversations.timeline(conn, sid, PAGE, before)
-    return render_template("admin/conversation.html", page=page)
+        summary = conversations.search(conn, sid, 1)["conversations"]
+    if not page["events"] and before is None:
+        raise Refused(f"404 Not Found: nothing stored for conversation {sid} (never seen, "
+                      f"or its events are older than RETENTION and were pruned)", 404)
+    return render_template("admin/conversation.html", page=page,
+                           events=list(reversed(page["events"])),
+                           summary=summary[0] if summary else None)
 
 
 def failures():
     since_text = request.args.get("since") or "7d"
+    since_text = params.choice("since", since_text, ("1h", "24h", "7d", "30d"))
     since, _ = params.period(since_text, None, "7d")
     with services().db.read() as conn:
         groups = replies.failures(conn, since, per_code=PAGE)
@@ -59,15 +92,18 @@ def failures():
 
 
 def reply_list():
-    status = params.choice("status", request.args.get("status"), replies.STATUSES)
+    reply_status = params.choice("status", request.args.get("status"), replies.STATUSES)
     delivery = params.choice("delivery", request.args.get("delivery"), replies.DELIVERIES)
+    outcome = params.choice("outcome", request.args.get("outcome"), replies.OUTCOMES)
     before_id = params.optional_id("before_id", request.args.get("before_id"))
     with services().db.read() as conn:
-        page = replies.search(conn, status=status, delivery=delivery, limit=PAGE,
-                              before_id=before_id)
-    return render_template("admin/replies.html", page=page, status_filter=status or "",
-                           delivery_filter=delivery or "", statuses=("", *replies.STATUSES),
-                           deliveries=("", *replies.DELIVERIES))
+        page = replies.search(conn, status=reply_status, delivery=delivery, outcome=outcome,
+                              limit=PAGE, before_id=before_id)
+    return render_template("admin/replies.html", page=page, status_filter=reply_status or "",
+                           delivery_filter=delivery or "", outcome_filter=outcome or "",
+                           statuses=("", *replies.STATUSES),
+                           deliveries=("", *replies.DELIVERIES),
+                           outcomes=("", *replies.OUTCOMES))
 
 
 def requeue_reply(reply_id: int):
@@ -76,6 +112,8 @@ def requeue_reply(reply_id: int):
     try:
         requeue(services(), reply_id, by="dashboard")
         flash(f"Reply {reply_id} requeued: it goes out again within seconds.", "ok")
+    except NoSuchReply:
+        abort(404)
     except NotRequeueable as exc:
         flash(str(exc), "error")
     return redirect(request.script_root + back if back else url_for("admin.failures"))
