@@ -24,6 +24,8 @@ from config import BotSettings, ConfigError, Settings, environment, load_setting
 
 from . import banner, cli, logs, web
 from .autoreply import Policy, RulesError, load_rules
+from .autoreply.handoff import Handoff
+from .compose.composer import Composer
 from .delivery.async_client import make_async_client
 from .delivery.client import make_client
 from .delivery.media import MediaLibrary
@@ -35,6 +37,7 @@ from .jobs.supervisor import Supervisor
 from .observability import logs as log_format
 from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
+from .pipeline.state import StateReader
 from .services import Services, services
 from .store.database import Database
 from .web import devtoken
@@ -85,11 +88,12 @@ def build_services(settings: Settings) -> Services:
     sender = Sender(db, client, settings.sender, make_api=partial(
         make_async_client, settings.twilio, pool_size=settings.sender.concurrency_limit),
         media=MediaLibrary(db, settings.twilio))
-    policy = build_policy(settings.bot)
-    processor = Processor(db, build_router(), policy, on_commit=sender.wake)
+    policy = build_policy(settings.bot, answer_model=settings.answer_model.enabled)
+    composer = build_composer(settings, db, policy, sender)
+    processor = Processor(db, build_router(), policy, on_commit=partial(wake, sender, composer))
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
-    loops = [sender] + ([jobs] if jobs.enabled else [])
+    loops = [sender, composer] + ([jobs] if jobs.enabled else [])
     try:
         token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
                  else settings.twilio.auth_token)
@@ -99,10 +103,26 @@ def build_services(settings: Settings) -> Services:
     return Services(settings=settings, db=db, client=client, policy=policy, processor=processor,
                     sender=sender, catch_up=catch_up, jobs=jobs,
                     supervisor=Supervisor(loops), validator=RequestValidator(token),
-                    signing_token=token)
+                    signing_token=token, composer=composer)
 
 
-def build_policy(bot: BotSettings) -> Policy:
+def build_composer(settings: Settings, db: Database, policy: Policy, sender: Sender) -> Composer:
+    """The composer of deferred replies (debounce, the answer model): it runs in every
+    process that runs a sender, so that a burst left by a stopped one is composed."""
+    model = settings.answer_model
+    return Composer(db, StateReader(db), policy, poll_seconds=min(
+        1.0, settings.sender.poll_seconds), lease_seconds=2 * model.timeout + 30,
+        on_queued=sender.wake)
+
+
+def wake(sender: Sender, composer: Composer) -> None:
+    """An event was committed: a reply or a deferral may be waiting."""
+    sender.wake()
+    if composer.policy.answer_model:
+        composer.wake()  # due now (with a debounce, due later: its poll finds it)
+
+
+def build_policy(bot: BotSettings, *, answer_model: bool = False) -> Policy:
     """The auto-reply policy, once: settings and the rules file (a broken file stops the
     start-up with a message naming the file, the rule and the field)."""
     try:
@@ -113,7 +133,11 @@ def build_policy(bot: BotSettings) -> Policy:
         bot_identity=bot.identity, agent_identities=bot.agent_identities,
         auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),
         budget=bot.budget, handoff_window=timedelta(seconds=bot.handoff_seconds),
-        rules=rules, enabled=bot.auto_reply_enabled)
+        rules=rules, enabled=bot.auto_reply_enabled,
+        handoff=(Handoff.build(bot.handoff_phrases, bot.handoff_message,
+                               on_decline=bot.handoff_on_decline)
+                 if bot.handoff_phrases or bot.handoff_on_decline else None),
+        debounce=timedelta(seconds=bot.debounce_seconds), answer_model=answer_model)
 
 
 def check_schema(app: Flask) -> None:

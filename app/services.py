@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 from config import Settings
 
 from .autoreply import Policy
+from .compose.composer import Composer
 from .delivery.client import ConversationsClient, DryRunClient
 from .delivery.sender import Sender
 from .jobs.catchup import CatchUp
@@ -40,6 +41,7 @@ class Services:
     supervisor: Supervisor
     validator: RequestValidator  # checks X-Twilio-Signature
     signing_token: str = field(repr=False)  # the Auth Token, or the development token
+    composer: Composer | None = None  # composes deferred replies (debounce, answer model)
 
     def install(self, app: Flask) -> None:
         app.extensions[_KEY] = self

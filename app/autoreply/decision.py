@@ -20,10 +20,20 @@ The order of the checks, first to last; the first that says "silent" decides:
     Before the switch, so the decision records them even while the bot is off.
  3. Opted out (Twilio error 21610, no opt-in since) -> OPTED_OUT.
  4. Switched off (`enabled`) -> DISABLED.
- 5. Handoff: an agent wrote less than handoff_window ago -> AGENT_ACTIVE.
+ 5. Handoff: an agent wrote less than handoff_window ago -> AGENT_ACTIVE; the bot handed
+    the conversation off (said its handoff message) less than handoff_window ago, or
+    with handoff_window 0 at all, and no agent has written since -> WAITING_FOR_AGENT.
  6. Budget: replies_last_hour >= budget -> BUDGET, whatever any rule says (a circuit
     breaker against a loop with another bot, so nothing may bypass it).
+ 6b. Composed later: the policy waits for the conversation to be quiet
+    (AUTO_REPLY_DEBOUNCE) or asks the answer model, and this is the message's arrival
+    (not `composing`) -> DEFERRED. The composer (app/compose/) calls this same function
+    again once due, with `composing=True`, the burst's text as one message and the
+    state read under the conversation's lock: steps 1-6 are checked again then (an
+    agent may have written meanwhile), and the reply is chosen from step 7 on.
  7. Choose the reply, first that applies:
+    0. Handoff on request: the message asks for a person (HANDOFF_PHRASES) -> the
+       handoff message, whatever the cooldown.
     a. [[rules]] in file order, first match wins (keywords as whole words, or a regular
        expression; case-insensitive unless the rule says otherwise; optionally only on
        some channels, or only while open / only after hours). An explicit rule answers a
@@ -35,7 +45,7 @@ The order of the checks, first to last; the first that says "silent" decides:
        -> AFTER_HOURS_SILENT.
     c. [greeting] for the conversation's first inbound message.
     d. [fallback]; without a rules file, AUTO_REPLY_TEXT; a rules file without a fallback
-       -> NO_RULE.
+       -> NO_RULE. With HANDOFF_ON_DECLINE, the handoff message replaces c and d.
     The chosen reply's variant for the message's channel is used when there is one.
  8. Cooldown: a reply went out less than `cooldown` ago -> COOLDOWN, unless the chosen
     rule has bypass_cooldown (an answer to "opening hours?" is worth sending right after
@@ -61,7 +71,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from ..delivery import marker
-from . import keywords
+from . import handoff, keywords
 from .policy import Policy
 from .rules import AFTER_HOURS, FALLBACK, GREETING
 from .templates import SMS, SMS_MAX_CHARS, ReplySpec, Variant
@@ -91,6 +101,8 @@ class Reason(StrEnum):
     WHATSAPP_WINDOW = "outside WhatsApp's 24-hour window, no approved template"
     NO_RULE = "no rule matched and no fallback"
     TEMPLATE_ERROR = "the reply's template failed"
+    DEFERRED = "answer composed once the conversation is quiet"
+    WAITING_FOR_AGENT = "handed off, waiting for an agent"
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,7 @@ class ConversationState:
     replies_last_hour: int  # our automated replies in the hour before `now`
     last_agent_at: datetime | None  # a human agent last wrote here (aware UTC)
     opted_out: bool  # this customer opted out (error 21610) and has not opted back in
+    handoff_at: datetime | None = None  # the bot handed off (no agent wrote since; aware UTC)
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,7 @@ class Decision:
     detail: str  # e.g. "rule 'hours'", "cooldown until 14:05 UTC", "keyword STOP"
     rule: str | None = None  # the [[rules]] name, or greeting / after_hours / fallback
     reply: Reply | None = None  # set only when the reason is REPLY
+    hands_off: bool = False  # the reply is the handoff message: the conversation waits
 
     @property
     def replies(self) -> bool:
@@ -155,11 +169,13 @@ class _Choice:
     detail: str
     spec: ReplySpec | None  # None: the literal AUTO_REPLY_TEXT
     bypass_cooldown: bool = False
+    text: str | None = None  # a literal text (the handoff message) instead of spec
 
 
 def decide(message: Inbound, state: ConversationState, policy: Policy, now: datetime, *,
-           enabled: bool = True) -> Decision:
-    """Reply or stay silent, and say why (the module docstring has the order)."""
+           enabled: bool = True, composing: bool = False) -> Decision:
+    """Reply or stay silent, and say why (the module docstring has the order).
+    `composing`: the composer decides a deferred message (or burst) now."""
     if now.tzinfo is None or message.received_at.tzinfo is None:
         raise ValueError("decide needs aware datetimes (now, received_at)")
     channel = message.channel.upper()
@@ -183,9 +199,17 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
             and now - state.last_agent_at < policy.handoff_window):
         until = state.last_agent_at + policy.handoff_window
         return Decision(Reason.AGENT_ACTIVE, f"silent until {_at(until, now)}")
+    if state.handoff_at is not None and (
+            not policy.handoff_window or now - state.handoff_at < policy.handoff_window):
+        until = ("until an agent writes" if not policy.handoff_window else
+                 f"silent until {_at(state.handoff_at + policy.handoff_window, now)} "
+                 f"or an agent writes")
+        return Decision(Reason.WAITING_FOR_AGENT, until)
     if policy.budget and state.replies_last_hour >= policy.budget:
         return Decision(Reason.BUDGET, f"{state.replies_last_hour} of {policy.budget} "
                                        f"replies in the last hour")
+    if policy.composes_later and not composing:
+        return Decision(Reason.DEFERRED, policy.deferral)
 
     chosen = _choose(message.body, channel, state, policy, now)
     if isinstance(chosen, Decision):
@@ -204,6 +228,9 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
             return Decision(Reason.WHATSAPP_WINDOW, f"{waited} after the message", chosen.rule)
         variant, detail = template, f"{detail}, as the approved template (past 24 h)"
 
+    if chosen.text is not None:  # the handoff message, literally
+        return Decision(Reason.REPLY, detail, chosen.rule, Reply(chosen.text),
+                        hands_off=chosen.rule == handoff.RULE)
     if variant is None:  # no rules file: AUTO_REPLY_TEXT, literally
         return Decision(Reason.REPLY, detail, chosen.rule, Reply(policy.auto_reply_text))
     try:
@@ -241,8 +268,13 @@ def loop_guard(message: Inbound, policy: Policy) -> Decision | None:
 def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
             now: datetime) -> _Choice | Decision:
     """Step 7: which reply, or why none (after hours without a reply, no rule)."""
+    asked = policy.handoff.asked(body) if policy.handoff else None
+    if asked:
+        return _handing_off(policy, f"handoff (asked for {asked!r})")
     rules = policy.rules
     if rules is None:
+        if policy.handoff and policy.handoff.on_decline:
+            return _handing_off(policy, "handoff (no rules file, nothing to answer with)")
         return _Choice(FALLBACK, "default reply (no rules file)", None)
     hours = rules.hours
     is_open = hours is None or hours.is_open(now)
@@ -254,11 +286,19 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
         if rules.after_hours is None:
             return Decision(Reason.AFTER_HOURS_SILENT, f"closed until {back}")
         return _Choice(AFTER_HOURS, f"after hours (back {back})", rules.after_hours)
+    if policy.handoff and policy.handoff.on_decline:
+        return _handing_off(policy, "handoff (no rule or answer matched)")
     if state.inbound_before == 0 and rules.greeting is not None:
         return _Choice(GREETING, "greeting (first message)", rules.greeting)
     if rules.fallback is not None:
         return _Choice(FALLBACK, "fallback", rules.fallback)
     return Decision(Reason.NO_RULE, "no rule matched; the rules file has no fallback")
+
+
+def _handing_off(policy: Policy, detail: str) -> _Choice:
+    """The handoff message: said once, whatever the cooldown (the customer asked for a
+    person, or the bot has nothing to say); the silence that follows is step 5's."""
+    return _Choice(handoff.RULE, detail, None, bypass_cooldown=True, text=policy.handoff.message)
 
 
 def _variant(chosen: _Choice, channel: str) -> tuple[Variant | None, str]:

@@ -14,8 +14,9 @@ from functools import partial
 
 from .. import formats
 from ..autoreply import Decision, Inbound, Policy, Reason, decide, loop_guard
+from ..compose import pending
 from ..delivery import opt_outs, outbox
-from ..pipeline import state
+from ..pipeline import handoffs, state
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
@@ -61,6 +62,13 @@ def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
         state.overwrite(conn, conversation_sid, seen, **_changes(decision, seen, now))
     if decision.reason is Reason.OPT_IN:
         opt_outs.clear(conn, addresses)
+    handoffs.record(conn, conversation_sid, decision, now)
+    if decision.reason is Reason.DEFERRED:
+        pending.defer(conn, conversation_sid=conversation_sid, message_sid=message_sid,
+                      body=message.body, author=message.author,
+                      participant_sid=message.participant_sid, channel=message.channel or None,
+                      received_at=message.received_at.astimezone(UTC).replace(tzinfo=None),
+                      request_id=request_id, delay_seconds=policy.debounce.total_seconds())
     if decision.replies:
         reply = decision.reply
         note = outbox.queue_reply(
@@ -93,6 +101,8 @@ def outcome(decision: Decision) -> Outcome:
     if decision.replies:
         return Outcome(Kind.REPLY_QUEUED, decision.detail, reason=decision.code,
                        rule=decision.rule)
+    if decision.reason is Reason.DEFERRED:
+        return Outcome(Kind.DEFERRED, decision.detail, reason=decision.code)
     return Outcome(Kind.IGNORED, str(decision), reason=decision.code, rule=decision.rule)
 
 
