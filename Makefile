@@ -7,7 +7,7 @@ INSTALLED_DEV := $(VENV)/.installed-dev
 # `make run` listens on loopback whatever PORT says; HOST=0.0.0.0 to listen on every address.
 HOST ?= 127.0.0.1
 
-.PHONY: install install-dev run test lint fake-api bench clean
+.PHONY: install install-dev run test lint fake-api bench eval clean
 
 install: $(INSTALLED)
 install-dev: $(INSTALLED_DEV)
@@ -45,6 +45,11 @@ fake-api: install
 bench: install-dev
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.pacing
+
+## The FAQ's evaluation (docs/faq.md): CLINC150-derived cases, then the held-out set.
+eval: install
+	$(BIN)/flask --app wsgi faq eval eval/clinc150/test.jsonl --rules eval/clinc150/faq.toml
+	$(BIN)/flask --app wsgi faq eval eval/heldout/cases.jsonl --rules eval/heldout/faq.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

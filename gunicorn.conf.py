@@ -29,10 +29,14 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """This app's metrics, shared by its workers; gunicorn's lines in LOG_FORMAT."""
+    """This app's metrics, shared by its workers; gunicorn's lines in LOG_FORMAT; the
+    FAQ's embedding model loaded once, for every worker forked from here."""
+    from app.knowledge.embedding import preload_for
     from app.observability.gunicorn import on_starting
+    from config import environment
 
     on_starting(server)
+    preload_for(environment().get("RESPONDER_RULES"))
 
 
 def post_worker_init(worker):

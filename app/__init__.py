@@ -33,7 +33,9 @@ from .delivery.sender import Sender
 from .handlers import build_router
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
+from .jobs.rules_reload import RulesReload
 from .jobs.supervisor import Supervisor
+from .knowledge import Thresholds
 from .observability import logs as log_format
 from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
@@ -94,6 +96,8 @@ def build_services(settings: Settings) -> Services:
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     loops = [sender, composer] + ([jobs] if jobs.enabled else [])
+    if settings.bot.rules_path:  # `rules reload`: a changed file, in every process
+        loops.append(RulesReload(db, settings.bot.rules_path, [processor, catch_up]))
     try:
         token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
                  else settings.twilio.auth_token)
@@ -137,7 +141,9 @@ def build_policy(bot: BotSettings, *, answer_model: bool = False) -> Policy:
         handoff=(Handoff.build(bot.handoff_phrases, bot.handoff_message,
                                on_decline=bot.handoff_on_decline)
                  if bot.handoff_phrases or bot.handoff_on_decline else None),
-        debounce=timedelta(seconds=bot.debounce_seconds), answer_model=answer_model)
+        debounce=timedelta(seconds=bot.debounce_seconds), answer_model=answer_model,
+        faq_thresholds=Thresholds(answer=bot.faq_answer_score, margin=bot.faq_margin,
+                                  clarify=bot.faq_clarify_score))
 
 
 def check_schema(app: Flask) -> None:

@@ -39,6 +39,12 @@ The order of the checks, first to last; the first that says "silent" decides:
        some channels, or only while open / only after hours). An explicit rule answers a
        specific question, so it answers after hours too. Rules see the message's first
        4,096 characters, and a pattern's search is bounded in time (patterns.py).
+    a'. The FAQ ([[faq]], `knowledge`; app/knowledge): a message that is "1", "2" or "3"
+       right after a clarification gets the entry offered under that number; otherwise
+       the knowledge base answers (one entry clearly best), clarifies ("Did you mean:
+       1) ... 2) ...? Reply with a number.") or declines, and a declined question goes
+       on to b-d as before. Like a rule, an answer is to a specific question: after hours
+       too. The match (outcome, entry, candidates with scores) stays in the decision.
     b. After hours (outside business hours, or a holiday): the [after_hours] reply, which
        replaces both the greeting and the fallback (telling a first-time customer
        "welcome, we'll answer soon" at 23:00 promises what nobody keeps); without one
@@ -49,7 +55,8 @@ The order of the checks, first to last; the first that says "silent" decides:
     The chosen reply's variant for the message's channel is used when there is one.
  8. Cooldown: a reply went out less than `cooldown` ago -> COOLDOWN, unless the chosen
     rule has bypass_cooldown (an answer to "opening hours?" is worth sending right after
-    the greeting). After choosing, because only the rule knows whether it bypasses.
+    the greeting), or the reply is the FAQ's (an answer or a clarification). After
+    choosing, because only the rule knows whether it bypasses.
  9. WhatsApp's 24-hour window: on WHATSAPP, more than 24 h after the customer's message
     (catch-up after an outage, long retries) free text fails with 63016, so the reply goes
     out as the rule's (else the file's) approved Content template, or not at all
@@ -71,7 +78,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from ..delivery import marker
-from . import handoff, keywords
+from ..knowledge import Match
+from . import faq, handoff, keywords
 from .policy import Policy
 from .rules import AFTER_HOURS, FALLBACK, GREETING
 from .templates import SMS, SMS_MAX_CHARS, ReplySpec, Variant
@@ -127,6 +135,7 @@ class ConversationState:
     last_agent_at: datetime | None  # a human agent last wrote here (aware UTC)
     opted_out: bool  # this customer opted out (error 21610) and has not opted back in
     handoff_at: datetime | None = None  # the bot handed off (no agent wrote since; aware UTC)
+    offered: tuple[str, ...] = ()  # FAQ ids our last reply offered by number ("did you mean")
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,7 @@ class Decision:
     rule: str | None = None  # the [[rules]] name, or greeting / after_hours / fallback
     reply: Reply | None = None  # set only when the reason is REPLY
     hands_off: bool = False  # the reply is the handoff message: the conversation waits
+    faq: Match | None = None  # the knowledge base's match, when it was asked
 
     @property
     def replies(self) -> bool:
@@ -167,9 +177,10 @@ class _Choice:
 
     rule: str
     detail: str
-    spec: ReplySpec | None  # None: the literal AUTO_REPLY_TEXT
+    spec: ReplySpec | None  # None: a literal text (AUTO_REPLY_TEXT unless `literal`)
     bypass_cooldown: bool = False
-    text: str | None = None  # a literal text (the handoff message) instead of spec
+    faq: Match | None = None
+    literal: str | None = None  # a clarification, or the handoff message
 
 
 def decide(message: Inbound, state: ConversationState, policy: Policy, now: datetime, *,
@@ -214,42 +225,46 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
     chosen = _choose(message.body, channel, state, policy, now)
     if isinstance(chosen, Decision):
         return chosen
+    match = chosen.faq
 
     if (policy.cooldown and not chosen.bypass_cooldown and state.last_reply_at is not None
             and now - state.last_reply_at < policy.cooldown):
         until = state.last_reply_at + policy.cooldown
-        return Decision(Reason.COOLDOWN, f"cooldown until {_at(until, now)}", chosen.rule)
+        return Decision(Reason.COOLDOWN, f"cooldown until {_at(until, now)}", chosen.rule,
+                        faq=match)
 
     variant, detail = _variant(chosen, channel)
     if channel == WHATSAPP and now - message.received_at > WHATSAPP_WINDOW:
         template = _whatsapp_template(chosen, policy)
         if template is None:
             waited = _hours(now - message.received_at)
-            return Decision(Reason.WHATSAPP_WINDOW, f"{waited} after the message", chosen.rule)
+            return Decision(Reason.WHATSAPP_WINDOW, f"{waited} after the message", chosen.rule,
+                            faq=match)
         variant, detail = template, f"{detail}, as the approved template (past 24 h)"
 
-    if chosen.text is not None:  # the handoff message, literally
-        return Decision(Reason.REPLY, detail, chosen.rule, Reply(chosen.text),
+    if variant is None:  # AUTO_REPLY_TEXT (no rules file), a clarification or the
+        # handoff message, literally
+        return Decision(Reason.REPLY, detail, chosen.rule,
+                        Reply(chosen.literal or policy.auto_reply_text), faq=match,
                         hands_off=chosen.rule == handoff.RULE)
-    if variant is None:  # no rules file: AUTO_REPLY_TEXT, literally
-        return Decision(Reason.REPLY, detail, chosen.rule, Reply(policy.auto_reply_text))
     try:
         body, content_sid, content_variables = variant.render(
             _context(message, channel, policy, now))
     except Exception as exc:  # never let a template crash the webhook
-        return _template_error(f"{detail}: {type(exc).__name__}: {exc}", chosen.rule)
+        return _template_error(f"{detail}: {type(exc).__name__}: {exc}", chosen.rule, match)
     if channel == SMS and body is not None and len(body) > SMS_MAX_CHARS:
         return _template_error(f"{detail}: renders {len(body):,} characters; SMS takes at "
-                               f"most {SMS_MAX_CHARS:,} (Twilio error 21617)", chosen.rule)
+                               f"most {SMS_MAX_CHARS:,} (Twilio error 21617)", chosen.rule,
+                               match)
     return Decision(Reason.REPLY, detail, chosen.rule, Reply(
-        body, content_sid, content_variables, media=getattr(variant, "media", None)))
+        body, content_sid, content_variables, media=getattr(variant, "media", None)), faq=match)
 
 
-def _template_error(detail: str, rule: str) -> Decision:
+def _template_error(detail: str, rule: str, match: Match | None = None) -> Decision:
     """A reply's template failed at run time (past a bound, or raising): no reply, and a
     warning, since the load-time check with sample values did not catch it."""
     log.warning("reply template failed, no reply sent: %s", detail)
-    return Decision(Reason.TEMPLATE_ERROR, detail, rule)
+    return Decision(Reason.TEMPLATE_ERROR, detail, rule, faq=match)
 
 
 def loop_guard(message: Inbound, policy: Policy) -> Decision | None:
@@ -281,24 +296,34 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
     rule = rules.match(body, channel, is_open)
     if rule is not None:
         return _Choice(rule.name, f"rule {rule.name!r}", rule.reply, rule.bypass_cooldown)
+    declined = None
+    if rules.knowledge is not None:
+        found = faq.choose(body, channel, state.offered, rules.knowledge, policy.faq_thresholds)
+        if found.replies:
+            return _Choice(found.rule, found.detail, found.spec, bypass_cooldown=True,
+                           faq=found.match, literal=found.text)
+        declined = found.match
     if not is_open:
         back = hours.format(hours.next_open(now))
         if rules.after_hours is None:
-            return Decision(Reason.AFTER_HOURS_SILENT, f"closed until {back}")
-        return _Choice(AFTER_HOURS, f"after hours (back {back})", rules.after_hours)
+            return Decision(Reason.AFTER_HOURS_SILENT, f"closed until {back}", faq=declined)
+        return _Choice(AFTER_HOURS, f"after hours (back {back})", rules.after_hours,
+                       faq=declined)
     if policy.handoff and policy.handoff.on_decline:
-        return _handing_off(policy, "handoff (no rule or answer matched)")
+        return _handing_off(policy, "handoff (no rule or answer matched)", declined)
     if state.inbound_before == 0 and rules.greeting is not None:
-        return _Choice(GREETING, "greeting (first message)", rules.greeting)
+        return _Choice(GREETING, "greeting (first message)", rules.greeting, faq=declined)
     if rules.fallback is not None:
-        return _Choice(FALLBACK, "fallback", rules.fallback)
-    return Decision(Reason.NO_RULE, "no rule matched; the rules file has no fallback")
+        return _Choice(FALLBACK, "fallback", rules.fallback, faq=declined)
+    return Decision(Reason.NO_RULE, "no rule matched; the rules file has no fallback",
+                    faq=declined)
 
 
-def _handing_off(policy: Policy, detail: str) -> _Choice:
+def _handing_off(policy: Policy, detail: str, declined: Match | None = None) -> _Choice:
     """The handoff message: said once, whatever the cooldown (the customer asked for a
     person, or the bot has nothing to say); the silence that follows is step 5's."""
-    return _Choice(handoff.RULE, detail, None, bypass_cooldown=True, text=policy.handoff.message)
+    return _Choice(handoff.RULE, detail, None, bypass_cooldown=True, faq=declined,
+                   literal=policy.handoff.message)
 
 
 def _variant(chosen: _Choice, channel: str) -> tuple[Variant | None, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ..knowledge import Thresholds
 from . import keywords
 from .handoff import Handoff
 from .rules import Rules
@@ -28,13 +29,14 @@ class Policy:
     handoff: Handoff | None = None  # HANDOFF_PHRASES, HANDOFF_MESSAGE, HANDOFF_ON_DECLINE
     debounce: timedelta = timedelta(0)  # AUTO_REPLY_DEBOUNCE: answer bursts once quiet
     answer_model: bool = False  # ANSWER_MODEL_URL is set: replies are composed later
+    faq_thresholds: Thresholds = Thresholds()  # FAQ_ANSWER_SCORE, FAQ_MARGIN, FAQ_CLARIFY_SCORE
 
     @classmethod
     def build(cls, *, bot_identity: str, agent_identities, auto_reply_text: str,
               cooldown: timedelta, budget: int, handoff_window: timedelta,
               rules: Rules | None = None, enabled: bool = True,
               handoff: Handoff | None = None, debounce: timedelta = timedelta(0),
-              answer_model: bool = False) -> Policy:
+              answer_model: bool = False, faq_thresholds: Thresholds | None = None) -> Policy:
         """A policy from settings values; ValueError for values no setting should allow."""
         if not bot_identity:
             raise ValueError("bot_identity is empty")
@@ -50,7 +52,8 @@ class Policy:
             bot_identity=bot_identity, agent_identities=frozenset(agent_identities),
             auto_reply_text=auto_reply_text.strip(), cooldown=cooldown, budget=budget,
             handoff_window=handoff_window, rules=rules, enabled=enabled, handoff=handoff,
-            debounce=debounce, answer_model=answer_model)
+            debounce=debounce, answer_model=answer_model,
+            faq_thresholds=faq_thresholds or Thresholds())
 
     @property
     def composes_later(self) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -25,9 +25,10 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from ..delivery import media
+from ..knowledge import Entry, KnowledgeBase, sources
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
 from .patterns import MAX_TEXT, Pattern
-from .schema import CHANNELS, RulesSchema, TemplateRef, VariantSchema
+from .schema import CHANNELS, FaqSchema, RulesSchema, TemplateRef, VariantSchema
 from .templates import (
     PLACEHOLDERS,
     SAMPLE_AT,
@@ -97,6 +98,8 @@ class Rules:
     agent_patterns: tuple[Pattern, ...] = ()  # authors matching one are agents
     whatsapp_template: Variant | None = None  # the file-wide approved template
     constants: Mapping[str, object] = field(default_factory=dict)
+    knowledge: KnowledgeBase | None = None  # [[faq]] and the `knowledge` file's entries
+    on_decline: str = "fallback"  # fallback | handoff: what an unanswered question gets
 
     def match(self, body: str, channel: str, is_open: bool) -> Rule | None:
         """The first rule that applies to a message; rules see its first MAX_TEXT characters."""
@@ -110,6 +113,7 @@ class Rules:
     def media_sources(self) -> list[str]:
         """Every file and URL the replies send as media, once each, in file order."""
         specs = [rule.reply for rule in self.rules]
+        specs += [entry.answer for entry in self.knowledge.entries] if self.knowledge else []
         specs += [s for s in (self.greeting, self.after_hours, self.fallback) if s]
         variants = [v for spec in specs for v in (spec.default, *spec.per_channel.values())]
         return list(dict.fromkeys(v.media for v in variants if getattr(v, "media", None)))
@@ -126,6 +130,10 @@ class Rules:
             lines.append(f"agent patterns: {', '.join(p.source for p in self.agent_patterns)}")
         lines.append(f"WhatsApp template: {self.whatsapp_template.content_sid if self.whatsapp_template else 'none'}")
         lines.append(f"media: {', '.join(self.media_sources()) or 'none'}")
+        if self.knowledge:
+            lines.append(f"FAQ: {len(self.knowledge)} entries, "
+                         f"{sum(len(e.questions) for e in self.knowledge.entries)} phrasings; "
+                         f"unanswered questions get the {self.on_decline}")
         return lines
 
 
@@ -201,10 +209,51 @@ class _Compiler:
                 for i, p in enumerate(schema.agent_patterns)),
             whatsapp_template=self.template(schema.whatsapp_template, ("whatsapp_template",)),
             constants=MappingProxyType(self.constants),
+            on_decline=schema.on_decline,
         )
+        entries = self.faq(schema)
+        if self.problems:
+            raise RulesError(self.source, self.problems)
+        if entries:
+            compiled = replace(compiled, knowledge=KnowledgeBase(entries))
         if self.problems:
             raise RulesError(self.source, self.problems)
         return compiled
+
+    def faq(self, schema: RulesSchema) -> tuple[Entry, ...]:
+        """The [[faq]] tables' entries, then the `knowledge` file's, each checked."""
+        entries = [self.entry(spec, ("faq", index)) for index, spec in enumerate(schema.faq)]
+        if schema.knowledge:
+            path = (self.folder / Path(schema.knowledge).expanduser()).resolve()
+            try:
+                found = sources.read(path)
+            except sources.SourceError as exc:
+                self.problem(("knowledge",), str(exc))
+                found = []
+            for raw in found:
+                where = f"knowledge {path.name} entry {raw.get('id')!r}"
+                try:
+                    spec = FaqSchema.model_validate(raw)
+                except ValidationError as exc:
+                    self.problems += [f"{where} {_where(e['loc'], {})}: {_message(e)}"
+                                      for e in exc.errors()]
+                    continue
+                entries.append(self.entry(spec, ("knowledge", where)))
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.id in seen:
+                self.problem(("faq",), f"two entries have the id {entry.id!r}")
+            seen.add(entry.id)
+        return tuple(entries)
+
+    def entry(self, spec: FaqSchema, loc: tuple) -> Entry:
+        channels = frozenset(spec.channels) if spec.channels is not None else None
+        return Entry(
+            id=spec.id, questions=tuple(spec.questions),
+            answer=self.reply(spec.answer, loc + ("answer",), channels or CHANNELS),
+            keywords=tuple(re.compile(_keyword_pattern(k), re.IGNORECASE)
+                           for k in spec.keywords),
+            channels=channels)
 
     def hours(self, schema: RulesSchema) -> BusinessHours | None:
         spec = schema.hours
@@ -307,12 +356,15 @@ def _keyword_pattern(keyword: str) -> str:
 def _where(loc: tuple, data: dict) -> str:
     """A pydantic location as people read it: rules[2] 'hours' .pattern, hours.monday[0]."""
     parts = [part for part in loc if part != "[key]"]
-    if len(parts) >= 2 and parts[0] == "rules" and isinstance(parts[1], int):
-        rules = data.get("rules")
+    if len(parts) >= 2 and parts[0] == "knowledge" and isinstance(parts[1], str):
+        tail = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[2:])
+        return f"{parts[1]} {tail}" if tail else parts[1]
+    if len(parts) >= 2 and parts[0] in ("rules", "faq") and isinstance(parts[1], int):
+        items = data.get(parts[0])
         name = None
-        if isinstance(rules, list) and parts[1] < len(rules) and isinstance(rules[parts[1]], dict):
-            name = rules[parts[1]].get("name")
-        head = f"rules[{parts[1]}]" + (f" {name!r}" if isinstance(name, str) else "")
+        if isinstance(items, list) and parts[1] < len(items) and isinstance(items[parts[1]], dict):
+            name = items[parts[1]].get("name" if parts[0] == "rules" else "id")
+        head = f"{parts[0]}[{parts[1]}]" + (f" {name!r}" if isinstance(name, str) else "")
         tail = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[2:])
         return f"{head} {tail}" if tail else head
     text = ""

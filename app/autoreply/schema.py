@@ -14,6 +14,7 @@ from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from annotated_types import Len
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +25,7 @@ from pydantic import (
 )
 from pydantic import StringConstraints as Text
 
+from ..knowledge.entries import ID_PATTERN as FAQ_ID
 from . import patterns
 from .hours import HolidayCalendar, parse_span
 
@@ -156,6 +158,27 @@ class RuleSchema(ReplySchema):
         return self
 
 
+def _faq_id(name: str) -> str:
+    if not FAQ_ID.fullmatch(name):
+        raise ValueError(f"an FAQ id is 1-60 letters, digits, '-', '_' or '.', got {name!r}")
+    return name
+
+
+def _answer(value: object) -> object:
+    return {"text": value} if isinstance(value, str) else value
+
+
+class FaqSchema(_Schema):
+    """A knowledge-base entry: the ways customers ask, and the answer (a reply: a text, or
+    a table with text, media, content_sid, per_channel like any rule's)."""
+
+    id: Annotated[str, AfterValidator(_faq_id)]
+    questions: Annotated[list[NonEmpty], BeforeValidator(_as_list), Len(min_length=1)]
+    answer: Annotated[ReplySchema, BeforeValidator(_answer)]
+    keywords: list[NonEmpty] = []  # every one must appear (whole words) for this answer
+    channels: list[Channel] | None = None
+
+
 class HoursSchema(_Schema):
     timezone: TimeZoneName
     monday: Spans = []
@@ -193,3 +216,8 @@ class RulesSchema(_Schema):
     after_hours: ReplySchema | None = None
     fallback: ReplySchema | None = None
     rules: list[RuleSchema] = []
+    faq: list[FaqSchema] = []
+    knowledge: NonEmpty | None = None  # a CSV file or a folder of Markdown articles
+    # What a question the FAQ cannot answer gets: the fallback (greeting, after hours) as
+    # without a knowledge base, or a handoff to an agent.
+    on_decline: Literal["fallback", "handoff"] = "fallback"

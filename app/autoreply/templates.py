@@ -51,15 +51,24 @@ class Text:
     """One compiled template and its source."""
 
     source: str
-    template: Template = field(repr=False, compare=False)
+    template: Template | None = field(repr=False, compare=False)  # None: a plain text
 
     def render(self, context: Mapping[str, object]) -> str:
         """The text, stripped; TemplateLimit past sandbox.py's bounds."""
+        if self.template is None:
+            return self.source.strip()
         return sandbox.render(self.template, context).strip()
 
 
+_SYNTAX = ("{{", "{%", "{#")
+
+
 def compile_text(source: str, constants: Mapping[str, object]) -> Text:
-    """Compile a template; ValueError names a syntax error or an unknown placeholder."""
+    """Compile a template; ValueError names a syntax error or an unknown placeholder.
+    A text without Jinja syntax stays plain: Jinja would compile it to Python for nothing
+    (2 ms each: 10 s for an FAQ of 5,000 answers)."""
+    if not any(mark in source for mark in _SYNTAX):
+        return Text(source, None)
     try:
         parsed = _ENV.parse(source)
         template = _ENV.from_string(parsed, globals=dict(constants))

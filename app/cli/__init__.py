@@ -2,14 +2,26 @@
 
 from flask import Flask
 
-from . import autoreply, conversations, db, dev, doctor, events, ops, replies, setup, webhooks
+from . import (
+    autoreply,
+    conversations,
+    db,
+    dev,
+    doctor,
+    events,
+    faq,
+    ops,
+    replies,
+    setup,
+    webhooks,
+)
 from .guard import guarded
 
 COMMANDS = (
     dev.send_event, ops.run_sender, ops.catch_up, ops.prune, replies.group, events.group,
     autoreply.autoreply_group, autoreply.rules_group, autoreply.why, db.group,
     webhooks.group, doctor.doctor, setup.setup, conversations.group,
-    conversations.participants,
+    conversations.participants, faq.group,
 )
 
 

@@ -3,6 +3,7 @@ and the rules file (check it, try it) without sending anything."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime, timezone
 from pathlib import Path
@@ -12,12 +13,14 @@ import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from ..autoreply import ConversationState, Inbound, RulesError, decide, load_rules
+from ..autoreply import ConversationState, Inbound, RulesError, decide, evaluation, load_rules
 from ..autoreply.schema import CHANNELS
+from ..jobs import rules_reload as reload
 from ..pipeline import state
 from ..provisioning.conversations import conversation_sid
 from ..services import services
 from ..store.models import Conversation, ProcessedEvent, Reply
+from ..timeline import faq as faq_record
 
 autoreply_group = AppGroup("autoreply", help="Turn automated replies on or off at run time.")
 rules_group = AppGroup("rules", help="Check and try the auto-reply rules file.")
@@ -69,6 +72,7 @@ def why(message_sid):
             select(Reply.id, Reply.status, Reply.attempts, Reply.twilio_message_sid,
                    Reply.error_code, Reply.error_message, Reply.delivery_status)
             .where(Reply.in_reply_to == message_sid)).first()
+        match = faq_record.match_of(conn, message_sid)
     if event is None and reply is None:
         raise click.ClickException(f"no record of {message_sid} (never received, or pruned)")
     if event is not None:
@@ -76,6 +80,11 @@ def why(message_sid):
         click.echo(f"decision: {event.reason or '-'}" + (f" (rule {event.rule})"
                                                            if event.rule else ""))
         click.echo(f"outcome: {event.outcome}")
+    if match is not None:
+        scores = ", ".join(f"{c['faq_id']} {c['score']:.2f}" for c in match["candidates"])
+        click.echo(f"faq: {match['outcome']}" + (f" {match['faq_id']}" if match["faq_id"] else "")
+                   + (f"; candidates {scores}" if scores else "")
+                   + (f"; marked wrong {match['wrong_at']}" if match["wrong_at"] else ""))
     if reply is not None:
         click.echo(f"reply #{reply.id}: {reply.status}, {reply.attempts} attempt(s)"
                    + (f", sent as {reply.twilio_message_sid}" if reply.twilio_message_sid else "")
@@ -101,6 +110,23 @@ def rules_check(path):
         click.echo(f"  {line}")
 
 
+@rules_group.command("reload")
+def rules_reload():
+    """Check RESPONDER_RULES and make every process and instance load it again (within a
+    few seconds, whole: requests see the old rules or the new, never a mix)."""
+    path = services().settings.bot.rules_path
+    if path is None:
+        raise click.UsageError("RESPONDER_RULES is not set: there is no rules file to reload")
+    try:
+        value = reload.request_reload(services().db, path)
+    except RulesError as exc:
+        click.echo(str(exc), err=True)
+        click.echo("nothing reloaded: the running processes keep their rules", err=True)
+        sys.exit(1)
+    click.echo(f"{path}: OK; every process loads it within {reload.POLL_SECONDS:g} s "
+               f"(digest {value})")
+
+
 @rules_group.command("try")
 @click.argument("text")
 @click.option("--author", default="+15558675310", show_default=True)
@@ -110,7 +136,9 @@ def rules_check(path):
 @click.option("--at", "at", help="When, e.g. 2026-12-24T22:00 (in the business hours' time "
               "zone, else UTC, unless it carries an offset; default: now).")
 @click.option("--conversation", help="Use this conversation's stored state (CH...).")
-def rules_try(text, author, channel, at, conversation):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what `faq eval --json` prints for one case.")
+def rules_try(text, author, channel, at, conversation, as_json):
     """Print what the bot would do with a message TEXT, and why; sends nothing."""
     bot = services()
     policy = bot.policy
@@ -125,10 +153,17 @@ def rules_try(text, author, channel, at, conversation):
                       participant_sid=None, received_at=now)
     enabled = policy.switch(bot.processor.state.autoreply_switch())
     decision = decide(message, conversation_state, policy, now, enabled=enabled)
+    if as_json:
+        result = evaluation.describe(text, decision)
+        click.echo(json.dumps({k: result[k] for k in (
+            "text", "outcome", "faq_id", "candidates", "decision", "reply")}, ensure_ascii=False))
+        return
     click.echo(f"at {now.astimezone(zone).isoformat(timespec='minutes')} ({zone}): "
                f"{decision.reason.name} ({decision})")
     if decision.rule:
         click.echo(f"rule: {decision.rule}")
+    if decision.faq:
+        click.echo(f"faq: {decision.faq.describe()}")
     if decision.reply:
         if decision.reply.body:
             click.echo(f"reply: {decision.reply.body}")

@@ -29,7 +29,7 @@ from ..delivery import outbox
 from ..handlers.messages import customer_addresses, outcome
 from ..logs import kv
 from ..observability.logs import log_context
-from ..pipeline import claims, handoffs, state
+from ..pipeline import claims, faq_log, handoffs, state
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.state import StateReader
 from ..store.database import Database
@@ -153,10 +153,14 @@ class Composer:
             seen = state.lock_and_read(conn, item.conversation_sid, addresses, now)
             decision = decide(message, _burst(seen.state, item), self.policy, now,
                               enabled=enabled, composing=True, **_with(verdict))
+            changes = {"faq_offered": faq_log.offered(decision)}
             if decision.replies:
-                state.overwrite(conn, item.conversation_sid, seen,
-                                last_reply_at=now.astimezone(UTC).replace(tzinfo=None))
+                changes["last_reply_at"] = now.astimezone(UTC).replace(tzinfo=None)
+            state.overwrite(conn, item.conversation_sid, seen, **changes)
             handoffs.record(conn, item.conversation_sid, decision, now)
+            if decision.faq is not None:
+                faq_log.record(conn, item.message_sid, item.conversation_sid, item.body,
+                               decision.faq)
             result = outcome(decision)
             if decision.replies:
                 note = _queue(conn, item, message, decision, self.policy)

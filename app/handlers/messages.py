@@ -16,7 +16,7 @@ from .. import formats
 from ..autoreply import Decision, Inbound, Policy, Reason, decide, loop_guard
 from ..compose import pending
 from ..delivery import opt_outs, outbox
-from ..pipeline import handoffs, state
+from ..pipeline import faq_log, handoffs, state
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
@@ -69,6 +69,8 @@ def record_decision(conversation_sid: str, message_sid: str, message: Inbound,
                       participant_sid=message.participant_sid, channel=message.channel or None,
                       received_at=message.received_at.astimezone(UTC).replace(tzinfo=None),
                       request_id=request_id, delay_seconds=policy.debounce.total_seconds())
+    if decision.faq is not None:
+        faq_log.record(conn, message_sid, conversation_sid, message.body, decision.faq)
     if decision.replies:
         reply = decision.reply
         note = outbox.queue_reply(
@@ -91,6 +93,8 @@ def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
     if decision.reason in NOT_CUSTOMERS:
         return {}
     changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1}
+    if decision.reason is not Reason.DEFERRED:  # deferred: the composer's decision says
+        changes["faq_offered"] = faq_log.offered(decision)
     if decision.replies:
         changes["last_reply_at"] = naive
     return changes

@@ -1,5 +1,5 @@
-"""Retention: delete processed events, receipts (and their history), sent replies and
-hourly counts older than RETENTION.
+"""Retention: delete processed events, receipts (and their history), sent replies, FAQ
+matches (with the questions' texts) and hourly counts older than RETENTION.
 
 Deletes run in batches of short transactions on indexed timestamps, so pruning
 millions of rows never holds a long lock on the tables webhooks write to. Failed and
@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from ..store.database import Database
 from ..store.models import (
     DeliveryReceipt,
+    FaqMatch,
     HourlyCount,
     ProcessedEvent,
     ReceiptEvent,
@@ -34,6 +35,7 @@ def prune(db: Database, cutoff: datetime) -> dict[str, int]:
         "receipts": (DeliveryReceipt, DeliveryReceipt.updated_at < cutoff),
         "replies": (Reply, (Reply.created_at < cutoff) & (Reply.status == ReplyStatus.SENT)),
         "receipt_history": (ReceiptEvent, ReceiptEvent.received_at < cutoff),
+        "faq_matches": (FaqMatch, FaqMatch.created_at < cutoff),  # customers' questions too
     }
     counts = {}
     for name, (model, condition) in targets.items():

@@ -45,6 +45,7 @@ _READ = select(
     # The author's address and the participant: two fixed parameters keep the statement
     # compiled once (an expanding IN is re-rendered on every execution).
     exists().where(OPT_OUTS.c.address.in_([bindparam("address"), bindparam("participant")])),
+    _column("faq_offered"),
 )
 _LOCK = (select(CONVERSATIONS.c.sid).where(CONVERSATIONS.c.sid == bindparam("sid"))
          .with_for_update())
@@ -53,7 +54,8 @@ _SET = (update(CONVERSATIONS).where(CONVERSATIONS.c.sid == bindparam("conversati
                 last_inbound_at=func.coalesce(bindparam("new_last_inbound_at"),
                                               CONVERSATIONS.c.last_inbound_at),
                 last_agent_at=bindparam("new_last_agent_at"),
-                last_reply_at=bindparam("new_last_reply_at"), updated_at=bindparam("now")))
+                last_reply_at=bindparam("new_last_reply_at"),
+                faq_offered=bindparam("new_faq_offered"), updated_at=bindparam("now")))
 _READ_SWITCH = select(SWITCHES.c.value).where(SWITCHES.c.name == bindparam("name"))
 
 
@@ -72,13 +74,14 @@ def read(conn: Connection, conversation_sid: str, addresses: list[str],
     """The conversation's state for a decision at `now` (aware UTC)."""
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
     address, participant = ([a for a in addresses if a] + ["", ""])[:2]
-    inbound, agent_at, reply_at, handoff_at, last_hour, opted_out = conn.execute(_READ, {
-        "sid": conversation_sid, "hour_ago": naive_now - timedelta(hours=1),
-        "address": address, "participant": participant}).one()
+    inbound, agent_at, reply_at, handoff_at, last_hour, opted_out, offered = conn.execute(
+        _READ, {"sid": conversation_sid, "hour_ago": naive_now - timedelta(hours=1),
+                "address": address, "participant": participant}).one()
     state = ConversationState(
         inbound_before=inbound or 0, last_reply_at=_aware(reply_at),
         replies_last_hour=last_hour or 0, last_agent_at=_aware(agent_at),
-        opted_out=bool(opted_out), handoff_at=_aware(handoff_at))
+        opted_out=bool(opted_out), handoff_at=_aware(handoff_at),
+        offered=tuple(filter(None, (offered or "").split(","))))
     return Snapshot(state, inbound or 0, agent_at, reply_at)
 
 
@@ -91,7 +94,7 @@ def _claim_row(dialect_name: str):
     return stmt.on_conflict_do_update(
         index_elements=["sid"],
         set_={**{name: stmt.excluded[name] for name in (
-            "inbound_count", "last_agent_at", "last_reply_at", "updated_at")},
+            "inbound_count", "last_agent_at", "last_reply_at", "faq_offered", "updated_at")},
             # Only a customer's message moves it (None: keep what is stored).
             "last_inbound_at": func.coalesce(stmt.excluded.last_inbound_at, c.last_inbound_at)},
         where=(c.inbound_count == bindparam("seen_inbound"))
@@ -122,7 +125,7 @@ def overwrite(conn: Connection, conversation_sid: str, seen: Snapshot, **values)
     conn.execute(_SET, {"conversation": conversation_sid, "now": params["now"],
                         **{f"new_{k}": params[k] for k in (
                             "inbound_count", "last_inbound_at", "last_agent_at",
-                            "last_reply_at")}})
+                            "last_reply_at", "faq_offered")}})
 
 
 def _values(conversation_sid: str, seen: Snapshot, values: dict) -> dict:
@@ -133,6 +136,9 @@ def _values(conversation_sid: str, seen: Snapshot, values: dict) -> dict:
         "last_inbound_at": values.get("last_inbound_at"),
         "last_agent_at": values.get("last_agent_at", seen.last_agent_at),
         "last_reply_at": values.get("last_reply_at", seen.last_reply_at),
+        # A clarification's offer lasts until the customer's next message.
+        "faq_offered": values.get("faq_offered",
+                                  ",".join(seen.state.offered) or None),
         "updated_at": now, "now": now,
     }
 

@@ -21,6 +21,8 @@ RULE_LENGTH = 64
 CHANNEL_LENGTH = 16
 MEDIA_LENGTH = 512
 REQUEST_ID_LENGTH = 64
+FAQ_OFFERED_LENGTH = 200  # three FAQ ids of at most 60 characters, comma-separated
+FAQ_TEXT_LENGTH = 4_096  # of a question kept for `faq gaps`
 
 
 class ReplyStatus(StrEnum):
@@ -183,6 +185,28 @@ class Conversation(Base):
     # until an agent writes: the dashboard lists these, oldest first).
     handoff_at: Mapped[datetime | None] = mapped_column(DateTime)
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    # The FAQ ids our last reply offered by number ("Did you mean: 1) ... 2) ...?"),
+    # comma-separated, until the customer's next message.
+    faq_offered: Mapped[str | None] = mapped_column(String(FAQ_OFFERED_LENGTH))
+
+
+class FaqMatch(Base):
+    """The knowledge base's match for one customer message: the decision's record (outcome,
+    entry, candidates with scores) and the learning loop's (`faq gaps`): the question's
+    text, and whether an operator marked the decision wrong."""
+
+    __tablename__ = "faq_matches"
+    __table_args__ = (Index("ix_faq_matches_created", "created_at", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(SID_LENGTH), unique=True)
+    conversation_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    outcome: Mapped[str] = mapped_column(String(STATUS_LENGTH))  # answer, clarify, decline
+    faq_id: Mapped[str | None] = mapped_column(String(RULE_LENGTH))
+    candidates: Mapped[str] = mapped_column(Text, default="[]")  # [{"faq_id", "score"}]
+    text: Mapped[str] = mapped_column(Text, default="")  # the customer's message
+    wrong_at: Mapped[datetime | None] = mapped_column(DateTime)  # marked wrong by an operator
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class OptOut(Base):

@@ -7,6 +7,9 @@
     GET  /api/stats?since=24h&until=             counts, failures, latency, decisions
     GET  /api/queue                              depth, oldest pending, sending pace
     POST /api/replies/<id>/requeue               send a failed reply again
+    GET  /api/messages/<IM...>/faq               the FAQ's match: outcome, entry, candidates
+    POST /api/messages/<IM...>/faq/wrong         mark that decision wrong (`faq gaps`)
+    GET  /api/faq/gaps?since=30d                 unanswered questions, grouped by meaning
 
 Not registered at all without ADMIN_TOKEN (404). Reads run in short read-only
 transactions outside the writer lock, so the API never slows webhooks. The token is
@@ -21,6 +24,7 @@ from flask import Blueprint, request
 
 from ..services import services
 from ..timeline import conversations, operator, replies, stats
+from ..timeline import faq as faq_record
 from ..timeline.operator import NotRequeueable
 from . import bearer, params
 from .errors import Refused
@@ -98,6 +102,34 @@ def requeue(reply_id: int):
     except NotRequeueable as exc:
         raise Refused(f"409 Conflict: {exc}", 409) from None
     return {"requeued": reply_id}
+
+
+@bp.get("/messages/<sid>/faq")
+def faq_match(sid: str):
+    sid = params.sid(sid, "message SID")
+    with services().db.read() as conn:
+        match = faq_record.match_of(conn, sid)
+    if match is None:
+        raise Refused(f"404 Not Found: no FAQ decision stored for message {sid}", 404)
+    return {"message_sid": sid, **match}
+
+
+@bp.post("/messages/<sid>/faq/wrong")
+def faq_wrong(sid: str):
+    sid = params.sid(sid, "message SID")
+    with services().db.transaction() as conn:
+        done = faq_record.mark_wrong(conn, sid)
+    if not done:
+        raise Refused(f"404 Not Found: no FAQ decision stored for message {sid}", 404)
+    return {"marked_wrong": sid}
+
+
+@bp.get("/faq/gaps")
+def faq_gaps():
+    since, _ = params.period(request.args.get("since"), None, "30d")
+    with services().db.read() as conn:
+        groups = faq_record.gaps(conn, since, _limit(20))
+    return {"gaps": [group.as_dict() for group in groups]}
 
 
 def _period(default: str | None):

@@ -11,6 +11,7 @@ from app.services import services
 from app.store import models
 from app.store.models import (
     DeliveryReceipt,
+    FaqMatch,
     HourlyCount,
     JobRun,
     ProcessedEvent,
@@ -113,10 +114,12 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
         s.execute(update(ReceiptEvent).values(received_at=old))
         s.add(HourlyCount(hour=old.replace(minute=0, second=0, microsecond=0),
                           name="duplicates", count=3))
+        s.add(FaqMatch(message_sid="IMold", conversation_sid="CHold", outcome="decline",
+                       text="a customer's question", created_at=old))
     post_event(client, message_added())           # a fresh one stays
     result = runner.invoke(args=["prune", "--older-than", "30d"])
     assert result.output == ("events=3 receipts=1 replies=1 receipt_history=1 "
-                             "hourly_counts=1\n")
+                             "faq_matches=1 hourly_counts=1\n")
     with services(app).db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
         assert s.scalars(select(Reply.status).order_by(Reply.id)).all() == ["failed", "queued"]

@@ -1,0 +1,152 @@
+"""The FAQ from the command line: measure it (eval), grow it (import, gaps), correct it
+(wrong)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+
+from ..autoreply import RulesError, load_rules
+from ..autoreply.evaluation import evaluate, summary
+from ..autoreply.schema import CHANNELS
+from ..knowledge import sources
+from ..services import services
+from ..timeline import faq as faq_record
+from ..timeline.operator import moment
+
+group = AppGroup("faq", help="Answers from the FAQ: evaluate, import, see the gaps.")
+
+
+@group.command("eval")
+@click.argument("cases", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per case, then a summary line.")
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Evaluate this rules file instead of RESPONDER_RULES.")
+@click.option("--channel", default="SMS", show_default=True,
+              type=click.Choice(sorted(CHANNELS), case_sensitive=False))
+def faq_eval(cases, as_json, rules_path, channel):
+    """Run CASES (JSON lines: {"text": ..., "expect": "<faq id>" or null}) through the
+    webhook's decision and count answers right, answers wrong, clarifications, declines."""
+    policy = _policy(rules_path)
+    loaded = _cases(cases)
+    now = datetime.now(UTC)
+    results = [evaluate(case["text"], policy, now, channel) for case in loaded]
+    totals = summary(loaded, results)
+    if as_json:
+        for case, result in zip(loaded, results, strict=True):
+            click.echo(json.dumps({
+                "text": result["text"], "expect": case.get("expect"),
+                "outcome": result["outcome"], "faq_id": result["faq_id"],
+                "candidates": result["candidates"]}, ensure_ascii=False))
+        click.echo(json.dumps(totals))
+        return
+    thresholds = policy.faq_thresholds
+    click.echo(f"{cases}: {totals['cases']} cases, {totals['answerable']} answerable "
+               f"(thresholds: answer {thresholds.answer}, margin {thresholds.margin}, "
+               f"clarify {thresholds.clarify})")
+    for key, label in (("answered_right", "answerable questions answered right"),
+                       ("wrong_answers", "answers that were wrong"),
+                       ("unanswerable_not_answered", "unanswerable questions not answered"),
+                       ("clarify_rate", "clarified"),
+                       ("clarify_offered_right", "clarifications offering the right entry"),
+                       ("decline_rate", "declined")):
+        value = totals[key]
+        click.echo(f"  {label:<42} {'-' if value is None else f'{value:.1%}'}")
+    for kind, value in totals["not_answered_by_kind"].items():
+        click.echo(f"  {'  of which ' + kind + ' not answered':<42} {value:.1%}")
+    wrong = [(c, r) for c, r in zip(loaded, results, strict=True)
+             if r["outcome"] == "answer" and r["faq_id"] != c.get("expect")]
+    for case, result in wrong[:20]:
+        click.echo(f"  wrong: {case['text']!r} -> {result['faq_id']} "
+                   f"(expected {case.get('expect') or 'no answer'})")
+
+
+@group.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+def faq_import(source):
+    """Print a CSV file (question,answer[,id]) or a folder of Markdown articles as [[faq]]
+    tables, to review and paste into the rules file."""
+    try:
+        entries = sources.read(source)
+    except sources.SourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(sources.to_toml(entries), nl=False)
+
+
+@group.command("gaps")
+@click.option("--since", default="30d", show_default=True,
+              help="How far back: a duration (30d, 12h) or an ISO time.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per group.")
+def faq_gaps(since, limit, as_json):
+    """The questions the FAQ declined or clarified, and answers marked wrong, grouped by
+    meaning, most asked first: the entries to write next."""
+    try:
+        start = moment(since, datetime.now(UTC).replace(tzinfo=None))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    with services().db.read() as conn:
+        found = faq_record.gaps(conn, start, limit)
+    if not found:
+        click.echo("no declined, clarified or wrong FAQ decisions in that period")
+    for gap in found:
+        if as_json:
+            click.echo(json.dumps(gap.as_dict(), ensure_ascii=False))
+            continue
+        info = gap.as_dict()
+        click.echo(f"{gap.count:>5} x {info['examples'][0]!r}  (declined {gap.declined}, "
+                   f"clarified {gap.clarified}, marked wrong {gap.wrong}; nearest entry: "
+                   f"{info['nearest_entry'] or '-'})")
+        for text in info["examples"][1:]:
+            click.echo(f"          {text!r}")
+
+
+@group.command("wrong")
+@click.argument("message_sid")
+def faq_wrong(message_sid):
+    """Mark the FAQ's decision on message MESSAGE_SID wrong (it shows in `faq gaps`)."""
+    with services().db.transaction() as conn:
+        done = faq_record.mark_wrong(conn, message_sid)
+    if not done:
+        raise click.ClickException(f"no FAQ decision recorded for {message_sid}")
+    click.echo(f"{message_sid}: marked wrong")
+
+
+def _policy(rules_path: Path | None):
+    bot = services()
+    if rules_path is None:
+        if bot.policy.rules is None or bot.policy.rules.knowledge is None:
+            raise click.UsageError("no FAQ: give --rules FILE, or set RESPONDER_RULES to a "
+                                   "rules file with [[faq]] entries")
+        return bot.policy
+    try:
+        rules = load_rules(rules_path)
+    except RulesError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    return replace(bot.policy, rules=rules)
+
+
+def _cases(path: Path) -> list[dict]:
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            case = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"line {number}: not JSON: {exc}",
+                                     param_hint="CASES") from None
+        if not isinstance(case, dict) or not isinstance(case.get("text"), str) or not (
+                case.get("expect") is None or isinstance(case.get("expect"), str)):
+            raise click.BadParameter(f'line {number}: expected {{"text": "...", "expect": '
+                                     '"<faq id>" or null}', param_hint="CASES")
+        cases.append(case)
+    return cases

@@ -1,0 +1,20 @@
+"""Answers from a knowledge base: FAQ entries matched offline, with a bound on wrong answers.
+
+    kb = KnowledgeBase(entries)                    # once, at start-up (rules.py builds it)
+    match = kb.match(text, channel)                # per message: pure, no network, no clock
+    match.outcome     # Outcome.ANSWER | CLARIFY | DECLINE
+    match.entry       # the entry answered with (ANSWER), else None
+    match.candidates  # (Candidate(faq_id, score), ...): offered (CLARIFY), else the best few
+    kb.retrieve(text, channel, k)                  # the best k entries, whatever the outcome
+
+`entries.py` the entry (questions, keywords, channels, and an opaque answer the caller
+renders), `matcher.py` the knowledge base and its three outcomes, `scoring.py` the hybrid
+score (BM25, a static embedding, typo tolerance), `embedding.py` the embedding model
+memory-mapped from its pip package, `sources.py` entries from CSV or Markdown,
+`evaluation.py` the `faq eval` measure. No Flask, no database: the layer below autoreply.
+"""
+
+from .entries import Entry
+from .matcher import Candidate, KnowledgeBase, Match, Outcome, Thresholds
+
+__all__ = ["Candidate", "Entry", "KnowledgeBase", "Match", "Outcome", "Thresholds"]

@@ -1,0 +1,131 @@
+"""The static embedding model: WordLlama's 256-dimension token vectors, from its pip wheel.
+
+The `wordllama` wheel carries its weights (weights/l2_supercat_256.safetensors, 32,000
+x 256 float16, 16 MB) and its tokenizer (tokenizers/l2_supercat_tokenizer_config.json).
+They are read here from the package's folder, never downloaded: nothing on this path
+opens a socket. The package itself is not imported, for two reasons: importing it calls
+`logging.basicConfig(level=INFO)` (it would take over the server's logging), and
+`WordLlama.load` copies the table into float32 (32 MB per gunicorn worker). Instead the
+safetensors file is memory-mapped read-only: every worker of a server (and every server
+on the machine) shares the same pages of the page cache, and a text's vector is the mean
+of its tokens' rows, normalised, exactly what WordLlama's `embed(norm=True)` computes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+import threading
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+WEIGHTS = "weights/l2_supercat_256.safetensors"
+TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
+TENSOR = "embedding.weight"
+DIMENSIONS = 256
+MAX_TOKENS = 512  # a message's first 512 tokens say what it is about
+
+
+class ModelMissing(RuntimeError):
+    """The embedding model's files are not where the wordllama wheel puts them."""
+
+
+def package_folder() -> Path:
+    """The installed wordllama package's folder, found without importing it."""
+    spec = importlib.util.find_spec("wordllama")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissing("the wordllama package is not installed (requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _memory_map(path: Path) -> np.ndarray:
+    """A safetensors file's one tensor, memory-mapped read-only (the format: an 8-byte
+    little-endian header length, a JSON header, then the raw little-endian data)."""
+    with path.open("rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(length))
+    tensor = header[TENSOR]
+    if tensor["dtype"] != "F16" or len(tensor["shape"]) != 2:
+        raise ModelMissing(f"{path}: unexpected tensor {tensor['dtype']} {tensor['shape']}")
+    start, end = tensor["data_offsets"]
+    rows, columns = tensor["shape"]
+    table = np.memmap(path, dtype="<f2", mode="r", offset=8 + length + start,
+                      shape=(rows, columns))
+    if (end - start) != rows * columns * 2:
+        raise ModelMissing(f"{path}: the tensor's size does not match its shape")
+    return table
+
+
+@dataclass(frozen=True)
+class Embedder:
+    """Texts to unit vectors (float32, DIMENSIONS wide)."""
+
+    table: np.ndarray  # (vocabulary, DIMENSIONS) float16, memory-mapped
+    tokenizer: Tokenizer
+    lock: threading.Lock  # tokenizers' Tokenizer is not documented as thread-safe
+
+    def token_ids(self, text: str) -> list[int]:
+        with self.lock:
+            ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        return ids[:MAX_TOKENS]
+
+    def is_word(self, word: str) -> bool:
+        """Whether the tokenizer knows `word` whole (a real word, not a typo of one)."""
+        return self.tokenizer.token_to_id("\u2581" + word) is not None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
+        if len(texts) == 1:
+            encoded = [self.token_ids(texts[0])]
+        else:  # an index's phrasings: tokenized in one call, in parallel
+            with self.lock:
+                found = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+            encoded = [e.ids[:MAX_TOKENS] for e in found]
+        for row, token_ids in enumerate(encoded):
+            ids = [i for i in token_ids if 0 <= i < self.table.shape[0]]
+            if ids:
+                vectors[row] = self.table[ids].astype(np.float32).mean(axis=0)
+        return normalise(vectors)
+
+
+@cache
+def load() -> Embedder:
+    """The model, once per process (its table shared between processes by the page cache)."""
+    folder = package_folder()
+    weights, tokenizer = folder / WEIGHTS, folder / TOKENIZER
+    for path in (weights, tokenizer):
+        if not path.is_file():
+            raise ModelMissing(f"{path} is missing: reinstall wordllama from requirements.txt")
+    loaded = Tokenizer.from_file(str(tokenizer))
+    loaded.no_padding()
+    loaded.no_truncation()
+    return Embedder(_memory_map(weights), loaded, threading.Lock())
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def preload_for(rules_path: str | None) -> bool:
+    """Load the model in gunicorn's master when the rules file has an FAQ, so the workers
+    forked from it share the tokenizer's 15 MB (copy-on-write) besides the mapped table;
+    loaded in each worker instead, each would pay for its own. True when it loaded."""
+    if not rules_path:
+        return False
+    try:
+        with open(rules_path, "rb") as file:
+            data = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # the worker's own load reports what is wrong with the file
+    if not (data.get("faq") or data.get("knowledge")):
+        return False
+    load()
+    return True

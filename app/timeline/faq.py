@@ -1,0 +1,102 @@
+"""The FAQ's record, read back: one message's match (`why`, the API), the questions it did
+not answer grouped by similarity (`faq gaps`, the dashboard), and an operator marking a
+decision wrong (the same action from the CLI, the API and the dashboard)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import Connection, or_, select, update
+
+from ..knowledge import embedding
+from ..logs import kv
+from ..store.models import FaqMatch, utcnow
+
+log = logging.getLogger(__name__)
+FAQ_MATCHES = FaqMatch.__table__
+# The cosine of two questions' embeddings that puts them in one group: on CLINC150's
+# validation queries, 86% of the pairs this close ask the same thing (0.75: 94%, but
+# only half as many pairs of one intent are found).
+SAME_QUESTION = 0.65
+MAX_GAP_ROWS = 5_000  # the most recent questions grouped at once
+
+
+def match_of(conn: Connection, message_sid: str) -> dict | None:
+    """A message's FAQ match as recorded: outcome, faq_id, candidates, wrong_at."""
+    row = conn.execute(select(FAQ_MATCHES).where(
+        FAQ_MATCHES.c.message_sid == message_sid)).mappings().first()
+    if row is None:
+        return None
+    return {"outcome": row["outcome"], "faq_id": row["faq_id"],
+            "candidates": json.loads(row["candidates"] or "[]"),
+            "wrong_at": row["wrong_at"].isoformat() + "Z" if row["wrong_at"] else None}
+
+
+def mark_wrong(conn: Connection, message_sid: str) -> bool:
+    """Mark the FAQ's decision on a message wrong (it shows in `faq gaps`); False when the
+    message has no FAQ match recorded."""
+    done = conn.execute(update(FAQ_MATCHES).where(FAQ_MATCHES.c.message_sid == message_sid)
+                        .values(wrong_at=utcnow())).rowcount
+    if done:
+        log.info("FAQ decision marked wrong %s", kv(message=message_sid))
+    return bool(done)
+
+
+@dataclass
+class Gap:
+    """Questions that read alike, and what the bot did with them."""
+
+    texts: list[str] = field(default_factory=list)
+    declined: int = 0
+    clarified: int = 0
+    wrong: int = 0
+    nearest: dict[str, int] = field(default_factory=dict)  # best candidate -> times
+
+    @property
+    def count(self) -> int:
+        return len(self.texts)
+
+    def as_dict(self) -> dict:
+        nearest = max(self.nearest, key=self.nearest.get) if self.nearest else None
+        return {"count": self.count, "declined": self.declined, "clarified": self.clarified,
+                "marked_wrong": self.wrong, "nearest_entry": nearest,
+                "examples": self.texts[:3]}
+
+
+def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
+    """Declined and clarified questions since `since` (naive UTC), and answers marked wrong,
+    grouped by meaning (greedily, each to the first group it is SAME_QUESTION close to),
+    largest group first."""
+    rows = conn.execute(
+        select(FAQ_MATCHES.c.text, FAQ_MATCHES.c.outcome, FAQ_MATCHES.c.candidates,
+               FAQ_MATCHES.c.wrong_at)
+        .where(FAQ_MATCHES.c.created_at >= since,
+               or_(FAQ_MATCHES.c.outcome != "answer", FAQ_MATCHES.c.wrong_at.is_not(None)))
+        .order_by(FAQ_MATCHES.c.created_at.desc()).limit(MAX_GAP_ROWS)).all()
+    if not rows:
+        return []
+    vectors = embedding.load().embed([row.text for row in rows])
+    groups: list[Gap] = []
+    centres: list[np.ndarray] = []
+    for row, vector in zip(rows, vectors, strict=True):
+        scores = [float(c @ vector) for c in centres]
+        best = int(np.argmax(scores)) if scores else -1
+        if best < 0 or scores[best] < SAME_QUESTION:
+            groups.append(Gap())
+            centres.append(vector)
+            best = len(groups) - 1
+        gap = groups[best]
+        gap.texts.append(row.text)
+        gap.wrong += row.wrong_at is not None
+        gap.declined += row.outcome == "decline"
+        gap.clarified += row.outcome == "clarify"
+        candidates = json.loads(row.candidates or "[]")
+        if candidates:
+            top = candidates[0]["faq_id"]
+            gap.nearest[top] = gap.nearest.get(top, 0) + 1
+    groups.sort(key=lambda g: (-g.count, -g.wrong))
+    return groups[:limit]

@@ -1,0 +1,130 @@
+"""FAQ answers through the webhook: answered, clarified then picked by number, declined;
+each match recorded with the decision and shown by `why`, marked wrong, listed in gaps."""
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from app.services import services
+from app.store.models import Conversation, FaqMatch
+from tests.conftest import message_added, post_event
+
+RULES = """
+[fallback]
+text = "We'll get back to you soon."
+
+[[faq]]
+id = "card-delivery"
+questions = ["When will my card arrive?", "My card hasn't arrived yet",
+             "How long does it take to get my card?"]
+answer = "Cards arrive within 7 working days."
+
+[[faq]]
+id = "card-lost"
+questions = ["I lost my card", "My card is lost"]
+answer = "Block it in the app right away."
+
+[[faq]]
+id = "card-stolen"
+questions = ["My card was stolen", "Someone stole my card"]
+answer = "Block it in the app and report the theft to the police."
+"""
+
+
+@pytest.fixture
+def faq_app(make_app, tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    return make_app(RESPONDER_RULES=path, AUTO_REPLY_COOLDOWN="1h")
+
+
+def sent_bodies(app, fake_api):
+    services(app).sender.run_until_idle()
+    return [c.form.get("Body") for c in fake_api.created]
+
+
+def matches(app):
+    with services(app).db.session() as s:
+        return s.scalars(select(FaqMatch).order_by(FaqMatch.id)).all()
+
+
+def test_a_question_gets_the_faq_answer_and_the_match_is_recorded(faq_app, fake_api):
+    """The issue's example, end to end: the answer is sent, not the fallback; the match
+    (outcome, entry, candidates with scores) is stored and `why` prints it."""
+    client = faq_app.test_client()
+    params = message_added(body="my card still hasn't arrived, it's been two weeks")
+    response = post_event(client, params)
+    assert response.status_code == 200
+    assert "FAQ 'card-delivery'" in response.headers["X-Webhook-Outcome"]
+    assert sent_bodies(faq_app, fake_api) == ["Cards arrive within 7 working days."]
+    [match] = matches(faq_app)
+    assert (match.outcome, match.faq_id, match.message_sid) == (
+        "answer", "card-delivery", params["MessageSid"])
+    assert json.loads(match.candidates)[0]["faq_id"] == "card-delivery"
+    why = faq_app.test_cli_runner().invoke(args=["why", params["MessageSid"]])
+    assert "faq: answer card-delivery; candidates card-delivery 0." in why.output
+
+
+def test_clarify_then_the_number_gets_that_entry_even_within_the_cooldown(faq_app, fake_api):
+    """"Did you mean: 1) ... 2) ...?", then "2": the second entry's answer, right away."""
+    client = faq_app.test_client()
+    first = message_added(body="i lost my card or it was stolen")
+    post_event(client, first)
+    [question] = sent_bodies(faq_app, fake_api)
+    assert question.startswith("Did you mean: 1) ") and question.endswith("Reply with a number.")
+    with services(faq_app).db.session() as s:
+        offered = s.get(Conversation, first["ConversationSid"]).faq_offered.split(",")
+    answers = {"card-lost": "Block it in the app right away.",
+               "card-stolen": "Block it in the app and report the theft to the police."}
+    post_event(client, message_added(body="2", conversation_sid=first["ConversationSid"]))
+    assert sent_bodies(faq_app, fake_api)[1] == answers[offered[1]]
+    with services(faq_app).db.session() as s:
+        assert s.get(Conversation, first["ConversationSid"]).faq_offered is None  # used up
+    assert [m.outcome for m in matches(faq_app)] == ["clarify", "answer"]
+
+
+def test_declined_and_wrong_decisions_show_in_gaps(faq_app, fake_api):
+    """Questions the FAQ could not answer are grouped with counts; an answer an operator
+    marks wrong joins them."""
+    client = faq_app.test_client()
+    for text in ("do you have a mobile app?", "is there an app for my phone",
+                 "what's the weather like"):
+        post_event(client, message_added(body=text))
+    answered = message_added(body="when will my card arrive?")
+    post_event(client, answered)
+    runner = faq_app.test_cli_runner()
+    marked = runner.invoke(args=["faq", "wrong", answered["MessageSid"]])
+    assert marked.exit_code == 0, marked.output
+    assert runner.invoke(args=["faq", "wrong", "IM" + "0" * 32]).exit_code == 1
+    gaps = runner.invoke(args=["faq", "gaps", "--json"])
+    groups = [json.loads(line) for line in gaps.output.splitlines()]
+    assert groups[0]["count"] == 2 and groups[0]["declined"] == 2
+    assert {"do you have a mobile app?", "is there an app for my phone"} == set(
+        groups[0]["examples"])
+    assert sum(g["marked_wrong"] for g in groups) == 1
+    assert sum(g["count"] for g in groups) == 4
+
+
+def test_the_api_shows_a_match_marks_it_wrong_and_lists_the_gaps(make_app, tmp_path, fake_api):
+    """/api/ (behind ADMIN_TOKEN): the match with its scores, the operator's "wrong", the
+    gaps; an unknown message is a 404, a malformed SID a 400."""
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    token = "t" * 32
+    app = make_app(RESPONDER_RULES=path, ADMIN_TOKEN=token)
+    client, auth = app.test_client(), {"Authorization": f"Bearer {token}"}
+    params = message_added(body="when will my card arrive?")
+    post_event(client, params)
+    sid = params["MessageSid"]
+    found = client.get(f"/api/messages/{sid}/faq", headers=auth).get_json()
+    assert (found["outcome"], found["faq_id"], found["wrong_at"]) == (
+        "answer", "card-delivery", None)
+    assert found["candidates"][0]["faq_id"] == "card-delivery"
+    assert client.post(f"/api/messages/{sid}/faq/wrong", headers=auth).status_code == 200
+    assert client.get(f"/api/messages/{sid}/faq", headers=auth).get_json()["wrong_at"]
+    gaps = client.get("/api/faq/gaps?since=1h", headers=auth).get_json()["gaps"]
+    assert [(g["count"], g["marked_wrong"]) for g in gaps] == [(1, 1)]
+    assert client.get("/api/messages/IMunknown/faq", headers=auth).status_code == 404
+    assert client.post("/api/messages/IM!/faq/wrong", headers=auth).status_code in (400, 404)
+    assert client.get(f"/api/messages/{sid}/faq").status_code == 401

@@ -1,0 +1,74 @@
+"""`rules reload`: a checked file, picked up whole by every process; a broken one refused."""
+
+import pytest
+
+from app.services import services
+from tests.conftest import message_added, post_event
+
+BEFORE = '[fallback]\ntext = "Old fallback."\n'
+AFTER = ('[fallback]\ntext = "New fallback."\n'
+         '[[faq]]\nid = "card"\nquestions = ["When will my card arrive?", '
+         '"My card has not arrived"]\nanswer = "Within 7 days."\n')
+
+
+@pytest.fixture
+def rules_file(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(BEFORE)
+    return path
+
+
+def reloader(app):
+    [loop] = [loop for loop in services(app).supervisor.loops if loop.name == "rules-reload"]
+    return loop
+
+
+def fallback(app):
+    return services(app).processor.policy.rules.fallback.default.text.source
+
+
+def outcome(app, text):
+    return post_event(app.test_client(), message_added(body=text)).headers["X-Webhook-Outcome"]
+
+
+def test_reload_swaps_in_the_new_rules_in_every_process(make_app, rules_file):
+    """Two processes (apps) on one database: after `rules reload`, each one's next check
+    loads the file, FAQ included, and its next decision uses it."""
+    first, second = make_app(RESPONDER_RULES=rules_file), make_app(RESPONDER_RULES=rules_file)
+    for app in (first, second):
+        assert reloader(app).check() is False  # the baseline: nothing asked yet
+    rules_file.write_text(AFTER)
+    result = first.test_cli_runner().invoke(args=["rules", "reload"])
+    assert result.exit_code == 0, result.output
+    assert "every process loads it within 2 s" in result.output
+    for app in (first, second):
+        assert fallback(app) == "Old fallback."
+        assert reloader(app).check() is True
+        assert reloader(app).check() is False  # once
+        assert fallback(app) == "New fallback."
+        assert "FAQ 'card'" in outcome(app, "my card has not arrived yet")
+        assert services(app).catch_up.policy is services(app).processor.policy
+
+
+def test_a_broken_file_is_refused_and_nothing_changes(make_app, rules_file):
+    app = make_app(RESPONDER_RULES=rules_file)
+    reloader(app).check()
+    rules_file.write_text('[fallback]\ntext = "{{ nope }}"\n')
+    result = app.test_cli_runner().invoke(args=["rules", "reload"])
+    assert result.exit_code == 1
+    assert "unknown placeholder nope" in result.output
+    assert "nothing reloaded" in result.output
+    assert reloader(app).check() is False
+    assert fallback(app) == "Old fallback."
+
+
+def test_a_file_broken_after_the_command_keeps_the_old_rules(make_app, rules_file):
+    """Checked by the command, edited again before a process loads it: the process logs
+    the problem and keeps what it has, whole."""
+    app = make_app(RESPONDER_RULES=rules_file)
+    reloader(app).check()
+    rules_file.write_text(AFTER)
+    assert app.test_cli_runner().invoke(args=["rules", "reload"]).exit_code == 0
+    rules_file.write_text("[fallback\n")
+    assert reloader(app).check() is False
+    assert fallback(app) == "Old fallback."

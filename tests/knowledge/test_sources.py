@@ -1,0 +1,59 @@
+"""FAQ entries from a CSV file or a folder of Markdown articles, and `faq import`'s TOML."""
+
+import pytest
+
+from app.autoreply import parse_rules
+from app.knowledge import sources
+
+
+def test_csv_rows_sharing_an_id_are_one_entry(tmp_path):
+    """question,answer,id: rows with one id are its phrasings; rows without one are entries
+    named after their question."""
+    path = tmp_path / "faq.csv"
+    path.write_text('question,answer,id\n'
+                    'How do I return an item?,"Free within 30 days, at example.com.",returns\n'
+                    'Can I send something back?,,returns\n'
+                    'How much is shipping?,Free from 50 EUR.,\n')
+    assert sources.read(path) == [
+        {"id": "returns", "questions": ["How do I return an item?", "Can I send something back?"],
+         "answer": "Free within 30 days, at example.com."},
+        {"id": "how-much-is-shipping", "questions": ["How much is shipping?"],
+         "answer": "Free from 50 EUR."},
+    ]
+
+
+def test_markdown_articles_are_entries(tmp_path):
+    """The first heading is the question, 'Also asked as' items are phrasings, the rest
+    is the answer; the file's name is the id."""
+    (tmp_path / "card-delivery.md").write_text(
+        "# When will my card arrive?\n\n## Also asked as\n- My card hasn't come\n"
+        "- Where is my card?\n\nCards arrive within **7 working days**.\n\nStill nothing? Call us.\n")
+    [entry] = sources.read(tmp_path)
+    assert entry == {"id": "card-delivery",
+                     "questions": ["When will my card arrive?", "My card hasn't come",
+                                   "Where is my card?"],
+                     "answer": "Cards arrive within **7 working days**.\n\nStill nothing? Call us."}
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("question\nWhere?\n", "must name the columns question and answer"),
+    ("question,answer,id\n,Yes,a\n", "line 2: the question is empty"),
+    ("question,answer,id\nA?,One,a\nB?,Two,a\n", "line 3: entry 'a' has another answer"),
+    ("question,answer,id\nA?,,a\n", "entry 'a' has no answer"),
+])
+def test_a_bad_csv_is_refused_naming_the_place(tmp_path, content, problem):
+    path = tmp_path / "faq.csv"
+    path.write_text(content)
+    with pytest.raises(sources.SourceError, match=problem):
+        sources.read(path)
+
+
+def test_import_prints_toml_that_loads_as_the_same_entries(tmp_path):
+    """`faq import`'s output pasted into a rules file gives the same entries."""
+    path = tmp_path / "faq.csv"
+    path.write_text('question,answer,id\n"Say ""hi""?",Hello — {{ customer }}!,greet\n'
+                    'Wave?,,greet\n')
+    rules = parse_rules(sources.to_toml(sources.read(path)))
+    [entry] = rules.knowledge.entries
+    assert entry.id == "greet" and entry.questions == ('Say "hi"?', "Wave?")
+    assert entry.answer.default.render({"customer": "+1555"})[0] == "Hello — +1555!"
