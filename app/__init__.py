@@ -25,6 +25,7 @@ from config import BotSettings, ConfigError, Settings, environment, load_setting
 from . import banner, cli, logs, web
 from .autoreply import Policy, RulesError, load_rules
 from .autoreply.handoff import Handoff
+from .answering.answerer import Answerer
 from .compose.composer import Composer
 from .delivery.async_client import make_async_client
 from .delivery.client import make_client
@@ -97,7 +98,8 @@ def build_services(settings: Settings) -> Services:
     jobs = Jobs(db, catch_up, settings.jobs)
     loops = [sender, composer] + ([jobs] if jobs.enabled else [])
     if settings.bot.rules_path:  # `rules reload`: a changed file, in every process
-        loops.append(RulesReload(db, settings.bot.rules_path, [processor, catch_up]))
+        holders = [processor, catch_up, composer]
+        loops.append(RulesReload(db, settings.bot.rules_path, holders))
     try:
         token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
                  else settings.twilio.auth_token)
@@ -116,7 +118,7 @@ def build_composer(settings: Settings, db: Database, policy: Policy, sender: Sen
     model = settings.answer_model
     return Composer(db, StateReader(db), policy, poll_seconds=min(
         1.0, settings.sender.poll_seconds), lease_seconds=2 * model.timeout + 30,
-        on_queued=sender.wake)
+        answerer=Answerer(db, model) if model.enabled else None, on_queued=sender.wake)
 
 
 def wake(sender: Sender, composer: Composer) -> None:

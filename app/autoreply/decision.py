@@ -80,6 +80,7 @@ from enum import StrEnum
 from ..delivery import marker
 from ..knowledge import Match
 from . import faq, handoff, keywords
+from .assist import Assist, apply
 from .policy import Policy
 from .rules import AFTER_HOURS, FALLBACK, GREETING
 from .templates import SMS, SMS_MAX_CHARS, ReplySpec, Variant
@@ -184,9 +185,11 @@ class _Choice:
 
 
 def decide(message: Inbound, state: ConversationState, policy: Policy, now: datetime, *,
-           enabled: bool = True, composing: bool = False) -> Decision:
+           enabled: bool = True, composing: bool = False,
+           assist: Assist | None = None) -> Decision:
     """Reply or stay silent, and say why (the module docstring has the order).
-    `composing`: the composer decides a deferred message (or burst) now."""
+    `composing`: the composer decides a deferred message (or burst) now; `assist`: the
+    answer model's verdict, used in the FAQ's step (autoreply/assist.py)."""
     if now.tzinfo is None or message.received_at.tzinfo is None:
         raise ValueError("decide needs aware datetimes (now, received_at)")
     channel = message.channel.upper()
@@ -222,7 +225,7 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
     if policy.composes_later and not composing:
         return Decision(Reason.DEFERRED, policy.deferral)
 
-    chosen = _choose(message.body, channel, state, policy, now)
+    chosen = _choose(message.body, channel, state, policy, now, assist)
     if isinstance(chosen, Decision):
         return chosen
     match = chosen.faq
@@ -281,7 +284,7 @@ def loop_guard(message: Inbound, policy: Policy) -> Decision | None:
 
 
 def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
-            now: datetime) -> _Choice | Decision:
+            now: datetime, assist: Assist | None = None) -> _Choice | Decision:
     """Step 7: which reply, or why none (after hours without a reply, no rule)."""
     asked = policy.handoff.asked(body) if policy.handoff else None
     if asked:
@@ -299,6 +302,8 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
     declined = None
     if rules.knowledge is not None:
         found = faq.choose(body, channel, state.offered, rules.knowledge, policy.faq_thresholds)
+        if assist is not None and not faq.picks(body, state.offered, rules.knowledge):
+            found = apply(assist, found, rules.knowledge)
         if found.replies:
             return _Choice(found.rule, found.detail, found.spec, bypass_cooldown=True,
                            faq=found.match, literal=found.text)

@@ -142,9 +142,10 @@ class Composer:
         verdict = None
         if self.answerer is not None:
             seen = self.reader.conversation(item.conversation_sid, addresses, now)
-            first = decide(message, _burst(seen.state, item), self.policy, now,
-                           enabled=enabled, composing=True)
-            verdict = self.answerer.consult(item, message, first, now)
+            burst = _burst(seen.state, item)
+            first = decide(message, burst, self.policy, now, enabled=enabled, composing=True)
+            verdict = self.answerer.consult(item.conversation_sid, item.message_sid, message,
+                                            first, burst, self.policy, now)
         with self.db.transaction() as conn:
             if not pending.settle(conn, item):
                 log.info("composition dropped %s", kv(
