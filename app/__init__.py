@@ -23,9 +23,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import BotSettings, ConfigError, Settings, environment, load_settings
 
 from . import banner, cli, logs, web
+from .answering.answerer import Answerer
 from .autoreply import Policy, RulesError, load_rules
 from .autoreply.handoff import Handoff
-from .answering.answerer import Answerer
 from .compose.composer import Composer
 from .delivery.async_client import make_async_client
 from .delivery.client import make_client

@@ -10,6 +10,7 @@
     GET  /api/messages/<IM...>/faq               the FAQ's match: outcome, entry, candidates
     POST /api/messages/<IM...>/faq/wrong         mark that decision wrong (`faq gaps`)
     GET  /api/faq/gaps?since=30d                 unanswered questions, grouped by meaning
+    GET  /api/waiting                            conversations waiting for an agent, oldest first
 
 Not registered at all without ADMIN_TOKEN (404). Reads run in short read-only
 transactions outside the writer lock, so the API never slows webhooks. The token is
@@ -23,7 +24,8 @@ from datetime import date, datetime
 from flask import Blueprint, request
 
 from ..services import services
-from ..timeline import conversations, operator, replies, stats
+from ..store.models import utcnow
+from ..timeline import conversations, operator, replies, stats, waiting
 from ..timeline import faq as faq_record
 from ..timeline.operator import NotRequeueable
 from . import bearer, params
@@ -45,6 +47,13 @@ def recent_conversations():
     before = params.moment("before", request.args.get("before"))
     with services().db.read() as conn:
         page = conversations.recent(conn, _limit(25), before)
+    return jsonable(page)
+
+
+@bp.get("/waiting")
+def waiting_for_an_agent():
+    with services().db.read() as conn:
+        page = waiting.waiting(conn, _limit(25), utcnow())
     return jsonable(page)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from ...pipeline import state
 from ...services import services
 from ...store.models import Switch, utcnow
-from ...timeline import conversations, operator, replies, stats
+from ...timeline import conversations, operator, replies, stats, waiting
 from ...timeline.operator import NotRequeueable
 from .. import params
 from . import chart
@@ -37,12 +37,13 @@ def overview():
         page = conversations.recent(conn, PAGE, before)
         queue = replies.queue(conn, bot.settings.sender.lease_seconds)
         hours = stats.hourly(conn, 24, now)
+        handed_off = waiting.waiting(conn, PAGE, now)
         stored = conn.execute(select(Switch.value).where(
             Switch.name == state.AUTOREPLY_SWITCH)).scalar()  # as stored, not as cached
     switch = None if stored is None else stored == "on"
     return render_template(
         "admin/overview.html", page=page, queue=queue, chart=chart.svg(hours),
-        hours=hours, autoreply_on=bot.policy.switch(switch),
+        hours=hours, autoreply_on=bot.policy.switch(switch), waiting=handed_off,
         switch_source="runtime switch" if switch is not None else "AUTO_REPLY_ENABLED")
 
 
