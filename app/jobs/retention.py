@@ -1,5 +1,6 @@
 """Retention: delete processed events, receipts (and their history), sent replies, FAQ
-matches (with the questions' texts) and hourly counts older than RETENTION.
+matches (with the questions' texts), answer model calls (with their raw outputs), idle
+compositions and hourly counts older than RETENTION.
 
 Deletes run in batches of short transactions on indexed timestamps, so pruning
 millions of rows never holds a long lock on the tables webhooks write to. Failed and
@@ -15,9 +16,12 @@ from sqlalchemy import delete, select
 
 from ..store.database import Database
 from ..store.models import (
+    ComposeStatus,
+    Composition,
     DeliveryReceipt,
     FaqMatch,
     HourlyCount,
+    ModelCall,
     ProcessedEvent,
     ReceiptEvent,
     Reply,
@@ -36,6 +40,7 @@ def prune(db: Database, cutoff: datetime) -> dict[str, int]:
         "replies": (Reply, (Reply.created_at < cutoff) & (Reply.status == ReplyStatus.SENT)),
         "receipt_history": (ReceiptEvent, ReceiptEvent.received_at < cutoff),
         "faq_matches": (FaqMatch, FaqMatch.created_at < cutoff),  # customers' questions too
+        "model_calls": (ModelCall, ModelCall.called_at < cutoff),  # and what the model said
     }
     counts = {}
     for name, (model, condition) in targets.items():
@@ -50,4 +55,8 @@ def prune(db: Database, cutoff: datetime) -> dict[str, int]:
     with db.transaction() as conn:  # a row per hour and counter: a small table
         counts["hourly_counts"] = conn.execute(
             delete(HourlyCount).where(HourlyCount.hour < cutoff)).rowcount
+    with db.transaction() as conn:  # a row per conversation, its burst long answered
+        counts["compositions"] = conn.execute(delete(Composition).where(
+            Composition.status == ComposeStatus.IDLE,
+            Composition.updated_at < cutoff)).rowcount
     return counts
