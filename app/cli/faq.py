@@ -59,8 +59,9 @@ def faq_eval(cases, as_json, rules_path, channel):
                        ("decline_rate", "declined")):
         value = totals[key]
         click.echo(f"  {label:<42} {'-' if value is None else f'{value:.1%}'}")
-    for kind, value in totals["not_answered_by_kind"].items():
-        click.echo(f"  {'  of which ' + kind + ' not answered':<42} {value:.1%}")
+        if key == "unanswerable_not_answered":
+            for kind, share in totals["not_answered_by_kind"].items():
+                click.echo(f"  {'  of which ' + kind + ' not answered':<42} {share:.1%}")
     wrong = [(c, r) for c, r in zip(loaded, results, strict=True)
              if r["outcome"] == "answer" and r["faq_id"] != c.get("expect")]
     for case, result in wrong[:20]:

@@ -1,0 +1,45 @@
+"""The FAQ in real gunicorn workers: the master loads the model once before forking (its
+tokenizer shared), each worker builds its index, and a customer's question is answered."""
+
+from __future__ import annotations
+
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, wait_for
+from tests.servers import flask_cli, gunicorn, reply_counts
+from tests.system.test_faults import post
+
+RULES = """
+[fallback]
+text = "We'll get back to you soon."
+
+[[faq]]
+id = "card-delivery"
+questions = ["When will my card arrive?", "My card hasn't arrived yet",
+             "How long does it take to get my card?"]
+answer = "Cards arrive within 7 working days."
+
+[[faq]]
+id = "payment-methods"
+questions = ["Which payment methods do you accept?", "Can I pay with Google Pay or Apple Pay?"]
+answer = "Cards, PayPal, Google Pay and Apple Pay."
+"""
+
+
+def test_two_workers_answer_from_the_faq(tmp_path, database_url, fake_api):
+    """Both questions of the issue get their entries' answers, not the fallback."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    env = {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": database_url,
+        "INSTANCE_DIR": tmp_path, "SENDER_IN_PROCESS": "true", "SENDER_POLL_SECONDS": "0.1",
+        "RESPONDER_RULES": rules,
+    }
+    assert flask_cli(env, "db", "upgrade").returncode == 0
+    with gunicorn(env, tmp_path / "server.log", workers=2) as server:
+        server.wait_workers(2)
+        for text in ("my card still hasn't arrived, it's been two weeks",
+                     "can I pay with google pay?"):
+            assert post(server.url, message_added(body=text)).status_code == 200
+        wait_for(lambda: reply_counts(database_url) == {"sent": 2}, timeout=30, interval=0.1)
+    assert sorted(c.form["Body"] for c in fake_api.created) == [
+        "Cards arrive within 7 working days.", "Cards, PayPal, Google Pay and Apple Pay."]
