@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 THREADS = 4  # compositions in flight per process
 MAX_ATTEMPTS = 5  # a burst whose composition keeps failing is dropped after this
 RETRY_SECONDS = 5.0
+# With neither a debounce nor the model, only a burst left by an earlier configuration
+# can be due: look for one now and then, not every second (a write turn on SQLite).
+IDLE_POLL_SECONDS = 30.0
 COMPOSE_FAILED = "COMPOSE_FAILED"  # the stored reason of a burst dropped after MAX_ATTEMPTS
 
 
@@ -83,7 +86,8 @@ class Composer:
                 for item in leased:
                     pool.submit(self._compose_and_release, item)
                 if not leased:
-                    self._wake.wait(self.poll_seconds)
+                    self._wake.wait(self.poll_seconds if self.policy.composes_later
+                                    else IDLE_POLL_SECONDS)
 
     def run_until_idle(self, *, ahead: float = 0.0) -> int:
         """Compose every composition due now (or within `ahead` seconds) in this thread;
