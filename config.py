@@ -29,6 +29,12 @@ EXAMPLE_AGENT = "alice@support"
 DEFAULT_AUTO_REPLY_TEXT = (
     "Thanks for your message! A member of our support team will get back to you soon."
 )
+# Handoff: what a customer says to ask for a person, and what the bot says then.
+DEFAULT_HANDOFF_PHRASES = ("human", "agent", "real person", "representative",
+                           "talk to someone", "speak to someone", "operator")
+DEFAULT_HANDOFF_MESSAGE = ("I'm passing you to a member of our team; they will answer here "
+                           "as soon as they can.")
+NO_PHRASES = "none"  # HANDOFF_PHRASES=none: customers cannot ask (on decline only)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("TEXT", "JSON")
 MIN_ADMIN_TOKEN_LENGTH = 32  # the dashboard's password and the API's bearer token
@@ -86,12 +92,33 @@ class BotSettings:
     budget: int  # hard cap of replies per conversation per rolling hour
     handoff_seconds: int  # silent this long after an agent wrote (0: off)
     rules_path: Path | None  # RESPONDER_RULES: a TOML rules file (None: defaults only)
+    debounce_seconds: int = 0  # AUTO_REPLY_DEBOUNCE: answer a burst once quiet this long
+    handoff_phrases: tuple[str, ...] = DEFAULT_HANDOFF_PHRASES
+    handoff_message: str = DEFAULT_HANDOFF_MESSAGE
+    handoff_on_decline: bool = False  # hand off instead of the greeting/fallback
     # The FAQ's thresholds (docs/faq.md): answer when the best entry scores at least
     # faq_answer_score and leads the next by faq_margin; offer entries within the margin
     # that score at least faq_clarify_score. Defaults chosen on eval/clinc150.
     faq_answer_score: float = 0.45
     faq_margin: float = 0.19
     faq_clarify_score: float = 0.55
+
+
+@dataclass(frozen=True)
+class AnswerModelSettings:
+    """An optional OpenAI-compatible chat-completions endpoint that writes answers from
+    the knowledge base (app/answering/). The key never shows in a repr."""
+
+    url: str | None = None  # ANSWER_MODEL_URL, e.g. http://127.0.0.1:8000/v1 (None: off)
+    model: str = ""  # ANSWER_MODEL
+    key: str = field(default="", repr=False)  # ANSWER_MODEL_KEY
+    timeout: float = 8.0  # ANSWER_MODEL_TIMEOUT: then the offline outcome stands
+    max_per_conversation: int = 20  # calls per conversation per rolling day
+    max_per_day: int = 1000  # calls across every conversation per rolling day
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None
 
 
 @dataclass(frozen=True)
@@ -161,6 +188,7 @@ class Settings:
     instance_dir: Path
     log_level: str
     observability: ObservabilitySettings
+    answer_model: AnswerModelSettings = AnswerModelSettings()
 
     @property
     def dry_run(self) -> bool:
@@ -217,6 +245,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             budget=int(reader.number("AUTO_REPLY_BUDGET", 5, minimum=1, integer=True)),
             handoff_seconds=reader.duration("HANDOFF_WINDOW", 30 * 60),
             rules_path=reader.path("RESPONDER_RULES"),
+            debounce_seconds=reader.duration("AUTO_REPLY_DEBOUNCE", 0),
+            handoff_phrases=handoff_phrases(reader),
+            handoff_message=reader.text("HANDOFF_MESSAGE") or DEFAULT_HANDOFF_MESSAGE,
+            handoff_on_decline=reader.flag("HANDOFF_ON_DECLINE", False),
             faq_answer_score=reader.number("FAQ_ANSWER_SCORE", 0.45, minimum=0.0, maximum=2.0),
             faq_margin=reader.number("FAQ_MARGIN", 0.19, minimum=0.0, maximum=2.0),
             faq_clarify_score=reader.number("FAQ_CLARIFY_SCORE", 0.55, minimum=0.0,
@@ -265,6 +297,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             metrics_host=reader.text("METRICS_HOST") or "127.0.0.1",
             multiproc_dir=(Path(raw).expanduser().resolve()
                            if (raw := reader.text("PROMETHEUS_MULTIPROC_DIR")) else None)),
+        answer_model=answer_model_settings(reader),
     )
     if problems:
         raise ConfigError(problems)
@@ -275,6 +308,29 @@ def _sqlite_folder(url: str) -> Path | None:
     """The folder of an sqlite:/// URL's file (None: in memory, or not SQLite)."""
     path = url.split(":///", 1)[1].split("?", 1)[0] if url.startswith("sqlite:///") else ""
     return Path(path).expanduser().resolve().parent if path and path != ":memory:" else None
+
+
+def handoff_phrases(reader: _Reader) -> tuple[str, ...]:
+    """HANDOFF_PHRASES: comma-separated (default: DEFAULT_HANDOFF_PHRASES); `none`: none."""
+    if reader.text("HANDOFF_PHRASES").lower() == NO_PHRASES:
+        return ()
+    return tuple(reader.csv("HANDOFF_PHRASES")) or DEFAULT_HANDOFF_PHRASES
+
+
+def answer_model_settings(reader: _Reader) -> AnswerModelSettings:
+    """ANSWER_MODEL_*: off unless ANSWER_MODEL_URL is set, which then needs ANSWER_MODEL."""
+    url = reader.url("ANSWER_MODEL_URL")
+    model = reader.text("ANSWER_MODEL")
+    if url and not model:
+        reader.problems.append("ANSWER_MODEL is missing: ANSWER_MODEL_URL needs the model's "
+                               "name (e.g. gpt-4o-mini, llama3.1:8b)")
+    return AnswerModelSettings(
+        url=url, model=model, key=reader.text("ANSWER_MODEL_KEY"),
+        timeout=reader.number("ANSWER_MODEL_TIMEOUT", 8.0, minimum=0.1, maximum=60),
+        max_per_conversation=int(reader.number("ANSWER_MODEL_MAX_PER_CONVERSATION", 20,
+                                               minimum=1, integer=True)),
+        max_per_day=int(reader.number("ANSWER_MODEL_MAX_PER_DAY", 1000, minimum=1,
+                                      integer=True)))
 
 
 def settle_seconds(reader: _Reader, http_timeout: float) -> float:

@@ -23,7 +23,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import BotSettings, ConfigError, Settings, environment, load_settings
 
 from . import banner, cli, logs, web
+from .answering.answerer import Answerer
 from .autoreply import Policy, RulesError, load_rules
+from .autoreply.handoff import Handoff
+from .compose.composer import Composer
 from .delivery import registry
 from .delivery.media import MediaLibrary
 from .delivery.sender import Sender
@@ -35,6 +38,7 @@ from .jobs.supervisor import Supervisor
 from .knowledge import Thresholds
 from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
+from .pipeline.state import StateReader
 from .services import Services, services
 from .store.database import Database
 from .timeline.counters import HourlyCounts
@@ -89,19 +93,21 @@ def build_services(settings: Settings, *, serving: bool = True) -> Services:
     sender = Sender(db, client, settings.sender, make_api=partial(
         make_async_client, settings.twilio, pool_size=settings.sender.concurrency_limit),
         media=MediaLibrary(db, settings.twilio))
-    policy = build_policy(settings.bot)
-    processor = Processor(db, build_router(), policy, on_commit=sender.wake,
+    policy = build_policy(settings.bot, answer_model=settings.answer_model.enabled)
+    composer = build_composer(settings, db, policy, sender)
+    processor = Processor(db, build_router(), policy, on_commit=partial(wake, sender, composer),
                           keep_texts=settings.jobs.text_retention_seconds > 0)
     catch_up = CatchUp(db, client, processor, policy, settings.jobs)
     jobs = Jobs(db, catch_up, settings.jobs)
     counts = HourlyCounts(db)
-    sending = [sender] + ([jobs] if jobs.enabled else [])
+    sending = [sender, composer] + ([jobs] if jobs.enabled else [])
     if serving:
         loops = (sending if settings.sender.in_process else []) + [counts]
     else:
         loops = sending
     if settings.bot.rules_path:  # `rules reload`: a changed file, in every process
-        loops.append(RulesReload(db, settings.bot.rules_path, [processor, catch_up]))
+        holders = [processor, catch_up, composer]
+        loops.append(RulesReload(db, settings.bot.rules_path, holders))
     try:
         token = (devtoken.load_or_create(settings.instance_dir) if settings.dry_run
                  else settings.twilio.auth_token)
@@ -111,10 +117,26 @@ def build_services(settings: Settings, *, serving: bool = True) -> Services:
     return Services(settings=settings, db=db, client=client, policy=policy, processor=processor,
                     sender=sender, catch_up=catch_up, jobs=jobs, counts=counts,
                     supervisor=Supervisor(loops), validator=RequestValidator(token),
-                    signing_token=token)
+                    signing_token=token, composer=composer)
 
 
-def build_policy(bot: BotSettings) -> Policy:
+def build_composer(settings: Settings, db: Database, policy: Policy, sender: Sender) -> Composer:
+    """The composer of deferred replies (debounce, the answer model): it runs in every
+    process that runs a sender, so that a burst left by a stopped one is composed."""
+    model = settings.answer_model
+    return Composer(db, StateReader(db), policy, poll_seconds=min(
+        1.0, settings.sender.poll_seconds), lease_seconds=2 * model.timeout + 30,
+        answerer=Answerer(db, model) if model.enabled else None, on_queued=sender.wake)
+
+
+def wake(sender: Sender, composer: Composer) -> None:
+    """An event was committed: a reply or a deferral may be waiting."""
+    sender.wake()
+    if composer.policy.answer_model:
+        composer.wake()  # due now (with a debounce, due later: its poll finds it)
+
+
+def build_policy(bot: BotSettings, *, answer_model: bool = False) -> Policy:
     """The auto-reply policy, once: settings and the rules file (a broken file stops the
     start-up with a message naming the file, the rule and the field)."""
     try:
@@ -126,6 +148,10 @@ def build_policy(bot: BotSettings) -> Policy:
         auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),
         budget=bot.budget, handoff_window=timedelta(seconds=bot.handoff_seconds),
         rules=rules, enabled=bot.auto_reply_enabled,
+        handoff=(Handoff.build(bot.handoff_phrases, bot.handoff_message,
+                               on_decline=bot.handoff_on_decline)
+                 if bot.handoff_phrases or bot.handoff_on_decline else None),
+        debounce=timedelta(seconds=bot.debounce_seconds), answer_model=answer_model,
         faq_thresholds=Thresholds(answer=bot.faq_answer_score, margin=bot.faq_margin,
                                   clarify=bot.faq_clarify_score))
 

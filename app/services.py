@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 from config import Settings
 
 from .autoreply import Policy
+from .compose.composer import Composer
 from .delivery.sender import Sender
 from .jobs.catchup import CatchUp
 from .jobs.periodic import Jobs
@@ -42,6 +43,7 @@ class Services:
     supervisor: Supervisor  # this process's background work
     validator: RequestValidator  # checks X-Twilio-Signature
     signing_token: str = field(repr=False)  # the Auth Token, or the development token
+    composer: Composer | None = None  # composes deferred replies (debounce, answer model)
 
     def install(self, app: Flask) -> None:
         app.extensions[_KEY] = self

@@ -20,10 +20,20 @@ The order of the checks, first to last; the first that says "silent" decides:
     Before the switch, so the decision records them even while the bot is off.
  3. Opted out (Twilio error 21610, no opt-in since) -> OPTED_OUT.
  4. Switched off (`enabled`) -> DISABLED.
- 5. Handoff: an agent wrote less than handoff_window ago -> AGENT_ACTIVE.
+ 5. Handoff: an agent wrote less than handoff_window ago -> AGENT_ACTIVE; the bot handed
+    the conversation off (said its handoff message) less than handoff_window ago, or
+    with handoff_window 0 at all, and no agent has written since -> WAITING_FOR_AGENT.
  6. Budget: replies_last_hour >= budget -> BUDGET, whatever any rule says (a circuit
     breaker against a loop with another bot, so nothing may bypass it).
+ 6b. Composed later: the policy waits for the conversation to be quiet
+    (AUTO_REPLY_DEBOUNCE) or asks the answer model, and this is the message's arrival
+    (not `composing`) -> DEFERRED. The composer (app/compose/) calls this same function
+    again once due, with `composing=True`, the burst's text as one message and the
+    state read under the conversation's lock: steps 1-6 are checked again then (an
+    agent may have written meanwhile), and the reply is chosen from step 7 on.
  7. Choose the reply, first that applies:
+    0. Handoff on request: the message asks for a person (HANDOFF_PHRASES) -> the
+       handoff message, whatever the cooldown.
     a. [[rules]] in file order, first match wins (keywords as whole words, or a regular
        expression; case-insensitive unless the rule says otherwise; optionally only on
        some channels, or only while open / only after hours). An explicit rule answers a
@@ -41,7 +51,7 @@ The order of the checks, first to last; the first that says "silent" decides:
        -> AFTER_HOURS_SILENT.
     c. [greeting] for the conversation's first inbound message.
     d. [fallback]; without a rules file, AUTO_REPLY_TEXT; a rules file without a fallback
-       -> NO_RULE.
+       -> NO_RULE. With HANDOFF_ON_DECLINE, the handoff message replaces c and d.
     The chosen reply's variant for the message's channel is used when there is one.
  8. Cooldown: a reply went out less than `cooldown` ago -> COOLDOWN, unless the chosen
     rule has bypass_cooldown (an answer to "opening hours?" is worth sending right after
@@ -69,7 +79,8 @@ from enum import StrEnum
 
 from ..knowledge import Match
 from ..twilio import marker
-from . import faq, keywords
+from . import faq, handoff, keywords
+from .assist import Assist, apply
 from .policy import Policy
 from .rules import AFTER_HOURS, FALLBACK, GREETING
 from .templates import SMS, SMS_MAX_CHARS, ReplySpec, Variant
@@ -99,6 +110,8 @@ class Reason(StrEnum):
     WHATSAPP_WINDOW = "outside WhatsApp's 24-hour window, no approved template"
     NO_RULE = "no rule matched and no fallback"
     TEMPLATE_ERROR = "the reply's template failed"
+    DEFERRED = "answer composed once the conversation is quiet"
+    WAITING_FOR_AGENT = "handed off, waiting for an agent"
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,7 @@ class ConversationState:
     replies_last_hour: int  # our automated replies in the hour before `now`
     last_agent_at: datetime | None  # a human agent last wrote here (aware UTC)
     opted_out: bool  # this customer opted out (error 21610) and has not opted back in
+    handoff_at: datetime | None = None  # the bot handed off (no agent wrote since; aware UTC)
     offered: tuple[str, ...] = ()  # FAQ ids our last reply offered by number ("did you mean")
 
 
@@ -142,6 +156,7 @@ class Decision:
     detail: str  # e.g. "rule 'hours'", "cooldown until 14:05 UTC", "keyword STOP"
     rule: str | None = None  # the [[rules]] name, or greeting / after_hours / fallback
     reply: Reply | None = None  # set only when the reason is REPLY
+    hands_off: bool = False  # the reply is the handoff message: the conversation waits
     faq: Match | None = None  # the knowledge base's match, when it was asked
 
     @property
@@ -166,12 +181,15 @@ class _Choice:
     spec: ReplySpec | None  # None: a literal text (AUTO_REPLY_TEXT unless `literal`)
     bypass_cooldown: bool = False
     faq: Match | None = None
-    literal: str | None = None
+    literal: str | None = None  # a clarification, or the handoff message
 
 
 def decide(message: Inbound, state: ConversationState, policy: Policy, now: datetime, *,
-           enabled: bool = True) -> Decision:
-    """Reply or stay silent, and say why (the module docstring has the order)."""
+           enabled: bool = True, composing: bool = False,
+           assist: Assist | None = None) -> Decision:
+    """Reply or stay silent, and say why (the module docstring has the order).
+    `composing`: the composer decides a deferred message (or burst) now; `assist`: the
+    answer model's verdict, used in the FAQ's step (autoreply/assist.py)."""
     if now.tzinfo is None or message.received_at.tzinfo is None:
         raise ValueError("decide needs aware datetimes (now, received_at)")
     channel = message.channel.upper()
@@ -195,11 +213,19 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
             and now - state.last_agent_at < policy.handoff_window):
         until = state.last_agent_at + policy.handoff_window
         return Decision(Reason.AGENT_ACTIVE, f"silent until {_at(until, now)}")
+    if state.handoff_at is not None and (
+            not policy.handoff_window or now - state.handoff_at < policy.handoff_window):
+        until = ("until an agent writes" if not policy.handoff_window else
+                 f"silent until {_at(state.handoff_at + policy.handoff_window, now)} "
+                 f"or an agent writes")
+        return Decision(Reason.WAITING_FOR_AGENT, until)
     if policy.budget and state.replies_last_hour >= policy.budget:
         return Decision(Reason.BUDGET, f"{state.replies_last_hour} of {policy.budget} "
                                        f"replies in the last hour")
+    if policy.composes_later and not composing:
+        return Decision(Reason.DEFERRED, policy.deferral)
 
-    chosen = _choose(message.body, channel, state, policy, now)
+    chosen = _choose(message.body, channel, state, policy, now, assist)
     if isinstance(chosen, Decision):
         return chosen
     match = chosen.faq
@@ -219,9 +245,11 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
                             faq=match)
         variant, detail = template, f"{detail}, as the approved template (past 24 h)"
 
-    if variant is None:  # AUTO_REPLY_TEXT (no rules file) or a clarification, literally
+    if variant is None:  # AUTO_REPLY_TEXT (no rules file), a clarification or the
+        # handoff message, literally
         return Decision(Reason.REPLY, detail, chosen.rule,
-                        Reply(chosen.literal or policy.auto_reply_text), faq=match)
+                        Reply(chosen.literal or policy.auto_reply_text), faq=match,
+                        hands_off=chosen.rule == handoff.RULE)
     try:
         body, content_sid, content_variables = variant.render(
             _context(message, channel, policy, now))
@@ -256,10 +284,15 @@ def loop_guard(message: Inbound, policy: Policy) -> Decision | None:
 
 
 def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
-            now: datetime) -> _Choice | Decision:
+            now: datetime, assist: Assist | None = None) -> _Choice | Decision:
     """Step 7: which reply, or why none (after hours without a reply, no rule)."""
+    asked = policy.handoff.asked(body) if policy.handoff else None
+    if asked:
+        return _handing_off(policy, f"handoff (asked for {asked!r})")
     rules = policy.rules
     if rules is None:
+        if policy.handoff and policy.handoff.on_decline:
+            return _handing_off(policy, "handoff (no rules file, nothing to answer with)")
         return _Choice(FALLBACK, "default reply (no rules file)", None)
     hours = rules.hours
     is_open = hours is None or hours.is_open(now)
@@ -269,6 +302,8 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
     declined = None
     if rules.knowledge is not None:
         found = faq.choose(body, channel, state.offered, rules.knowledge, policy.faq_thresholds)
+        if assist is not None and not faq.picks(body, state.offered, rules.knowledge):
+            found = apply(assist, found, rules.knowledge)
         if found.replies:
             return _Choice(found.rule, found.detail, found.spec, bypass_cooldown=True,
                            faq=found.match, literal=found.text)
@@ -279,12 +314,21 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
             return Decision(Reason.AFTER_HOURS_SILENT, f"closed until {back}", faq=declined)
         return _Choice(AFTER_HOURS, f"after hours (back {back})", rules.after_hours,
                        faq=declined)
+    if policy.handoff and policy.handoff.on_decline:
+        return _handing_off(policy, "handoff (no rule or answer matched)", declined)
     if state.inbound_before == 0 and rules.greeting is not None:
         return _Choice(GREETING, "greeting (first message)", rules.greeting, faq=declined)
     if rules.fallback is not None:
         return _Choice(FALLBACK, "fallback", rules.fallback, faq=declined)
     return Decision(Reason.NO_RULE, "no rule matched; the rules file has no fallback",
                     faq=declined)
+
+
+def _handing_off(policy: Policy, detail: str, declined: Match | None = None) -> _Choice:
+    """The handoff message: said once, whatever the cooldown (the customer asked for a
+    person, or the bot has nothing to say); the silence that follows is step 5's."""
+    return _Choice(handoff.RULE, detail, None, bypass_cooldown=True, faq=declined,
+                   literal=policy.handoff.message)
 
 
 def _variant(chosen: _Choice, channel: str) -> tuple[Variant | None, str]:

@@ -28,7 +28,7 @@ def evaluate(text: str, policy: Policy, now: datetime, channel: str = "SMS",
     """What the bot does with `text`: outcome, faq_id, candidates, and the decision."""
     message = Inbound(body=text, author=author, channel=channel.upper(), attributes=None,
                       participant_sid=None, received_at=now)
-    return describe(text, decide(message, NEW_CONVERSATION, policy, now))
+    return describe(text, decide(message, NEW_CONVERSATION, policy, now, composing=True))
 
 
 def describe(text: str, decision: Decision) -> dict:

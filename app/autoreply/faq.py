@@ -61,6 +61,11 @@ def clarification(titles: list[str]) -> str:
     return f"Did you mean: {options}? Reply with a number."
 
 
+def picks(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase) -> bool:
+    """Whether the message picks an entry the last clarification offered ("2")."""
+    return _picked(body, offered, knowledge) is not None
+
+
 def _picked(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase):
     """(entry, number) when the message is a number the last clarification offered."""
     if not offered:

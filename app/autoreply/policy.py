@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from ..knowledge import Thresholds
 from . import keywords
+from .handoff import Handoff
 from .rules import Rules
 
 
@@ -25,19 +26,24 @@ class Policy:
     handoff_window: timedelta  # silent this long after an agent wrote; 0: off
     rules: Rules | None = None  # None: defaults only (AUTO_REPLY_TEXT to every customer)
     enabled: bool = True  # AUTO_REPLY_ENABLED: the start-up default of the runtime switch
+    handoff: Handoff | None = None  # HANDOFF_PHRASES, HANDOFF_MESSAGE, HANDOFF_ON_DECLINE
+    debounce: timedelta = timedelta(0)  # AUTO_REPLY_DEBOUNCE: answer bursts once quiet
+    answer_model: bool = False  # ANSWER_MODEL_URL is set: replies are composed later
     faq_thresholds: Thresholds = Thresholds()  # FAQ_ANSWER_SCORE, FAQ_MARGIN, FAQ_CLARIFY_SCORE
 
     @classmethod
     def build(cls, *, bot_identity: str, agent_identities, auto_reply_text: str,
               cooldown: timedelta, budget: int, handoff_window: timedelta,
               rules: Rules | None = None, enabled: bool = True,
-              faq_thresholds: Thresholds | None = None) -> Policy:
+              handoff: Handoff | None = None, debounce: timedelta = timedelta(0),
+              answer_model: bool = False, faq_thresholds: Thresholds | None = None) -> Policy:
         """A policy from settings values; ValueError for values no setting should allow."""
         if not bot_identity:
             raise ValueError("bot_identity is empty")
         if not auto_reply_text.strip():
             raise ValueError("auto_reply_text is empty")
-        for name, value in (("cooldown", cooldown), ("handoff_window", handoff_window)):
+        for name, value in (("cooldown", cooldown), ("handoff_window", handoff_window),
+                            ("debounce", debounce)):
             if value < timedelta(0):
                 raise ValueError(f"{name} is negative: {value}")
         if budget < 0:
@@ -45,8 +51,21 @@ class Policy:
         return cls(
             bot_identity=bot_identity, agent_identities=frozenset(agent_identities),
             auto_reply_text=auto_reply_text.strip(), cooldown=cooldown, budget=budget,
-            handoff_window=handoff_window, rules=rules, enabled=enabled,
+            handoff_window=handoff_window, rules=rules, enabled=enabled, handoff=handoff,
+            debounce=debounce, answer_model=answer_model,
             faq_thresholds=faq_thresholds or Thresholds())
+
+    @property
+    def composes_later(self) -> bool:
+        """Whether a customer's reply is decided after the webhook's ack (app/compose/)."""
+        return bool(self.debounce) or self.answer_model
+
+    @property
+    def deferral(self) -> str:
+        """Why a message's reply is composed later, for its decision's detail."""
+        if self.debounce:
+            return f"after {self.debounce.total_seconds():g} s without a new message"
+        return "by the answer model, after the ack"
 
     @property
     def compliance_keywords(self) -> frozenset[str]:

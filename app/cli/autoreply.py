@@ -156,7 +156,10 @@ def rules_try(text, author, channel, at, conversation, as_json):
     message = Inbound(body=text, author=author, channel=channel.upper(), attributes=None,
                       participant_sid=None, received_at=now)
     enabled = policy.switch(bot.processor.state.autoreply_switch())
-    decision = decide(message, conversation_state, policy, now, enabled=enabled)
+    # composing: what the bot answers, also when it answers after the ack (debounce, the
+    # answer model, which `rules try` does not call)
+    decision = decide(message, conversation_state, policy, now, enabled=enabled,
+                      composing=True)
     if as_json:
         result = evaluation.describe(text, decision)
         click.echo(json.dumps({k: result[k] for k in (

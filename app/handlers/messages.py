@@ -15,8 +15,9 @@ from functools import partial
 
 from .. import formats
 from ..autoreply import Decision, Inbound, Policy, Reason, Reply, decide, loop_guard
+from ..compose import pending
 from ..delivery import opt_outs, outbox
-from ..pipeline import faq_log, state
+from ..pipeline import faq_log, handoffs, state
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
@@ -79,6 +80,15 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         state.overwrite(conn, sid, seen, **_changes(decision, seen, now))
     if decision.reason is Reason.OPT_IN:
         opt_outs.clear(conn, decided.addresses)
+    handoffs.record(conn, sid, decision, now)
+    if decision.reason is Reason.DEFERRED:
+        message = decided.message
+        pending.defer(conn, conversation_sid=sid, message_sid=decided.message_sid,
+                      body=message.body, author=message.author,
+                      participant_sid=message.participant_sid, channel=message.channel or None,
+                      received_at=message.received_at.astimezone(UTC).replace(tzinfo=None),
+                      request_id=decided.request_id,
+                      delay_seconds=decided.policy.debounce.total_seconds())
     if decision.faq is not None:
         faq_log.record(conn, decided.message_sid, sid, decided.message.body, decision.faq)
     if decision.replies:
@@ -108,8 +118,9 @@ def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
         return {"last_agent_at": naive}
     if decision.reason in NOT_CUSTOMERS:
         return {}
-    changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1,
-               "faq_offered": faq_log.offered(decision)}
+    changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1}
+    if decision.reason is not Reason.DEFERRED:  # deferred: the composer's decision says
+        changes["faq_offered"] = faq_log.offered(decision)
     if decision.replies:
         changes["last_reply_at"] = naive
     return changes
@@ -120,6 +131,8 @@ def outcome(decision: Decision) -> Outcome:
     if decision.replies:
         return Outcome(Kind.REPLY_QUEUED, decision.detail, reason=decision.code,
                        rule=decision.rule)
+    if decision.reason is Reason.DEFERRED:
+        return Outcome(Kind.DEFERRED, decision.detail, reason=decision.code)
     return Outcome(Kind.IGNORED, str(decision), reason=decision.code, rule=decision.rule)
 
 

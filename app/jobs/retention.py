@@ -1,6 +1,7 @@
 """Retention: delete processed events, receipts (and their history), sent replies, FAQ
-matches (with the questions' texts) and hourly counts older than RETENTION; clear the
-texts of messages (what customers and agents wrote) and of sent replies older than
+matches (with the questions' texts), answer model calls (with their raw outputs), idle
+compositions and hourly counts older than RETENTION; clear the texts of messages (what
+customers and agents wrote), of sent replies and of FAQ questions older than
 MESSAGE_TEXT_RETENTION, keeping the rest of their rows (who, when, which channel, what
 was decided and delivered).
 
@@ -18,9 +19,12 @@ from sqlalchemy import delete, select, update
 
 from ..store.database import Database
 from ..store.models import (
+    ComposeStatus,
+    Composition,
     DeliveryReceipt,
     FaqMatch,
     HourlyCount,
+    ModelCall,
     ProcessedEvent,
     ReceiptEvent,
     Reply,
@@ -40,6 +44,7 @@ def prune(db: Database, cutoff: datetime, text_cutoff: datetime | None = None) -
         "replies": (Reply, (Reply.created_at < cutoff) & (Reply.status == ReplyStatus.SENT)),
         "receipt_history": (ReceiptEvent, ReceiptEvent.received_at < cutoff),
         "faq_matches": (FaqMatch, FaqMatch.created_at < cutoff),  # customers' questions too
+        "model_calls": (ModelCall, ModelCall.called_at < cutoff),  # and what the model said
     }
     counts = {}
     for name, (model, condition) in targets.items():
@@ -55,6 +60,10 @@ def prune(db: Database, cutoff: datetime, text_cutoff: datetime | None = None) -
     with db.transaction() as conn:  # a row per hour and counter: a small table
         counts["hourly_counts"] = conn.execute(
             delete(HourlyCount).where(HourlyCount.hour < cutoff)).rowcount
+    with db.transaction() as conn:  # a row per conversation, its burst long answered
+        counts["compositions"] = conn.execute(delete(Composition).where(
+            Composition.status == ComposeStatus.IDLE,
+            Composition.updated_at < cutoff)).rowcount
     return counts
 
 

@@ -78,5 +78,18 @@ def record_outcome(conn: Connection, claim_id: int, outcome: Outcome) -> None:
         "new_rule": _rule(outcome)})
 
 
+_RECORD_BY_KEY = (update(EVENTS).where(EVENTS.c.key == bindparam("claim_key"))
+                  .values(outcome=bindparam("new_outcome"), outcome_kind=bindparam("new_kind"),
+                          reason=bindparam("new_reason"), rule=bindparam("new_rule")))
+
+
+def record_later_outcome(conn: Connection, claim_key: str, outcome: Outcome) -> None:
+    """A decision made after the ack (app/compose/) replaces its event's stored outcome."""
+    conn.execute(_RECORD_BY_KEY, {
+        "claim_key": claim_key, "new_outcome": str(outcome)[:OUTCOME_LENGTH],
+        "new_kind": outcome.kind.name, "new_reason": outcome.reason,
+        "new_rule": _rule(outcome)})
+
+
 def _rule(outcome: Outcome) -> str | None:
     return outcome.rule[:RULE_LENGTH] if outcome.rule else None

@@ -15,6 +15,7 @@ from ..logs import printable
 class Kind(StrEnum):
     REPLY_QUEUED = "reply queued"  # a reply is in the outbox
     IGNORED = "ignored"  # handled, deliberately no reply (detail: why)
+    DEFERRED = "answer deferred"  # the reply is composed after the ack (app/compose/)
     RECEIPT = "receipt"  # a delivery receipt recorded (detail: its status)
     DUPLICATE = "duplicate"  # claimed before: nothing done again
     ACCEPTED = "accepted"  # no handler for this event type: acknowledged only

@@ -39,6 +39,7 @@ def _column(name):
 
 _READ = select(
     _column("inbound_count"), _column("last_agent_at"), _column("last_reply_at"),
+    _column("handoff_at"),
     select(func.count()).where(REPLIES.c.conversation_sid == bindparam("sid"),
                                REPLIES.c.created_at >= bindparam("hour_ago")).scalar_subquery(),
     # The author's address and the participant: two fixed parameters keep the statement
@@ -73,13 +74,14 @@ def read(conn: Connection, conversation_sid: str, addresses: list[str],
     """The conversation's state for a decision at `now` (aware UTC)."""
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
     address, participant = ([a for a in addresses if a] + ["", ""])[:2]
-    inbound, agent_at, reply_at, last_hour, opted_out, offered = conn.execute(_READ, {
-        "sid": conversation_sid, "hour_ago": naive_now - timedelta(hours=1),
-        "address": address, "participant": participant}).one()
+    inbound, agent_at, reply_at, handoff_at, last_hour, opted_out, offered = conn.execute(
+        _READ, {"sid": conversation_sid, "hour_ago": naive_now - timedelta(hours=1),
+                "address": address, "participant": participant}).one()
     state = ConversationState(
         inbound_before=inbound or 0, last_reply_at=_aware(reply_at),
         replies_last_hour=last_hour or 0, last_agent_at=_aware(agent_at),
-        opted_out=bool(opted_out), offered=tuple(filter(None, (offered or "").split(","))))
+        opted_out=bool(opted_out), handoff_at=_aware(handoff_at),
+        offered=tuple(filter(None, (offered or "").split(","))))
     return Snapshot(state, inbound or 0, agent_at, reply_at)
 
 

@@ -201,6 +201,11 @@ class Conversation(Base):
     last_agent_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_reply_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Handoff (autoreply/handoff.py): when the bot last said its handoff message (silent
+    # for HANDOFF_WINDOW after it), and since when the customer waits for an agent (kept
+    # until an agent writes: the dashboard lists these, oldest first).
+    handoff_at: Mapped[datetime | None] = mapped_column(DateTime)
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     # The FAQ ids our last reply offered by number ("Did you mean: 1) ... 2) ...?"),
     # comma-separated, until the customer's next message.
     faq_offered: Mapped[str | None] = mapped_column(String(FAQ_OFFERED_LENGTH))
@@ -340,3 +345,60 @@ class AuthFailure(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     first_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ComposeStatus(StrEnum):
+    """A conversation's pending composition: idle (nothing to answer) -> pending (due at
+    `due_at`) -> composing (leased until `lease_until`) -> idle; a message arriving
+    meanwhile makes it pending again with a new `version`."""
+
+    IDLE = "idle"
+    PENDING = "pending"
+    COMPOSING = "composing"
+
+
+class Composition(Base):
+    """The customer messages a decision waits for (AUTO_REPLY_DEBOUNCE, the answer
+    model): one row per conversation, recorded with each message's claim, composed by
+    whichever process leases it once due (app/compose/). The reply answers the latest
+    message (`message_sid`), so the outbox's one-reply-per-message holds here too."""
+
+    __tablename__ = "compositions"
+    __table_args__ = (Index("ix_compositions_due", "status", "due_at"),)
+
+    conversation_sid: Mapped[str] = mapped_column(String(SID_LENGTH), primary_key=True)
+    status: Mapped[str] = mapped_column(String(STATUS_LENGTH), default=ComposeStatus.PENDING)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # +1 per message
+    body: Mapped[str | None] = mapped_column(Text)  # the burst's texts, one per line
+    messages: Mapped[int] = mapped_column(Integer, default=1)  # how many in the burst
+    # The latest message, which the reply answers, as the decision sees it.
+    message_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    author: Mapped[str] = mapped_column(String(AUTHOR_LENGTH))
+    participant_sid: Mapped[str | None] = mapped_column(String(SID_LENGTH))
+    channel: Mapped[str | None] = mapped_column(String(CHANNEL_LENGTH))
+    received_at: Mapped[datetime] = mapped_column(DateTime)  # its DateCreated (naive UTC)
+    request_id: Mapped[str | None] = mapped_column(String(REQUEST_ID_LENGTH))
+    due_at: Mapped[datetime] = mapped_column(DateTime)  # the database's time
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ModelCall(Base):
+    """One call to the answer model (ANSWER_MODEL_URL): what it returned, verbatim, and
+    what the guardrails made of it. Counted for the per-conversation and per-day caps."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (Index("ix_model_calls_conversation", "conversation_sid", "called_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_sid: Mapped[str] = mapped_column(String(SID_LENGTH))
+    message_sid: Mapped[str] = mapped_column(String(SID_LENGTH), index=True)
+    called_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    model: Mapped[str] = mapped_column(String(128))
+    # answer | clarify | decline (as the guardrails let it), or rejected | error
+    verdict: Mapped[str] = mapped_column(String(STATUS_LENGTH))
+    detail: Mapped[str | None] = mapped_column(Text)  # why rejected, or the error
+    cited: Mapped[str | None] = mapped_column(String(OUTCOME_LENGTH))  # entry ids, comma-separated
+    raw_output: Mapped[str | None] = mapped_column(Text)  # the model's message, verbatim
+    elapsed_ms: Mapped[int | None] = mapped_column(Integer)

@@ -11,6 +11,7 @@
     GET  /api/messages/<IM...>/faq               the FAQ's match: outcome, entry, candidates
     POST /api/messages/<IM...>/faq/wrong         mark that decision wrong (`faq gaps`)
     GET  /api/faq/gaps?since=30d                 unanswered questions, grouped by meaning
+    GET  /api/waiting                            conversations waiting for an agent, oldest first
 
 Not registered at all without ADMIN_TOKEN (404). Reads run in short read-only
 transactions outside the writer lock, so the API never slows webhooks. The token is
@@ -26,7 +27,8 @@ from flask import Blueprint, Flask, request
 
 from ..operator.requeue import NoSuchReply, NotRequeueable, requeue
 from ..services import services
-from ..timeline import conversations, replies, stats
+from ..store.models import utcnow
+from ..timeline import conversations, replies, stats, waiting
 from ..timeline import faq as faq_record
 from . import bearer, params
 from .errors import Refused
@@ -56,6 +58,12 @@ def recent_conversations():
                                       limit=_limit(25), before=query["before"])
     return jsonable(page)
 
+
+@bp.get("/waiting")
+def waiting_for_an_agent():
+    with services().db.read() as conn:
+        page = waiting.waiting(conn, _limit(25), utcnow())
+    return jsonable(page)
 
 
 @bp.get("/conversations/<sid>/timeline")

@@ -10,10 +10,12 @@ from app.jobs import periodic as jobs
 from app.services import services
 from app.store import models
 from app.store.models import (
+    Composition,
     DeliveryReceipt,
     FaqMatch,
     HourlyCount,
     JobRun,
+    ModelCall,
     ProcessedEvent,
     ReceiptEvent,
     Reply,
@@ -116,11 +118,19 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
                           name="duplicates", count=3))
         s.add(FaqMatch(message_sid="IMold", conversation_sid="CHold", outcome="decline",
                        text="a customer's question", created_at=old))
+        s.add(ModelCall(conversation_sid="CHold", message_sid="IMold", called_at=old,
+                        model="m", verdict="answer", raw_output="{}"))
+        s.add(Composition(conversation_sid="CHold", status="idle", version=1, messages=0,
+                          message_sid="IMold", author="+1", received_at=old, due_at=old,
+                          attempts=0, updated_at=old))
+        s.add(Composition(conversation_sid="CHwait", status="pending", version=1, messages=1,
+                          message_sid="IMwait", author="+1", received_at=old, due_at=old,
+                          attempts=0, updated_at=old))  # never composed: kept
     post_event(client, message_added())           # a fresh one stays
     result = runner.invoke(args=["prune", "--older-than", "30d"])
     assert result.output == ("events=3 receipts=1 replies=1 receipt_history=1 "
-                             "faq_matches=1 message_texts=0 reply_texts=0 faq_texts=0 "
-                             "hourly_counts=1\n")
+                             "faq_matches=1 model_calls=1 message_texts=0 reply_texts=0 "
+                             "faq_texts=0 hourly_counts=1 compositions=1\n")
     with services(app).db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
         assert s.scalars(select(Reply.status).order_by(Reply.id)).all() == ["failed", "queued"]

@@ -18,7 +18,7 @@ from ...operator import switch
 from ...operator.requeue import NoSuchReply, NotRequeueable, requeue
 from ...services import services
 from ...store.models import utcnow
-from ...timeline import conversations, replies, stats, status
+from ...timeline import conversations, replies, stats, status, waiting
 from .. import params
 from ..errors import Refused
 from . import chart
@@ -59,11 +59,12 @@ def overview():
                                           before=filters["before"])
         queue = replies.queue(conn, bot.settings.sender.lease_seconds)
         hours = stats.hourly(conn, 24, now)
+        handed_off = waiting.waiting(conn, PAGE, now)
         autoreply_state = switch.status(conn, bot.policy)
     return render_template(
         "admin/overview.html", page=page, filters=filters, queue=queue,
         chart=chart.svg(hours), chart_compact=chart.svg(hours, compact=True),
-        hours=hours, autoreply_on=autoreply_state.on,
+        hours=hours, autoreply_on=autoreply_state.on, waiting=handed_off,
         switch_source="runtime switch" if autoreply_state.set else "AUTO_REPLY_ENABLED")
 
 

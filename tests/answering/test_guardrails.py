@@ -1,0 +1,95 @@
+"""Guardrails: no model output reaches a customer unless it is grounded in what it cites."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.answering.guardrails import Refused, check, ungrounded_facts
+from app.autoreply.assist import Action
+
+RETRIEVED = {
+    "fees": "How much is a transfer abroad?\nA transfer abroad costs $2.50, or 1% above "
+            "1,000 EUR. Details: https://bank.example/fees",
+    "contact": "How do I reach you?\nCall +1 (555) 010-2000 or write to help@bank.example.",
+    "card-delivery": "When will my card arrive?\nCards arrive within 7 working days.",
+}
+
+
+def output(action="answer", text="", cited=("fees",)) -> str:
+    return json.dumps({"action": action, "text": text, "cited": list(cited)})
+
+
+@pytest.mark.parametrize("text, cited", [
+    ("A transfer abroad costs $2.50, or 1% above 1000 EUR.", ["fees"]),
+    ("Transfers abroad cost $2.50; details at https://bank.example/fees.", ["fees"]),
+    ("Call +1 555 010 2000 or write to help@bank.example.", ["contact"]),
+    ("Your card should arrive within 7 working days.", ["card-delivery"]),
+])
+def test_a_grounded_answer_passes(text, cited):
+    """Rephrased, but every fact as written in the cited entry."""
+    assist = check(output(text=text, cited=cited), RETRIEVED, 1600)
+    assert assist.action is Action.ANSWER and assist.text == text
+    assert assist.cited == tuple(cited)
+
+
+@pytest.mark.parametrize("raw, why", [
+    (output(text="A transfer abroad costs $2.50.", cited=[]), "cites no entry"),
+    (output(text="A transfer abroad costs $2.50.", cited=["secret-entry"]),
+     "cites entries it was not given: secret-entry"),
+    (output(text="A transfer abroad costs $1.50.", cited=["fees"]), "not in the cited entries: 1.50"),
+    (output(text="A transfer abroad costs $2.50 and cards arrive within 7 working days.",
+            cited=["fees"]), "not in the cited entries: 7"),
+    (output(text="Transfer fees: see https://evil.example/fees", cited=["fees"]),
+     "not in the cited entries: https://evil.example/fees"),
+    (output(text="Write to refunds@bank.example about transfer fees.", cited=["fees"]),
+     "not in the cited entries: refunds@bank.example"),
+    (output(text="Call +1 555 999 0000 about your transfer.", cited=["contact"]),
+     "not in the cited entries: +1 555 999 0000"),
+    (output(text="Our competitor's accounts are terrible and overpriced.", cited=["fees"]),
+     "of its words are in the cited entries"),
+    (output(text="costs $2.50 " * 200, cited=["fees"]), "the channel takes 1,600"),
+    (output(text="   ", cited=["fees"]), "the answer is empty"),
+    (output(action="clarify", cited=["fees"]), "a clarification must cite 2 or 3 entries"),
+    (output(action="refund everyone"), "unknown action"),
+    ("Sure! A transfer abroad costs $2.50.", "not JSON"),
+    ('["answer"]', "not a JSON object"),
+    ('{"action": "answer", "text": 5, "cited": "fees"}', "text must be a string"),
+])
+def test_each_guardrail_refuses(raw, why):
+    """Each guardrail, alone, refuses the output (then the customer gets a decline)."""
+    with pytest.raises(Refused, match=why.replace("$", r"\$").replace("+", r"\+")):
+        check(raw, RETRIEVED, 1600)
+
+
+def test_the_channel_limit_is_the_one_given():
+    """Length is checked against the channel's limit, not a constant."""
+    text = "A transfer abroad costs $2.50."
+    assert check(output(text=text), RETRIEVED, len(text)).action is Action.ANSWER
+    with pytest.raises(Refused, match="takes 10"):
+        check(output(text=text), RETRIEVED, 10)
+
+
+def test_clarify_and_decline():
+    """A clarification names two or three given entries; a decline needs nothing."""
+    assert check(output("clarify", cited=["fees", "contact"]), RETRIEVED, 1600).cited == (
+        "fees", "contact")
+    assert check(output("decline", cited=[]), RETRIEVED, 1600).action is Action.DECLINE
+
+
+def test_a_fenced_json_answer_is_read():
+    """Small local models wrap JSON in a ``` fence; the content is still checked."""
+    raw = "```json\n" + output(text="A transfer abroad costs $2.50.") + "\n```"
+    assert check(raw, RETRIEVED, 1600).action is Action.ANSWER
+
+
+@pytest.mark.parametrize("text, source, missing", [
+    ("It costs 1,000 EUR", "1000 EUR", []),
+    ("It costs 2,50 EUR", "2.50 EUR", []),
+    ("Open 9 to 17", "Open 9-17", []),
+    ("Open 9 to 18", "Open 9-17", ["18"]),
+    ("see www.bank.example/x.", "www.bank.example/x", []),
+])
+def test_facts_are_compared_as_written_with_usual_spellings(text, source, missing):
+    assert ungrounded_facts(text, source) == missing

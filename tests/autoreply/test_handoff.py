@@ -1,0 +1,94 @@
+"""Handoff: asked for a person, or nothing to answer with, the bot says so once and waits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.autoreply import Reason, decide
+from app.autoreply.handoff import Handoff
+from config import DEFAULT_HANDOFF_MESSAGE as DEFAULT_MESSAGE
+from config import DEFAULT_HANDOFF_PHRASES as DEFAULT_PHRASES
+from tests.autoreply.test_decision import NOW, RULES, message, policy, state
+
+HANDOFF = Handoff.build(DEFAULT_PHRASES, DEFAULT_MESSAGE)
+
+
+@pytest.mark.parametrize("body, phrase", [
+    ("Can I talk to a HUMAN please?", "human"),
+    ("I want an agent", "agent"),
+    ("is there a real   person there", "real person"),
+    ("Let me talk to someone.", "talk to someone"),
+])
+def test_phrases_match_as_whole_words_any_case_any_spacing(body, phrase):
+    """A phrase anywhere in the message, whatever its case and spacing."""
+    assert HANDOFF.asked(body) == phrase
+
+
+@pytest.mark.parametrize("body", ["my card hasn't arrived", "humanity", "agents' fees",
+                                  "reagent", ""])
+def test_other_messages_do_not_ask(body):
+    """Words that merely contain a phrase do not hand off."""
+    assert HANDOFF.asked(body) is None
+
+
+def test_configured_phrases_replace_the_defaults():
+    """HANDOFF_PHRASES is the whole list."""
+    mine = Handoff.build(["mensch", "berater"], "Einen Moment.")
+    assert mine.asked("Ich will einen Menschen") is None
+    assert mine.asked("einen Berater bitte") == "berater"
+    assert mine.asked("talk to a human") is None
+
+
+def test_an_empty_message_is_refused():
+    with pytest.raises(ValueError, match="handoff message is empty"):
+        Handoff.build(DEFAULT_PHRASES, "  ")
+
+
+def test_asking_for_a_person_hands_off_even_in_the_cooldown_and_before_a_rule():
+    """The request wins over the rules, and over the cooldown after the greeting."""
+    rules = policy(handoff=HANDOFF)
+    decision = decide(message("hours? no, I want a human"),
+                      state(last_reply_at=NOW - timedelta(minutes=1)), rules, NOW)
+    assert decision.reason is Reason.REPLY and decision.hands_off
+    assert decision.rule == "handoff"
+    assert decision.reply.body == DEFAULT_MESSAGE
+    assert decision.detail == "handoff (asked for 'human')"
+
+
+def test_once_handed_off_the_bot_is_silent_until_the_window_passes():
+    """WAITING_FOR_AGENT for HANDOFF_WINDOW after the handoff message, then it answers again."""
+    rules = policy(handoff=HANDOFF, cooldown=timedelta(0))
+    waiting = decide(message("hello?"), state(handoff_at=NOW - timedelta(minutes=29)), rules, NOW)
+    assert waiting.reason is Reason.WAITING_FOR_AGENT
+    later = decide(message("hello?"), state(handoff_at=NOW - timedelta(minutes=31)), rules, NOW)
+    assert later.reason is Reason.REPLY and not later.hands_off
+
+
+def test_with_no_window_the_bot_waits_for_an_agent_for_good():
+    """HANDOFF_WINDOW=0: silent after a handoff until an agent writes."""
+    rules = policy(handoff=HANDOFF, handoff_window=timedelta(0))
+    decision = decide(message(), state(handoff_at=NOW - timedelta(days=30)), rules, NOW)
+    assert decision.reason is Reason.WAITING_FOR_AGENT
+    assert decision.detail == "until an agent writes"
+
+
+def test_handoff_on_decline_replaces_the_fallback_but_not_a_rule_or_after_hours():
+    """HANDOFF_ON_DECLINE: nothing to answer with -> the handoff message; a rule still
+    answers, and after hours the after-hours reply says when the team is back."""
+    on_decline = Handoff.build(DEFAULT_PHRASES, DEFAULT_MESSAGE, on_decline=True)
+    rules = policy(handoff=on_decline)
+    declined = decide(message("my card hasn't come"), state(), rules, NOW)
+    assert declined.hands_off and declined.detail == "handoff (no rule or answer matched)"
+    assert decide(message("opening hours?"), state(), rules, NOW).rule == "hours"
+    night = NOW + timedelta(hours=10)
+    assert decide(message("my card", now=night), state(), rules, night).rule == "after_hours"
+    no_file = decide(message("my card"), state(), policy(rules=None, handoff=on_decline), NOW)
+    assert no_file.hands_off
+
+
+def test_without_handoff_settings_nothing_changes():
+    """No handoff configured: 'human' is an ordinary message."""
+    decision = decide(message("human?"), state(), policy(RULES), NOW)
+    assert decision.rule == "fallback" and not decision.hands_off

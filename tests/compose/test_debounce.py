@@ -1,0 +1,188 @@
+"""AUTO_REPLY_DEBOUNCE: a burst of messages gets one answer, once the conversation is
+quiet, exactly once whatever the composers, their crashes and late messages."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from app.compose import pending
+from app.services import services
+from app.store.models import Composition, ProcessedEvent, Reply, utcnow
+from tests.conftest import message_added, post_event, wait_for
+
+RULES = """
+[greeting]
+text = "Welcome!"
+
+[fallback]
+text = "Thanks, we'll be in touch."
+
+[[rules]]
+name = "card"
+pattern = 'card(.|\\n)*(arrive|come)'
+text = "Cards arrive within 7 working days."
+"""
+BURST = ["hi", "my card", "it hasn't arrived, ordered 2 weeks ago"]
+
+
+@pytest.fixture
+def rules_file(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    return path
+
+
+@pytest.fixture
+def debounced(make_app, rules_file):
+    return make_app(AUTO_REPLY_DEBOUNCE="60", RESPONDER_RULES=rules_file,
+                    AUTO_REPLY_COOLDOWN="0")
+
+
+def send_burst(app, bodies=BURST, conversation_sid="CH" + "ab" * 16):
+    client = app.test_client()
+    sids = []
+    for body in bodies:
+        params = message_added(body=body, conversation_sid=conversation_sid)
+        response = post_event(client, params)
+        assert response.status_code == 200
+        assert response.headers["X-Webhook-Outcome"] == (
+            "answer deferred: after 60 s without a new message")
+        sids.append(params["MessageSid"])
+    return sids
+
+
+def replies(app):
+    with services(app).db.session() as s:
+        return s.scalars(select(Reply).order_by(Reply.id)).all()
+
+
+def stored_outcome(app, message_sid):
+    with services(app).db.session() as s:
+        return s.scalars(select(ProcessedEvent.outcome).where(
+            ProcessedEvent.message_sid == message_sid)).one()
+
+
+def test_a_burst_is_answered_once_as_one_text_after_the_quiet(debounced, fake_api):
+    """Three messages: nothing before the quiet period ends, then one reply to the last
+    message, chosen on the three texts together (the rule needs words from two of them)."""
+    composer = services(debounced).composer
+    sids = send_burst(debounced)
+    assert replies(debounced) == []
+    assert composer.run_until_idle() == 0  # not quiet for 60 s yet
+    assert composer.run_until_idle(ahead=61) == 1
+    [reply] = replies(debounced)
+    assert reply.in_reply_to == sids[-1]
+    assert reply.body == "Cards arrive within 7 working days."
+    assert stored_outcome(debounced, sids[-1]) == "reply queued: rule 'card'"
+    assert stored_outcome(debounced, sids[0]).startswith("answer deferred")
+    assert composer.run_until_idle(ahead=61) == 0  # composed once
+    assert services(debounced).sender.run_until_idle() == 1
+    assert [c.form["Body"] for c in fake_api.created] == [reply.body]
+
+
+def test_a_new_burst_after_the_answer_starts_from_its_own_text(debounced):
+    """The messages since the bot's last reply make the next burst, not the old ones."""
+    composer = services(debounced).composer
+    send_burst(debounced)
+    composer.run_until_idle(ahead=61)
+    [last] = send_burst(debounced, ["thanks!"])
+    composer.run_until_idle(ahead=61)
+    assert [r.body for r in replies(debounced)][-1] == "Thanks, we'll be in touch."
+    assert replies(debounced)[-1].in_reply_to == last
+
+
+def test_the_first_burst_gets_the_greeting(make_app, rules_file):
+    """A greeting is for the conversation's first burst, however many messages it has."""
+    app = make_app(AUTO_REPLY_DEBOUNCE="60", RESPONDER_RULES=rules_file)
+    send_burst(app, ["hello", "anyone there?"])
+    services(app).composer.run_until_idle(ahead=61)
+    assert [r.body for r in replies(app)] == ["Welcome!"]
+
+
+def test_a_message_arriving_while_composing_drops_that_composition(debounced):
+    """Not quiet after all: the composition in flight is dropped, and the whole burst is
+    answered once when quiet again, in reply to the latest message."""
+    composer = services(debounced).composer
+    send_burst(debounced, BURST[:2])
+    with services(debounced).db.transaction() as conn:
+        [held] = pending.lease_due(conn, 10, 30, ahead=61)
+    [late] = send_burst(debounced, BURST[2:])
+    assert composer.compose(held) is None
+    assert replies(debounced) == []
+    assert composer.run_until_idle(ahead=61) == 1
+    [reply] = replies(debounced)
+    assert reply.in_reply_to == late and reply.body.startswith("Cards arrive")
+
+
+def test_a_composer_that_dies_is_taken_over_once_its_lease_ends(debounced, make_app,
+                                                                 rules_file):
+    """A composition leased by a process that died (no settle) waits for its lease, then
+    another instance composes it: one reply."""
+    send_burst(debounced)
+    with services(debounced).db.transaction() as conn:
+        [held] = pending.lease_due(conn, 10, 30, ahead=61)  # and then the process dies
+    other = make_app(AUTO_REPLY_DEBOUNCE="60", RESPONDER_RULES=rules_file)
+    assert services(other).composer.run_until_idle(ahead=61) == 0  # the lease holds
+    with services(other).db.transaction() as conn:  # 30 s later
+        conn.execute(update(Composition).values(lease_until=utcnow() - timedelta(seconds=1)))
+    assert services(other).composer.run_until_idle(ahead=61) == 1
+    assert len(replies(other)) == 1
+    # The dead process's composition, had it finished after all, records nothing.
+    assert services(debounced).composer.compose(held) is None
+    assert len(replies(other)) == 1
+
+
+def test_composers_of_several_instances_answer_a_burst_once(debounced, make_app, rules_file):
+    """Four instances compose at the same moment: one decision, one reply."""
+    apps = [debounced] + [make_app(AUTO_REPLY_DEBOUNCE="60", RESPONDER_RULES=rules_file)
+                          for _ in range(3)]
+    for n in range(5):
+        send_burst(debounced, BURST, conversation_sid=f"CH{n:032x}")
+    start = threading.Barrier(len(apps))
+    done = []
+
+    def compose(app):
+        start.wait()
+        done.append(services(app).composer.run_until_idle(ahead=61))
+
+    threads = [threading.Thread(target=compose, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(done) == 5
+    assert len(replies(debounced)) == 5
+    assert len({r.in_reply_to for r in replies(debounced)}) == 5
+
+
+def test_the_supervised_composer_answers_once_the_conversation_is_quiet(make_app, rules_file,
+                                                                        fake_api):
+    """In a serving process: the composer loop composes the burst after the quiet period
+    and the sender sends it, with nobody calling them."""
+    app = make_app(AUTO_REPLY_DEBOUNCE="1", RESPONDER_RULES=rules_file,
+                   SENDER_POLL_SECONDS="0.1")
+    client = app.test_client()
+    for body in BURST:
+        post_event(client, message_added(body=body, conversation_sid="CH" + "cd" * 16))
+    supervisor = services(app).supervisor
+    supervisor.start()
+    try:
+        wait_for(lambda: fake_api.created, timeout=15)
+    finally:
+        supervisor.stop()
+    assert [c.form["Body"] for c in fake_api.created] == ["Cards arrive within 7 working days."]
+
+
+def test_silence_rules_still_apply_at_composition(debounced):
+    """An agent who writes during the quiet period takes over: the burst gets no reply."""
+    sids = send_burst(debounced)
+    post_event(debounced.test_client(), message_added(
+        author="alice@support", body="I'm on it", conversation_sid="CH" + "ab" * 16))
+    services(debounced).composer.run_until_idle(ahead=61)
+    assert replies(debounced) == []
+    assert stored_outcome(debounced, sids[-1]).startswith(
+        "ignored: an agent is handling the conversation")

@@ -1,0 +1,97 @@
+"""Handoff through the webhook: the customer asks for a person, the bot says so once,
+stays silent until an agent writes, and the dashboard and /api/ list who waits, oldest
+first."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.services import services
+from app.store.models import Conversation, Reply
+from config import DEFAULT_HANDOFF_MESSAGE
+from tests.conftest import message_added, post_event
+from tests.web.dashboard import get, login
+
+ORIGIN = "https://bot.example.com"
+TOKEN = "t0k3n-for-the-dashboard-0123456789abcdef"
+FIRST, SECOND, THIRD = ("CH" + c * 32 for c in "123")
+
+
+@pytest.fixture
+def bot(make_app):
+    return make_app(ADMIN_TOKEN=TOKEN, PUBLIC_BASE_URL="https://bot.example.com",
+                    AUTO_REPLY_COOLDOWN="0", HANDOFF_WINDOW="30m")
+
+
+def say(app, body, conversation, author="+15558675310"):
+    response = post_event(app.test_client(), message_added(
+        body=body, author=author, conversation_sid=conversation),
+        url="https://bot.example.com/webhooks/conversations")
+    assert response.status_code == 200
+    return response.headers["X-Webhook-Outcome"]
+
+
+def bodies(app, conversation):
+    with services(app).db.session() as s:
+        return s.scalars(select(Reply.body).where(Reply.conversation_sid == conversation)
+                         .order_by(Reply.id)).all()
+
+
+def test_asking_for_a_human_hands_off_once_and_the_bot_waits_for_an_agent(bot):
+    """One handoff message; then silence (WAITING_FOR_AGENT) until an agent writes; after
+    the agent, the agent's HANDOFF_WINDOW; the conversation leaves the waiting list."""
+    assert say(bot, "can I talk to a human please", FIRST) == (
+        "reply queued: handoff (asked for 'human')")
+    assert say(bot, "hello??", FIRST).startswith(
+        "ignored: handed off, waiting for an agent: silent until")
+    assert say(bot, "I want an agent!", FIRST).startswith("ignored: handed off")
+    assert bodies(bot, FIRST) == [DEFAULT_HANDOFF_MESSAGE]
+    with services(bot).db.session() as s:
+        row = s.get(Conversation, FIRST)
+        assert row.waiting_since is not None and row.handoff_at is not None
+    say(bot, "Hi, Alice here, how can I help?", FIRST, author="alice@support")
+    with services(bot).db.session() as s:
+        row = s.get(Conversation, FIRST)
+        assert row.waiting_since is None and row.handoff_at is None
+    assert say(bot, "thanks", FIRST).startswith("ignored: an agent is handling")
+
+
+def test_handoff_on_decline(make_app, tmp_path):
+    """HANDOFF_ON_DECLINE: a message nothing answers gets the handoff message."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[fallback]\ntext = "We will get back to you."\n\n[[rules]]\n'
+                     'name = "hours"\nkeywords = ["hours"]\ntext = "9 to 5."\n')
+    app = make_app(RESPONDER_RULES=rules, HANDOFF_ON_DECLINE="true", PUBLIC_BASE_URL=ORIGIN,
+                   HANDOFF_MESSAGE="A colleague will take over.", AUTO_REPLY_COOLDOWN="0")
+    assert say(app, "hours?", FIRST) == "reply queued: rule 'hours'"
+    assert say(app, "my card was charged twice", FIRST) == (
+        "reply queued: handoff (no rule or answer matched)")
+    assert bodies(app, FIRST) == ["9 to 5.", "A colleague will take over."]
+
+
+def test_no_phrases_means_nobody_is_handed_off_on_request(make_app):
+    """HANDOFF_PHRASES=none: 'human' is an ordinary message."""
+    app = make_app(HANDOFF_PHRASES="none", PUBLIC_BASE_URL="https://bot.example.com")
+    assert say(app, "human please", FIRST) == "reply queued: default reply (no rules file)"
+
+
+def test_the_dashboard_and_the_api_list_who_waits_oldest_first(bot):
+    """Waiting conversations, the one waiting longest first; an agent's answer removes it."""
+    for conversation in (SECOND, FIRST, THIRD):
+        say(bot, "real person please", conversation)
+    say(bot, "on it", THIRD, author="bob@support")
+    browser = bot.test_client()
+    login(browser, TOKEN)
+    page = get(browser, "/admin/").get_data(as_text=True)
+    section = page[page.index('id="waiting"'):page.index("Replies per hour")]
+    assert "Waiting for an agent (2)" in section
+    assert re.findall(r"/admin/conversations/(CH\w+)", section) == [SECOND, FIRST]
+    api = bot.test_client().get("/api/waiting", headers={"Authorization": f"Bearer {TOKEN}"},
+                                base_url="https://bot.example.com")
+    assert api.status_code == 200
+    listed = api.get_json()
+    assert listed["total"] == 2
+    assert [c["conversation_sid"] for c in listed["conversations"]] == [SECOND, FIRST]
