@@ -23,7 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import BotSettings, ConfigError, Settings, environment, load_settings
 
 from . import banner, cli, logs, web
-from .autoreply import Policy, RulesError, load_rules
+from .autoreply import Policy
 from .delivery.async_client import make_async_client
 from .delivery.client import make_client
 from .delivery.media import MediaLibrary
@@ -105,10 +105,14 @@ def build_services(settings: Settings) -> Services:
 def build_policy(bot: BotSettings) -> Policy:
     """The auto-reply policy, once: settings and the rules file (a broken file stops the
     start-up with a message naming the file, the rule and the field)."""
-    try:
-        rules = load_rules(bot.rules_path) if bot.rules_path else None
-    except RulesError as exc:
-        raise ConfigError([f"RESPONDER_RULES: {exc}"]) from None
+    rules = None
+    if bot.rules_path:  # only then pydantic, Jinja2's sandbox and the holidays load
+        from .autoreply.rules import RulesError, load_rules
+
+        try:
+            rules = load_rules(bot.rules_path)
+        except RulesError as exc:
+            raise ConfigError([f"RESPONDER_RULES: {exc}"]) from None
     return Policy.build(
         bot_identity=bot.identity, agent_identities=bot.agent_identities,
         auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),

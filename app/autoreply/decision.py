@@ -59,12 +59,15 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ..delivery import marker
 from . import keywords
+from .names import AFTER_HOURS, FALLBACK, GREETING, SMS, SMS_MAX_CHARS
 from .policy import Policy
-from .rules import AFTER_HOURS, FALLBACK, GREETING
-from .templates import SMS, SMS_MAX_CHARS, ReplySpec, Variant
+
+if TYPE_CHECKING:  # the rules file's modules load only with a rules file (names.py)
+    from .templates import ReplySpec, Variant
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from . import keywords
-from .rules import Rules
+
+if TYPE_CHECKING:  # loaded only with a rules file (names.py)
+    from .rules import Rules
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from ..autoreply import ConversationState, Inbound, RulesError, decide, load_rules
-from ..autoreply.schema import CHANNELS
+from ..autoreply import ConversationState, Inbound, decide
+from ..autoreply.names import CHANNELS
 from ..pipeline import state
 from ..provisioning.conversations import conversation_sid
 from ..services import services
@@ -91,6 +91,8 @@ def rules_check(path):
     path = path or services().settings.bot.rules_path
     if path is None:
         raise click.UsageError("give a FILE, or set RESPONDER_RULES")
+    from ..autoreply.rules import RulesError, load_rules
+
     try:
         rules = load_rules(path)
     except RulesError as exc:
