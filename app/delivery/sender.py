@@ -229,10 +229,24 @@ class Sender:
     # -- one reply ----------------------------------------------------------------
 
     async def _send_and_release(self, api, item: outbox.LeasedReply) -> None:
+        """Send one reply; its slot is free again as soon as Twilio has answered, not
+        once the outcome is recorded: under load, waiting for the database's turn would
+        keep a slot idle that many milliseconds of every call (the outbox, not the
+        slot, keeps a conversation's next reply back until this one is settled)."""
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._in_flight -= 1
+                if self._wakeup is not None:
+                    self._wakeup.set()
+
         try:
             with log_context(conversation_sid=item.conversation_sid,
                              message_sid=item.in_reply_to, request_id=item.request_id):
-                await self._send(api, item)
+                await self._send(api, item, release)
         except asyncio.CancelledError:  # stopping: the attempt queued its reply again
             pass
         except SQLAlchemyError as exc:
@@ -241,12 +255,10 @@ class Sender:
         except Exception:  # nobody awaits this task: log, the lease brings it back
             log.exception("sending reply %s failed unexpectedly", item.id)
         finally:
-            self._in_flight -= 1
-            if self._wakeup is not None:
-                self._wakeup.set()
+            release()
 
-    async def _send(self, api, item: outbox.LeasedReply) -> Result:
-        result = await self.attempts.send(api, item, self._window, self._stopping)
+    async def _send(self, api, item: outbox.LeasedReply, answered=lambda: None) -> Result:
+        result = await self.attempts.send(api, item, self._window, self._stopping, answered)
         if result.sent:
             self.sent += 1
             if self._loop is not None:  # the conversation's next reply is due in a moment
