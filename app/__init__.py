@@ -23,8 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import BotSettings, ConfigError, Settings, environment, load_settings
 
 from . import banner, cli, logs, web
-from .answering.answerer import Answerer
-from .autoreply import Policy, RulesError, load_rules
+from .autoreply import Policy
 from .autoreply.handoff import Handoff
 from .compose.composer import Composer
 from .delivery import registry
@@ -124,6 +123,8 @@ def build_composer(settings: Settings, db: Database, policy: Policy, sender: Sen
     """The composer of deferred replies (debounce, the answer model): it runs in every
     process that runs a sender, so that a burst left by a stopped one is composed."""
     model = settings.answer_model
+    if model.enabled:  # only then the `openai` package loads
+        from .answering.answerer import Answerer
     return Composer(db, StateReader(db), policy, poll_seconds=min(
         1.0, settings.sender.poll_seconds), lease_seconds=2 * model.timeout + 30,
         answerer=Answerer(db, model) if model.enabled else None, on_queued=sender.wake)
@@ -139,10 +140,14 @@ def wake(sender: Sender, composer: Composer) -> None:
 def build_policy(bot: BotSettings, *, answer_model: bool = False) -> Policy:
     """The auto-reply policy, once: settings and the rules file (a broken file stops the
     start-up with a message naming the file, the rule and the field)."""
-    try:
-        rules = load_rules(bot.rules_path) if bot.rules_path else None
-    except RulesError as exc:
-        raise ConfigError([f"RESPONDER_RULES: {exc}"]) from None
+    rules = None
+    if bot.rules_path:  # only then pydantic, Jinja2's sandbox and the holidays load
+        from .autoreply.rules import RulesError, load_rules
+
+        try:
+            rules = load_rules(bot.rules_path)
+        except RulesError as exc:
+            raise ConfigError([f"RESPONDER_RULES: {exc}"]) from None
     return Policy.build(
         bot_identity=bot.identity, agent_identities=bot.agent_identities,
         auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),

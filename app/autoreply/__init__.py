@@ -10,7 +10,18 @@ keywords; `templates.py` the sandboxed reply templates.
 
 from .decision import ConversationState, Decision, Inbound, Reason, Reply, decide, loop_guard
 from .policy import Policy
-from .rules import Rules, RulesError, load_rules, parse_rules
+
+_RULES = frozenset({"Rules", "RulesError", "load_rules", "parse_rules"})
+
+
+def __getattr__(name: str):
+    """The rules file's names, imported on first use: pydantic, Jinja2's sandbox, `regex`
+    and the holiday calendars cost a worker without a rules file ~10 MB for nothing."""
+    if name in _RULES:
+        from . import rules
+
+        return getattr(rules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ConversationState", "Decision", "Inbound", "Policy", "Reason", "Reply", "Rules",

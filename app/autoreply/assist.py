@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from ..knowledge import Candidate, KnowledgeBase, Match, Outcome
+from ..knowledge import Candidate, Match, Outcome
 from . import faq
+
+if TYPE_CHECKING:  # built only from a rules file with an FAQ (numpy, the embedding)
+    from ..knowledge import KnowledgeBase
 
 
 class Action(StrEnum):

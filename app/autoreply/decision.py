@@ -76,14 +76,17 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ..knowledge import Match
 from ..twilio import marker
 from . import faq, handoff, keywords
 from .assist import Assist, apply
+from .names import AFTER_HOURS, FALLBACK, GREETING, SMS, SMS_MAX_CHARS
 from .policy import Policy
-from .rules import AFTER_HOURS, FALLBACK, GREETING
-from .templates import SMS, SMS_MAX_CHARS, ReplySpec, Variant
+
+if TYPE_CHECKING:  # the rules file's modules load only with a rules file (names.py)
+    from .templates import ReplySpec, Variant
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..knowledge import Candidate, KnowledgeBase, Match, Outcome, Thresholds
+from ..knowledge import Candidate, Match, Outcome, Thresholds
 from .templates import ReplySpec
+
+if TYPE_CHECKING:  # built only from a rules file with an FAQ (numpy, the embedding)
+    from ..knowledge import KnowledgeBase
 
 CLARIFY = "faq:clarify"  # the decision's rule for a clarification
 _NUMBER = re.compile(r"\s*#?([1-9])\s*[.)]?\s*")

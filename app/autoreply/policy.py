@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from ..knowledge import Thresholds
 from . import keywords
 from .handoff import Handoff
-from .rules import Rules
+
+if TYPE_CHECKING:  # loaded only with a rules file (names.py)
+    from .rules import Rules
 
 
 @dataclass(frozen=True)

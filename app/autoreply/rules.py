@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from ..knowledge import Entry, KnowledgeBase, sources
 from ..twilio import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
+from .names import AFTER_HOURS, FALLBACK, GREETING  # noqa: F401 - importable from here too
 from .patterns import MAX_TEXT, Pattern
 from .schema import CHANNELS, FaqSchema, RulesSchema, TemplateRef, VariantSchema
 from .templates import (
@@ -40,9 +41,6 @@ from .templates import (
     compile_text,
     sample_context,
 )
-
-# The names a decision gives the file's sections (Decision.rule); no [[rules]] may take one.
-GREETING, AFTER_HOURS, FALLBACK = "greeting", "after_hours", "fallback"
 
 
 @dataclass(frozen=True)

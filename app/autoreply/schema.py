@@ -28,11 +28,8 @@ from pydantic import StringConstraints as Text
 from ..knowledge.entries import ID_PATTERN as FAQ_ID
 from . import patterns
 from .hours import HolidayCalendar, parse_span
+from .names import CHANNELS  # the Source values a reply can be tailored to
 
-# The webhook's Source values a reply can be tailored to. Twilio documents SMS, WHATSAPP,
-# SDK and API; the others are channels Conversations connects. A name not listed here is
-# most likely a typo; add a new Source here when Twilio starts sending one.
-CHANNELS = frozenset({"SMS", "MMS", "WHATSAPP", "SDK", "API", "CHAT", "MESSENGER", "GBM"})
 _CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

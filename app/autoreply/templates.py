@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 
 from . import sandbox
+from .names import SMS, SMS_MAX_CHARS  # noqa: F401 - importable from here too
 from .sandbox import BoundedEnvironment, TemplateLimit
 
 # What a template may use besides the rules file's [constants]; the decision fills them in.
@@ -34,8 +35,6 @@ PLACEHOLDERS = {
 _ENV = BoundedEnvironment(
     undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
-SMS = "SMS"
-SMS_MAX_CHARS = 1_600  # Twilio refuses a longer SMS body (error 21617)
 
 SAMPLE_AT = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)  # a Monday morning
 

@@ -14,8 +14,8 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from ..autoreply import ConversationState, Inbound, RulesError, decide, evaluation, load_rules
-from ..autoreply.schema import CHANNELS
+from ..autoreply import ConversationState, Inbound, decide, evaluation
+from ..autoreply.names import CHANNELS
 from ..jobs import rules_reload as reload
 from ..logs import printable
 from ..operator import switch
@@ -104,6 +104,8 @@ def rules_check(path):
     path = path or services().settings.bot.rules_path
     if path is None:
         raise click.UsageError("give a FILE, or set RESPONDER_RULES")
+    from ..autoreply.rules import RulesError, load_rules
+
     try:
         rules = load_rules(path)
     except RulesError as exc:
@@ -121,6 +123,8 @@ def rules_reload():
     path = services().settings.bot.rules_path
     if path is None:
         raise click.UsageError("RESPONDER_RULES is not set: there is no rules file to reload")
+    from ..autoreply.rules import RulesError  # a rules file's libraries: only with one
+
     try:
         value = reload.request_reload(services().db, path)
     except RulesError as exc:

@@ -13,9 +13,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from ..autoreply import RulesError, load_rules
 from ..autoreply.evaluation import evaluate, summary
-from ..autoreply.schema import CHANNELS
+from ..autoreply.names import CHANNELS
 from ..knowledge import sources
 from ..operator.periods import moment
 from ..services import services
@@ -133,6 +132,8 @@ def _policy(rules_path: Path | None):
             raise click.UsageError("no FAQ: give --rules FILE, or set RESPONDER_RULES to a "
                                    "rules file with [[faq]] entries")
         return bot.policy
+    from ..autoreply.rules import RulesError, load_rules  # a rules file's libraries
+
     try:
         rules = load_rules(rules_path)
     except RulesError as exc:

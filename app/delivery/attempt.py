@@ -76,8 +76,10 @@ class Attempts:
         self._media_pool = ThreadPoolExecutor(2, thread_name_prefix="send-media")
 
     async def send(self, api, item: outbox.LeasedReply, window: Window,
-                   stopping: threading.Event) -> Result:
-        """Send one leased reply and record the outcome."""
+                   stopping: threading.Event, answered=lambda: None) -> Result:
+        """Send one leased reply and record the outcome. `answered()` is called once the
+        calls to Twilio are over, before the outcome is recorded: from then on the reply
+        holds no share of TWILIO_CONCURRENCY_LIMIT."""
         started = time.monotonic()
         creating = None  # when the create began (monotonic): its outcome may be unknown
         try:
@@ -97,15 +99,18 @@ class Attempts:
                     attributes=item.attributes, content_sid=item.content_sid,
                     content_variables=item.content_variables, media_sid=media_sid)
         except Throttled as exc:
+            answered()
             await self._throttled(item, exc, started, window, stopping)
             return Result(sent=False)
         except ApiError as exc:
+            answered()
             await self._record_failure(item, exc, stopping,
                                        unsure_since=creating if exc.unknown else None)
             return Result(sent=False)
         except asyncio.CancelledError:  # stopping, and the call outlived the grace period
             await self._release(item, stopping, creating)
             raise
+        answered()
         window.succeeded()
         dry_run = bool(getattr(api, "dry_run", False))
         kept = await self._record(stopping, outbox.mark_sent, item, sid, dry_run=dry_run)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..autoreply import Policy, RulesError, load_rules
+from ..autoreply import Policy
 from ..logs import kv
 from ..pipeline import state
 from ..store.database import Database
@@ -36,6 +36,8 @@ def digest(path: Path) -> str:
 
 def request_reload(db: Database, path: Path) -> str:
     """Check the file, then tell every process to load it; its digest, or RulesError."""
+    from ..autoreply.rules import load_rules  # a rules file's libraries: only with one
+
     load_rules(path)  # raises RulesError naming every problem: nothing is stored
     value = digest(path)
     with db.transaction() as conn:
@@ -69,6 +71,8 @@ class RulesReload:
             self._seen = value  # the first check: this process loaded the file at start
             return False
         self._seen = value
+        from ..autoreply.rules import RulesError, load_rules
+
         try:
             rules = load_rules(self.path)
         except RulesError as exc:

@@ -15,6 +15,16 @@ memory-mapped from its pip package, `sources.py` entries from CSV or Markdown,
 """
 
 from .entries import Entry
-from .matcher import Candidate, KnowledgeBase, Match, Outcome, Thresholds
+from .outcome import Candidate, Match, Outcome, Thresholds
+
+
+def __getattr__(name: str):
+    """The knowledge base itself (numpy, bm25s, the embedding) on first use: only a rules
+    file with an FAQ builds one, and a worker without it should not carry them."""
+    if name == "KnowledgeBase":
+        from .matcher import KnowledgeBase
+
+        return KnowledgeBase
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Candidate", "Entry", "KnowledgeBase", "Match", "Outcome", "Thresholds"]

@@ -16,70 +16,19 @@ customer's questions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 import numpy as np
 
 from . import embedding
 from .entries import Entry
+from .outcome import Candidate, Match, Outcome, Thresholds
 from .scoring import Index
 
 MAX_OFFERED = 3  # "did you mean" offers at most this many entries
 BEST_FEW = 3  # candidates kept with an answer or a decline, for the record
 
 
-class Outcome(StrEnum):
-    ANSWER = "answer"
-    CLARIFY = "clarify"
-    DECLINE = "decline"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Scores are about 0..1.3 (cosine plus a share of BM25); see docs/faq.md."""
-
-    answer: float = 0.45  # the best entry's score needed to answer
-    margin: float = 0.19  # ... and its lead over the second best
-    clarify: float = 0.55  # the score an entry needs to be offered in a clarification
-
-    def __post_init__(self):
-        for name in ("answer", "margin", "clarify"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} is negative: {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    faq_id: str
-    score: float
-
-    def as_dict(self) -> dict:
-        return {"faq_id": self.faq_id, "score": round(self.score, 3)}
-
-
-@dataclass(frozen=True)
-class Match:
-    outcome: Outcome
-    entry: Entry | None = None  # set when the outcome is ANSWER
-    candidates: tuple[Candidate, ...] = ()  # offered (CLARIFY), else the best few
-
-    @property
-    def faq_id(self) -> str | None:
-        return self.entry.id if self.entry else None
-
-    def as_dict(self) -> dict:
-        """The match as stored with the decision and printed by `faq eval --json`."""
-        return {"outcome": self.outcome.value, "faq_id": self.faq_id,
-                "candidates": [c.as_dict() for c in self.candidates]}
-
-    def describe(self) -> str:
-        """One line for the decision's detail: 'answer refund-time 0.91 (next 0.70)'."""
-        scores = ", ".join(f"{c.faq_id} {c.score:.2f}" for c in self.candidates)
-        return f"{self.outcome.value}" + (f": {scores}" if scores else "")
-
-
 DECLINED = Match(Outcome.DECLINE)
+DEFAULTS = Thresholds()
 
 
 class KnowledgeBase:
@@ -115,7 +64,7 @@ class KnowledgeBase:
         return found
 
     def match(self, text: str, channel: str = "",
-              thresholds: Thresholds = Thresholds()) -> Match:
+              thresholds: Thresholds = DEFAULTS) -> Match:
         """Answer, clarify or decline (the module docstring says when)."""
         best = self.retrieve(text, channel, k=MAX_OFFERED)
         if not best:

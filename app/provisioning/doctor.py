@@ -23,7 +23,6 @@ from twilio.rest import Client
 
 from config import Settings
 
-from ..autoreply import RulesError, load_rules
 from ..store import clock
 from ..store.database import Database, DatabaseUnavailable
 from ..store.models import Reply, ReplyStatus, SenderHeartbeat
@@ -247,6 +246,8 @@ def check_rules(ctx: Context) -> Check:
     path = ctx.settings.bot.rules_path
     if path is None:
         return ok("rules", "no rules file (RESPONDER_RULES not set): the default reply")
+    from ..autoreply.rules import RulesError, load_rules  # with a rules file only
+
     try:
         rules = load_rules(path)
     except (RulesError, OSError) as exc:

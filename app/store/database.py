@@ -39,7 +39,6 @@ from . import deadline
 from .engine import READ_ONLY, DatabaseUnavailable, make_engine, sqlite_path
 from .file_lock import FileLock
 from .group_commit import GroupCommit
-from .watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -113,12 +112,11 @@ class Database:
             if reader is None or reader.conn.closed or reader.conn.invalidated:
                 reader = self._readers.reader = _Reader(self._connect(), self.is_sqlite)
                 self._reader_set.add(reader)
-            conn = reader.conn
             try:
-                result = query(conn)
-                conn.rollback()  # SQLAlchemy's own bookkeeping; in autocommit nothing is sent
-                WATCHDOG.armed.pop(conn.connection.dbapi_connection, None)  # idle: not "stuck"
-                return result
+                # No rollback after it: in autocommit each statement ended by itself, and
+                # SQLAlchemy's rollback would only cost the webhook its bookkeeping and the
+                # watchdog's arming (~30 us per read, as much as the SQLite query itself).
+                return query(reader.conn)
             except BaseException as exc:
                 self._readers.reader = None
                 reader.close()

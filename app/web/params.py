@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from flask import Request
 
-from ..autoreply.schema import CHANNELS
+from ..autoreply.names import CHANNELS
 from ..operator import periods
 from ..store.models import SID_LENGTH, utcnow
 from ..timeline.status import CONVERSATION_STATES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,30 @@ def test_is_agent(author, expected):
     policy = Policy.build(**BASE, rules=rules)
     assert policy.is_agent(author) is expected
     assert policy.compliance_keywords == COMPLIANCE | {"ARRET"}
+
+
+def test_rules_libraries_load_only_with_a_rules_file(tmp_path):
+    """A server without a rules file never imports pydantic, the holiday calendars or
+    `regex` (each worker ~10 MB smaller); one with a rules file loads them."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+
+    script = (
+        "import sys; from app import create_app; create_app(); "
+        "print(sorted(m for m in ('pydantic', 'holidays', 'regex') if m in sys.modules))")
+    env = {"PATH": "/usr/bin:/bin", "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": "https://bot.example.com",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.sqlite3'}",
+           "INSTANCE_DIR": str(tmp_path), "SENDER_IN_PROCESS": "false"}
+
+    def loaded(**extra) -> str:
+        return subprocess.run([sys.executable, "-c", script], env={**env, **extra},
+                              capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[2]).stdout.splitlines()[-1]
+
+    assert loaded() == "[]"
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[fallback]\ntext = "Thanks, we will answer soon."\n')
+    assert loaded(RESPONDER_RULES=str(rules)) == "['holidays', 'pydantic', 'regex']"

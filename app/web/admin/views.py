@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from ...autoreply import schema
+from ...autoreply.names import CHANNELS as RULE_CHANNELS
 from ...operator import switch
 from ...operator.requeue import NoSuchReply, NotRequeueable, requeue
 from ...services import services
@@ -24,7 +24,7 @@ from ..errors import Refused
 from . import chart
 
 PAGE = 25
-CHANNELS = tuple(sorted(schema.CHANNELS))
+CHANNELS = tuple(sorted(RULE_CHANNELS))
 
 
 def install(bp: Blueprint) -> None:
