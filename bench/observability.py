@@ -32,8 +32,8 @@ from twilio.request_validator import RequestValidator
 from app.pipeline import samples
 from app.store.database import Database
 from bench.run import PATH, PUBLIC, SID, TOKEN, backends, commit, machine, reset
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import ROOT, gunicorn
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.servers import ROOT, gunicorn
 
 ADMIN = "bench-admin-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {ADMIN}"}

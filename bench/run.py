@@ -33,8 +33,8 @@ from twilio.request_validator import RequestValidator
 
 from app.pipeline import samples
 from app.store.database import Database
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import BIN, ROOT, clean_env, free_port, gunicorn
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.servers import BIN, ROOT, clean_env, free_port, gunicorn
 
 SID = "AC" + "b2" * 16
 TOKEN = "fedcba9876543210fedcba9876543210"
@@ -270,7 +270,7 @@ class Bench:
                                    author="support-bot", body="Thanks!")
         port = free_port()
         with ExitStack() as stack:
-            fake = subprocess.Popen([sys.executable, "-m", "tests.fake_conversations",
+            fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_conversations",
                                      "--port", str(port), "--no-auth"], cwd=ROOT,
                                     stdout=subprocess.DEVNULL)
             stack.callback(lambda: (fake.terminate(), fake.wait()))

@@ -14,8 +14,9 @@ import pytest
 
 from app import create_app
 from app.pipeline.events import KNOWN_EVENTS, PRE_EVENTS
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, wait_for
-from tests.servers import checkout_copy, flask_cli, free_port, gunicorn
+from tests.support.servers import checkout_copy, flask_cli, free_port, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

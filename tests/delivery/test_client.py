@@ -22,8 +22,8 @@ from app.delivery.client import (
     classify,
 )
 from config import TwilioSettings, load_settings
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
-from tests.servers import free_port
+from tests.support.servers import free_port
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 
 def page_error(status: int) -> TwilioException:

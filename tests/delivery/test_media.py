@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from app.delivery.media import MAX_BYTES, MediaError, MediaLibrary, read_file
 from app.services import services
 from app.store.models import MediaUpload
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 

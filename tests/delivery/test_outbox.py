@@ -9,7 +9,9 @@ from sqlalchemy import delete, event, select, update
 from app.delivery import outbox
 from app.services import services
 from app.store.models import ProcessedEvent, Reply, utcnow
-from tests.conftest import message_added, post_event
+from tests.support.outbox import lease
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import message_added, post_event
 
 A, B = "CH" + "a" * 32, "CH" + "b" * 32
 
@@ -21,7 +23,7 @@ def test_replay_after_retention_keeps_the_one_failed_reply(make_app, fake_api):
     fake_api.fail(1, status=400, code=63024)  # invalid recipient: permanent
     params = message_added()
     post_event(client, params)
-    sender.run_until_idle()
+    run_until_idle(sender)
     with services(app).db.session() as s:
         s.execute(delete(ProcessedEvent))  # as retention does; failed replies stay
 
@@ -31,7 +33,7 @@ def test_replay_after_retention_keeps_the_one_failed_reply(make_app, fake_api):
             in response.headers["X-Webhook-Outcome"])
     with services(app).db.session() as s:
         assert s.scalars(select(Reply.status)).all() == ["failed"]
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert fake_api.created == [] and len(fake_api.requests) == 1
 
 
@@ -66,12 +68,6 @@ def test_queue_reply_is_one_statement_and_keeps_every_field(app):
 
 
 # -- order within a conversation ----------------------------------------------------
-
-def lease(app, limit=8, *, expired=True, pace=0.0):
-    """Lease as a sender does, without Twilio's pace (its own test below)."""
-    with services(app).db.transaction() as conn:
-        return outbox.lease_due(conn, limit, 60, expired=expired, pace=pace)
-
 
 def settle(app, mark, item, *args):
     with services(app).db.transaction() as conn:
@@ -148,7 +144,6 @@ def test_concurrent_leases_never_take_two_of_one_conversation(app, queue, databa
                 other = outbox.lease_due(second, 8, 60)
         assert [item.conversation_sid for item in one] == [A]
         assert [item.in_reply_to for item in other] == [b1]
-
 
 
 def test_a_lost_lease_waits_for_a_requeued_earlier_reply(app, queue):

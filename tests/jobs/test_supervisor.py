@@ -7,7 +7,8 @@ import threading
 from app.delivery import outbox
 from app.jobs.supervisor import Supervisor
 from app.services import services
-from tests.conftest import message_added, post_event, wait_for
+from tests.support.waiting import wait_for
+from tests.support.webhooks import message_added, post_event
 
 
 def test_a_sender_that_dies_is_restarted_and_health_says_so_meanwhile(

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 from app.pipeline import samples
 from app.services import services
 from app.store.models import DeliveryReceipt, ProcessedEvent, Reply
-from tests.conftest import ACCOUNT_SID, delivery_updated, message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import ACCOUNT_SID, delivery_updated, message_added, post_event
 
 
 def count(app, model):
@@ -22,7 +23,7 @@ def test_same_message_sid_is_answered_once(app, client, sender, fake_api):
     second = post_event(client, params)  # a fresh idempotency token, same MessageSid
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.headers["X-Webhook-Outcome"] == "duplicate"
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert len(fake_api.created) == 1
     assert count(app, Reply) == 1
 
@@ -31,9 +32,9 @@ def test_replay_after_the_reply_was_sent_sends_nothing(app, client, sender, fake
     """A captured request replayed later (signatures never expire) is a no-op."""
     params = message_added()
     post_event(client, params)
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert post_event(client, params).headers["X-Webhook-Outcome"] == "duplicate"
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert len(fake_api.created) == 1
 
 
@@ -86,6 +87,6 @@ def test_concurrent_duplicates_get_2xx_and_one_reply(app, sender, fake_api):
     for t in threads:
         t.join()
     assert statuses == [200] * 10
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert len(fake_api.created) == 1
     assert count(app, ProcessedEvent) == 1

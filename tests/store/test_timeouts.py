@@ -4,38 +4,17 @@ DATABASE_TIMEOUT (a statement, a connection, a lock), and it is usable again aft
 from __future__ import annotations
 
 import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.store.database import Database, DatabaseUnavailable
-from tests.conftest import PG_URL, wait_for
-from tests.store.lock_holder import LockHolder
-from tests.tcp_proxy import ProxyProcess
-
-COUNT_FOR_LONG = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                  "WHERE x < 50000000) SELECT count(*) FROM c")
-
-
-def gives_up(call, limit: float) -> tuple[BaseException | None, float]:
-    """Run `call` in a thread; return (what it raised, seconds taken); fail after `limit`."""
-    outcome = {}
-
-    def run():
-        started = time.monotonic()
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 - the test looks at it
-            outcome["error"] = exc
-        outcome["took"] = time.monotonic() - started
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(limit)
-    assert "took" in outcome, f"still waiting after {limit} s"
-    return outcome.get("error"), outcome["took"]
+from tests.support.databases import PG_URL
+from tests.support.lock_holder import LockHolder
+from tests.support.tcp_proxy import ProxyProcess
+from tests.support.timeouts import COUNT_FOR_LONG, gives_up
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
-from tests.servers import flask_cli
+from tests.support.servers import flask_cli
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 
 @pytest.fixture

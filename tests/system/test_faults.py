@@ -8,29 +8,17 @@ import subprocess
 import pytest
 import requests
 
-from tests.conftest import (
+from tests.support.databases import PG_URL, reset_postgres
+from tests.support.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
+from tests.support.webhooks import (
     ACCOUNT_SID,
     AUTH_TOKEN,
-    PG_URL,
+    assert_each_answered_once,
     message_added,
-    reset_postgres,
-    sign,
-    wait_for,
+    post,
 )
-from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
-from tests.tcp_proxy import TcpProxy
-
-
-def post(server_url, params):
-    url = server_url + "/webhooks/conversations"
-    return requests.post(url, data=params, timeout=10,
-                         headers={"X-Twilio-Signature": sign(params, url)})
-
-
-def assert_each_answered_once(fake_api, accepted):
-    in_reply_to = sorted(c.form["Attributes"] for c in fake_api.created)
-    expected = sorted(f'{{"autoReply": true, "inReplyTo": "{p["MessageSid"]}"}}' for p in accepted)
-    assert in_reply_to == expected
 
 
 def wait_all_sent(database_url, count, timeout=60):

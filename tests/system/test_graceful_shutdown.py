@@ -17,8 +17,9 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 GRACE = 40  # gunicorn's graceful_timeout (25 s) and some
 

@@ -7,15 +7,9 @@ import json
 
 import requests
 
-from tests.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    delivery_updated,
-    message_added,
-    sign,
-    wait_for,
-)
-from tests.servers import gunicorn, reply_counts
+from tests.support.servers import gunicorn, reply_counts
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, delivery_updated, message_added, sign
 
 ADMIN_TOKEN = "json-logs-admin-token-0123456789"
 

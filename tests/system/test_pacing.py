@@ -9,9 +9,9 @@ from collections import defaultdict
 import pytest
 import requests
 
-from tests.conftest import message_added, sign, wait_for
-from tests.servers import gunicorn, reply_counts, sender_process
-from tests.system.test_faults import assert_each_answered_once
+from tests.support.servers import gunicorn, reply_counts, sender_process
+from tests.support.waiting import wait_for
+from tests.support.webhooks import assert_each_answered_once, message_added, sign
 
 
 def post_all(server_url: str, messages: list[dict]) -> list[dict]:

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import gunicorn
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.servers import gunicorn
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 POST = (b"POST /webhooks/conversations HTTP/1.1\r\nHost: localhost\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\n")

@@ -5,8 +5,9 @@ import re
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.servers import flask_cli, gunicorn
+from tests.support.servers import flask_cli, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_bad_configuration_stops_the_server_with_one_message(tmp_path):
     """gunicorn exits at once, and the message names every bad setting."""
     import subprocess
 
-    from tests.servers import BIN, ROOT, clean_env
+    from tests.support.servers import BIN, ROOT, clean_env
     env = clean_env({"INSTANCE_DIR": tmp_path, "TWILIO_ACCOUNT_SID": "AC12", "PROXY_COUNT": "x"})
     result = subprocess.run([str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)

@@ -20,10 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import free_port, gunicorn
-from tests.system.nginx import installed_nginx, nginx
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.nginx import installed_nginx, nginx
+from tests.support.servers import free_port, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 WEBHOOKS = 30
 

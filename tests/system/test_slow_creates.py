@@ -18,9 +18,9 @@ import re
 import signal
 from collections import defaultdict
 
-from tests.conftest import message_added, wait_for
-from tests.servers import gunicorn, reply_counts, sender_process
-from tests.system.test_faults import post
+from tests.support.servers import gunicorn, reply_counts, sender_process
+from tests.support.waiting import wait_for
+from tests.support.webhooks import message_added, post
 
 TIMEOUT = 10  # TWILIO_HTTP_TIMEOUT: the 12 s and 30 s creates outlast it
 SETTLE = 35  # SEND_SETTLE_SECONDS: just above the slowest landing (30 s)

@@ -6,7 +6,8 @@ import logging
 import pytest
 
 from app.services import services
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 TOKEN = "t0k3n-for-the-operator-api-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -26,7 +27,7 @@ def reply_to(app, client, fake_api, **message):
     """Post a customer's message and let the sender answer it; return the reply's
     Twilio MessageSid (None when Twilio refused it)."""
     post_event(client, message_added(**message))
-    services(app).sender.run_until_idle()
+    run_until_idle(services(app).sender)
     return fake_api.created[-1].sid if fake_api.created else None
 
 
@@ -134,7 +135,7 @@ def test_requeue_a_failed_reply(api_app, api, fake_api):
     again = api.post(f"/api/replies/{failed['id']}/requeue", headers=AUTH)
     assert again.status_code == 409 and "queued, not failed" in again.get_json()["error"]
     assert api.post("/api/replies/999999/requeue", headers=AUTH).status_code == 409
-    services(api_app).sender.run_until_idle()
+    run_until_idle(services(api_app).sender)
     assert api.get("/api/queue", headers=AUTH).get_json()["depth"] == 0
 
 

@@ -9,8 +9,10 @@ from werkzeug.datastructures import MultiDict
 
 from app.errors import BadRequest
 from app.web import form
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.servers import gunicorn
+from tests.support.sending import run_until_idle
+from tests.support.servers import gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 PATH = "/webhooks/conversations"
 URL = "http://localhost" + PATH
@@ -40,7 +42,7 @@ def test_signed_body_that_is_not_form_encoding_is_400_and_unanswered(
         "Content-Type": FORM, "X-Twilio-Signature": sign(leniently_parsed(body), URL)})
     assert response.status_code == 400, response.data
     assert reason in response.get_data(as_text=True)
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert fake_api.created == []
 
 

@@ -24,7 +24,7 @@ import threading
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fake_conversations import _error, _json, _now, _page
+from tests.support.fake_conversations import _error, _json, _now, _page
 
 NOT_FOUND = (404, 20404, "The requested resource was not found")
 

@@ -13,7 +13,7 @@ see it until then), or drops it (`lands=False`).
 `stop()`/`start()` take the whole server down and up. A creation with both Body and
 ContentVariables is refused like Twilio refuses it (400, 35127).
 Also runs alone for local tries and the benchmark:
-    python -m tests.fake_conversations --port 4010 --latency 0.3
+    python -m tests.support.fake_conversations --port 4010 --latency 0.3
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
 
-from tests import fake_webhook_config
+from tests.support import fake_webhook_config
 
 
 @dataclass
@@ -103,7 +103,9 @@ class FakeConversationsAPI:
         self._index = itertools.count()
         self._server = None
         self._thread = None
-        self.resources = __import__("tests.fake_resources").fake_resources.Resources(self)
+        from tests.support.fake_resources import Resources  # it imports this module
+
+        self.resources = Resources(self)
 
     # -- control ------------------------------------------------------------------
 
