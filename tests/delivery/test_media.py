@@ -186,7 +186,7 @@ def test_the_fake_records_a_message_created_with_a_media_sid(fake_api):
     """The sender's call: messages.create(media_sid=...) reaches the API as MediaSid."""
     from app.delivery.client import twilio_client
     client = twilio_client(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_api.url)
-    client.conversations.v1.conversations("CH" + "0" * 32).messages.create(
+    client.conversations.v1.conversations(fake_api.add_conversation()).messages.create(
         author="support-bot", body="Our hours", media_sid="ME" + "1" * 32)
     assert fake_api.created[-1].form["MediaSid"] == "ME" + "1" * 32
 

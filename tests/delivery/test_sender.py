@@ -22,7 +22,7 @@ from tests.support.webhooks import message_added, post_event
 def test_transient_errors_are_retried_until_sent(app, client, sender, fake_api, status):
     """5xx are retried; the reply is sent once, on the third attempt."""
     fake_api.fail(2, status=status)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 3)
@@ -34,7 +34,7 @@ def test_throttled_calls_are_retried_without_counting_an_attempt(app, client, se
     """429: Twilio did nothing. The reply is queued again, the attempt is not counted
     (so no look at Twilio before sending), and the reply is sent once."""
     fake_api.fail(2, status=429)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 1)
@@ -45,7 +45,7 @@ def test_throttled_calls_are_retried_without_counting_an_attempt(app, client, se
 def test_timeouts_are_retried(make_app, fake_api):
     """A call slower than TWILIO_HTTP_TIMEOUT is abandoned and retried."""
     app = make_app(TWILIO_HTTP_TIMEOUT="0.3", SEND_SETTLE_SECONDS="2")
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     fake_api.latency = 1.0
     fake_api.fail(1, status=503)  # the slow answer is an error: nothing was created
     sender = services(app).sender
@@ -62,7 +62,7 @@ def test_timeouts_are_retried(make_app, fake_api):
 def test_timeout_after_twilio_accepted_does_not_send_twice(make_app, fake_api):
     """The answer was lost but Twilio created the reply: the retry finds it instead of resending."""
     app = make_app(TWILIO_HTTP_TIMEOUT="0.3")
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     fake_api.latency = 0.6
     sender = services(app).sender
     [item] = take(sender, 1)
@@ -78,7 +78,7 @@ def test_timeout_after_twilio_accepted_does_not_send_twice(make_app, fake_api):
 
 def test_connection_errors_are_retried(app, client, sender, fake_api):
     """With the API unreachable the reply waits; once it is back, the reply goes out."""
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     fake_api.stop()
     [item] = take(sender, 1)
     send(sender, item)
@@ -126,7 +126,7 @@ def test_retry_waits_for_its_backoff(make_app, fake_api):
     """A retried reply is not due again until its backoff has passed."""
     app = make_app(SEND_BACKOFF_SECONDS="60", SEND_BACKOFF_MAX_SECONDS="60")
     fake_api.fail(1, status=503)
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     sender = services(app).sender
     assert run_until_idle(sender) == 1
     reply = the_reply(app)
@@ -137,7 +137,7 @@ def test_retry_waits_for_its_backoff(make_app, fake_api):
 def test_replies_recorded_before_a_restart_are_sent_after_it(make_app, fake_api):
     """A reply queued by a process that died before sending is sent by the next one."""
     first = make_app()
-    post_event(first.test_client(), message_added())
+    post_event(first.test_client(), fake_api.message_added())
     services(first).db.dispose()  # the process is gone; nothing was sent
     assert fake_api.created == []
 
@@ -152,7 +152,7 @@ def test_replies_recorded_before_a_restart_are_sent_after_it(make_app, fake_api)
 
 def test_taken_over_reply_is_not_sent_twice(app, client, sender, fake_api):
     """A sender died after Twilio accepted the reply: its successor finds it and does not resend."""
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     [item] = take(sender, 1)
     sender.client.send_message(item.conversation_sid, author=item.author, body=item.body,
                                attributes=item.attributes)  # ... and the process died here
@@ -169,7 +169,7 @@ def test_in_process_sender_replies_without_waiting_for_a_poll(make_app, fake_api
     app = make_app(SENDER_IN_PROCESS="true", SENDER_POLL_SECONDS="30")
     try:
         services(app).supervisor.start()
-        post_event(app.test_client(), message_added())
+        post_event(app.test_client(), fake_api.message_added())
         wait_for(lambda: fake_api.created, timeout=5)
     finally:
         services(app).supervisor.stop()
@@ -191,7 +191,7 @@ def test_answer_that_is_not_json_fails_at_once(app, client, sender, fake_api, ca
 def test_connection_cut_mid_answer_is_retried(app, client, sender, fake_api):
     """A connection dropped halfway through the answer is transient; the retry finds the reply."""
     fake_api.cut(1)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 2)
@@ -202,7 +202,7 @@ def test_lookup_errors_are_retried(app, client, sender, fake_api):
     """A 503 on the already-sent lookup (a listing, raised without a status) is retried."""
     fake_api.fail(1, status=503, accepted=True)
     fake_api.fail_reads(1, status=503)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 3)

@@ -71,7 +71,7 @@ def test_which_outcomes_are_unknown(make_app, fake_api, fault, unknown):
     """A timeout, a connection cut mid-answer, a 500 and a gateway's 504 leave the outcome
     unknown; a 503 (unavailable), a refused connection and a 429 do not."""
     app = app_with(make_app)
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     if fault == "timeout":
         fake_api.latency = 0.6
         fake_api.fail(1, status=503)  # no message: only the timeout makes it unknown
@@ -111,7 +111,7 @@ def test_a_create_that_never_lands_is_sent_again_once_the_settle_time_passed(
     """Twilio dropped the create it was still holding when the sender gave up: the reply
     is sent again, once, and not before SEND_SETTLE_SECONDS after it began."""
     app = app_with(make_app)
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     asked = take(services(app).sender, 1)[0]
     fake_api.land_late(0.6, [asked.in_reply_to], lands=False)
     send(services(app).sender, asked)
@@ -148,7 +148,7 @@ def test_a_failed_reply_requeued_while_unsure_still_waits(make_app, fake_api):
     """The last attempt of a round times out and fails; requeued at once, the next
     attempt still waits for that create, finds it when it lands, and sends nothing."""
     app = app_with(make_app, SEND_MAX_ATTEMPTS="1")
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     asked = take(services(app).sender, 1)[0]
     fake_api.land_late(1.0, [asked.in_reply_to])
     send(services(app).sender, asked)

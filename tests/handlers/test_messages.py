@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.services import services
 from app.store.models import ProcessedEvent, Reply
 from tests.support.sending import run_until_idle
-from tests.support.webhooks import message_added, post_event
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 def replies(app):
@@ -18,7 +18,7 @@ def replies(app):
 
 def test_customer_message_gets_one_reply_after_the_ack(app, client, sender, fake_api):
     """The webhook answers before anything is sent; the sender then sends exactly one reply."""
-    params = message_added(body="Where is my order?")
+    params = fake_api.message_added(body="Where is my order?")
     response = post_event(client, params)
     assert response.status_code == 200
     assert response.data == b""
@@ -59,10 +59,10 @@ def test_no_reply_to_bot_agents_or_system(app, client, sender, fake_api, author,
 
 def test_reply_loop_is_broken_when_our_reply_comes_back(app, client, sender, fake_api):
     """Our reply fires onMessageAdded (webhooks enabled); answering it would loop forever."""
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     [created] = fake_api.created
-    echo = message_added(author=created.form["Author"], message_sid=created.sid,
+    echo = fake_api.message_added(author=created.form["Author"], message_sid=created.sid,
                          conversation_sid=created.conversation_sid,
                          extra={"Attributes": created.form["Attributes"]})
     assert post_event(client, echo).status_code == 200
@@ -74,7 +74,7 @@ def test_custom_reply_text_and_identity(env, fake_api):
     """AUTO_REPLY_TEXT and BOT_IDENTITY shape the reply."""
     from app import create_app
     app = create_app({**env, "AUTO_REPLY_TEXT": "Hi! We're on it.", "BOT_IDENTITY": "helper"})
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     run_until_idle(services(app).sender)
     [created] = fake_api.created
     assert created.form == {**created.form, "Author": "helper", "Body": "Hi! We're on it."}
@@ -164,10 +164,9 @@ def test_runtime_switch_is_obeyed_without_a_restart(app, client, runner, sender,
 def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_api):
     """A receipt with ErrorCode=21610 for our reply opts its customer out in every
     conversation; START opts them back in (Twilio answers it; the bot stays silent)."""
-    from tests.support.webhooks import delivery_updated
 
     customer = "+15550002222"
-    conversation_post(client, "CH" + "3" * 32, "hi", author=customer)
+    conversation_post(client, fake_api.add_conversation("CH" + "3" * 32), "hi", author=customer)
     run_until_idle(sender)
     [created] = fake_api.created
     post_event(client, delivery_updated(
@@ -181,9 +180,9 @@ def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_
     assert outcome(answered).startswith("reply queued")
 
 
-def test_why_explains_a_decision(app, client, runner, sender):
+def test_why_explains_a_decision(app, client, runner, sender, fake_api):
     """`why IM...` prints the decision, the rule and what became of the reply."""
-    params = message_added()
+    params = fake_api.message_added()
     post_event(client, params)
     run_until_idle(sender)
     result = runner.invoke(args=["why", params["MessageSid"]])
@@ -211,7 +210,7 @@ def test_our_own_reply_coming_back_costs_no_state_read(app, client, sender, fake
                                                         monkeypatch):
     """Every reply fires onMessageAdded again (webhooks enabled): the loop guard answers
     it without reading or writing the conversation's state."""
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     [created] = fake_api.created
     reads = []

@@ -65,7 +65,7 @@ def test_status_moves_forward(app, client):
 
 def test_receipt_for_our_reply_updates_the_reply(app, client, sender, fake_api):
     """The receipt of a bot reply (webhooks enabled on send) shows on the reply."""
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     [created] = fake_api.created
     params = delivery_updated(message_sid=created.sid, conversation_sid=created.conversation_sid,

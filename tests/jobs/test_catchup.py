@@ -70,7 +70,7 @@ def test_old_messages_are_outside_the_window(app, sender, fake_api, monkeypatch)
 
 def test_missing_receipts_are_fetched(app, client, sender, fake_api):
     """A reply sent but never confirmed gets its delivery receipts through the REST API."""
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     [created] = fake_api.created
     fake_api.add_receipt(created.conversation_sid, created.sid, "delivered")
@@ -98,8 +98,10 @@ def test_catch_up_command_reports_api_errors(runner, fake_api):
     assert result.exit_code == 1 and "Twilio API" in result.output
 
 
-def unconfirmed_replies(app, count, minutes_ago=10):
-    """Store `count` replies sent a while ago that never got a receipt."""
+def unconfirmed_replies(app, fake_api, count, minutes_ago=10):
+    """Store `count` replies sent a while ago, in a conversation that exists at the fake
+    API, that never got a receipt."""
+    fake_api.add_conversation("CH" + "c" * 32)
     sent_at = utcnow() - timedelta(minutes=minutes_ago)
     with services(app).db.session() as s:
         s.add_all(Reply(in_reply_to=f"IM{n:032x}", conversation_sid="CH" + "c" * 32,
@@ -115,7 +117,7 @@ def receipt_requests(fake_api):
 def test_receipts_of_a_reply_are_asked_for_once(app, fake_api):
     """A reply that never gets receipts (a chat participant) costs one API call, not one
     per run."""
-    unconfirmed_replies(app, 1)
+    unconfirmed_replies(app, fake_api, 1)
     assert run(app).receipts_checked == 1
     assert run(app).receipts_checked == 0
     assert len(receipt_requests(fake_api)) == 1
@@ -125,7 +127,7 @@ def test_receipt_back_fill_is_bounded_per_run(app, fake_api):
     """A large backlog is worked off RECEIPT_CHECKS replies at a time, oldest first."""
     from app.jobs.catchup import RECEIPT_CHECKS
 
-    unconfirmed_replies(app, RECEIPT_CHECKS + 3)
+    unconfirmed_replies(app, fake_api, RECEIPT_CHECKS + 3)
     assert run(app).receipts_checked == RECEIPT_CHECKS
     assert run(app).receipts_checked == 3
     assert len(receipt_requests(fake_api)) == RECEIPT_CHECKS + 3

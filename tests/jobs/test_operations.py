@@ -25,8 +25,8 @@ from tests.support.webhooks import delivery_updated, message_added, post_event
 
 def test_failed_replies_are_listed_with_meaning_and_requeued(app, client, runner, sender, fake_api):
     fake_api.fail(2, status=400, code=21610)
-    post_event(client, message_added())
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     listed = runner.invoke(args=["replies", "failed"])
     assert listed.output.count("code=21610") == 2
@@ -66,7 +66,7 @@ def test_requeued_reply_that_twilio_has_is_not_sent_twice(app, client, runner, s
     """Given up after lost answers, then requeued: the next attempt finds the reply at Twilio."""
     fake_api.fail(1, status=503, accepted=True)  # Twilio has it; its answer says otherwise
     fake_api.fail_reads(3, status=503)  # and every lookup of this round fails
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 4)
 
@@ -81,7 +81,7 @@ def test_requeued_reply_that_twilio_has_is_not_sent_twice(app, client, runner, s
 def test_requeue_starts_a_new_round_of_attempts(app, client, runner, sender, fake_api):
     """A requeued reply gets SEND_MAX_ATTEMPTS (4) more attempts; none are forgotten."""
     fake_api.fail(4 + 3, status=503)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 4)
 
@@ -96,10 +96,11 @@ def test_requeue_needs_an_id_or_all(runner):
     assert runner.invoke(args=["replies", "requeue", "999"]).exit_code == 1
 
 
-def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runner, sender, fake_api):
+def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runner, sender,
+                                                              fake_api):
     fake_api.fail(1, status=400, code=63024)
-    post_event(client, message_added())           # -> failed reply
-    post_event(client, message_added())           # -> sent reply
+    post_event(client, fake_api.message_added())           # -> failed reply
+    post_event(client, fake_api.message_added())           # -> sent reply
     post_event(client, delivery_updated())
     run_until_idle(sender)
     old = utcnow() - timedelta(days=40)
@@ -110,7 +111,7 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
         s.execute(update(ReceiptEvent).values(received_at=old))
         s.add(HourlyCount(hour=old.replace(minute=0, second=0, microsecond=0),
                           name="duplicates", count=3))
-    post_event(client, message_added())           # a fresh one stays
+    post_event(client, fake_api.message_added())           # a fresh one stays
     result = runner.invoke(args=["prune", "--older-than", "30d"])
     assert result.output == ("events=3 receipts=1 replies=1 receipt_history=1 "
                              "hourly_counts=1\n")

@@ -48,7 +48,7 @@ def stored_replies(app):
 ])
 def test_malformed_field_is_ignored_with_a_note(app, client, sender, fake_api, field, value):
     """The message is answered as if the field were absent; the outcome says so."""
-    params = message_added(extra={field: value})
+    params = fake_api.message_added(extra={field: value})
     response = post_event(client, params)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert outcome(response).startswith("reply queued")

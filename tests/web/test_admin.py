@@ -79,7 +79,7 @@ def test_failures_grouped_by_code_and_requeued(admin_app, browser, fake_api):
     """A reply Twilio refused (30007) shows under its code with meaning and fix; the
     requeue button puts it back in the queue, and the overview's queue shows it."""
     fake_api.fail(1, 400, code=30007)
-    webhook(browser, message_added())
+    webhook(browser, fake_api.message_added())
     run_until_idle(services(admin_app).sender)
     page = get(browser, "/admin/failures").get_data(as_text=True)
     assert "30007" in page and "filtered by the carrier as spam" in page
@@ -96,7 +96,7 @@ def test_timeline_and_chart(admin_app, browser, fake_api):
     """A conversation's page shows the decision, the reply and each participant's
     receipt; the overview draws the hour's delivered and failed replies as SVG."""
     conversation = "CH" + "7" * 32
-    webhook(browser, message_added(conversation_sid=conversation))
+    webhook(browser, fake_api.message_added(conversation_sid=conversation))
     run_until_idle(services(admin_app).sender)
     sid = fake_api.created[-1].sid
     webhook(browser, delivery_updated(message_sid=sid, conversation_sid=conversation,

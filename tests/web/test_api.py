@@ -26,7 +26,7 @@ def api(api_app):
 def reply_to(app, client, fake_api, **message):
     """Post a customer's message and let the sender answer it; return the reply's
     Twilio MessageSid (None when Twilio refused it)."""
-    post_event(client, message_added(**message))
+    post_event(client, fake_api.message_added(**message))
     run_until_idle(services(app).sender)
     return fake_api.created[-1].sid if fake_api.created else None
 
@@ -147,10 +147,10 @@ def test_stats_over_a_period(api_app, api, fake_api):
                                      status="delivered"))
     fake_api.fail(1, 400, code=30007)
     reply_to(api_app, api, fake_api, conversation_sid="CH" + "3" * 32)
-    again = message_added(conversation_sid="CH" + "2" * 32)
+    again = fake_api.message_added(conversation_sid="CH" + "2" * 32)
     post_event(api, again)  # cooldown: silent
     post_event(api, again)  # duplicate
-    post_event(api, message_added(), token="f" * 32)  # forged
+    post_event(api, fake_api.message_added(), token="f" * 32)  # forged
     flush_counts(api_app)
 
     stats = api.get("/api/stats?since=1h", headers=AUTH).get_json()
