@@ -32,11 +32,18 @@ def worker_database(url: str | None) -> str | None:
 
 PG_URL = worker_database(os.environ.get("TEST_DATABASE_URL"))
 
-BACKENDS = [
-    "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.skipif(
-        not PG_URL, reason="TEST_DATABASE_URL is not set: no PostgreSQL to test against")),
-]
+NEEDS_POSTGRESQL = pytest.mark.skipif(
+    not PG_URL, reason="TEST_DATABASE_URL is not set: no PostgreSQL to test against")
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=NEEDS_POSTGRESQL)]
+
+
+def on_one_database(backend: str = "sqlite"):
+    """Run a test on `backend` only (the `database_url` fixture runs every test on both):
+    for what does not depend on the database, where both runs cost a server's start."""
+    marks = [NEEDS_POSTGRESQL] if backend == "postgresql" else []
+    return pytest.mark.parametrize("database_url", [pytest.param(backend, marks=marks)],
+                                   indirect=True)
 
 
 def reset_postgres(url: str) -> None:

@@ -27,3 +27,9 @@ def gives_up(call, limit: float) -> tuple[BaseException | None, float]:
     thread.join(limit)
     assert "took" in outcome, f"still waiting after {limit} s"
     return outcome.get("error"), outcome["took"]
+
+
+def bound(seconds: float) -> float:
+    """How long a wait bounded by `seconds` may take on a loaded 2-core machine: a wide
+    margin, still far from a wait that never ends or one that waits for a longer timeout."""
+    return 3 * seconds + 3

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import requests
 
-from tests.support.databases import PG_URL, reset_postgres
+from tests.support.databases import PG_URL, on_one_database, reset_postgres
 from tests.support.servers import flask_cli, gunicorn, reply_counts, sender_process
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
@@ -25,6 +25,7 @@ def wait_all_sent(database_url, count, timeout=60):
     wait_for(lambda: reply_counts(database_url) == {"sent": count}, timeout, interval=0.1)
 
 
+@on_one_database()  # an API fault: the database plays no part
 def test_api_down_for_a_while(server_env, tmp_path, fake_api):
     fake_api.stop()
     with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
@@ -37,6 +38,7 @@ def test_api_down_for_a_while(server_env, tmp_path, fake_api):
     assert_each_answered_once(fake_api, accepted)
 
 
+@on_one_database()  # an API fault: the database plays no part
 def test_429_storm(server_env, tmp_path, fake_api):
     fake_api.fail(80, status=429)
     with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
@@ -47,6 +49,7 @@ def test_429_storm(server_env, tmp_path, fake_api):
     assert_each_answered_once(fake_api, accepted)
 
 
+@on_one_database()  # an API fault: the database plays no part
 def test_three_second_api_latency_does_not_delay_acks(server_env, tmp_path, fake_api):
     """Acks come back while the first reply is still in Twilio's (slow) hands."""
     fake_api.latency = 3.0

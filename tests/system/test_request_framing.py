@@ -69,7 +69,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("framing")
-    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN).start()
+    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN, any_conversation=True).start()
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "TWILIO_API_BASE_URL": api.url, "INSTANCE_DIR": tmp / "instance"}
     try:
