@@ -98,8 +98,9 @@ class Server:
 
 @contextmanager
 def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str = "wsgi:app",
-             cwd: Path = ROOT):
-    """Run `gunicorn wsgi:app` from the repository root (or `cwd`), as a user would."""
+             cwd: Path = ROOT, wait: bool = True):
+    """Run `gunicorn wsgi:app` from the repository root (or `cwd`), as a user would;
+    healthy when it is given (`wait=False`: the caller waits, e.g. to start several at once)."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -108,7 +109,8 @@ def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str =
             cwd=cwd, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        server.wait_healthy()
+        if wait:
+            server.wait_healthy()
         yield server
     finally:
         server.stop()
