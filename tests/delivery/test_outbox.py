@@ -11,7 +11,7 @@ from app.services import services
 from app.store.models import ProcessedEvent, Reply, utcnow
 from tests.support.outbox import lease
 from tests.support.sending import run_until_idle
-from tests.support.webhooks import message_added, post_event
+from tests.support.webhooks import post_event
 
 A, B = "CH" + "a" * 32, "CH" + "b" * 32
 
@@ -21,7 +21,7 @@ def test_replay_after_retention_keeps_the_one_failed_reply(make_app, fake_api):
     app = make_app(AUTO_REPLY_COOLDOWN="0")  # the replay is decided again: let it reply
     client, sender = app.test_client(), services(app).sender
     fake_api.fail(1, status=400, code=63024)  # invalid recipient: permanent
-    params = message_added()
+    params = fake_api.message_added()
     post_event(client, params)
     run_until_idle(sender)
     with services(app).db.session() as s:

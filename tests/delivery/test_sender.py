@@ -15,7 +15,7 @@ from app.store.models import Reply, utcnow
 from tests.support.outbox import statuses, the_reply
 from tests.support.sending import run_until_idle, send, take
 from tests.support.waiting import wait_for
-from tests.support.webhooks import message_added, post_event
+from tests.support.webhooks import post_event
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -93,7 +93,7 @@ def test_permanent_errors_fail_without_retry(app, client, sender, fake_api, capl
     """Other 4xx are final: marked failed with Twilio's code, logged at ERROR, not retried."""
     caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.fail(1, status=status, code=code)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts, reply.error_code) == ("failed", 1, code)
@@ -106,7 +106,7 @@ def test_gives_up_after_max_attempts(app, client, sender, fake_api, caplog):
     """A transient error that never passes fails after SEND_MAX_ATTEMPTS (4 here)."""
     caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.fail(10, status=503)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("failed", 4)
@@ -179,7 +179,7 @@ def test_answer_that_is_not_json_fails_at_once(app, client, sender, fake_api, ca
     """A 201 whose body is not Twilio's JSON is permanent: one request, marked failed, logged."""
     caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.garble(1)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     assert run_until_idle(sender) == 1
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("failed", 1)
@@ -336,7 +336,7 @@ def test_a_sender_starting_while_the_database_is_away_waits_for_its_first_beat(
 
     monkeypatch.setattr(registry, "beat", beat)
     app = make_app(SENDER_IN_PROCESS="true")
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     with caplog.at_level(logging.WARNING):
         services(app).supervisor.start()
         try:

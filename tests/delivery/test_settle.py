@@ -15,7 +15,7 @@ from app.store.models import Reply, utcnow
 from tests.support.outbox import lease, the_reply
 from tests.support.sending import run_until_idle, send, take
 from tests.support.waiting import wait_for
-from tests.support.webhooks import message_added, post_event
+from tests.support.webhooks import post_event
 
 A = "CH" + "a" * 32
 
@@ -92,7 +92,7 @@ def test_a_create_landing_after_the_retrys_look_up_is_found_not_sent_again(
     """The create times out at 0.3 s and lands at 1 s; the retry's first look-up finds
     nothing, so it waits and looks again, finds it, and records it sent."""
     app = app_with(make_app)
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     asked = the_reply(app).in_reply_to
     fake_api.land_late(1.0, [asked])
     first_attempt(app)
