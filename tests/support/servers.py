@@ -98,9 +98,8 @@ class Server:
 
 @contextmanager
 def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str = "wsgi:app",
-             cwd: Path = ROOT, wait: bool = True):
-    """Run `gunicorn wsgi:app` from the repository root (or `cwd`), as a user would;
-    healthy when it is given (`wait=False`: the caller waits, e.g. to start several at once)."""
+             cwd: Path = ROOT):
+    """Run `gunicorn wsgi:app` from the repository root (or `cwd`), as a user would."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -109,8 +108,7 @@ def gunicorn(env: dict, log_path: Path, *, workers: int = 2, args=(), app: str =
             cwd=cwd, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        if wait:
-            server.wait_healthy()
+        server.wait_healthy()
         yield server
     finally:
         server.stop()

@@ -31,14 +31,16 @@ def test_instances_and_senders_answer_each_message_exactly_once(tmp_path, fake_a
     assert flask_cli(base, "db", "upgrade").returncode == 0  # the release phase
     fake_api.latency = 0.02
     with ExitStack() as stack:
-        servers = [  # started together: each boot is one core's work
-            stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": in_process},
-                                         tmp_path / f"{name}.log", workers=2, wait=False))
-            for name, in_process in (("a", "true"), ("b", "false"), ("c", "false"))]
+        servers = [
+            stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": "true"},
+                                         tmp_path / "a.log", workers=2)),
+            stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": "false"},
+                                         tmp_path / "b.log", workers=2)),
+            stack.enter_context(gunicorn({**base, "SENDER_IN_PROCESS": "false"},
+                                         tmp_path / "c.log", workers=2)),
+        ]
         senders = [sender_process(base, tmp_path / f"sender{i}.log") for i in range(2)]
         stack.callback(lambda: [s.terminate() or s.wait(20) for s in senders])
-        for server in servers:
-            server.wait_healthy()
 
         unique = [message_added() for _ in range(150)]
         deliveries = [(params, server) for params in unique
