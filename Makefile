@@ -38,7 +38,7 @@ lint: install-dev
 
 ## A fake Conversations API on 127.0.0.1:4010, for local runs (TWILIO_API_BASE_URL).
 fake-api: install
-	$(BIN)/python -m tests.fake_conversations --port 4010 --no-auth
+	$(BIN)/python -m tests.support.fake_conversations --port 4010 --no-auth --any-conversation
 
 ## Benchmark (loopback only, bounded in time); writes bench/RESULTS.md and
 ## bench/out/pacing.md (burst drain, steady load, throttled).

@@ -43,7 +43,7 @@ from bench.run import (
     signed_requests,
     worker_memory_mb,
 )
-from tests.servers import gunicorn, reply_counts
+from tests.support.servers import gunicorn, reply_counts
 
 LIMIT = 50
 

@@ -33,8 +33,8 @@ from twilio.request_validator import RequestValidator
 
 from app.cli import sample_events
 from app.store.database import Database
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import BIN, ROOT, clean_env, free_port, gunicorn
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.servers import BIN, ROOT, clean_env, free_port, gunicorn
 
 SID = "AC" + "b2" * 16
 TOKEN = "fedcba9876543210fedcba9876543210"
@@ -191,7 +191,7 @@ class Bench:
         self.load = load_wrk if shutil.which("wrk") and not args.python_load else load_python
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
         self.fake = FakeConversationsAPI(SID, TOKEN, latency=args.latency,
-                                         check_auth=False).start()
+                                         check_auth=False, any_conversation=True).start()
         self.arrivals: dict[str, float] = {}
         self.fake.on_create = self._arrived
         self.env = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN,
@@ -270,8 +270,8 @@ class Bench:
                     author="support-bot", body="Thanks!"))
         port = free_port()
         with ExitStack() as stack:
-            fake = subprocess.Popen([sys.executable, "-m", "tests.fake_conversations",
-                                     "--port", str(port), "--no-auth"], cwd=ROOT,
+            fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_conversations",
+                                     "--port", str(port), "--no-auth", "--any-conversation"], cwd=ROOT,
                                     stdout=subprocess.DEVNULL)
             stack.callback(lambda: (fake.terminate(), fake.wait()))
             time.sleep(0.5)

@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 APP = json.loads((ROOT / "app.json").read_text())
 TOP_LEVEL = {"name", "description", "keywords", "website", "repository", "logo",

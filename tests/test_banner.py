@@ -4,7 +4,7 @@ import logging
 
 from app.banner import lines
 from config import load_settings
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 
 def said(env, token=None) -> list[str]:

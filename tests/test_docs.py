@@ -19,7 +19,7 @@ from flask.cli import FlaskGroup, ScriptInfo
 
 from app import create_app
 from app.services import services
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 README = ROOT / "README.md"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
@@ -189,7 +189,7 @@ def test_the_configuration_reference_names_only_real_settings():
     """No typo: each name it documents is read somewhere (config.py, gunicorn.conf.py, the
     Makefile's HOST, the tests' and benchmark's database URLs)."""
     sources = "".join((ROOT / name).read_text() for name in (
-        "config.py", "gunicorn.conf.py", "Makefile", "tests/conftest.py", "bench/run.py"))
+        "config.py", "gunicorn.conf.py", "Makefile", "tests/support/databases.py", "bench/run.py"))
     unknown = {name for name in reference_settings() if name not in sources}
     assert not unknown
 

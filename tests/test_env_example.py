@@ -10,7 +10,7 @@ import runpy
 import pytest
 
 from config import load_settings
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 EXAMPLE = ROOT / ".env.example"
 SETTING = re.compile(r"^(#\s?)?([A-Z][A-Z0-9_]*)=(.*)$")

@@ -22,7 +22,7 @@ from app.logs import (
 )
 from app.services import services
 from app.store.models import Reply
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ class Sender:
     def __init__(self, db: Database, client, settings: SenderSettings, make_api, media=None):
         self.db = db
         self.attempts = Attempts(db, settings, media)
-        self.client = client  # the blocking client (tests, maintenance); sends use make_api()
+        self.client = client  # the blocking client (lookups, tools); sends use make_api()
         self.make_api = make_api  # a new async client, made inside the running loop
         self.limit = settings.concurrency_limit
         self.bound = settings.max_per_process
@@ -215,18 +215,17 @@ class Sender:
             log.warning("sender cannot reach the database: %s", exc.__class__.__name__)
             return []
 
-    def _lease(self, limit: int, *, expired: bool | None = None,
-               pace: float = outbox.PACE_SECONDS) -> list[outbox.LeasedReply]:
-        """Lease up to `limit` due replies; look for lost leases when told, or once per poll."""
+    def _lease(self, limit: int) -> list[outbox.LeasedReply]:
+        """Lease up to `limit` due replies; look for lost leases once per poll."""
         if limit <= 0:
             return []
         now = time.monotonic()
-        if expired is None:
-            expired = now >= self._next_lease_check
+        expired = now >= self._next_lease_check
         if expired:
             self._next_lease_check = now + self.poll_seconds
         with self.db.transaction() as conn:
-            return outbox.lease_due(conn, limit, self.lease_seconds, expired=expired, pace=pace)
+            return outbox.lease_due(conn, limit, self.lease_seconds, expired=expired,
+                                    pace=outbox.PACE_SECONDS)
 
     async def _finish(self, sends: set[asyncio.Task]) -> None:
         """Stopping: let the calls in flight finish; release the replies of the rest."""
@@ -322,49 +321,3 @@ class Sender:
             if self._loop is not None:  # the conversation's next reply is due in a moment
                 self._loop.call_later(outbox.PACE_SECONDS, self._wake_loop)
         return result
-
-    # -- in the caller's thread (tests, maintenance) -------------------------------
-
-    def run_until_idle(self) -> int:
-        """Send everything due now, one by one, without the pace between a conversation's
-        replies, waiting out the settle time of those it found unsure (an earlier create
-        may still land); return how many attempts were made (looks that waited are none)."""
-        return asyncio.run(self._until_idle())
-
-    def send(self, item: outbox.LeasedReply) -> None:
-        """Send one leased reply now and record the outcome."""
-        asyncio.run(self._send_with_own_api(item))
-
-    async def _until_idle(self) -> int:
-        api, tried = self.make_api(), 0
-        self._window = Window(self.limit, bound=self.bound)
-        settling: dict[int, float] = {}  # reply id -> when it is due again (monotonic)
-        try:
-            while True:
-                leased = await asyncio.to_thread(
-                    self._lease, max(1, self._window.limit), expired=True, pace=0.0)
-                for item in leased:
-                    settling.pop(item.id, None)
-                    result = await self._send(api, item)
-                    if result.look_again_in is None:
-                        tried += 1
-                    else:
-                        settling[item.id] = time.monotonic() + result.look_again_in
-                if leased:
-                    continue
-                # Nothing due: wait for the next look of a reply still settling (one not
-                # due a second after its time was taken by someone else: forget it).
-                now = time.monotonic()
-                settling = {k: due for k, due in settling.items() if due > now - 1.0}
-                if not settling:
-                    return tried
-                await asyncio.sleep(max(0.05, min(settling.values()) - now))
-        finally:
-            await api.close()
-
-    async def _send_with_own_api(self, item: outbox.LeasedReply) -> None:
-        api = self.make_api()
-        try:
-            await self._send(api, item)
-        finally:
-            await api.close()

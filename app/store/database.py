@@ -87,7 +87,7 @@ class Database:
         request's deadline it is rolled back instead: a webhook answered 503 in time has
         nothing committed after its answer.
         """
-        with self._writer_turn(), self._connect() as conn, conn.begin():
+        with self.writer_turn(), self._connect() as conn, conn.begin():
             yield conn
             in_time("commit")
 
@@ -133,7 +133,7 @@ class Database:
     @contextmanager
     def session(self):
         """Yield an ORM session in one transaction, for tools and tests that want objects."""
-        with self._writer_turn(), self.sessions() as session, session.begin():
+        with self.writer_turn(), self.sessions() as session, session.begin():
             yield session
 
     def _connect(self) -> Connection:
@@ -146,7 +146,7 @@ class Database:
             raise DatabaseUnavailable(f"cannot connect to the database: {exc.orig}") from exc
 
     @contextmanager
-    def _writer_turn(self):
+    def writer_turn(self):
         """On SQLite, queue writers on a lock instead of SQLite's busy handler.
 
         SQLite admits one writer at a time and makes the others poll with sleeps of up

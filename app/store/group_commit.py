@@ -81,6 +81,12 @@ class GroupCommit:
         self._queue: list[_Job] = []
         self._leading = False
 
+    @property
+    def waiting(self) -> int:
+        """Units queued behind the batch being written (for tests and diagnostics)."""
+        with self._mutex:
+            return len(self._queue)
+
     def run(self, unit: Callable, order: str = ""):
         """Run `unit(conn)` in a committed transaction (shared with others); return its result.
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from app.answering.client import SYSTEM
 from app.services import services
 from app.store.models import ModelCall, ProcessedEvent, Reply
-from tests.conftest import message_added, post_event
-from tests.fake_openai import FakeOpenAI, customer_data
+from tests.support.fake_openai import FakeOpenAI, customer_data
+from tests.support.webhooks import message_added, post_event
 
 RULES = """
 [fallback]

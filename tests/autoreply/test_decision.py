@@ -12,90 +12,26 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.autoreply import (
-    ConversationState,
     Decision,
-    Inbound,
     Policy,
     Reason,
     Reply,
     decide,
-    parse_rules,
 )
 from app.twilio import marker
+from tests.support import decisions
+from tests.support.decisions import (
+    CARD_SID,
+    CUSTOMER,
+    NOW,
+    RULE_TEMPLATE_SID,
+    RULES,
+    TEMPLATE_SID,
+    message,
+    state,
+)
 
-NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # Wed 12:00 CEST: open
 NIGHT = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)  # Wed 22:00 CEST: closed
-CUSTOMER = "+15558675310"
-TEMPLATE_SID = "HX" + "1" * 32
-RULE_TEMPLATE_SID = "HX" + "2" * 32
-CARD_SID = "HX" + "3" * 32
-
-RULES = f"""
-compliance_keywords = ["ARRET"]
-agent_patterns = ['^agent:']
-
-[constants]
-company = "Acme"
-
-[whatsapp_template]
-content_sid = "{TEMPLATE_SID}"
-content_variables = {{ 1 = "{{{{ customer }}}}" }}
-
-[hours]
-timezone = "Europe/Berlin"
-monday = "09:00-17:00"
-tuesday = "09:00-17:00"
-wednesday = "09:00-17:00"
-thursday = "09:00-17:00"
-friday = "09:00-17:00"
-holidays = [2026-12-24]
-
-[greeting]
-text = "Welcome to {{{{ company }}}}, {{{{ customer }}}}!"
-
-[after_hours]
-text = "Closed; back {{{{ next_open }}}}."
-
-[fallback]
-text = "Thanks from {{{{ company }}}}."
-
-[fallback.per_channel.WHATSAPP]
-text = "Thanks on {{{{ channel }}}}."
-
-[[rules]]
-name = "hours"
-keywords = ["opening hours", "hours"]
-bypass_cooldown = true
-text = "We're open 9 to 5."
-
-[rules.whatsapp_template]
-content_sid = "{RULE_TEMPLATE_SID}"
-
-[[rules]]
-name = "refund"
-pattern = 'refund(s|ed)?\\b'
-channels = ["SMS"]
-text = "Refunds take 5 days."
-
-[[rules]]
-name = "vip"
-keywords = ["VIP"]
-case_sensitive = true
-text = "Hello VIP."
-
-[[rules]]
-name = "urgent"
-keywords = ["urgent"]
-when = "closed"
-text = "Call us at night."
-
-[[rules]]
-name = "card"
-keywords = ["catalogue"]
-content_sid = "{CARD_SID}"
-content_variables = {{ 1 = "{{{{ customer }}}}", 2 = "{{{{ company }}}}" }}
-"""
-
 RULES_WITHOUT_EXTRAS = """
 [hours]
 timezone = "Europe/Berlin"
@@ -109,30 +45,11 @@ text = "9 to 5."
 
 
 def policy(rules: str | None = RULES, **overrides) -> Policy:
-    settings = dict(bot_identity="support-bot", agent_identities={"alice"},
-                    auto_reply_text="Thanks!", cooldown=timedelta(hours=1), budget=5,
-                    handoff_window=timedelta(minutes=30))
-    settings.update(overrides)
-    return Policy.build(**settings, rules=parse_rules(rules, "rules.toml") if rules else None)
+    return decisions.policy(rules, **overrides)
 
 
 DEFAULTS = policy(rules=None)
 WITH_RULES = policy()
-
-
-def message(body: str = "Hello", *, now: datetime = NOW, **fields) -> Inbound:
-    """A customer's SMS received at `now` unless said otherwise."""
-    values = dict(body=body, author=CUSTOMER, channel="SMS", attributes="{}",
-                  participant_sid="MB" + "0" * 32, received_at=now)
-    values.update(fields)
-    return Inbound(**values)
-
-
-def state(**fields) -> ConversationState:
-    values = dict(inbound_before=1, last_reply_at=None, replies_last_hour=0,
-                  last_agent_at=None, opted_out=False)
-    values.update(fields)
-    return ConversationState(**values)
 
 
 # One row per reason: (message, state, policy, now, enabled) -> reason and detail.

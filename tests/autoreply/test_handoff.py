@@ -10,7 +10,13 @@ from app.autoreply import Reason, decide
 from app.autoreply.handoff import Handoff
 from config import DEFAULT_HANDOFF_MESSAGE as DEFAULT_MESSAGE
 from config import DEFAULT_HANDOFF_PHRASES as DEFAULT_PHRASES
-from tests.autoreply.test_decision import NOW, RULES, message, policy, state
+from tests.support.decisions import NOW, RULES, message, state
+from tests.support.decisions import policy as base_policy
+
+
+def policy(rules: str | None = RULES, **overrides):
+    return base_policy(rules, **overrides)
+
 
 HANDOFF = Handoff.build(DEFAULT_PHRASES, DEFAULT_MESSAGE)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,11 +13,10 @@ from app.services import services
 from app.store.models import Reply
 from app.twilio.media import MAX_BYTES
 from config import ConfigError
-from tests.autoreply.test_decision import state
-from tests.conftest import message_added, post_event
+from tests.support.decisions import NOW, state
+from tests.support.webhooks import message_added, post_event
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture

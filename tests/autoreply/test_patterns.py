@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 import tomllib
-from datetime import UTC, datetime
 
 import pytest
 import regex
@@ -19,12 +18,10 @@ import requests
 
 from app.autoreply import Reason, decide
 from app.autoreply.patterns import MAX_TEXT
-from tests.autoreply.test_decision import message, policy, state
-from tests.autoreply.test_rules import EXAMPLE
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
-from tests.servers import gunicorn
+from tests.support.decisions import NOW, message, policy, state
+from tests.support.servers import ROOT, gunicorn
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
-NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
 # rules.example.toml's order-status pattern as it shipped: two `\s*` around an optional
 # group, so a run of n spaces after "order" costs n² steps (13.6 s for 32,000 spaces).
 QUADRATIC = r'\b(order|tracking)\s*(number|no\.?|#)?\s*\d{6,}\b'
@@ -114,7 +111,7 @@ def _hostile_texts(size: int):
 def test_the_example_files_patterns_are_linear():
     """Each pattern in rules.example.toml searches 32,000 hostile characters well within
     a quarter second of CPU (linear: about 1 ms; the quadratic one it replaced: 5 s)."""
-    example = tomllib.loads(EXAMPLE.read_text())
+    example = tomllib.loads((ROOT / "rules.example.toml").read_text())
     patterns = [r["pattern"] for r in example["rules"] if "pattern" in r]
     patterns += example["agent_patterns"]
     assert len(patterns) == 4
@@ -159,5 +156,5 @@ def test_two_hostile_webhooks_at_once_are_answered_promptly(tmp_path, fake_api):
         elapsed = time.monotonic() - started
         assert [answers[n].status_code for n in (1, 2)] == [200, 200]
         assert all("fallback" in answers[n].headers["X-Webhook-Outcome"] for n in (1, 2))
-        assert elapsed < 5.0, elapsed
+        assert elapsed < 10.0, elapsed  # one uncut search alone took 13.6 s
         assert "WORKER TIMEOUT" not in server.log

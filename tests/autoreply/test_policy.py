@@ -61,7 +61,7 @@ def test_rules_libraries_load_only_with_a_rules_file(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+    from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
     script = (
         "import sys; from app import create_app; create_app(); "

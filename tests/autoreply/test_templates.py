@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 
 import pytest
 
 from app.autoreply import Reason, RulesError, decide, parse_rules
 from app.autoreply.sandbox import MAX_CHARS, MAX_STEPS
 from app.autoreply.templates import SMS_MAX_CHARS
-from tests.autoreply.test_decision import message, policy, state
-from tests.conftest import message_added, post_event
+from tests.support.decisions import NOW, message, policy, state
+from tests.support.webhooks import message_added, post_event
 
-NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
 SAMPLE_CUSTOMER = "+15558675310"  # templates.sample_context's customer
 NESTED_LOOPS = ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}"
                 "{% endfor %}Hi")

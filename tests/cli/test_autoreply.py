@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from tests.conftest import message_added, post_event
-from tests.servers import ROOT
+from tests.support.servers import ROOT
+from tests.support.webhooks import message_added, post_event
 
 EXAMPLE = ROOT / "rules.example.toml"
 

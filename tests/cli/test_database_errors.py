@@ -7,7 +7,7 @@ import pytest
 
 from app import create_app
 from app.services import services
-from tests.servers import flask_cli, free_port
+from tests.support.servers import flask_cli, free_port
 
 COMMANDS = [
     ["db", "upgrade"], ["db", "current"], ["db", "check"], ["replies", "stats"],

@@ -17,8 +17,8 @@ from sqlalchemy import insert
 from app import create_app
 from app.services import services
 from app.store.models import Reply, SenderHeartbeat, utcnow
-from tests.conftest import AUTH_TOKEN
-from tests.servers import ROOT
+from tests.support.servers import ROOT
+from tests.support.webhooks import AUTH_TOKEN
 
 OURS = "/webhooks/conversations"
 HANDLED = ["onMessageAdded", "onDeliveryUpdated"]

@@ -1,6 +1,6 @@
 """`events stats`: processed webhooks counted by outcome kind."""
 
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 def test_events_are_counted_by_kind(client, runner):

@@ -2,7 +2,7 @@
 outside the writer's turn."""
 
 from app.services import services
-from tests.conftest import message_added, post_event
+from tests.support.webhooks import message_added, post_event
 
 
 def test_replies_failed_answers_while_a_writer_holds_the_database(app, client, runner,

@@ -14,8 +14,9 @@ import pytest
 
 from app import create_app
 from app.pipeline.events import KNOWN_EVENTS, PRE_EVENTS
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, wait_for
-from tests.servers import checkout_copy, flask_cli, free_port, gunicorn
+from tests.support.servers import checkout_copy, flask_cli, free_port, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -129,6 +130,7 @@ def test_the_fake_api_recipe_works_with_its_settings_in_dotenv(fake_api, databas
     (not on one terminal's command line) sign and check with the same Auth Token, so the
     message is answered through the fake API. A terminal without them signs with the
     development token: 403, and the hint says why."""
+    fake_api.any_conversation = True  # as `make fake-api` runs it: send-event's are new
     checkout = checkout_copy(tmp_path / "bot")
     (checkout / ".env").write_text(
         f"TWILIO_ACCOUNT_SID={ACCOUNT_SID}\nTWILIO_AUTH_TOKEN={AUTH_TOKEN}\n"

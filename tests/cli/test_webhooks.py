@@ -3,7 +3,7 @@
 import pytest
 
 from app import create_app
-from tests.conftest import AUTH_TOKEN
+from tests.support.webhooks import AUTH_TOKEN
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 from app.compose import pending
 from app.services import services
 from app.store.models import Composition, ProcessedEvent, Reply, utcnow
-from tests.conftest import message_added, post_event, wait_for
+from tests.support.waiting import wait_for
+from tests.support.webhooks import message_added, post_event
 
 RULES = """
 [greeting]

@@ -3,13 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from app.delivery import outbox
-from app.services import services
 from app.store import models
-from app.store.models import Reply
-from tests.conftest import message_added, post_event
+from tests.support.outbox import the_reply
+from tests.support.sending import run_until_idle, send, take
+from tests.support.webhooks import post_event
 
 HOUR = timedelta(hours=1)
 _real_utcnow = models.utcnow
@@ -23,20 +22,15 @@ def skew_host_clock(monkeypatch, offset: timedelta) -> None:
     monkeypatch.setattr(outbox, "utcnow", skewed)
 
 
-def the_reply(app):
-    with services(app).db.session() as s:
-        return s.scalars(select(Reply)).one()
-
-
 def test_host_ahead_does_not_take_over_a_live_lease(app, client, sender, fake_api, monkeypatch):
     """A sender whose clock is an hour ahead leaves a reply alone while its lease is live."""
-    post_event(client, message_added())
-    [held] = sender._lease(1)
+    post_event(client, fake_api.message_added())
+    [held] = take(sender, 1)
     skew_host_clock(monkeypatch, HOUR)
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sending", 1)
-    sender.send(held)  # the holder settles it
+    send(sender, held)  # the holder settles it
     assert the_reply(app).status == "sent" and len(fake_api.created) == 1
 
 
@@ -46,32 +40,32 @@ def test_replies_are_due_at_once_whatever_the_host_clocks(
         app, client, sender, fake_api, monkeypatch, queued_by, sent_by):
     """A reply is due when queued, whichever host queued it and whichever host sends it."""
     skew_host_clock(monkeypatch, queued_by)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     skew_host_clock(monkeypatch, sent_by)
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert the_reply(app).status == "sent" and len(fake_api.created) == 1
 
 
 def test_retry_by_host_ahead_is_due_after_its_backoff(app, client, sender, fake_api, monkeypatch):
     """A retry recorded by a host an hour ahead is due after its backoff (0 here), not an hour."""
     fake_api.fail(1, status=503)
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     skew_host_clock(monkeypatch, HOUR)
-    [item] = sender._lease(1)
-    sender.send(item)
+    [item] = take(sender, 1)
+    send(sender, item)
     assert the_reply(app).status == "queued"
     skew_host_clock(monkeypatch, timedelta(0))
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert the_reply(app).status == "sent"
 
 
 def test_requeue_by_host_ahead_is_due_at_once(app, client, runner, sender, fake_api, monkeypatch):
     """A failed reply requeued on a host an hour ahead is sent at once by the others."""
     fake_api.fail(1, status=400, code=21610)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     skew_host_clock(monkeypatch, HOUR)
     assert runner.invoke(args=["replies", "requeue", "--all"]).output == "requeued 1 reply\n"
     skew_host_clock(monkeypatch, timedelta(0))
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert the_reply(app).status == "sent"

@@ -14,7 +14,7 @@ from app.delivery.media import MediaLibrary
 from app.services import services
 from app.store.models import MediaUpload
 from app.twilio.media import MAX_BYTES, MediaError, read_file
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 
@@ -187,7 +187,7 @@ def test_the_fake_records_a_message_created_with_a_media_sid(fake_api):
     """The sender's call: messages.create(media_sid=...) reaches the API as MediaSid."""
     from app.twilio.client import twilio_client
     client = twilio_client(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_api.url)
-    client.conversations.v1.conversations("CH" + "0" * 32).messages.create(
+    client.conversations.v1.conversations(fake_api.add_conversation()).messages.create(
         author="support-bot", body="Our hours", media_sid="ME" + "1" * 32)
     assert fake_api.created[-1].form["MediaSid"] == "ME" + "1" * 32
 

@@ -5,6 +5,7 @@ from sqlalchemy import select
 from app.delivery import opt_outs
 from app.services import services
 from app.store.models import OptOut, Reply
+from tests.support.sending import run_until_idle
 
 CUSTOMER = "whatsapp:+15558675310"
 PARTICIPANT = "MB" + "d" * 32
@@ -56,9 +57,9 @@ def test_21610_fails_the_reply_and_records_the_opt_out(app, sender, fake_api, qu
     """Twilio says the customer replied STOP: the reply fails and the customer is opted out."""
     fake_api.fail(1, status=400, code=21610)
     queue(CONVERSATION, customer=CUSTOMER, participant_sid=PARTICIPANT, channel="WHATSAPP")
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     queue("CH" + "b" * 32, customer="+15550000000")  # another customer's reply goes out
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     with services(app).db.session() as s:
         statuses = dict(s.execute(select(Reply.conversation_sid, Reply.status)).all())
     assert statuses == {CONVERSATION: "failed", "CH" + "b" * 32: "sent"}
@@ -70,5 +71,5 @@ def test_other_permanent_errors_record_no_opt_out(app, sender, fake_api, queue):
     """Only 21610 means the customer opted out."""
     fake_api.fail(1, status=400, code=63024)
     queue(CONVERSATION, customer=CUSTOMER, participant_sid=PARTICIPANT)
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert recorded(app) == {}

@@ -9,7 +9,9 @@ from sqlalchemy import delete, event, select, update
 from app.delivery import outbox
 from app.services import services
 from app.store.models import ProcessedEvent, Reply, utcnow
-from tests.conftest import message_added, post_event
+from tests.support.outbox import lease
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 A, B = "CH" + "a" * 32, "CH" + "b" * 32
 
@@ -19,9 +21,9 @@ def test_replay_after_retention_keeps_the_one_failed_reply(make_app, fake_api):
     app = make_app(AUTO_REPLY_COOLDOWN="0")  # the replay is decided again: let it reply
     client, sender = app.test_client(), services(app).sender
     fake_api.fail(1, status=400, code=63024)  # invalid recipient: permanent
-    params = message_added()
+    params = fake_api.message_added()
     post_event(client, params)
-    sender.run_until_idle()
+    run_until_idle(sender)
     with services(app).db.session() as s:
         s.execute(delete(ProcessedEvent))  # as retention does; failed replies stay
 
@@ -31,7 +33,7 @@ def test_replay_after_retention_keeps_the_one_failed_reply(make_app, fake_api):
             in response.headers["X-Webhook-Outcome"])
     with services(app).db.session() as s:
         assert s.scalars(select(Reply.status)).all() == ["failed"]
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert fake_api.created == [] and len(fake_api.requests) == 1
 
 
@@ -66,12 +68,6 @@ def test_queue_reply_is_one_statement_and_keeps_every_field(app):
 
 
 # -- order within a conversation ----------------------------------------------------
-
-def lease(app, limit=8, *, expired=True, pace=0.0):
-    """Lease as a sender does, without Twilio's pace (its own test below)."""
-    with services(app).db.transaction() as conn:
-        return outbox.lease_due(conn, limit, 60, expired=expired, pace=pace)
-
 
 def settle(app, mark, item, *args):
     with services(app).db.transaction() as conn:
@@ -150,7 +146,6 @@ def test_concurrent_leases_never_take_two_of_one_conversation(app, queue, databa
         assert [item.in_reply_to for item in other] == [b1]
 
 
-
 def test_a_lost_lease_waits_for_a_requeued_earlier_reply(app, queue):
     """a2's sender died after a1 was requeued: a1 goes first, a2 is taken over after it."""
     a1, a2 = queue(A), queue(A)
@@ -185,8 +180,6 @@ def test_a_conversation_gets_at_most_30_creates_a_second(app, queue):
 def test_a_receipt_that_came_before_the_send_was_recorded_is_kept(app, client):
     """Twilio may post a receipt before the sender has recorded the MessageSid it got:
     once recorded, the reply says what that receipt said (here, undelivered 30003)."""
-    from tests.conftest import delivery_updated
-
     post_event(client, message_added(conversation_sid=A))
     db = services(app).db
     with db.transaction() as conn:

@@ -6,32 +6,25 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from app import start_background_work
 from app.delivery import outbox
 from app.services import services
 from app.store.models import Reply, utcnow
 from app.twilio import marker
-from tests.conftest import message_added, post_event, wait_for
-
-
-def the_reply(app):
-    with services(app).db.session() as s:
-        return s.scalars(select(Reply)).one()
-
-
-def statuses(app) -> list[str]:
-    with services(app).db.read() as conn:
-        return list(conn.scalars(select(Reply.status).order_by(Reply.id)))
+from tests.support.outbox import statuses, the_reply
+from tests.support.sending import run_until_idle, send, take
+from tests.support.waiting import wait_for
+from tests.support.webhooks import post_event
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_transient_errors_are_retried_until_sent(app, client, sender, fake_api, status):
     """5xx are retried; the reply is sent once, on the third attempt."""
     fake_api.fail(2, status=status)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 3)
     assert len(fake_api.created) == 1
@@ -42,8 +35,8 @@ def test_throttled_calls_are_retried_without_counting_an_attempt(app, client, se
     """429: Twilio did nothing. The reply is queued again, the attempt is not counted
     (so no look at Twilio before sending), and the reply is sent once."""
     fake_api.fail(2, status=429)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 1)
     assert len(fake_api.created) == 1
@@ -53,16 +46,16 @@ def test_throttled_calls_are_retried_without_counting_an_attempt(app, client, se
 def test_timeouts_are_retried(make_app, fake_api):
     """A call slower than TWILIO_HTTP_TIMEOUT is abandoned and retried."""
     app = make_app(TWILIO_HTTP_TIMEOUT="0.3", SEND_SETTLE_SECONDS="2")
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     fake_api.latency = 1.0
     fake_api.fail(1, status=503)  # the slow answer is an error: nothing was created
     sender = services(app).sender
-    [item] = sender._lease(1)
-    sender.send(item)
+    [item] = take(sender, 1)
+    send(sender, item)
     reply = the_reply(app)
     assert reply.status == "queued" and "timed out" in reply.error_message
     fake_api.latency = 0
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert the_reply(app).status == "sent"
     assert len(fake_api.created) == 1
 
@@ -70,15 +63,15 @@ def test_timeouts_are_retried(make_app, fake_api):
 def test_timeout_after_twilio_accepted_does_not_send_twice(make_app, fake_api):
     """The answer was lost but Twilio created the reply: the retry finds it instead of resending."""
     app = make_app(TWILIO_HTTP_TIMEOUT="0.3")
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     fake_api.latency = 0.6
     sender = services(app).sender
-    [item] = sender._lease(1)
-    sender.send(item)
+    [item] = take(sender, 1)
+    send(sender, item)
     assert the_reply(app).status == "queued"
     wait_for(lambda: fake_api.created)  # Twilio finished creating it after we gave up
     fake_api.latency = 0
-    sender.run_until_idle()
+    run_until_idle(sender)
     reply = the_reply(app)
     assert reply.status == "sent" and reply.twilio_message_sid == fake_api.created[0].sid
     assert len(fake_api.created) == 1
@@ -86,13 +79,13 @@ def test_timeout_after_twilio_accepted_does_not_send_twice(make_app, fake_api):
 
 def test_connection_errors_are_retried(app, client, sender, fake_api):
     """With the API unreachable the reply waits; once it is back, the reply goes out."""
-    post_event(client, message_added())
+    post_event(client, fake_api.message_added())
     fake_api.stop()
-    [item] = sender._lease(1)
-    sender.send(item)
+    [item] = take(sender, 1)
+    send(sender, item)
     assert the_reply(app).status == "queued"
     fake_api.start()
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert the_reply(app).status == "sent"
 
 
@@ -101,8 +94,8 @@ def test_permanent_errors_fail_without_retry(app, client, sender, fake_api, capl
     """Other 4xx are final: marked failed with Twilio's code, logged at ERROR, not retried."""
     caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.fail(1, status=status, code=code)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts, reply.error_code) == ("failed", 1, code)
     [record] = [r for r in caplog.records if r.name == "app.delivery.attempt"]
@@ -114,8 +107,8 @@ def test_gives_up_after_max_attempts(app, client, sender, fake_api, caplog):
     """A transient error that never passes fails after SEND_MAX_ATTEMPTS (4 here)."""
     caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.fail(10, status=503)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("failed", 4)
     assert "gave up after retries" in caplog.text
@@ -134,18 +127,18 @@ def test_retry_waits_for_its_backoff(make_app, fake_api):
     """A retried reply is not due again until its backoff has passed."""
     app = make_app(SEND_BACKOFF_SECONDS="60", SEND_BACKOFF_MAX_SECONDS="60")
     fake_api.fail(1, status=503)
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     sender = services(app).sender
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     reply = the_reply(app)
     assert reply.status == "queued" and reply.next_attempt_at > utcnow()
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
 
 
 def test_replies_recorded_before_a_restart_are_sent_after_it(make_app, fake_api):
     """A reply queued by a process that died before sending is sent by the next one."""
     first = make_app()
-    post_event(first.test_client(), message_added())
+    post_event(first.test_client(), fake_api.message_added())
     services(first).db.dispose()  # the process is gone; nothing was sent
     assert fake_api.created == []
 
@@ -160,13 +153,13 @@ def test_replies_recorded_before_a_restart_are_sent_after_it(make_app, fake_api)
 
 def test_taken_over_reply_is_not_sent_twice(app, client, sender, fake_api):
     """A sender died after Twilio accepted the reply: its successor finds it and does not resend."""
-    post_event(client, message_added())
-    [item] = sender._lease(1)
+    post_event(client, fake_api.message_added())
+    [item] = take(sender, 1)
     sender.client.send_message(item.conversation_sid, author=item.author, body=item.body,
                                attributes=item.attributes)  # ... and the process died here
     with services(app).db.session() as s:  # its lease runs out
         s.execute(update(Reply).values(next_attempt_at=utcnow()))
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     reply = the_reply(app)
     assert reply.status == "sent" and reply.attempts == 2
     assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid
@@ -177,7 +170,7 @@ def test_in_process_sender_replies_without_waiting_for_a_poll(make_app, fake_api
     app = make_app(SENDER_IN_PROCESS="true", SENDER_POLL_SECONDS="30")
     try:
         services(app).supervisor.start()
-        post_event(app.test_client(), message_added())
+        post_event(app.test_client(), fake_api.message_added())
         wait_for(lambda: fake_api.created, timeout=5)
     finally:
         services(app).supervisor.stop()
@@ -187,8 +180,8 @@ def test_answer_that_is_not_json_fails_at_once(app, client, sender, fake_api, ca
     """A 201 whose body is not Twilio's JSON is permanent: one request, marked failed, logged."""
     caplog.set_level(logging.ERROR, logger="app.delivery.attempt")
     fake_api.garble(1)
-    post_event(client, message_added())
-    assert sender.run_until_idle() == 1
+    post_event(client, fake_api.message_added())
+    assert run_until_idle(sender) == 1
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("failed", 1)
     assert len(fake_api.requests) == 1
@@ -199,8 +192,8 @@ def test_answer_that_is_not_json_fails_at_once(app, client, sender, fake_api, ca
 def test_connection_cut_mid_answer_is_retried(app, client, sender, fake_api):
     """A connection dropped halfway through the answer is transient; the retry finds the reply."""
     fake_api.cut(1)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 2)
     assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid
@@ -210,8 +203,8 @@ def test_lookup_errors_are_retried(app, client, sender, fake_api):
     """A 503 on the already-sent lookup (a listing, raised without a status) is retried."""
     fake_api.fail(1, status=503, accepted=True)
     fake_api.fail_reads(1, status=503)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 3)
     assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid
@@ -225,7 +218,7 @@ TEMPLATE = "HX" + "c" * 32
 def test_template_reply_is_sent_as_content(app, sender, fake_api, queue):
     """A reply queued as a Content template goes out as ContentSid + ContentVariables."""
     queue("CH" + "a" * 32, body=None, content_sid=TEMPLATE, content_variables='{"1": "Ada"}')
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     [created] = fake_api.created
     assert (created.content_sid, created.content_variables) == (TEMPLATE, {"1": "Ada"})
     assert "Body" not in created.form
@@ -247,7 +240,7 @@ def test_whatsapp_free_text_is_not_sent_after_24_hours(
     """WhatsApp text more than 24 h after the customer wrote fails at once with 63016."""
     written = None if hours_ago is None else utcnow() - timedelta(hours=hours_ago)
     queue("CH" + "a" * 32, channel=channel, content_sid=content_sid, message_at=written)
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     reply = the_reply(app)
     if sent:
         assert reply.status == "sent" and len(fake_api.created) == 1
@@ -267,7 +260,7 @@ def test_late_reply_twilio_has_already_is_recorded_sent(app, sender, fake_api, q
                                    attributes=marker.reply_attributes(asked))
     with services(app).db.session() as s:  # an earlier attempt reached Twilio, unanswered
         s.execute(update(Reply).values(attempts=1))
-    sender.run_until_idle()
+    run_until_idle(sender)
     reply = the_reply(app)
     assert (reply.status, reply.twilio_message_sid) == ("sent", message["sid"])
     assert fake_api.created == []
@@ -314,13 +307,11 @@ def test_a_reply_with_media_is_sent_with_its_media_sid_uploaded_once(app, sender
                                                                       queue, tmp_path):
     """The rules' media file goes to Twilio's Media Content Service once; every reply
     carries its MediaSid (the message API takes no URL), text optional."""
-    from tests.delivery.test_media import PNG
-
     picture = tmp_path / "hours.png"
-    picture.write_bytes(PNG)
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 200)
     for body in ("We're open 9-5.", None):
         queue(fake_api.add_conversation(), body=body, media=str(picture))
-    assert sender.run_until_idle() == 2
+    assert run_until_idle(sender) == 2
     media_sids = {c.form.get("MediaSid") for c in fake_api.created}
     assert len(media_sids) == 1 and next(iter(media_sids)).startswith("ME")
     assert [c.body for c in fake_api.created] == ["We're open 9-5.", None]
@@ -346,7 +337,7 @@ def test_a_sender_starting_while_the_database_is_away_waits_for_its_first_beat(
 
     monkeypatch.setattr(registry, "beat", beat)
     app = make_app(SENDER_IN_PROCESS="true")
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     with caplog.at_level(logging.WARNING):
         services(app).supervisor.start()
         try:
@@ -367,7 +358,7 @@ def test_deeply_nested_attributes_do_not_stop_a_retry(app, sender, fake_api, que
     queue(conversation)
     with services(app).db.session() as s:  # an earlier attempt may have reached Twilio
         s.execute(update(Reply).values(attempts=1))
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert the_reply(app).status == "sent"
     assert len(fake_api.created) == 1
 
@@ -378,7 +369,7 @@ def test_a_stored_conversation_sid_of_the_wrong_shape_fails_without_a_call(app, 
                                                                           fake_api, queue):
     """A row from before SIDs were checked: failed at once, permanently, Twilio not asked."""
     queue("CH" + "a" * 32 + "/../../Services/IS" + "b" * 8)
-    sender.run_until_idle()
+    run_until_idle(sender)
     reply = the_reply(app)
     assert reply.status == "failed" and reply.attempts == 1
     assert "is not CH + 32 hex digits" in reply.error_message

@@ -12,9 +12,12 @@ from app.delivery import attempt, outbox
 from app.delivery import sender as sender_module
 from app.services import services
 from app.store.models import Reply, utcnow
-from tests.conftest import message_added, post_event, wait_for
-from tests.delivery.test_outbox import A, lease
-from tests.delivery.test_sender import the_reply
+from tests.support.outbox import lease, the_reply
+from tests.support.sending import run_until_idle, send, take
+from tests.support.waiting import wait_for
+from tests.support.webhooks import post_event
+
+A = "CH" + "a" * 32
 
 T = datetime(2026, 12, 3, 12, 0, 0)
 
@@ -55,8 +58,8 @@ def app_with(make_app, **settings):
 def first_attempt(app):
     """Lease the one reply and make its first attempt."""
     sender = services(app).sender
-    [item] = sender._lease(1)
-    sender.send(item)
+    [item] = take(sender, 1)
+    send(sender, item)
     return item
 
 
@@ -68,7 +71,7 @@ def test_which_outcomes_are_unknown(make_app, fake_api, fault, unknown):
     """A timeout, a connection cut mid-answer, a 500 and a gateway's 504 leave the outcome
     unknown; a 503 (unavailable), a refused connection and a 429 do not."""
     app = app_with(make_app)
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     if fault == "timeout":
         fake_api.latency = 0.6
         fake_api.fail(1, status=503)  # no message: only the timeout makes it unknown
@@ -89,13 +92,13 @@ def test_a_create_landing_after_the_retrys_look_up_is_found_not_sent_again(
     """The create times out at 0.3 s and lands at 1 s; the retry's first look-up finds
     nothing, so it waits and looks again, finds it, and records it sent."""
     app = app_with(make_app)
-    post_event(app.test_client(), message_added())
+    post_event(app.test_client(), fake_api.message_added())
     asked = the_reply(app).in_reply_to
     fake_api.land_late(1.0, [asked])
     first_attempt(app)
     assert the_reply(app).unsure_at is not None and fake_api.created == []
     with caplog.at_level(logging.INFO, logger="app.delivery.attempt"):
-        assert services(app).sender.run_until_idle() == 1
+        assert run_until_idle(services(app).sender) == 1
     reply = the_reply(app)
     assert fake_api.answers() == {asked: 1}
     assert (reply.status, reply.twilio_message_sid) == ("sent", fake_api.created[0].sid)
@@ -108,11 +111,11 @@ def test_a_create_that_never_lands_is_sent_again_once_the_settle_time_passed(
     """Twilio dropped the create it was still holding when the sender gave up: the reply
     is sent again, once, and not before SEND_SETTLE_SECONDS after it began."""
     app = app_with(make_app)
-    post_event(app.test_client(), message_added())
-    asked = services(app).sender._lease(1)[0]
+    post_event(app.test_client(), fake_api.message_added())
+    asked = take(services(app).sender, 1)[0]
     fake_api.land_late(0.6, [asked.in_reply_to], lands=False)
-    services(app).sender.send(asked)
-    assert services(app).sender.run_until_idle() == 1
+    send(services(app).sender, asked)
+    assert run_until_idle(services(app).sender) == 1
     [dropped], [resent] = fake_api.dropped, fake_api.created
     assert resent.received_at - dropped.received_at >= SETTLE - 0.1
     assert the_reply(app).status == "sent" and fake_api.answers() == {asked.in_reply_to: 1}
@@ -130,12 +133,12 @@ def test_taking_over_a_lost_lease_waits_for_the_holders_create(make_app, queue, 
     [taken] = lease(app)
     assert taken.attempt == 2 and abs(taken.unsure_at - lease_end) < timedelta(seconds=0.01)
     sender = services(app).sender
-    sender.send(taken)
+    send(sender, taken)
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("queued", 1) and fake_api.created == []
     assert [m for m, _ in fake_api.requests] == ["GET"]  # it looked, and sent nothing
     # Due again in a moment, it looks until SEND_SETTLE_SECONDS after lease_end.
-    wait_for(lambda: sender.run_until_idle() == 1, timeout=10, interval=0.05)
+    wait_for(lambda: run_until_idle(sender) == 1, timeout=10, interval=0.05)
     assert the_reply(app).status == "sent" and len(fake_api.created) == 1
     assert fake_api.created[0].at - fake_api.created[0].received_at < 1  # sent, not held
     assert utcnow() >= lease_end + timedelta(seconds=SETTLE)
@@ -145,14 +148,14 @@ def test_a_failed_reply_requeued_while_unsure_still_waits(make_app, fake_api):
     """The last attempt of a round times out and fails; requeued at once, the next
     attempt still waits for that create, finds it when it lands, and sends nothing."""
     app = app_with(make_app, SEND_MAX_ATTEMPTS="1")
-    post_event(app.test_client(), message_added())
-    asked = services(app).sender._lease(1)[0]
+    post_event(app.test_client(), fake_api.message_added())
+    asked = take(services(app).sender, 1)[0]
     fake_api.land_late(1.0, [asked.in_reply_to])
-    services(app).sender.send(asked)
+    send(services(app).sender, asked)
     assert the_reply(app).status == "failed" and the_reply(app).unsure_at is not None
     with services(app).db.transaction() as conn:
         assert outbox.requeue_failed(conn) == 1
-    services(app).sender.run_until_idle()
+    run_until_idle(services(app).sender)
     wait_for(lambda: fake_api.in_flight == 0)  # nothing still held that could land
     assert the_reply(app).status == "sent" and fake_api.answers() == {asked.in_reply_to: 1}
 
@@ -174,5 +177,5 @@ def test_a_sender_stopped_during_the_create_leaves_it_unknown(make_app, queue, f
     assert reply.status == "queued" and reply.unsure_at is not None
     assert reply.error_message == "sender stopped while the call was in flight"
     wait_for(lambda: fake_api.created)  # Twilio made it after the sender let go
-    services(app).sender.run_until_idle()
+    run_until_idle(services(app).sender)
     assert the_reply(app).status == "sent" and fake_api.answers() == {asked: 1}

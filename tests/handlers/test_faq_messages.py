@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.services import services
 from app.store.models import Conversation, FaqMatch
-from tests.conftest import message_added, post_event
+from tests.support.webhooks import message_added, post_event
 
 RULES = """
 [fallback]

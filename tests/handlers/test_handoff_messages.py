@@ -12,8 +12,8 @@ from sqlalchemy import select
 from app.services import services
 from app.store.models import Conversation, Reply
 from config import DEFAULT_HANDOFF_MESSAGE
-from tests.conftest import message_added, post_event
-from tests.web.dashboard import get, login
+from tests.support.dashboard import get, login
+from tests.support.webhooks import message_added, post_event
 
 ORIGIN = "https://bot.example.com"
 TOKEN = "t0k3n-for-the-dashboard-0123456789abcdef"

@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from app.services import services
 from app.store.models import ProcessedEvent, Reply
-from tests.conftest import message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 def replies(app):
@@ -17,14 +18,14 @@ def replies(app):
 
 def test_customer_message_gets_one_reply_after_the_ack(app, client, sender, fake_api):
     """The webhook answers before anything is sent; the sender then sends exactly one reply."""
-    params = message_added(body="Where is my order?")
+    params = fake_api.message_added(body="Where is my order?")
     response = post_event(client, params)
     assert response.status_code == 200
     assert response.data == b""
     assert response.headers["X-Webhook-Outcome"] == "reply queued: default reply (no rules file)"
     assert fake_api.created == []  # nothing sent inside the request
 
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     [created] = fake_api.created
     assert created.conversation_sid == params["ConversationSid"]
     assert created.form["Author"] == "support-bot"
@@ -49,7 +50,7 @@ def test_no_reply_to_bot_agents_or_system(app, client, sender, fake_api, author,
     response = post_event(client, params)
     assert response.status_code == 200
     assert why in response.headers["X-Webhook-Outcome"]
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert fake_api.created == []
     with services(app).db.session() as s:
         event = s.scalars(select(ProcessedEvent)).one()
@@ -58,22 +59,22 @@ def test_no_reply_to_bot_agents_or_system(app, client, sender, fake_api, author,
 
 def test_reply_loop_is_broken_when_our_reply_comes_back(app, client, sender, fake_api):
     """Our reply fires onMessageAdded (webhooks enabled); answering it would loop forever."""
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     [created] = fake_api.created
-    echo = message_added(author=created.form["Author"], message_sid=created.sid,
+    echo = fake_api.message_added(author=created.form["Author"], message_sid=created.sid,
                          conversation_sid=created.conversation_sid,
                          extra={"Attributes": created.form["Attributes"]})
     assert post_event(client, echo).status_code == 200
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert len(fake_api.created) == 1
 
 
 def test_custom_reply_text_and_identity(make_app, fake_api):
     """AUTO_REPLY_TEXT and BOT_IDENTITY shape the reply."""
     app = make_app(AUTO_REPLY_TEXT="Hi! We're on it.", BOT_IDENTITY="helper")
-    post_event(app.test_client(), message_added())
-    services(app).sender.run_until_idle()
+    post_event(app.test_client(), fake_api.message_added())
+    run_until_idle(services(app).sender)
     [created] = fake_api.created
     assert created.form == {**created.form, "Author": "helper", "Body": "Hi! We're on it."}
 
@@ -97,7 +98,7 @@ def test_cooldown_one_reply_per_conversation(app, client, sender, fake_api):
     assert outcome(first).startswith("reply queued")
     assert outcome(second).startswith("ignored: cooldown after our last reply: cooldown until")
     assert outcome(third).startswith("ignored: cooldown")
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     with services(app).db.session() as s:
         reasons = s.scalars(select(ProcessedEvent.reason).order_by(ProcessedEvent.id)).all()
     assert reasons == ["REPLY", "COOLDOWN", "COOLDOWN"]
@@ -108,7 +109,7 @@ def test_compliance_keywords_are_never_answered(client, sender, fake_api, body):
     """Carriers and Twilio answer STOP, HELP, START...: the bot stays out of it."""
     response = conversation_post(client, "CH" + "b" * 32, body)
     assert outcome(response).startswith("ignored: compliance keyword")
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
 
 
 def test_a_sentence_with_a_keyword_is_answered(client, sender):
@@ -122,7 +123,7 @@ def test_handoff_an_agent_writing_silences_the_bot(client, sender, fake_api):
     conversation_post(client, conversation, "I'm Alice, looking into it", author="alice@support")
     response = conversation_post(client, conversation, "thanks, any news?")
     assert outcome(response).startswith("ignored: an agent is handling the conversation")
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
 
 
 def test_budget_caps_replies_whatever_the_cooldown(make_app, fake_api):
@@ -141,7 +142,7 @@ def test_disabled_by_setting_records_but_sends_nothing(make_app, fake_api):
     response = conversation_post(app.test_client(), "CH" + "f" * 32)
     assert response.status_code == 200
     assert outcome(response).startswith("ignored: auto-reply disabled")
-    assert services(app).sender.run_until_idle() == 0
+    assert run_until_idle(services(app).sender) == 0
 
 
 def test_runtime_switch_is_obeyed_without_a_restart(app, client, runner, sender, monkeypatch):
@@ -162,11 +163,10 @@ def test_runtime_switch_is_obeyed_without_a_restart(app, client, runner, sender,
 def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_api):
     """A receipt with ErrorCode=21610 for our reply opts its customer out in every
     conversation; START opts them back in (Twilio answers it; the bot stays silent)."""
-    from tests.conftest import delivery_updated
 
     customer = "+15550002222"
-    conversation_post(client, "CH" + "3" * 32, "hi", author=customer)
-    sender.run_until_idle()
+    conversation_post(client, fake_api.add_conversation("CH" + "3" * 32), "hi", author=customer)
+    run_until_idle(sender)
     [created] = fake_api.created
     post_event(client, delivery_updated(
         conversation_sid=created.conversation_sid, message_sid=created.sid,
@@ -179,11 +179,11 @@ def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_
     assert outcome(answered).startswith("reply queued")
 
 
-def test_why_explains_a_decision(app, client, runner, sender):
+def test_why_explains_a_decision(app, client, runner, sender, fake_api):
     """`why IM...` prints the decision, the rule and what became of the reply."""
-    params = message_added()
+    params = fake_api.message_added()
     post_event(client, params)
-    sender.run_until_idle()
+    run_until_idle(sender)
     result = runner.invoke(args=["why", params["MessageSid"]])
     assert result.exit_code == 0, result.output
     assert "decision: REPLY (rule fallback)" in result.output
@@ -209,8 +209,8 @@ def test_our_own_reply_coming_back_costs_no_state_read(app, client, sender, fake
                                                         monkeypatch):
     """Every reply fires onMessageAdded again (webhooks enabled): the loop guard answers
     it without reading or writing the conversation's state."""
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     [created] = fake_api.created
     reads = []
     reader = services(app).processor.state

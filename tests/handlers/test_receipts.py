@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from app.services import services
 from app.store.models import DeliveryReceipt, Reply
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 def receipt(app, receipt_sid):
@@ -64,8 +65,8 @@ def test_status_moves_forward(app, client):
 
 def test_receipt_for_our_reply_updates_the_reply(app, client, sender, fake_api):
     """The receipt of a bot reply (webhooks enabled on send) shows on the reply."""
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     [created] = fake_api.created
     params = delivery_updated(message_sid=created.sid, conversation_sid=created.conversation_sid,
                               status="delivered")

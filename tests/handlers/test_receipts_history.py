@@ -9,7 +9,8 @@ from sqlalchemy import select, update
 
 from app.services import services
 from app.store.models import DeliveryReceipt, ReceiptEvent, Reply, utcnow
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, post_event
 
 
 def stored(app, model, **where):
@@ -18,8 +19,8 @@ def stored(app, model, **where):
 
 
 def our_reply(app, client, sender, fake_api):
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     return fake_api.created[-1]
 
 

@@ -6,7 +6,8 @@ from sqlalchemy import select, update
 
 from app.services import services
 from app.store.models import ProcessedEvent, Reply, utcnow
-from tests.conftest import message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import message_added, post_event
 
 
 def run(app, hours=2):
@@ -19,12 +20,12 @@ def test_missed_customer_message_is_answered_once(app, sender, fake_api):
     missed = fake_api.add_message(conversation, "+15550001111", "anyone there?")
     report = run(app)
     assert report.replies_queued == 1
-    sender.run_until_idle()
+    run_until_idle(sender)
     [created] = fake_api.created
     assert created.conversation_sid == conversation
     assert f'"inReplyTo": "{missed["sid"]}"' in created.form["Attributes"]
     assert run(app).replies_queued == 0
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
 
 
 def test_messages_seen_by_webhook_are_not_answered_again(app, client, sender, fake_api):
@@ -32,9 +33,9 @@ def test_messages_seen_by_webhook_are_not_answered_again(app, client, sender, fa
     conversation = fake_api.add_conversation()
     message = fake_api.add_message(conversation, "+15550001111", "hello")
     post_event(client, message_added(conversation_sid=conversation, message_sid=message["sid"]))
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert run(app).replies_queued == 0
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert len(fake_api.created) == 1
 
 
@@ -54,7 +55,7 @@ def test_message_already_answered_by_an_agent_is_left_alone(app, sender, fake_ap
     fake_api.add_message(conversation, "alice@support", "Looking into it now")
     report = run(app)
     assert (report.replies_queued, report.answered_already) == (0, 1)
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     with services(app).db.session() as s:
         outcomes = s.scalars(select(ProcessedEvent.outcome)).all()
     assert any("answered later" in o for o in outcomes)
@@ -69,8 +70,8 @@ def test_old_messages_are_outside_the_window(app, sender, fake_api, monkeypatch)
 
 def test_missing_receipts_are_fetched(app, client, sender, fake_api):
     """A reply sent but never confirmed gets its delivery receipts through the REST API."""
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     [created] = fake_api.created
     fake_api.add_receipt(created.conversation_sid, created.sid, "delivered")
     with services(app).db.session() as s:  # sent a while ago, no receipt since
@@ -97,8 +98,10 @@ def test_catch_up_command_reports_api_errors(runner, fake_api):
     assert result.exit_code == 1 and "Twilio API" in result.output
 
 
-def unconfirmed_replies(app, count, minutes_ago=10):
-    """Store `count` replies sent a while ago that never got a receipt."""
+def unconfirmed_replies(app, fake_api, count, minutes_ago=10):
+    """Store `count` replies sent a while ago, in a conversation that exists at the fake
+    API, that never got a receipt."""
+    fake_api.add_conversation("CH" + "c" * 32)
     sent_at = utcnow() - timedelta(minutes=minutes_ago)
     with services(app).db.session() as s:
         s.add_all(Reply(in_reply_to=f"IM{n:032x}", conversation_sid="CH" + "c" * 32,
@@ -114,7 +117,7 @@ def receipt_requests(fake_api):
 def test_receipts_of_a_reply_are_asked_for_once(app, fake_api):
     """A reply that never gets receipts (a chat participant) costs one API call, not one
     per run."""
-    unconfirmed_replies(app, 1)
+    unconfirmed_replies(app, fake_api, 1)
     assert run(app).receipts_checked == 1
     assert run(app).receipts_checked == 0
     assert len(receipt_requests(fake_api)) == 1
@@ -124,7 +127,7 @@ def test_receipt_back_fill_is_bounded_per_run(app, fake_api):
     """A large backlog is worked off RECEIPT_CHECKS replies at a time, oldest first."""
     from app.jobs.catchup import RECEIPT_CHECKS
 
-    unconfirmed_replies(app, RECEIPT_CHECKS + 3)
+    unconfirmed_replies(app, fake_api, RECEIPT_CHECKS + 3)
     assert run(app).receipts_checked == RECEIPT_CHECKS
     assert run(app).receipts_checked == 3
     assert len(receipt_requests(fake_api)) == RECEIPT_CHECKS + 3

@@ -21,14 +21,16 @@ from app.store.models import (
     Reply,
     utcnow,
 )
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.outbox import the_reply
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 def test_failed_replies_are_listed_with_meaning_and_requeued(app, client, runner, sender, fake_api):
     fake_api.fail(2, status=400, code=21610)
-    post_event(client, message_added())
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     listed = runner.invoke(args=["replies", "failed"])
     assert listed.output.count("code=21610") == 2
     assert "recipient replied STOP" in listed.output
@@ -36,10 +38,10 @@ def test_failed_replies_are_listed_with_meaning_and_requeued(app, client, runner
 
     reply_id = int(listed.output.split()[0].lstrip("#"))
     assert runner.invoke(args=["replies", "requeue", str(reply_id)]).output == "requeued 1 reply\n"
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert len(fake_api.created) == 1
     assert runner.invoke(args=["replies", "requeue", "--all"]).output == "requeued 1 reply\n"
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert len(fake_api.created) == 2
     assert runner.invoke(args=["replies", "failed"]).output == "no failed replies\n"
     assert runner.invoke(args=["replies", "stats"]).output.splitlines()[0] == "sent=2"
@@ -67,12 +69,12 @@ def test_requeued_reply_that_twilio_has_is_not_sent_twice(app, client, runner, s
     """Given up after lost answers, then requeued: the next attempt finds the reply at Twilio."""
     fake_api.fail(1, status=503, accepted=True)  # Twilio has it; its answer says otherwise
     fake_api.fail_reads(3, status=503)  # and every lookup of this round fails
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 4)
 
     assert runner.invoke(args=["replies", "requeue", "--all"]).output == "requeued 1 reply\n"
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert len(fake_api.created) == 1
     reply = the_reply(app)
     assert (reply.status, reply.attempts) == ("sent", 5)
@@ -82,19 +84,14 @@ def test_requeued_reply_that_twilio_has_is_not_sent_twice(app, client, runner, s
 def test_requeue_starts_a_new_round_of_attempts(app, client, runner, sender, fake_api):
     """A requeued reply gets SEND_MAX_ATTEMPTS (4) more attempts; none are forgotten."""
     fake_api.fail(4 + 3, status=503)
-    post_event(client, message_added())
-    sender.run_until_idle()
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
     assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 4)
 
     runner.invoke(args=["replies", "requeue", "--all"])
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert (the_reply(app).status, the_reply(app).attempts) == ("sent", 8)
     assert len(fake_api.created) == 1
-
-
-def the_reply(app):
-    with services(app).db.session() as s:
-        return s.scalars(select(Reply)).one()
 
 
 def test_requeue_needs_an_id_or_all(runner):
@@ -102,12 +99,13 @@ def test_requeue_needs_an_id_or_all(runner):
     assert runner.invoke(args=["replies", "requeue", "999"]).exit_code == 1
 
 
-def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runner, sender, fake_api):
+def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runner, sender,
+                                                              fake_api):
     fake_api.fail(1, status=400, code=63024)
-    post_event(client, message_added())           # -> failed reply
-    post_event(client, message_added())           # -> sent reply
+    post_event(client, fake_api.message_added())           # -> failed reply
+    post_event(client, fake_api.message_added())           # -> sent reply
     post_event(client, delivery_updated())
-    sender.run_until_idle()
+    run_until_idle(sender)
     old = utcnow() - timedelta(days=40)
     with services(app).db.session() as s:
         s.execute(update(ProcessedEvent).values(received_at=old))
@@ -126,7 +124,7 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
         s.add(Composition(conversation_sid="CHwait", status="pending", version=1, messages=1,
                           message_sid="IMwait", author="+1", received_at=old, due_at=old,
                           attempts=0, updated_at=old))  # never composed: kept
-    post_event(client, message_added())           # a fresh one stays
+    post_event(client, fake_api.message_added())           # a fresh one stays
     result = runner.invoke(args=["prune", "--older-than", "30d"])
     assert result.output == ("events=3 receipts=1 replies=1 receipt_history=1 "
                              "faq_matches=1 model_calls=1 message_texts=0 reply_texts=0 "
@@ -195,7 +193,7 @@ def test_periodic_jobs_run_when_enabled(make_app, fake_api):
     fake_api.add_message(conversation, "+15550001111", "hello?")
     assert services(app).jobs.run_due() == ["prune", "catch-up"]
     assert services(app).jobs.run_due() == []
-    assert services(app).sender.run_until_idle() == 1
+    assert run_until_idle(services(app).sender) == 1
 
 
 @pytest.mark.parametrize("args", [["prune", "--older-than", "99999999999d"],

@@ -3,7 +3,7 @@
 import pytest
 
 from app.services import services
-from tests.conftest import message_added, post_event
+from tests.support.webhooks import message_added, post_event
 
 BEFORE = '[fallback]\ntext = "Old fallback."\n'
 AFTER = ('[fallback]\ntext = "New fallback."\n'

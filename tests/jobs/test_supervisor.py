@@ -7,16 +7,19 @@ import threading
 from sqlalchemy import select
 
 from app.delivery import outbox
+from app.jobs import supervisor
 from app.jobs.supervisor import Supervisor
 from app.services import services
 from app.store.models import HourlyCount
-from tests.conftest import message_added, post_event, wait_for
+from tests.support.waiting import wait_for
+from tests.support.webhooks import message_added, post_event
 
 
 def test_a_sender_that_dies_is_restarted_and_health_says_so_meanwhile(
         make_app, fake_api, monkeypatch, caplog):
     """The loop dies from a bug (not a database error): its traceback is logged, /healthz
     is 503 naming the error while it is down, and once it runs again replies go out."""
+    monkeypatch.setattr(supervisor, "RESTART_DELAYS", (0.2, 0.5, 1.0))  # (1 s ... 30 s)
     app = make_app(SENDER_IN_PROCESS="true", SENDER_POLL_SECONDS="0.05")
     broken = threading.Event()
     broken.set()
@@ -37,9 +40,9 @@ def test_a_sender_that_dies_is_restarted_and_health_says_so_meanwhile(
         [died] = [r for r in caplog.records if "sender loop died" in r.getMessage()][:1]
         assert died.exc_info and died.exc_info[0] is RuntimeError  # the traceback is logged
 
-        post_event(client, message_added())
+        post_event(client, fake_api.message_added())
         broken.clear()  # the bug goes away: the restarted loop sends the queued reply
-        wait_for(lambda: fake_api.created, timeout=40)  # the next restart is at most 30 s away
+        wait_for(lambda: fake_api.created, timeout=10)  # the next restart is at most 1 s away
         assert client.get("/healthz").status_code == 200
     finally:
         services(app).supervisor.stop()
@@ -100,6 +103,7 @@ def test_hourly_counts_start_and_stop_with_the_supervisor(app, client):
 
 _SERVE_FOREVER = """
 import os, signal, sys, threading
+from app.jobs import supervisor
 from app.jobs.supervisor import Supervisor
 
 class Loop:

@@ -14,8 +14,8 @@ from sqlalchemy import insert
 from app.observability import metrics
 from app.services import services
 from app.store.models import SenderHeartbeat, utcnow
-from tests.conftest import delivery_updated, message_added, post_event
-from tests.observability.scrape import value
+from tests.support.scrape import value
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 TOKEN = "metrics-test-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

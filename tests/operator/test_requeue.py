@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from app.services import services
 from app.store.models import Reply
-from tests.conftest import message_added, post_event, wait_for
-from tests.web.dashboard import get, login, post
+from tests.support.dashboard import get, login, post
+from tests.support.waiting import wait_for
+from tests.support.webhooks import message_added, post_event
 
 TOKEN = "requeue-from-every-door-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -3,7 +3,7 @@ it, and both read where it stands as stored."""
 
 import logging
 
-from tests.web.dashboard import get, login, post
+from tests.support.dashboard import get, login, post
 
 TOKEN = "switch-from-every-door-0123456789abcdef"
 

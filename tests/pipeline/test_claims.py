@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 from app.cli import sample_events
 from app.services import services
 from app.store.models import DeliveryReceipt, ProcessedEvent, Reply
-from tests.conftest import ACCOUNT_SID, delivery_updated, message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import ACCOUNT_SID, delivery_updated, post_event
 
 
 def count(app, model):
@@ -17,23 +18,23 @@ def count(app, model):
 
 def test_same_message_sid_is_answered_once(app, client, sender, fake_api):
     """Twilio may deliver the same message twice (new token each time): one reply only."""
-    params = message_added()
+    params = fake_api.message_added()
     first = post_event(client, params)
     second = post_event(client, params)  # a fresh idempotency token, same MessageSid
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.headers["X-Webhook-Outcome"] == "duplicate"
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert len(fake_api.created) == 1
     assert count(app, Reply) == 1
 
 
 def test_replay_after_the_reply_was_sent_sends_nothing(app, client, sender, fake_api):
     """A captured request replayed later (signatures never expire) is a no-op."""
-    params = message_added()
+    params = fake_api.message_added()
     post_event(client, params)
-    sender.run_until_idle()
+    run_until_idle(sender)
     assert post_event(client, params).headers["X-Webhook-Outcome"] == "duplicate"
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert len(fake_api.created) == 1
 
 
@@ -71,7 +72,7 @@ def test_same_receipt_and_status_counts_once(app, client):
 
 def test_concurrent_duplicates_get_2xx_and_one_reply(app, sender, fake_api):
     """Ten copies of one webhook at the same instant: all 2xx, exactly one reply."""
-    params = message_added()
+    params = fake_api.message_added()
     barrier = threading.Barrier(10)
     statuses = []
 
@@ -86,6 +87,6 @@ def test_concurrent_duplicates_get_2xx_and_one_reply(app, sender, fake_api):
     for t in threads:
         t.join()
     assert statuses == [200] * 10
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert len(fake_api.created) == 1
     assert count(app, ProcessedEvent) == 1

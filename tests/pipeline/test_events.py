@@ -6,7 +6,8 @@ import pytest
 
 from app.cli import sample_events
 from app.pipeline.events import POST_EVENTS, PRE_EVENTS
-from tests.conftest import ACCOUNT_SID, message_added, post_event, sign
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import ACCOUNT_SID, message_added, post_event, sign
 
 PATH = "/webhooks/conversations"
 
@@ -50,7 +51,7 @@ def test_unknown_parameters_are_tolerated(client, fake_api, sender):
     """New parameters Twilio may add are signed and ignored."""
     params = message_added(extra={"NewThing": "x", "Media": '[{"Sid": "ME1"}]'})
     assert post_event(client, params).status_code == 200
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
 
 
 @pytest.mark.parametrize("event_type, field", [
@@ -131,6 +132,6 @@ def test_values_the_database_cannot_store_are_400(client, field, value):
 
 @pytest.mark.parametrize("code", ["99999999999999999999", "-5", "3.5", "abc"])
 def test_odd_error_codes_are_stored_as_no_code(client, code):
-    from tests.conftest import delivery_updated
+    from tests.support.webhooks import delivery_updated
     response = post_event(client, delivery_updated(status="failed", error_code=code))
     assert response.status_code == 200

@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from app.services import services
 from app.store.models import DeliveryReceipt, ProcessedEvent, Reply
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 HEX = "0123456789abcdef" * 2
 DEEP = 975  # under 2 KB: a chat user can set it on their own message
@@ -47,7 +48,7 @@ def stored_replies(app):
 ])
 def test_malformed_field_is_ignored_with_a_note(app, client, sender, fake_api, field, value):
     """The message is answered as if the field were absent; the outcome says so."""
-    params = message_added(extra={field: value})
+    params = fake_api.message_added(extra={field: value})
     response = post_event(client, params)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert outcome(response).startswith("reply queued")
@@ -55,7 +56,7 @@ def test_malformed_field_is_ignored_with_a_note(app, client, sender, fake_api, f
     with services(app).db.session() as s:
         [event] = s.scalars(select(ProcessedEvent)).all()
     assert f"{field} ignored" in event.outcome  # in the stored claim too
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     [reply] = stored_replies(app)
     assert reply.conversation_sid == params["ConversationSid"]
 
@@ -155,7 +156,7 @@ def test_conversation_sid_of_the_wrong_shape_is_400_and_reaches_no_url(app, clie
     response = post_event(client, message_added(conversation_sid=sid))
     assert response.status_code == 400
     assert "malformed required field ConversationSid" in response.get_data(as_text=True)
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert fake_api.calls == []
     assert stored_replies(app) == []
 
@@ -176,7 +177,7 @@ def test_a_good_conversation_sid_goes_where_it_says(client, sender, fake_api):
     """The same path as ever for a well-formed SID (upper-case hex too)."""
     sid = "CH" + HEX.upper()
     assert post_event(client, message_added(conversation_sid=sid)).status_code == 200
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     assert fake_api.calls == [("POST", f"/v1/Conversations/{sid}/Messages")]
 
 

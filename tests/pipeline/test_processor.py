@@ -11,7 +11,8 @@ from app.pipeline.outcome import Kind, Outcome
 from app.pipeline.router import Router
 from app.services import services
 from app.store.models import ProcessedEvent
-from tests.conftest import delivery_updated, message_added, post_event, wait_for
+from tests.support.waiting import wait_for
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 def hold_the_lead(app):
@@ -30,7 +31,7 @@ def hold_the_lead(app):
 
 def queued(app, n):
     commit = services(app).db.group_commit
-    wait_for(lambda: len(commit._queue) >= n)
+    wait_for(lambda: commit.waiting >= n)
 
 
 def test_handlers_decide_in_their_own_thread_even_when_another_leads(app):

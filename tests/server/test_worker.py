@@ -204,7 +204,7 @@ def test_the_benchmark_loads_the_worker_without_the_app():
     import subprocess
     import sys
 
-    from tests.servers import ROOT
+    from tests.support.servers import ROOT
 
     check = ("import runpy, sys; conf = runpy.run_path('bench/gunicorn.conf.py'); "
              "assert conf['worker_class'].__name__ == 'BufferingThreadWorker'; "

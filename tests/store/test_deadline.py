@@ -16,13 +16,14 @@ from app.store import deadline
 from app.store.database import Database, DatabaseUnavailable
 from app.store.engine import DeadlinePool
 from app.store.group_commit import GroupCommit
-from tests.conftest import PG_URL, wait_for
-from tests.store.test_timeouts import COUNT_FOR_LONG, gives_up
-from tests.tcp_proxy import ProxyProcess
+from tests.support.databases import PG_URL
+from tests.support.tcp_proxy import ProxyProcess
+from tests.support.timeouts import COUNT_FOR_LONG, bound, gives_up
+from tests.support.waiting import wait_for
 
-TIMEOUT = 5.0  # DATABASE_TIMEOUT here: far longer than the deadlines below
+TIMEOUT = 20.0  # DATABASE_TIMEOUT here: far longer than the deadlines below
 SOON = 0.3  # the deadline, seconds from the start
-LIMIT = 2.0  # a bounded wait ends well before TIMEOUT, also on a loaded machine
+LIMIT = bound(SOON)  # a wait that ends at the deadline ends well before TIMEOUT
 
 
 @pytest.fixture
@@ -118,10 +119,10 @@ def test_the_lead_passes_to_the_unit_with_the_most_time_left(db):
 
     threads.append(threading.Thread(target=with_deadline, name="short"))
     threads[1].start()
-    wait_for(lambda: len(commit._queue) == 1, timeout=10)  # the running batch is not queued
+    wait_for(lambda: commit.waiting == 1, timeout=10)  # the running batch is not queued
     threads.append(threading.Thread(target=commit.run, args=(second,), name="none"))
     threads[2].start()
-    wait_for(lambda: len(commit._queue) == 2, timeout=10)
+    wait_for(lambda: commit.waiting == 2, timeout=10)
     first.release.set()
     for thread in threads:
         thread.join(10)
@@ -166,12 +167,12 @@ def test_a_new_postgresql_connection_ends_at_the_deadline():
     with ProxyProcess(target.hostname, target.port or 5432) as proxy:
         url = PG_URL.replace(target.netloc,
                              f"{target.username or 'postgres'}@127.0.0.1:{proxy.port}")
-        db = Database(url.replace("postgresql://", "postgresql+psycopg://", 1), timeout=4.0)
+        db = Database(url.replace("postgresql://", "postgresql+psycopg://", 1), timeout=TIMEOUT)
         try:
             proxy.freeze()
             try:
                 error, took = gives_up(within_soon(db.ping), limit=10)
-                assert isinstance(error, DatabaseUnavailable) and SOON <= took < 1.5, \
+                assert isinstance(error, DatabaseUnavailable) and SOON <= took < LIMIT, \
                     (error, took)
             finally:
                 proxy.thaw()

@@ -10,7 +10,7 @@ import traceback
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.store.database import Database
-from tests.store.test_timeouts import COUNT_FOR_LONG
+from tests.support.timeouts import COUNT_FOR_LONG
 
 
 def wait_child(pid: int, limit: float) -> int:
@@ -38,7 +38,7 @@ def test_a_child_forked_while_a_thread_has_the_writer_turn_can_write(tmp_path):
     inside, release = threading.Event(), threading.Event()
 
     def hold():
-        with db._writer_turn():
+        with db.writer_turn():
             inside.set()
             release.wait(10)
 

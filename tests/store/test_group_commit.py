@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 from app.services import services
 from app.store.database import Database
 from app.store.group_commit import GroupCommit
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 def test_many_threads_each_get_their_own_result(app):
@@ -67,7 +67,7 @@ def test_units_queued_behind_a_transaction_commit_together(app):
     """While one transaction runs, the units that queue up behind it share the next one."""
     from sqlalchemy import event
 
-    from tests.conftest import wait_for
+    from tests.support.waiting import wait_for
 
     db = services(app).db
     commit = GroupCommit(db)
@@ -90,7 +90,7 @@ def test_units_queued_behind_a_transaction_commit_together(app):
     threads = [threading.Thread(target=insert, args=(i,)) for i in range(10)]
     for t in threads:
         t.start()
-    wait_for(lambda: len(commit._queue) == 10)  # all ten wait behind the slow unit
+    wait_for(lambda: commit.waiting == 10)  # all ten wait behind the slow unit
     release.set()
     for t in [first, *threads]:
         t.join()
@@ -133,7 +133,7 @@ def test_an_outage_fails_a_batch_in_one_attempt(tmp_path, caplog):
     threads = [threading.Thread(target=select_one) for _ in range(10)]
     for t in threads:
         t.start()
-    wait_for(lambda: len(commit._queue) == 10)
+    wait_for(lambda: commit.waiting == 10)
     # The outage: the open connection stays with the running unit; new ones cannot open.
     db.engine.dispose()
     folder.rename(tmp_path / "gone")
@@ -167,7 +167,7 @@ def test_a_batch_runs_its_units_in_order_of_their_key(app):
                for k in keys]
     for t in threads:
         t.start()
-    wait_for(lambda: len(commit._queue) == len(keys))
+    wait_for(lambda: commit.waiting == len(keys))
     release.set()
     for t in (leader, *threads):
         t.join(10)

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import inspect
 
 from app.services import services
-from tests.servers import flask_cli
+from tests.support.servers import flask_cli
 
 
 def test_models_and_migrations_agree(app):

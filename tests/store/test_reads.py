@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services import services
-from tests.conftest import PG_URL
+from tests.support.databases import PG_URL
 
 
 def test_a_thread_keeps_its_reading_connection(app):

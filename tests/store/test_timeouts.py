@@ -4,43 +4,24 @@ DATABASE_TIMEOUT (a statement, a connection, a lock), and it is usable again aft
 from __future__ import annotations
 
 import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.store.database import Database, DatabaseUnavailable
-from tests.conftest import PG_URL, wait_for
-from tests.store.lock_holder import LockHolder
-from tests.tcp_proxy import ProxyProcess
+from tests.support.databases import PG_URL
+from tests.support.lock_holder import LockHolder
+from tests.support.tcp_proxy import ProxyProcess
+from tests.support.timeouts import COUNT_FOR_LONG, bound, gives_up
+from tests.support.waiting import wait_for
 
-COUNT_FOR_LONG = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                  "WHERE x < 50000000) SELECT count(*) FROM c")
-
-
-def gives_up(call, limit: float) -> tuple[BaseException | None, float]:
-    """Run `call` in a thread; return (what it raised, seconds taken); fail after `limit`."""
-    outcome = {}
-
-    def run():
-        started = time.monotonic()
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 - the test looks at it
-            outcome["error"] = exc
-        outcome["took"] = time.monotonic() - started
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(limit)
-    assert "took" in outcome, f"still waiting after {limit} s"
-    return outcome.get("error"), outcome["took"]
+TIMEOUT = 1.0  # the databases' timeout here: each wait ends at it, not before
 
 
 @pytest.fixture
 def sqlite_db(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'bot.sqlite3'}", timeout=1.0)
+    db = Database(f"sqlite:///{tmp_path / 'bot.sqlite3'}", timeout=TIMEOUT)
     db.ping()  # creates the file
     yield db
     db.engine.dispose()
@@ -55,7 +36,7 @@ def test_a_statement_running_past_the_timeout_is_cut(sqlite_db):
 
     error, took = gives_up(long_count, limit=30)
     assert isinstance(error, DatabaseUnavailable)
-    assert 1.0 <= took < 2.5
+    assert TIMEOUT <= took < bound(TIMEOUT)
     sqlite_db.ping()
 
 
@@ -65,14 +46,14 @@ def test_a_frozen_sqlite_writer_makes_writes_give_up(sqlite_db, tmp_path):
     with LockHolder(tmp_path / "bot.sqlite3") as holder:
         holder.freeze()
         error, took = gives_up(sqlite_db.ping, limit=10)
-        assert isinstance(error, DatabaseUnavailable) and 1.0 <= took < 2.5
+        assert isinstance(error, DatabaseUnavailable) and TIMEOUT <= took < bound(TIMEOUT)
 
         def write():
             with sqlite_db.transaction() as conn:
                 conn.exec_driver_sql("CREATE TABLE t (x)")
 
         error, took = gives_up(write, limit=10)
-        assert isinstance(error, DatabaseUnavailable) and took < 2.5
+        assert isinstance(error, DatabaseUnavailable) and took < bound(TIMEOUT)
         with sqlite_db.read() as conn:
             assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     sqlite_db.ping()
@@ -92,7 +73,7 @@ def test_writers_of_one_process_queue_with_a_bound(sqlite_db):
     try:
         inside.wait(10)
         error, took = gives_up(sqlite_db.ping, limit=10)
-        assert isinstance(error, DatabaseUnavailable) and 1.0 <= took < 2.5
+        assert isinstance(error, DatabaseUnavailable) and TIMEOUT <= took < bound(TIMEOUT)
     finally:
         release.set()
         holder.join()
@@ -103,7 +84,7 @@ def test_writers_of_one_process_queue_with_a_bound(sqlite_db):
 def test_a_postgresql_statement_past_the_timeout_is_cut():
     """A statement still running after the timeout, in a transaction or a group commit,
     fails with DatabaseUnavailable; the next transaction works."""
-    db = Database(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), timeout=1.0)
+    db = Database(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), timeout=TIMEOUT)
     try:
         def in_transaction():
             with db.transaction() as conn:
@@ -112,7 +93,7 @@ def test_a_postgresql_statement_past_the_timeout_is_cut():
         for call in (in_transaction, lambda: db.group_commit.run(
                 lambda conn: conn.exec_driver_sql("SELECT pg_sleep(10)"))):
             error, took = gives_up(call, limit=8)
-            assert isinstance(error, DatabaseUnavailable) and 1.0 <= took < 2.5, (error, took)
+            assert isinstance(error, DatabaseUnavailable) and TIMEOUT <= took < bound(TIMEOUT), (error, took)
         db.ping()
     finally:
         db.engine.dispose()
@@ -127,21 +108,21 @@ def test_a_frozen_postgresql_makes_calls_give_up():
         url = PG_URL.replace(target.netloc,
                              f"{target.username or 'postgres'}@127.0.0.1:{proxy.port}")
         # libpq's connect_timeout is 2 s at least: a new connection gives up after 2 s.
-        db = Database(url.replace("postgresql://", "postgresql+psycopg://", 1), timeout=1.0)
+        db = Database(url.replace("postgresql://", "postgresql+psycopg://", 1), timeout=TIMEOUT)
         try:
             db.ping()  # one pooled connection
             proxy.freeze()
             try:
                 for _ in range(2):  # the pooled connection (cut), then a new one
                     error, took = gives_up(db.ping, limit=10)
-                    assert isinstance(error, SQLAlchemyError) and took < 3.0, (error, took)
+                    assert isinstance(error, SQLAlchemyError) and took < bound(2.0), (error, took)
 
                 def read():
                     with db.read() as conn:
                         conn.exec_driver_sql("SELECT 1")
 
                 error, took = gives_up(read, limit=10)
-                assert isinstance(error, SQLAlchemyError) and took < 3.0, (error, took)
+                assert isinstance(error, SQLAlchemyError) and took < bound(2.0), (error, took)
             finally:
                 proxy.thaw()
             wait_for(lambda: gives_up(db.ping, limit=10)[0] is None, timeout=20, interval=0.2)

@@ -2,8 +2,18 @@
 
 import pytest
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
-from tests.servers import flask_cli
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.servers import flask_cli
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
+
+
+@pytest.fixture
+def fake_api():
+    """The fake API of the real-server tests: they post hundreds of webhooks, each in a
+    new conversation (as `send-event` does), so every Conversation SID exists here."""
+    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN, any_conversation=True).start()
+    yield api
+    api.stop()
 
 
 @pytest.fixture

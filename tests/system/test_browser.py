@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, delivery_updated, message_added, sign, wait_for
-from tests.servers import gunicorn
+from tests.support.servers import gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, delivery_updated, message_added, sign
 
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "browser-test-admin-token-0123456789"

@@ -49,17 +49,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    PG_URL,
-    message_added,
-    reset_postgres,
-    sign,
-    wait_for,
-)
-from tests.servers import Server, flask_cli, gunicorn, reply_counts, sender_process
-from tests.tcp_proxy import ProxyProcess
+from tests.support.databases import PG_URL, reset_postgres
+from tests.support.servers import Server, flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.tcp_proxy import ProxyProcess
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: two "
                                 "instances on one database need PostgreSQL")

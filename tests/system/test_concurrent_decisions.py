@@ -23,17 +23,10 @@ from sqlalchemy import create_engine, select
 
 from app.services import services
 from app.store.models import ProcessedEvent, Reply
-from tests.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    PG_URL,
-    message_added,
-    post_event,
-    reset_postgres,
-    sign,
-    wait_for,
-)
-from tests.servers import flask_cli, gunicorn, reply_counts
+from tests.support.databases import PG_URL, reset_postgres
+from tests.support.servers import flask_cli, gunicorn, reply_counts
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, post_event, sign
 
 CONVERSATIONS = 20
 PER_CONVERSATION = 6

@@ -17,10 +17,11 @@ import subprocess
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import BIN, ROOT, free_port, gunicorn
-from tests.system.nginx import BOOTSTRAP, installed_nginx, nginx
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.nginx import BOOTSTRAP, installed_nginx, nginx
+from tests.support.servers import BIN, ROOT, free_port, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 NAME = "localhost"  # the public name; a certificate is made for it
 UNITS = ROOT / "deploy" / "systemd"
@@ -39,7 +40,7 @@ def nginx_binary():
 def stack(nginx_binary, tmp_path_factory):
     """gunicorn (SQLite, in-process sender, the fake API) behind the shipped nginx site."""
     folder = tmp_path_factory.mktemp("deploy")
-    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN).start()
+    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN, any_conversation=True).start()
     https_port = free_port()
     env = {
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,

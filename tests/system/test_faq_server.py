@@ -3,9 +3,9 @@ tokenizer shared), each worker builds its index, and a customer's question is an
 
 from __future__ import annotations
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, wait_for
-from tests.servers import flask_cli, gunicorn, reply_counts
-from tests.system.test_faults import post
+from tests.support.servers import flask_cli, gunicorn, reply_counts
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, post
 
 RULES = """
 [fallback]

@@ -8,35 +8,24 @@ import subprocess
 import pytest
 import requests
 
-from tests.conftest import (
+from tests.support.databases import PG_URL, on_one_database, reset_postgres
+from tests.support.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
+from tests.support.webhooks import (
     ACCOUNT_SID,
     AUTH_TOKEN,
-    PG_URL,
+    assert_each_answered_once,
     message_added,
-    reset_postgres,
-    sign,
-    wait_for,
+    post,
 )
-from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
-from tests.tcp_proxy import TcpProxy
-
-
-def post(server_url, params):
-    url = server_url + "/webhooks/conversations"
-    return requests.post(url, data=params, timeout=10,
-                         headers={"X-Twilio-Signature": sign(params, url)})
-
-
-def assert_each_answered_once(fake_api, accepted):
-    in_reply_to = sorted(c.form["Attributes"] for c in fake_api.created)
-    expected = sorted(f'{{"autoReply": true, "inReplyTo": "{p["MessageSid"]}"}}' for p in accepted)
-    assert in_reply_to == expected
 
 
 def wait_all_sent(database_url, count, timeout=60):
     wait_for(lambda: reply_counts(database_url) == {"sent": count}, timeout, interval=0.1)
 
 
+@on_one_database()  # an API fault: the database plays no part
 def test_api_down_for_a_while(server_env, tmp_path, fake_api):
     fake_api.stop()
     with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
@@ -49,6 +38,7 @@ def test_api_down_for_a_while(server_env, tmp_path, fake_api):
     assert_each_answered_once(fake_api, accepted)
 
 
+@on_one_database()  # an API fault: the database plays no part
 def test_429_storm(server_env, tmp_path, fake_api):
     fake_api.fail(80, status=429)
     with gunicorn(server_env, tmp_path / "server.log", workers=2) as server:
@@ -59,6 +49,7 @@ def test_429_storm(server_env, tmp_path, fake_api):
     assert_each_answered_once(fake_api, accepted)
 
 
+@on_one_database()  # an API fault: the database plays no part
 def test_three_second_api_latency_does_not_delay_acks(server_env, tmp_path, fake_api):
     """Acks come back while the first reply is still in Twilio's (slow) hands."""
     fake_api.latency = 3.0

@@ -25,18 +25,12 @@ import requests
 from sqlalchemy.exc import OperationalError
 
 from app.cli.sample_events import idempotency_token
-from tests.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    PG_URL,
-    message_added,
-    reset_postgres,
-    sign,
-    wait_for,
-)
-from tests.servers import flask_cli, gunicorn, reply_counts
-from tests.store.lock_holder import LockHolder
-from tests.tcp_proxy import ProxyProcess
+from tests.support.databases import PG_URL, reset_postgres
+from tests.support.lock_holder import LockHolder
+from tests.support.servers import flask_cli, gunicorn, reply_counts
+from tests.support.tcp_proxy import ProxyProcess
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 TIMEOUT = 2.0  # DATABASE_TIMEOUT as shipped
 BOUND = TIMEOUT + 1.0  # the README's bound, from sending the request to its answer

@@ -17,8 +17,10 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.databases import NEEDS_POSTGRESQL
+from tests.support.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 GRACE = 40  # gunicorn's graceful_timeout (25 s) and some
 
@@ -92,8 +94,12 @@ def start(stack: ExitStack, env: dict, log_path, dedicated: bool):
     return server, sender
 
 
-@pytest.mark.parametrize("dedicated", [False, True], ids=["in-process sender",
-                                                          "dedicated sender"])
+# Each sender (in the web workers, in a process of its own) and each database once: the
+# stop is the same code in both senders, and both release their replies through the outbox.
+@pytest.mark.parametrize("database_url, dedicated", [
+    pytest.param("sqlite", False, id="sqlite-in-process sender"),
+    pytest.param("postgresql", True, id="postgresql-dedicated sender", marks=NEEDS_POSTGRESQL),
+], indirect=["database_url"])
 def test_sigterm_mid_stream_loses_nothing_and_sends_nothing_twice(
         server_env, tmp_path, fake_api, dedicated):
     """SIGTERM while webhooks arrive and replies are being sent; restart; every 2xx is

@@ -7,19 +7,15 @@ import json
 
 import requests
 
-from tests.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    delivery_updated,
-    message_added,
-    sign,
-    wait_for,
-)
-from tests.servers import gunicorn, reply_counts
+from tests.support.databases import on_one_database
+from tests.support.servers import gunicorn, reply_counts
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, delivery_updated, message_added, sign
 
 ADMIN_TOKEN = "json-logs-admin-token-0123456789"
 
 
+@on_one_database()  # the log format: the database plays no part
 def test_json_lines_follow_a_conversation_and_hide_secrets(tmp_path, database_url, fake_api):
     """Traffic with failures (bad signature, bad token, a 400, a failed send, a failed
     receipt): each line parses as JSON; the webhook's lines carry its conversation,

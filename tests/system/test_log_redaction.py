@@ -16,8 +16,8 @@ import socket
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
-from tests.servers import gunicorn
+from tests.support.servers import gunicorn
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 TOKEN = "admin-token-in-a-url-0123456789abcdef"
 WRONG = "an-old-token-typed-by-mistake-4242"

@@ -11,16 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    delivery_updated,
-    message_added,
-    sign,
-    wait_for,
-)
-from tests.observability.scrape import value
-from tests.servers import free_port, gunicorn
+from tests.support.scrape import value
+from tests.support.servers import free_port, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, delivery_updated, message_added, sign
 
 TOKEN = "system-metrics-token-0123456789abcdef"
 N = 40

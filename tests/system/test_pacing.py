@@ -9,9 +9,10 @@ from collections import defaultdict
 import pytest
 import requests
 
-from tests.conftest import message_added, sign, wait_for
-from tests.servers import gunicorn, reply_counts, sender_process
-from tests.system.test_faults import assert_each_answered_once
+from tests.support.databases import on_one_database
+from tests.support.servers import gunicorn, reply_counts, sender_process
+from tests.support.waiting import wait_for
+from tests.support.webhooks import assert_each_answered_once, message_added, sign
 
 
 def post_all(server_url: str, messages: list[dict]) -> list[dict]:
@@ -43,9 +44,11 @@ def test_calls_in_flight_stay_within_the_limit_across_processes(server_env, tmp_
     assert len(accepted) == 90
     assert_each_answered_once(fake_api, accepted)
     assert fake_api.max_in_flight <= 6
-    assert fake_api.max_in_flight >= 4  # and the senders use what they are given
+    # and they use what they are given: more calls at once than one sender's share (6 / 3)
+    assert fake_api.max_in_flight > 2
 
 
+@on_one_database()  # each process's window: the database plays no part
 def test_a_throttling_api_gets_few_429s_and_every_reply_once(server_env, tmp_path, fake_api):
     """Twilio answers 429 above 8 calls in flight; the limit says 20. The senders halve
     and grow back: at most 10% as many 429s as replies, nothing lost or doubled."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, wait_for
-from tests.servers import flask_cli, gunicorn, reply_counts
-from tests.system.test_faults import post
+from tests.support.servers import flask_cli, gunicorn, reply_counts
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, post
 
 
 def test_preload_starts_background_work_in_each_worker_only(tmp_path, database_url, fake_api):

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import gunicorn
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.servers import gunicorn
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 POST = (b"POST /webhooks/conversations HTTP/1.1\r\nHost: localhost\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\n")
@@ -69,7 +69,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("framing")
-    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN).start()
+    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN, any_conversation=True).start()
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "TWILIO_API_BASE_URL": api.url, "INSTANCE_DIR": tmp / "instance"}
     try:

@@ -10,16 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    PG_URL,
-    message_added,
-    reset_postgres,
-    sign,
-    wait_for,
-)
-from tests.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.databases import PG_URL, reset_postgres
+from tests.support.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: "
                                 "several instances need PostgreSQL")

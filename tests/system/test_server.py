@@ -5,8 +5,9 @@ import re
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.servers import flask_cli, gunicorn
+from tests.support.servers import flask_cli, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, post, sign
 
 
 @pytest.fixture
@@ -20,11 +21,10 @@ def live_env(tmp_path, fake_api):
 def test_fresh_sqlite_file_with_several_workers_starts_and_replies(live_env, tmp_path, fake_api):
     """Four workers race to create the schema on a new SQLite file; all serve; replies go out."""
     with gunicorn(live_env, tmp_path / "server.log", workers=4) as server:
-        for _ in range(8):
-            result = flask_cli({**live_env, "PUBLIC_BASE_URL": server.url}, "send-event",
-                               "onMessageAdded", "--body", "hello")
-            assert result.returncode == 0, result.stdout + result.stderr
-            assert "HTTP 200" in result.stdout and "reply queued" in result.stdout
+        for _ in range(8):  # signed here: one `send-event` process each costs seconds
+            response = post(server.url, message_added(body="hello"))
+            assert response.status_code == 200, response.text
+            assert response.headers["X-Webhook-Outcome"].startswith("reply queued")
         wait_for(lambda: len(fake_api.created) == 8)
         assert "Traceback" not in server.log
         # Each line names the worker that wrote it (the pid is cached per process).
@@ -80,7 +80,7 @@ def test_bad_configuration_stops_the_server_with_one_message(tmp_path):
     """gunicorn exits at once, and the message names every bad setting."""
     import subprocess
 
-    from tests.servers import BIN, ROOT, clean_env
+    from tests.support.servers import BIN, ROOT, clean_env
     env = clean_env({"INSTANCE_DIR": tmp_path, "TWILIO_ACCOUNT_SID": "AC12", "PROXY_COUNT": "x"})
     result = subprocess.run([str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)

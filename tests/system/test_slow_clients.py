@@ -20,10 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.fake_conversations import FakeConversationsAPI
-from tests.servers import free_port, gunicorn
-from tests.system.nginx import installed_nginx, nginx
+from tests.support.fake_conversations import FakeConversationsAPI
+from tests.support.nginx import installed_nginx, nginx
+from tests.support.servers import free_port, gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 WEBHOOKS = 30
 
@@ -111,7 +112,7 @@ def p99(results) -> float:
 
 @pytest.fixture
 def fake_api():
-    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN).start()
+    api = FakeConversationsAPI(ACCOUNT_SID, AUTH_TOKEN, any_conversation=True).start()
     yield api
     api.stop()
 
@@ -135,8 +136,8 @@ def test_direct_gunicorn_answers_webhooks_beside_16_slow_clients(tmp_path, fake_
     print(f"direct, 16 slow clients: p99 {p99(results):.3f}s, max "
           f"{max(s for _, s in results):.3f}s, cut by the server {slow.closed_by_server}")
     assert [status for status, _ in results] == [200] * WEBHOOKS
-    assert max(s for _, s in results) < 5.0
-    assert p99(results) < 1.0
+    # None waited for a slow client to be cut (REQUEST_READ_TIMEOUT, 3 s), nor for Twilio's 5 s.
+    assert p99(results) < 3.0 and max(s for _, s in results) < 5.0
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,7 @@ def nginx_binary():
 
 def test_behind_nginx_64_slow_clients_do_not_delay_webhooks(tmp_path, fake_api, nginx_binary):
     """Behind the shipped site (request buffering on): 64 clients at 1 byte/s over TLS,
-    and signed webhooks are still answered with a p99 under 1 s."""
+    and signed webhooks are still answered with a p99 under 3 s."""
     https_port = free_port()
     env = server_env(tmp_path, fake_api, PUBLIC_BASE_URL=f"https://localhost:{https_port}",
                      PROXY_COUNT="1")
@@ -165,4 +166,4 @@ def test_behind_nginx_64_slow_clients_do_not_delay_webhooks(tmp_path, fake_api, 
     print(f"behind nginx, 64 slow clients: p99 {p99(results):.3f}s, max "
           f"{max(s for _, s in results):.3f}s")
     assert [status for status, _ in results] == [200] * WEBHOOKS
-    assert p99(results) < 1.0
+    assert p99(results) < 3.0  # none waits for a slow client: far inside Twilio's 5 s

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from app.web import throttle
-from tests.servers import gunicorn
+from tests.support.servers import gunicorn
 
 TOKEN = "system-throttle-admin-token-0123456789abcdef"
 WRONG = "wrong-" * 6

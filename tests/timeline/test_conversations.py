@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 from app.services import services
 from app.store.models import Reply
 from app.timeline import conversations, status
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
 def conversation(n: int) -> str:

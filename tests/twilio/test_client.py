@@ -17,8 +17,8 @@ from app.twilio.async_client import AsyncConversationsClient, AsyncDryRunClient
 from app.twilio.client import ConversationsClient, DryRunClient
 from app.twilio.errors import ApiError, api_errors
 from config import TwilioSettings, load_settings
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
-from tests.servers import free_port
+from tests.support.servers import free_port
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 
 def page_error(status: int) -> TwilioException:
@@ -132,6 +132,7 @@ CONVERSATION = "CH" + "a" * 32
 
 
 def live_client(fake_api) -> ConversationsClient:
+    fake_api.add_conversation(CONVERSATION)
     return ConversationsClient(ACCOUNT_SID, AUTH_TOKEN, base_url=fake_api.url, timeout=5)
 
 
@@ -157,8 +158,25 @@ def test_text_is_sent_as_body_without_content(fake_api):
     assert "ContentSid" not in created.form and "ContentVariables" not in created.form
 
 
+@pytest.mark.parametrize("path", [
+    "/v1/Conversations/{missing}", "/v1/Conversations/{missing}/Messages",
+    "/v1/Conversations/{missing}/Participants", "/v1/Conversations/{known}/Participants/MB1",
+])
+def test_fake_answers_404_for_what_does_not_exist(fake_api, path):
+    """Like Twilio, the fake makes up no conversation or participant: 404, code 20404."""
+    url = fake_api.url + path.format(missing="CH" + "9" * 32,
+                                     known=fake_api.add_conversation())
+    response = requests.get(url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert (response.status_code, response.json()["code"]) == (404, 20404)
+    assert requests.post(url.removesuffix("/MB1"), auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5,
+                         data={"Author": "x", "Body": "hi", "Identity": "x"}).status_code \
+        == (201 if "{known}" in path else 404)
+    assert fake_api.created == []
+
+
 def test_fake_refuses_body_with_content_variables(fake_api):
     """The fake answers like Twilio: Body and ContentVariables together are error 35127."""
+    fake_api.add_conversation(CONVERSATION)
     response = requests.post(
         f"{fake_api.url}/v1/Conversations/{CONVERSATION}/Messages", auth=(ACCOUNT_SID, AUTH_TOKEN),
         data={"Body": "Hi", "ContentSid": TEMPLATE, "ContentVariables": "{}"}, timeout=5)
@@ -223,6 +241,6 @@ def test_async_client_refuses_a_conversation_sid_that_could_steer_its_url(env, f
 
 
 def test_client_takes_upper_case_hex(fake_api):
-    sid = "CH" + "ABCDEF0123456789" * 2
+    sid = fake_api.add_conversation("CH" + "ABCDEF0123456789" * 2)
     live_client(fake_api).send_message(sid, author="support-bot", body="Hi", attributes="{}")
     assert fake_api.calls == [("POST", f"/v1/Conversations/{sid}/Messages")]

@@ -7,8 +7,9 @@ import re
 import pytest
 
 from app.services import services
-from tests.conftest import delivery_updated, message_added, post_event
-from tests.web.dashboard import get, login, post
+from tests.support.dashboard import get, login, post
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 TOKEN = "t0k3n-for-the-dashboard-0123456789abcdef"
 
@@ -78,8 +79,8 @@ def test_failures_grouped_by_code_and_requeued(admin_app, browser, fake_api):
     """A reply Twilio refused (30007) shows under its code with meaning and fix; the
     requeue button puts it back in the queue, and the overview's queue shows it."""
     fake_api.fail(1, 400, code=30007)
-    webhook(browser, message_added())
-    services(admin_app).sender.run_until_idle()
+    webhook(browser, fake_api.message_added())
+    run_until_idle(services(admin_app).sender)
     page = get(browser, "/admin/failures").get_data(as_text=True)
     assert "30007" in page and "filtered by the carrier as spam" in page
     assert "Usual fix" in page
@@ -95,8 +96,8 @@ def test_timeline_and_chart(admin_app, browser, fake_api):
     """A conversation's page shows the decision, the reply and each participant's
     receipt; the overview draws the hour's delivered and failed replies as SVG."""
     conversation = "CH" + "7" * 32
-    webhook(browser, message_added(conversation_sid=conversation))
-    services(admin_app).sender.run_until_idle()
+    webhook(browser, fake_api.message_added(conversation_sid=conversation))
+    run_until_idle(services(admin_app).sender)
     sid = fake_api.created[-1].sid
     webhook(browser, delivery_updated(message_sid=sid, conversation_sid=conversation,
                                          status="undelivered", error_code="30003"))

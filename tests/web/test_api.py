@@ -6,7 +6,8 @@ import logging
 import pytest
 
 from app.services import services
-from tests.conftest import delivery_updated, message_added, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 TOKEN = "t0k3n-for-the-operator-api-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -25,8 +26,8 @@ def api(api_app):
 def reply_to(app, client, fake_api, **message):
     """Post a customer's message and let the sender answer it; return the reply's
     Twilio MessageSid (None when Twilio refused it)."""
-    post_event(client, message_added(**message))
-    services(app).sender.run_until_idle()
+    post_event(client, fake_api.message_added(**message))
+    run_until_idle(services(app).sender)
     return fake_api.created[-1].sid if fake_api.created else None
 
 
@@ -136,7 +137,7 @@ def test_requeue_a_failed_reply(api_app, api, fake_api):
     assert again.status_code == 409 and "queued, not failed" in again.get_json()["error"]
     missing = api.post("/api/replies/999999/requeue", headers=AUTH)
     assert missing.status_code == 404 and "does not exist" in missing.get_json()["error"]
-    services(api_app).sender.run_until_idle()
+    run_until_idle(services(api_app).sender)
     assert api.get("/api/queue", headers=AUTH).get_json()["depth"] == 0
 
 
@@ -148,10 +149,10 @@ def test_stats_over_a_period(api_app, api, fake_api):
                                      status="delivered"))
     fake_api.fail(1, 400, code=30007)
     reply_to(api_app, api, fake_api, conversation_sid="CH" + "3" * 32)
-    again = message_added(conversation_sid="CH" + "2" * 32)
+    again = fake_api.message_added(conversation_sid="CH" + "2" * 32)
     post_event(api, again)  # cooldown: silent
     post_event(api, again)  # duplicate
-    post_event(api, message_added(), token="f" * 32)  # forged
+    post_event(api, fake_api.message_added(), token="f" * 32)  # forged
     flush_counts(api_app)
 
     stats = api.get("/api/stats?since=1h", headers=AUTH).get_json()

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from app.web.arrival import ARRIVED, arrived
-from tests.conftest import message_added, post_event
+from tests.support.webhooks import message_added, post_event
 
 
 def arrived_ago(seconds: float) -> dict:

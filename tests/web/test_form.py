@@ -9,8 +9,10 @@ from werkzeug.datastructures import MultiDict
 
 from app.errors import BadRequest
 from app.web import form
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, message_added, sign, wait_for
-from tests.servers import gunicorn
+from tests.support.sending import run_until_idle
+from tests.support.servers import gunicorn
+from tests.support.waiting import wait_for
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, sign
 
 PATH = "/webhooks/conversations"
 URL = "http://localhost" + PATH
@@ -40,7 +42,7 @@ def test_signed_body_that_is_not_form_encoding_is_400_and_unanswered(
         "Content-Type": FORM, "X-Twilio-Signature": sign(leniently_parsed(body), URL)})
     assert response.status_code == 400, response.data
     assert reason in response.get_data(as_text=True)
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert fake_api.created == []
 
 
@@ -76,9 +78,10 @@ def small_server(tmp_path, fake_api):
         yield server
 
 
-def signed_body_of(size: int, url: str) -> tuple[bytes, str]:
+def signed_body_of(size: int, url: str, conversation_sid: str | None = None
+                   ) -> tuple[bytes, str]:
     """A real onMessageAdded form of exactly `size` bytes, and its signature for `url`."""
-    params = message_added(body="")
+    params = message_added(body="", conversation_sid=conversation_sid)
     params["Body"] = "x" * (size - len(urlencode(params).encode()))
     body = urlencode(params).encode()
     assert len(body) == size
@@ -105,7 +108,7 @@ def test_chunked_body_over_the_limit_is_413_on_a_real_server(small_server):
 def test_chunked_body_up_to_the_limit_is_accepted_on_a_real_server(small_server, fake_api):
     """A signed chunked body of exactly the limit is read whole, accepted and answered."""
     url = small_server.url + PATH
-    body, signature = signed_body_of(2048, url)
+    body, signature = signed_body_of(2048, url, fake_api.add_conversation())
     response = requests.post(url, data=chunks(body), timeout=10, headers={
         "Content-Type": FORM, "X-Twilio-Signature": signature})
     assert response.status_code == 200, response.text

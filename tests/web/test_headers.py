@@ -4,7 +4,7 @@ cached either."""
 
 import pytest
 
-from tests.web.dashboard import ORIGIN, csrf, get, login
+from tests.support.dashboard import ORIGIN, csrf, get, login
 
 TOKEN = "headers-test-admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -1,7 +1,7 @@
 """Health: 200 when the app and its database answer, 503 (and no 500s) when the database is gone."""
 
-from tests.conftest import message_added, post_event
-from tests.servers import free_port
+from tests.support.servers import free_port
+from tests.support.webhooks import message_added, post_event
 
 
 def test_healthy(client):

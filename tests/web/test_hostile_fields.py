@@ -16,7 +16,8 @@ from app.cli import sample_events
 from app.handlers import build_router
 from app.pipeline import fields
 from app.pipeline.events import KNOWN_EVENTS, PRE_EVENTS
-from tests.conftest import ACCOUNT_SID, post_event
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import ACCOUNT_SID, post_event
 
 PATH = "/webhooks/conversations"
 EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True,
@@ -162,6 +163,6 @@ def test_signed_hostile_fields_are_never_5xx_nor_steer_a_url(client, sender, fak
 
     if response.headers.get("X-Webhook-Outcome", "").startswith("reply queued"):
         already = len(fake_api.calls)
-        sender.run_until_idle()
+        run_until_idle(sender)
         for method, called in fake_api.calls[already:]:
             assert MESSAGES_PATH.fullmatch(called), (method, called)

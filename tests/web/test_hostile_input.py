@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.pipeline.events import KNOWN_EVENTS
-from tests.conftest import sign
+from tests.support.webhooks import sign
 
 PATHS = ["/webhooks/conversations", "/webhooks/conversations/pre", "/webhooks/conversations/"]
 CONTENT_TYPES = st.sampled_from([

@@ -5,7 +5,7 @@ from the API, a page from the dashboard), never a 500, and nothing is done."""
 import pytest
 
 from app.services import services
-from tests.web.dashboard import ORIGIN, csrf, get, login
+from tests.support.dashboard import ORIGIN, csrf, get, login
 
 TOKEN = "operator-input-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

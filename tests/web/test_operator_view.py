@@ -10,8 +10,8 @@ import pytest
 
 from app.services import services
 from app.web import devtoken
-from tests.conftest import delivery_updated, message_added, post_event
-from tests.web.dashboard import get, login
+from tests.support.dashboard import get, login
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 TOKEN = "t0k3n-for-the-operator-view-0123456789ab"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from app.services import services
 from app.store.models import AdminSession, utcnow
 from app.web.admin import sessions
-from tests.web.dashboard import ORIGIN, csrf, get, login
+from tests.support.dashboard import ORIGIN, csrf, get, login
 
 TOKEN = "sessions-test-admin-token-0123456789abcdef"
 COOKIE = "bot_admin"

@@ -7,7 +7,8 @@ from werkzeug.datastructures import MultiDict
 
 from app.services import services
 from app.web import webhooks
-from tests.conftest import AUTH_TOKEN, form_body, message_added, post_event, sign
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import AUTH_TOKEN, form_body, message_added, post_event, sign
 
 PATH = "/webhooks/conversations"
 
@@ -36,7 +37,7 @@ def test_bad_signatures_are_rejected_with_403(client, sender, fake_api, case):
         headers = {"X-Twilio-Signature": signature}
     response = post_event(client, params, headers=headers)
     assert response.status_code == 403
-    assert sender.run_until_idle() == 0
+    assert run_until_idle(sender) == 0
     assert fake_api.created == []
 
 
@@ -153,7 +154,7 @@ def test_webhook_signed_for_another_origin_is_refused_whatever_its_host(
     response = post_event(client, message_added(), url=other,
                           headers={"Host": "other-app.example.com"})
     assert response.status_code == 403
-    assert sender.run_until_idle() == 0 and fake_api.created == []
+    assert run_until_idle(sender) == 0 and fake_api.created == []
     assert "set PUBLIC_BASE_URL=https://other-app.example.com if Twilio calls" in caplog.text
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from app.services import services
 from app.store.models import AuthFailure, utcnow
 from app.web import throttle
-from tests.web.dashboard import ORIGIN, csrf
+from tests.support.dashboard import ORIGIN, csrf
 
 TOKEN = "throttle-test-admin-token-0123456789abcdef"
 WRONG = "wrong-" * 6

@@ -13,7 +13,10 @@ see it until then), or drops it (`lands=False`).
 `stop()`/`start()` take the whole server down and up. A creation with both Body and
 ContentVariables is refused like Twilio refuses it (400, 35127).
 Also runs alone for local tries and the benchmark:
-    python -m tests.fake_conversations --port 4010 --latency 0.3
+    python -m tests.support.fake_conversations --port 4010 --latency 0.3 --any-conversation
+A conversation the fake was not told of (`add_conversation`, `message_added`, POST
+/v1/Conversations) is a 404 with Twilio's error body (20404), as Twilio answers; with
+`--any-conversation` (`any_conversation=True`) every SID exists.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
 
-from tests import fake_webhook_config
+from app.cli import sample_events as samples
+from tests.support import fake_webhook_config
 
 
 @dataclass
@@ -72,8 +76,11 @@ class Created:
 
 class FakeConversationsAPI:
     def __init__(self, account_sid: str, auth_token: str, *, port: int = 0,
-                 latency: float = 0.0, check_auth: bool = True):
+                 latency: float = 0.0, check_auth: bool = True, any_conversation: bool = False):
         self.account_sid = account_sid
+        # Like Twilio, a conversation it was not told of is a 404 (20404); `any_conversation`
+        # makes every SID exist, for local tries and the benchmark (new SIDs each webhook).
+        self.any_conversation = any_conversation
         self.auth_token = auth_token
         self.check_auth = check_auth
         self.latency = latency
@@ -103,7 +110,9 @@ class FakeConversationsAPI:
         self._index = itertools.count()
         self._server = None
         self._thread = None
-        self.resources = __import__("tests.fake_resources").fake_resources.Resources(self)
+        from tests.support.fake_resources import Resources  # it imports this module
+
+        self.resources = Resources(self)
 
     # -- control ------------------------------------------------------------------
 
@@ -176,9 +185,22 @@ class FakeConversationsAPI:
             self._read_faults.extend([status] * times)
 
     def add_conversation(self, conversation_sid: str | None = None) -> str:
+        """Make a conversation exist (the API answers 404 for any other); return its SID."""
         sid = conversation_sid or "CH" + secrets.token_hex(16)
-        self.messages.setdefault(sid, [])
+        with self._lock:
+            self.messages.setdefault(sid, [])
         return sid
+
+    def has_conversation(self, conversation_sid: str) -> bool:
+        if self.any_conversation and conversation_sid.startswith("CH"):
+            self.add_conversation(conversation_sid)
+        return conversation_sid in self.messages
+
+    def message_added(self, **overrides) -> dict:
+        """The onMessageAdded webhook of a customer's message in a conversation that
+        exists here (a new one unless `conversation_sid` is given; made to exist)."""
+        overrides["conversation_sid"] = self.add_conversation(overrides.get("conversation_sid"))
+        return samples.build("onMessageAdded", account_sid=self.account_sid, **overrides)
 
     def add_message(self, conversation_sid: str, author: str, body: str,
                     attributes: str = "{}", sid: str | None = None) -> dict:
@@ -248,7 +270,9 @@ class FakeConversationsAPI:
             return _error(404, 20404, "The requested resource was not found")
         if len(parts) == 2 and request.method == "GET":
             return self._list_conversations(request)
-        conversation_sid = self.add_conversation(parts[2]) if len(parts) > 2 else ""
+        conversation_sid = parts[2] if len(parts) > 2 else ""
+        if not self.has_conversation(conversation_sid):  # as Twilio: none is made up
+            return _error(404, 20404, "The requested resource was not found")
         if len(parts) == 4 and parts[3] == "Messages":
             if request.method == "POST":
                 return self._create_message(conversation_sid, request, received_at)
@@ -468,11 +492,15 @@ def main() -> None:
     parser.add_argument("--account-sid", default="AC" + "0" * 32)
     parser.add_argument("--auth-token", default="0" * 32)
     parser.add_argument("--no-auth", action="store_true", help="accept any credentials")
+    parser.add_argument("--any-conversation", action="store_true",
+                        help="every Conversation SID exists (for webhooks sent with "
+                             "`flask --app wsgi send-event`, each in a new conversation)")
     parser.add_argument("--throttle-above", type=int, default=None,
                         help="answer 429 to requests beyond this many in flight")
     args = parser.parse_args()
     api = FakeConversationsAPI(args.account_sid, args.auth_token, port=args.port,
-                               latency=args.latency, check_auth=not args.no_auth)
+                               latency=args.latency, check_auth=not args.no_auth,
+                               any_conversation=args.any_conversation)
     api.throttle_above = args.throttle_above
     api.start()
     print(f"fake Conversations API on {api.url} (latency {args.latency}s)\n"

@@ -4,7 +4,7 @@ shaped as Twilio's API reference defines them.
     GET/POST /v1/Configuration/Webhooks
     GET/POST /v1/Services/{ChatServiceSid}/Configuration/Webhooks
 
-The services themselves (GET /v1/Services) are tests/fake_resources.py's.
+The services themselves (GET /v1/Services) are tests/support/fake_resources.py's.
 An update takes form parameters (`PreWebhookUrl`, `PostWebhookUrl`, `Method`, `Target`
 account-wide only, `Filters` repeated, replacing the whole list) and changes only the
 ones sent, as Twilio does; a bad Method, Target or filter name is refused with 400.
@@ -20,7 +20,7 @@ import secrets
 
 from werkzeug.wrappers import Request, Response
 
-from tests import fake_conversations as fake
+from tests.support import fake_conversations as fake
 
 # The filters Twilio accepts (its API reference's list).
 FILTERS = frozenset({

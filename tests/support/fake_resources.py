@@ -24,7 +24,7 @@ import threading
 
 from werkzeug.wrappers import Request, Response
 
-from tests.fake_conversations import _error, _json, _now, _page
+from tests.support.fake_conversations import _error, _json, _now, _page
 
 NOT_FOUND = (404, 20404, "The requested resource was not found")
 
@@ -68,6 +68,8 @@ class Resources:
             return None
         if len(parts) == 2:
             return self._create(request) if method == "POST" else self._list(request)
+        if not self.api.has_conversation(parts[2]):
+            return None  # the API's 404
         if len(parts) == 3:
             return self._conversation(request, parts[2])
         if len(parts) >= 4 and parts[3] == "Participants":
@@ -76,11 +78,14 @@ class Resources:
 
     # -- conversations --------------------------------------------------------------
 
-    def conversation(self, conversation_sid: str) -> dict:
-        """The conversation's JSON (an implicit one is active and nameless)."""
+    def conversation(self, conversation_sid: str) -> dict | None:
+        """The conversation's JSON (one the fake was told of is active and nameless);
+        None when it does not exist."""
         found = self.conversations.get(conversation_sid)
         if found is not None:
             return found
+        if not self.api.has_conversation(conversation_sid):
+            return None
         return self._shape(conversation_sid, {"state": "active"})
 
     def _shape(self, conversation_sid: str, fields: dict) -> dict:
@@ -111,7 +116,7 @@ class Resources:
     def _list(self, request: Request) -> Response:
         with self._lock:
             sids = list(dict.fromkeys([*self.api.messages, *self.conversations]))
-        items = [self.conversation(s) for s in reversed(sids)]
+        items = [c for c in map(self.conversation, reversed(sids)) if c is not None]
         state = request.args.get("State")
         if state:
             items = [c for c in items if c["state"] == state]
@@ -123,6 +128,7 @@ class Resources:
         if request.method == "DELETE":
             with self._lock:
                 self.conversations.pop(conversation_sid, None)
+                self.participants.pop(conversation_sid, None)
                 self.api.messages.pop(conversation_sid, None)
             return Response(status=204)
         form = request.form

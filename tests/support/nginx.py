@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port
 
 SITE = ROOT / "deploy" / "nginx" / "bot.conf"
 BOOTSTRAP = ROOT / "deploy" / "nginx" / "bootstrap.conf"  # plain HTTP, before the certificate

@@ -1,6 +1,6 @@
 """A loopback TCP proxy that can be cut and restored: the database 'goes away' for a moment.
 
-Run as `python -m tests.tcp_proxy --target HOST:PORT` (see `ProxyProcess`) it can also be
+Run as `python -m tests.support.tcp_proxy --target HOST:PORT` (see `ProxyProcess`) it can also be
 frozen with SIGSTOP: the database then hangs instead of going away. That process is cut
 by SIGUSR1 and restored by SIGUSR2, and says so on stdout once done.
 """
@@ -95,10 +95,10 @@ class ProxyProcess:
     It can be cut and restored too, like TcpProxy: each call returns once it is done."""
 
     def __init__(self, target_host: str, target_port: int):
-        from tests.servers import ROOT
+        from tests.support.servers import ROOT
 
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.tcp_proxy", "--target", f"{target_host}:{target_port}"],
+            [sys.executable, "-m", "tests.support.tcp_proxy", "--target", f"{target_host}:{target_port}"],
             cwd=ROOT, stdout=subprocess.PIPE, text=True)
         self.port = int(self.process.stdout.readline())
 
@@ -137,7 +137,7 @@ class ProxyProcess:
 
 
 def main(argv=None) -> None:
-    """`python -m tests.tcp_proxy --target 127.0.0.1:5432`: print the port, serve until
+    """`python -m tests.support.tcp_proxy --target 127.0.0.1:5432`: print the port, serve until
     killed; SIGUSR1 cuts, SIGUSR2 restores (each answered with a line: cut, restored)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", required=True, help="host:port to forward to")

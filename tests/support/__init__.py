@@ -1,0 +1,2 @@
+"""What the tests share and are not tests themselves: the fake Conversations API, real
+server processes, signed webhooks, databases, proxies and small readers."""
