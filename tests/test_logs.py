@@ -22,6 +22,7 @@ from app.logs import (
 )
 from app.services import services
 from app.store.models import Reply
+from tests.support.sending import run_until_idle
 from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
@@ -98,7 +99,7 @@ def test_webhook_and_reply_lines_name_the_conversation_once(app, client, sender,
     caplog.set_level(logging.DEBUG)
     params = message_added()
     assert post_event(client, params).status_code == 200
-    assert sender.run_until_idle() == 1
+    assert run_until_idle(sender) == 1
     with services(app).db.read() as conn:
         reply_sid = conn.execute(select(Reply.twilio_message_sid)).scalar()
     assert post_event(client, delivery_updated(

@@ -14,6 +14,13 @@ from app.store.models import ModelCall, ProcessedEvent, Reply
 from tests.support.fake_openai import FakeOpenAI, customer_data
 from tests.support.webhooks import message_added, post_event
 
+
+@pytest.fixture(autouse=True)
+def _any_conversation(fake_api):
+    """These tests post webhooks of new conversations the fake was not told of (the fake
+    answers 404 for those, as Twilio does): every conversation exists here."""
+    fake_api.any_conversation = True
+
 RULES = """
 [fallback]
 text = "Thanks, a colleague will answer soon."

@@ -12,8 +12,16 @@ from sqlalchemy import select, update
 from app.compose import pending
 from app.services import services
 from app.store.models import Composition, ProcessedEvent, Reply, utcnow
+from tests.support.sending import run_until_idle
 from tests.support.waiting import wait_for
 from tests.support.webhooks import message_added, post_event
+
+
+@pytest.fixture(autouse=True)
+def _any_conversation(fake_api):
+    """These tests post webhooks of new conversations the fake was not told of (the fake
+    answers 404 for those, as Twilio does): every conversation exists here."""
+    fake_api.any_conversation = True
 
 RULES = """
 [greeting]
@@ -81,7 +89,7 @@ def test_a_burst_is_answered_once_as_one_text_after_the_quiet(debounced, fake_ap
     assert stored_outcome(debounced, sids[-1]) == "reply queued: rule 'card'"
     assert stored_outcome(debounced, sids[0]).startswith("answer deferred")
     assert composer.run_until_idle(ahead=61) == 0  # composed once
-    assert services(debounced).sender.run_until_idle() == 1
+    assert run_until_idle(services(debounced).sender) == 1
     assert [c.form["Body"] for c in fake_api.created] == [reply.body]
 
 
@@ -165,7 +173,7 @@ def test_the_supervised_composer_answers_once_the_conversation_is_quiet(make_app
     """In a serving process: the composer loop composes the burst after the quiet period
     and the sender sends it, with nobody calling them."""
     app = make_app(AUTO_REPLY_DEBOUNCE="1", RESPONDER_RULES=rules_file,
-                   SENDER_POLL_SECONDS="0.1")
+                   SENDER_POLL_SECONDS="0.1", SENDER_IN_PROCESS="true")
     client = app.test_client()
     for body in BURST:
         post_event(client, message_added(body=body, conversation_sid="CH" + "cd" * 16))

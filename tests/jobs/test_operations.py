@@ -141,13 +141,13 @@ def test_texts_are_cleared_after_message_text_retention(make_app, fake_api):
     app = make_app(MESSAGE_TEXT_RETENTION="2d", RETENTION="30d")
     client = app.test_client()
     fake_api.fail(1, status=400, code=30007)
-    post_event(client, message_added(body="my card number is 4111"))  # -> failed reply
-    post_event(client, message_added(body="old news"))                 # -> sent reply
-    services(app).sender.run_until_idle()
+    post_event(client, fake_api.message_added(body="my card number is 4111"))  # -> failed reply
+    post_event(client, fake_api.message_added(body="old news"))                 # -> sent reply
+    run_until_idle(services(app).sender)
     with services(app).db.session() as s:
         s.execute(update(ProcessedEvent).values(received_at=utcnow() - timedelta(days=3)))
         s.execute(update(Reply).values(created_at=utcnow() - timedelta(days=3)))
-    post_event(client, message_added(body="fresh"))
+    post_event(client, fake_api.message_added(body="fresh"))
     counts = services(app).jobs.prune()
     assert counts["message_texts"] == 2 and counts["reply_texts"] == 1
     assert counts["events"] == 0
