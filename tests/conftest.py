@@ -28,6 +28,14 @@ def fake_api():
 
 
 @pytest.fixture
+def any_conversation(fake_api):
+    """For modules whose tests post webhooks of new conversations the fake was not told of
+    (it answers 404 for those, as Twilio does): every conversation exists there
+    (`pytestmark = pytest.mark.usefixtures("any_conversation")`)."""
+    fake_api.any_conversation = True
+
+
+@pytest.fixture
 def env(tmp_path, database_url, fake_api):
     """Settings as the environment would give them: live mode against the fake API."""
     return {

@@ -16,12 +16,8 @@ from config import ConfigError
 from tests.support.decisions import NOW, state
 from tests.support.webhooks import message_added, post_event
 
+pytestmark = pytest.mark.usefixtures("any_conversation")
 
-@pytest.fixture(autouse=True)
-def _any_conversation(fake_api):
-    """These tests post webhooks of new conversations the fake was not told of (the fake
-    answers 404 for those, as Twilio does): every conversation exists here."""
-    fake_api.any_conversation = True
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

@@ -7,12 +7,7 @@ from app.services import services
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import message_added, post_event
 
-
-@pytest.fixture(autouse=True)
-def _any_conversation(fake_api):
-    """These tests post webhooks of new conversations the fake was not told of (the fake
-    answers 404 for those, as Twilio does): every conversation exists here."""
-    fake_api.any_conversation = True
+pytestmark = pytest.mark.usefixtures("any_conversation")
 
 
 def test_replies_failed_answers_while_a_writer_holds_the_database(app, client, runner,

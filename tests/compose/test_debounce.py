@@ -16,12 +16,8 @@ from tests.support.sending import run_until_idle
 from tests.support.waiting import wait_for
 from tests.support.webhooks import message_added, post_event
 
+pytestmark = pytest.mark.usefixtures("any_conversation")
 
-@pytest.fixture(autouse=True)
-def _any_conversation(fake_api):
-    """These tests post webhooks of new conversations the fake was not told of (the fake
-    answers 404 for those, as Twilio does): every conversation exists here."""
-    fake_api.any_conversation = True
 
 RULES = """
 [greeting]

@@ -15,12 +15,8 @@ from config import DEFAULT_HANDOFF_MESSAGE
 from tests.support.dashboard import get, login
 from tests.support.webhooks import message_added, post_event
 
+pytestmark = pytest.mark.usefixtures("any_conversation")
 
-@pytest.fixture(autouse=True)
-def _any_conversation(fake_api):
-    """These tests post webhooks of new conversations the fake was not told of (the fake
-    answers 404 for those, as Twilio does): every conversation exists here."""
-    fake_api.any_conversation = True
 
 ORIGIN = "https://bot.example.com"
 TOKEN = "t0k3n-for-the-dashboard-0123456789abcdef"

@@ -5,12 +5,8 @@ import pytest
 from app.services import services
 from tests.support.webhooks import message_added, post_event
 
+pytestmark = pytest.mark.usefixtures("any_conversation")
 
-@pytest.fixture(autouse=True)
-def _any_conversation(fake_api):
-    """These tests post webhooks of new conversations the fake was not told of (the fake
-    answers 404 for those, as Twilio does): every conversation exists here."""
-    fake_api.any_conversation = True
 
 BEFORE = '[fallback]\ntext = "Old fallback."\n'
 AFTER = ('[fallback]\ntext = "New fallback."\n'

@@ -13,12 +13,7 @@ from app.timeline import conversations, status
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import delivery_updated, message_added, post_event
 
-
-@pytest.fixture(autouse=True)
-def _any_conversation(fake_api):
-    """These tests post webhooks of new conversations the fake was not told of (the fake
-    answers 404 for those, as Twilio does): every conversation exists here."""
-    fake_api.any_conversation = True
+pytestmark = pytest.mark.usefixtures("any_conversation")
 
 
 def conversation(n: int) -> str:

@@ -14,12 +14,8 @@ from tests.support.dashboard import get, login
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import delivery_updated, message_added, post_event
 
+pytestmark = pytest.mark.usefixtures("any_conversation")
 
-@pytest.fixture(autouse=True)
-def _any_conversation(fake_api):
-    """These tests post webhooks of new conversations the fake was not told of (the fake
-    answers 404 for those, as Twilio does): every conversation exists here."""
-    fake_api.any_conversation = True
 
 TOKEN = "t0k3n-for-the-operator-view-0123456789ab"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
