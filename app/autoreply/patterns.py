@@ -9,7 +9,11 @@ trusted to say what to match, not to be fast, so every search here is bounded:
   the rest; 4,096 is WhatsApp's limit for a message, more than SMS's 1,600;
 - each search runs at most MATCH_TIMEOUT seconds of CPU (the `regex` module's `timeout`,
   measured with the process's CPU clock), then counts as no match; the first time a
-  pattern runs out, it is logged (once per pattern and process, not per message).
+  pattern runs out, it is logged (once per pattern and process, not per message);
+- all the searches on one text (a message's body, its author) share a Budget of
+  MESSAGE_BUDGET seconds of this thread's CPU: a file of a hundred slow patterns would
+  otherwise cost a message 5 s, past Twilio's webhook timeout. Once it is spent, the
+  remaining patterns count as no match (logged once per process).
 
 `regex` keeps Python's syntax and its Unicode semantics (`\\b`, `\\w`, `\\d` for every
 script, lookarounds), so every pattern that loaded before still means the same. RE2
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import regex
 
@@ -29,8 +34,10 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4_096  # characters of a message's body (or author) that rules see
 MATCH_TIMEOUT = 0.05  # seconds of CPU per search; a linear pattern on MAX_TEXT needs < 1 ms
+MESSAGE_BUDGET = 0.2  # seconds of CPU for every search on one text: four slow patterns
 
 _warned_lock = threading.Lock()
+_budget_warned = False
 
 
 def check(source: str, *, ignore_case: bool = False) -> None:
@@ -39,6 +46,18 @@ def check(source: str, *, ignore_case: bool = False) -> None:
         regex.compile(source, _flags(ignore_case))
     except regex.error as exc:
         raise ValueError(f"invalid regular expression {source!r}: {exc}") from None
+
+
+class Budget:
+    """What is left of one text's MESSAGE_BUDGET (this thread's CPU clock)."""
+
+    __slots__ = ("_ends",)
+
+    def __init__(self, seconds: float = MESSAGE_BUDGET):
+        self._ends = time.thread_time() + seconds
+
+    def left(self) -> float:
+        return self._ends - time.thread_time()
 
 
 class Pattern:
@@ -52,10 +71,16 @@ class Pattern:
         self._compiled = regex.compile(source, _flags(ignore_case))
         self._warned = False
 
-    def search(self, text: str) -> bool:
-        """Whether the pattern occurs in `text`; False when it ran out of time."""
+    def search(self, text: str, budget: Budget | None = None) -> bool:
+        """Whether the pattern occurs in `text`; False when it, or `budget`, ran out of time."""
+        timeout = MATCH_TIMEOUT
+        if budget is not None:
+            timeout = min(timeout, budget.left())
+            if timeout <= 0:
+                _warn_budget_spent(self.where, len(text))
+                return False
         try:
-            return self._compiled.search(text, timeout=MATCH_TIMEOUT) is not None
+            return self._compiled.search(text, timeout=timeout) is not None
         except TimeoutError:
             self._warn_once(len(text))
             return False
@@ -72,6 +97,18 @@ class Pattern:
 
     def __repr__(self) -> str:
         return f"Pattern({self.source!r})"
+
+
+def _warn_budget_spent(where: str, length: int) -> None:
+    global _budget_warned
+    with _warned_lock:
+        if _budget_warned:
+            return
+        _budget_warned = True
+    log.warning("the patterns of one message used up their %.0f ms on a %d-character text: "
+                "%s and every pattern after it count as no match (logged once per "
+                "process; make the slow ones linear: see rules.example.toml)",
+                MESSAGE_BUDGET * 1000, length, where)
 
 
 def _flags(ignore_case: bool) -> int:

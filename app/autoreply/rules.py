@@ -28,7 +28,7 @@ from ..knowledge import Entry, KnowledgeBase, sources
 from ..twilio import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
 from .names import AFTER_HOURS, FALLBACK, GREETING  # noqa: F401 - importable from here too
-from .patterns import MAX_TEXT, Pattern
+from .patterns import MAX_TEXT, Budget, Pattern
 from .schema import CHANNELS, FaqSchema, RulesSchema, TemplateRef, VariantSchema
 from .templates import (
     PLACEHOLDERS,
@@ -72,14 +72,15 @@ class Rule:
     when: str = "always"  # always | open (business hours) | closed (after hours)
     bypass_cooldown: bool = False
 
-    def matches(self, body: str, channel: str, is_open: bool) -> bool:
+    def matches(self, body: str, channel: str, is_open: bool,
+                budget: Budget | None = None) -> bool:
         if self.channels is not None and channel not in self.channels:
             return False
         if self.when != "always" and is_open != (self.when == "open"):
             return False
         if any(keyword.search(body) for keyword in self.keywords):
             return True
-        return self.pattern is not None and self.pattern.search(body)
+        return self.pattern is not None and self.pattern.search(body, budget)
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,13 @@ class Rules:
 
     def match(self, body: str, channel: str, is_open: bool) -> Rule | None:
         """The first rule that applies to a message; rules see its first MAX_TEXT characters."""
-        text = body[:MAX_TEXT]
-        return next((rule for rule in self.rules if rule.matches(text, channel, is_open)), None)
+        text, budget = body[:MAX_TEXT], Budget()
+        return next((rule for rule in self.rules
+                     if rule.matches(text, channel, is_open, budget)), None)
 
     def is_agent(self, author: str) -> bool:
-        text = author[:MAX_TEXT]
-        return any(pattern.search(text) for pattern in self.agent_patterns)
+        text, budget = author[:MAX_TEXT], Budget()
+        return any(pattern.search(text, budget) for pattern in self.agent_patterns)
 
     def media_sources(self) -> list[str]:
         """Every file and URL the replies send as media, once each, in file order."""

@@ -72,6 +72,22 @@ def test_an_agent_pattern_is_bounded_too(caplog):
     assert "agent_patterns[0]" in warning
 
 
+def test_many_slow_patterns_share_one_budget_per_message(caplog):
+    """A hundred catastrophic patterns cost a message one MESSAGE_BUDGET of CPU, not a
+    hundred MATCH_TIMEOUTs (5 s, past Twilio's webhook timeout): once it is spent, the
+    remaining patterns count as no match, and that is logged once."""
+    slow = "".join(f"[[rules]]\nname = \"slow-{i}\"\npattern = '(a+)+b{i}'\ntext = \"x\"\n"
+                   for i in range(100))
+    hostile = policy(slow + "[fallback]\ntext = \"Thanks\"\n")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            decision, spent = cpu_seconds(lambda: decide(message("a" * 4000), state(),
+                                                         hostile, NOW))
+            assert (decision.reason, decision.rule) == (Reason.REPLY, "fallback")
+            assert spent < 1.0  # MESSAGE_BUDGET is 0.2 s; unbounded, this took 5 s
+    assert len(warnings_about(caplog, "patterns of one message")) == 1
+
+
 def test_a_quadratic_pattern_sees_at_most_max_text_characters():
     """The shipped order-status pattern against "order" and 32,000 spaces: rules see the
     first MAX_TEXT characters, and the search is bounded, so the decision is prompt."""
