@@ -39,6 +39,7 @@ from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select,
 
 from ..store import clock
 from ..store.database import dialect_insert
+from ..store.driver import Statement
 from ..store.models import Reply, ReplyStatus, utcnow
 from ..twilio import marker
 from . import receipts
@@ -129,10 +130,10 @@ REPLIES = Reply.__table__
 def _queue_statement(dialect_name: str):
     # One reply per message: a replay whose event was pruned while its reply was kept
     # (failed replies are never pruned) claims the event again, and inserts nothing.
-    return (dialect_insert(dialect_name)(REPLIES)
-            .values(next_attempt_at=clock.now(dialect_name))
-            .on_conflict_do_nothing(index_elements=["in_reply_to"])
-            .returning(REPLIES.c.id))  # the id, or nothing: rowcount is -1 on PostgreSQL
+    return Statement(dialect_insert(dialect_name)(REPLIES)
+                     .values(next_attempt_at=clock.now(dialect_name))
+                     .on_conflict_do_nothing(index_elements=["in_reply_to"])
+                     .returning(REPLIES.c.id))  # the id, or nothing (rowcount: -1 on PG)
 
 
 _EXISTING = select(REPLIES.c.status).where(REPLIES.c.in_reply_to == bindparam("in_reply_to"))
@@ -141,10 +142,10 @@ _EXISTING = select(REPLIES.c.status).where(REPLIES.c.in_reply_to == bindparam("i
 def queue_reply(conn: Connection, reply: NewReply) -> str | None:
     """Record a reply to send after the transaction commits; if the message has a reply
     already, queue nothing and return a note saying so."""
-    reply_id = conn.execute(_queue_statement(conn.dialect.name), {
+    reply_id = _queue_statement(conn.dialect.name).scalar(conn, {
         **vars(reply), "status": QUEUED, "attempts": 0, "retry_from": 0,
         "created_at": utcnow(),
-    }).scalar()
+    })
     if reply_id is not None:
         return None
     status = conn.execute(_EXISTING, {"in_reply_to": reply.in_reply_to}).scalar()

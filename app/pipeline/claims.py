@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, update
 
 from .. import formats
 from ..store.database import dialect_insert
+from ..store.driver import Statement
 from ..store.models import (
     MEDIA_TYPES_LENGTH,
     OUTCOME_LENGTH,
@@ -30,8 +31,8 @@ EVENTS = ProcessedEvent.__table__
 
 @cache
 def _claim_statement(dialect_name: str):
-    return (dialect_insert(dialect_name)(EVENTS).on_conflict_do_nothing(index_elements=["key"])
-            .returning(EVENTS.c.id))
+    return Statement(dialect_insert(dialect_name)(EVENTS)
+                     .on_conflict_do_nothing(index_elements=["key"]).returning(EVENTS.c.id))
 
 
 _RECORD_OUTCOME = (update(EVENTS).where(EVENTS.c.id == bindparam("claim_id"))
@@ -43,14 +44,14 @@ def claim(conn: Connection, event: Event, outcome: Outcome, *,
           keep_text: bool = True) -> int | None:
     """Record the event and its outcome under its key; return its row id, or None if it
     was already there. A message is stored as an operator reads it (`message`)."""
-    return conn.execute(_claim_statement(conn.dialect.name), {
+    return _claim_statement(conn.dialect.name).scalar(conn, {
         "key": event.claim_key, "event_type": event.type,
         "outcome": str(outcome)[:OUTCOME_LENGTH], "outcome_kind": outcome.kind.name,
         "reason": outcome.reason, "rule": _rule(outcome),
         "conversation_sid": event.get("ConversationSid"),
         "message_sid": event.get("MessageSid"), "received_at": utcnow(),
         **message(event, keep_text),
-    }).scalar()
+    })
 
 
 _MEDIA_TYPE_KEYS = ("ContentType", "content_type", "contentType")  # casing unconfirmed

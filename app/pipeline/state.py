@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, exists, func, select, update
 from ..autoreply import ConversationState
 from ..store import deadline
 from ..store.database import Database, DatabaseUnavailable, dialect_insert
+from ..store.driver import Statement
 from ..store.models import Conversation, OptOut, Reply, Switch, utcnow
 
 CONVERSATIONS = Conversation.__table__
@@ -37,7 +38,7 @@ def _column(name):
             .scalar_subquery())
 
 
-_READ = select(
+_READ = Statement(select(
     _column("inbound_count"), _column("last_agent_at"), _column("last_reply_at"),
     _column("handoff_at"),
     select(func.count()).where(REPLIES.c.conversation_sid == bindparam("sid"),
@@ -46,7 +47,7 @@ _READ = select(
     # compiled once (an expanding IN is re-rendered on every execution).
     exists().where(OPT_OUTS.c.address.in_([bindparam("address"), bindparam("participant")])),
     _column("faq_offered"),
-)
+))
 _LOCK = (select(CONVERSATIONS.c.sid).where(CONVERSATIONS.c.sid == bindparam("sid"))
          .with_for_update())
 _SET = (update(CONVERSATIONS).where(CONVERSATIONS.c.sid == bindparam("conversation"))
@@ -74,9 +75,9 @@ def read(conn: Connection, conversation_sid: str, addresses: list[str],
     """The conversation's state for a decision at `now` (aware UTC)."""
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
     address, participant = ([a for a in addresses if a] + ["", ""])[:2]
-    inbound, agent_at, reply_at, handoff_at, last_hour, opted_out, offered = conn.execute(
-        _READ, {"sid": conversation_sid, "hour_ago": naive_now - timedelta(hours=1),
-                "address": address, "participant": participant}).one()
+    inbound, agent_at, reply_at, handoff_at, last_hour, opted_out, offered = _READ.first(
+        conn, {"sid": conversation_sid, "hour_ago": naive_now - timedelta(hours=1),
+               "address": address, "participant": participant})
     state = ConversationState(
         inbound_before=inbound or 0, last_reply_at=_aware(reply_at),
         replies_last_hour=last_hour or 0, last_agent_at=_aware(agent_at),
@@ -91,7 +92,7 @@ def _claim_row(dialect_name: str):
     whether it did. Either way the row stays locked until the commit."""
     stmt = dialect_insert(dialect_name)(CONVERSATIONS)
     c = CONVERSATIONS.c
-    return stmt.on_conflict_do_update(
+    return Statement(stmt.on_conflict_do_update(
         index_elements=["sid"],
         set_={**{name: stmt.excluded[name] for name in (
             "inbound_count", "last_agent_at", "last_reply_at", "faq_offered", "updated_at")},
@@ -100,7 +101,7 @@ def _claim_row(dialect_name: str):
         where=(c.inbound_count == bindparam("seen_inbound"))
         & c.last_agent_at.is_not_distinct_from(bindparam("seen_agent_at"))
         & c.last_reply_at.is_not_distinct_from(bindparam("seen_reply_at")),
-    ).returning(c.sid)
+    ).returning(c.sid))
 
 
 def update_if_unchanged(conn: Connection, conversation_sid: str, seen: Snapshot,
@@ -109,7 +110,7 @@ def update_if_unchanged(conn: Connection, conversation_sid: str, seen: Snapshot,
     params = _values(conversation_sid, seen, values)
     params.update(seen_inbound=seen.inbound_count, seen_agent_at=seen.last_agent_at,
                   seen_reply_at=seen.last_reply_at)
-    return conn.execute(_claim_row(conn.dialect.name), params).first() is not None
+    return _claim_row(conn.dialect.name).first(conn, params) is not None
 
 
 def lock_and_read(conn: Connection, conversation_sid: str, addresses: list[str],
