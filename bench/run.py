@@ -13,6 +13,7 @@ generator when wrk is not installed). Prints a table and writes bench/RESULTS.md
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -115,7 +116,7 @@ def load_python(url: str, duration: int, connections: int, reqs, _script) -> dic
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    latencies, errors, index = [], [0], iter(range(len(reqs)))
+    latencies, errors, index = [], [0], itertools.count()  # wraps, as the wrk script does
     lock = threading.Lock()
     deadline = time.monotonic() + duration
 
