@@ -53,8 +53,13 @@ def post(server_url, params):
                          headers={"X-Twilio-Signature": sign(params, url)})
 
 
+def reply_attributes(params) -> str:
+    """The Attributes of the bot's reply to the webhook `params`."""
+    return f'{{"autoReply": true, "inReplyTo": "{params["MessageSid"]}"}}'
+
+
 def assert_each_answered_once(fake_api, accepted):
     """The fake API got exactly one reply to each of the `accepted` webhooks."""
     in_reply_to = sorted(c.form["Attributes"] for c in fake_api.created)
-    expected = sorted(f'{{"autoReply": true, "inReplyTo": "{p["MessageSid"]}"}}' for p in accepted)
+    expected = sorted(reply_attributes(p) for p in accepted)
     assert in_reply_to == expected

@@ -19,11 +19,8 @@ from tests.support.webhooks import (
     assert_each_answered_once,
     message_added,
     post,
+    reply_attributes,
 )
-
-
-def reply_attributes(params) -> str:
-    return f'{{"autoReply": true, "inReplyTo": "{params["MessageSid"]}"}}'
 
 
 def wait_all_sent(database_url, count, timeout=60):

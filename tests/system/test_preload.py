@@ -8,7 +8,13 @@ import subprocess
 
 from tests.support.servers import flask_cli, gunicorn, reply_counts
 from tests.support.waiting import wait_for
-from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, post
+from tests.support.webhooks import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    message_added,
+    post,
+    reply_attributes,
+)
 
 
 def test_preload_starts_background_work_in_each_worker_only(tmp_path, database_url, fake_api):
@@ -35,5 +41,4 @@ def test_preload_starts_background_work_in_each_worker_only(tmp_path, database_u
                                                   server.log)}
         assert master not in started
         assert workers <= started
-    assert [c.form["Attributes"] for c in fake_api.created] == [
-        f'{{"autoReply": true, "inReplyTo": "{params["MessageSid"]}"}}']
+    assert [c.form["Attributes"] for c in fake_api.created] == [reply_attributes(params)]

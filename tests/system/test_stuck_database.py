@@ -16,7 +16,13 @@ from tests.support.lock_holder import LockHolder
 from tests.support.servers import flask_cli, gunicorn, reply_counts
 from tests.support.tcp_proxy import ProxyProcess
 from tests.support.waiting import wait_for
-from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, post
+from tests.support.webhooks import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    message_added,
+    post,
+    reply_attributes,
+)
 
 TIMEOUT = "1"  # DATABASE_TIMEOUT, seconds (PostgreSQL's connect_timeout: 2 s at least)
 LIMIT = 5.0  # seconds: the 503 must come inside Twilio's 5 s (the timeout is 1 s)
@@ -56,8 +62,7 @@ def recovers(server, fake_api, database_url, accepted: list) -> None:
              interval=0.1)
     replied_to = Counter(c.form["Attributes"] for c in fake_api.created)
     assert max(replied_to.values()) == 1
-    assert all(f'{{"autoReply": true, "inReplyTo": "{p["MessageSid"]}"}}' in replied_to
-               for p in accepted)
+    assert all(reply_attributes(p) in replied_to for p in accepted)
 
 
 def live_env(fake_api, tmp_path, database_url) -> dict:
