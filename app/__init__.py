@@ -17,7 +17,6 @@ from functools import partial
 import click
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
-from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BotSettings, ConfigError, Settings, environment, load_settings
@@ -44,6 +43,7 @@ from .timeline.counters import HourlyCounts
 from .twilio.async_client import make_async_client
 from .twilio.client import make_client
 from .web import devtoken
+from .web.signature import Validator
 
 log = logging.getLogger(__name__)
 _METRICS_PORT = "metrics_port"
@@ -115,7 +115,7 @@ def build_services(settings: Settings, *, serving: bool = True) -> Services:
                            f"{settings.instance_dir}: {exc.strerror}"]) from None
     return Services(settings=settings, db=db, client=client, policy=policy, processor=processor,
                     sender=sender, catch_up=catch_up, jobs=jobs, counts=counts,
-                    supervisor=Supervisor(loops), validator=RequestValidator(token),
+                    supervisor=Supervisor(loops), validator=Validator(token),
                     signing_token=token, composer=composer)
 
 

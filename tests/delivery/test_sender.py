@@ -374,3 +374,26 @@ def test_a_stored_conversation_sid_of_the_wrong_shape_fails_without_a_call(app, 
     assert reply.status == "failed" and reply.attempts == 1
     assert "is not CH + 32 hex digits" in reply.error_message
     assert fake_api.calls == []
+
+
+def test_a_busy_sender_leases_in_batches_not_one_reply_at_a_time(make_app, fake_api, queue,
+                                                                monkeypatch):
+    """Under load every reply sent frees a slot; the sender refills its lead in batches,
+    so the database sees a few leases per window, not one per reply sent."""
+    app = make_app(SENDER_IN_PROCESS="true", SENDER_CONCURRENCY="40", TWILIO_HTTP_TIMEOUT="20",
+                   SEND_SETTLE_SECONDS="30")
+    asked = {queue(fake_api.add_conversation(), into=app) for _ in range(240)}
+    fake_api.latency = 0.1
+    leases = []
+    real = outbox.lease_due
+    monkeypatch.setattr(outbox, "lease_due",
+                        lambda *a, **k: leases.append(real(*a, **k)) or leases[-1])
+    services(app).supervisor.start()
+    try:
+        wait_for(lambda: len(fake_api.created) >= 240, timeout=30)
+    finally:
+        services(app).supervisor.stop()
+    assert sorted(c.in_reply_to for c in fake_api.created) == sorted(asked)
+    leased = [len(batch) for batch in leases if batch]
+    assert sum(leased) == 240
+    assert len(leased) <= 240 / 4, f"{len(leased)} leases for 240 replies: {leased}"

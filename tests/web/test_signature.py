@@ -3,9 +3,11 @@
 import logging
 
 import pytest
+from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from app.services import services
+from app.web import signature as signature_module
 from app.web import webhooks
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import AUTH_TOKEN, form_body, message_added, post_event, sign
@@ -268,3 +270,28 @@ def test_hints_are_given_at_most_once_per_interval(make_app, monkeypatch, caplog
     now[0] += webhooks.hints(app).interval
     assert reject() > 1
     assert caplog.text.count("matches https://localhost/webhooks/conversations") == 2
+
+
+URL_FORMS = ["https://bot.example.com/webhooks/conversations",
+             "https://bot.example.com:443/webhooks/conversations",
+             "http://localhost/webhooks/conversations?x=1",
+             "http://localhost:80/webhooks/conversations",
+             "http://127.0.0.1:5000/webhooks/conversations"]
+
+
+@pytest.mark.parametrize("checked", URL_FORMS)
+@pytest.mark.parametrize("signed", URL_FORMS)
+def test_validator_answers_as_twilios_with_one_hmac_for_a_good_webhook(
+        monkeypatch, checked, signed):
+    """The app's Validator accepts exactly what twilio's RequestValidator accepts (the URL
+    with and without its default port), computing a second HMAC only on a mismatch."""
+    params = message_added()
+    signature = sign(params, signed)
+    ours, theirs = signature_module.Validator(AUTH_TOKEN), RequestValidator(AUTH_TOKEN)
+    hmacs = []
+    real = ours.compute_signature
+    monkeypatch.setattr(ours, "compute_signature", lambda *a, **k: hmacs.append(a[0]) or real(*a, **k))
+    assert ours.validate(checked, params, signature) == theirs.validate(checked, params, signature)
+    assert not ours.validate(checked, params, sign(MultiDict({"Body": "forged"}), signed))
+    if checked == signed:
+        assert hmacs[:1] == [checked] and len(hmacs) == 3  # one for the good, two for the forged
