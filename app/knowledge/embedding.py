@@ -17,7 +17,6 @@ import importlib.util
 import json
 import struct
 import threading
-import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -113,19 +112,3 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1, norms)
 
-
-def preload_for(rules_path: str | None) -> bool:
-    """Load the model in gunicorn's master when the rules file has an FAQ, so the workers
-    forked from it share the tokenizer's 15 MB (copy-on-write) besides the mapped table;
-    loaded in each worker instead, each would pay for its own. True when it loaded."""
-    if not rules_path:
-        return False
-    try:
-        with open(rules_path, "rb") as file:
-            data = tomllib.load(file)
-    except (OSError, tomllib.TOMLDecodeError):
-        return False  # the worker's own load reports what is wrong with the file
-    if not (data.get("faq") or data.get("knowledge")):
-        return False
-    load()
-    return True

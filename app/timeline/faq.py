@@ -9,10 +9,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 from sqlalchemy import Connection, or_, select, update
 
-from ..knowledge import embedding
 from ..logs import kv
 from ..store.models import FaqMatch, utcnow
 
@@ -79,6 +77,12 @@ def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
         .order_by(FAQ_MATCHES.c.created_at.desc()).limit(MAX_GAP_ROWS)).all()
     if not rows:
         return []
+    # Here, not at the top: every worker imports this module (the API and dashboard), and
+    # one without an FAQ should not carry numpy and the tokenizer (~14 MB).
+    import numpy as np
+
+    from ..knowledge import embedding
+
     vectors = embedding.load().embed([row.text for row in rows])
     groups: list[Gap] = []
     centres: list[np.ndarray] = []

@@ -21,6 +21,36 @@ def test_upgrade_is_at_head_and_repeatable(app):
     assert {"processed_events", "replies", "delivery_receipts", "job_runs"} <= tables
 
 
+def test_schema_head_is_alembics_head():
+    """SCHEMA_HEAD (what a worker compares the database with, without Alembic) is the
+    newest migration: a new migration must move it too."""
+    from alembic.script import ScriptDirectory
+
+    from app.store.database import SCHEMA_HEAD, alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert SCHEMA_HEAD == head, f"set SCHEMA_HEAD = {head!r} in app/store/database.py"
+
+
+def test_a_worker_on_a_current_schema_does_not_load_alembic(env):
+    """Booting on an empty database migrates it (Alembic loaded); booting again on the
+    current schema checks it with one query, and Alembic (~11 MB) stays unloaded."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import sys; from app import create_app; create_app(); "
+              "print('alembic' in sys.modules)")
+
+    def boots() -> str:
+        return subprocess.run([sys.executable, "-c", script], env={**env, "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[2]).stdout.splitlines()[-1]
+
+    assert boots() == "True"
+    assert boots() == "False"
+
+
 def test_db_commands(env):
     """`db upgrade`, `db current` and `db check` work from the command line."""
     env = {**env, "DATABASE_AUTO_UPGRADE": "false"}

@@ -23,8 +23,33 @@ from tests.support.webhooks import (
 )
 
 
-def wait_all_sent(database_url, count, timeout=60):
-    wait_for(lambda: reply_counts(database_url) == {"sent": count}, timeout, interval=0.1)
+def wait_all_sent(database_url, count, timeout=60, server=None):
+    """Wait until `count` replies are sent and no other is recorded; failing, say which
+    are not and what the server logged about them."""
+    try:
+        wait_for(lambda: reply_counts(database_url) == {"sent": count}, timeout, interval=0.1)
+    except AssertionError:
+        raise AssertionError(f"replies not all sent within {timeout}s: "
+                             f"{reply_counts(database_url)} (expected {count} sent)\n"
+                             f"{unsent_replies(database_url)}\n"
+                             + ("server log (last 60 lines):\n"
+                                + "\n".join(server.log.splitlines()[-60:]) if server else "")
+                             ) from None
+
+
+def unsent_replies(database_url) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT id, in_reply_to, conversation_sid, status, attempts, next_attempt_at, "
+                "unsure_at, error_code, error_message FROM replies WHERE status <> 'sent' "
+                "ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    return "\n".join(map(str, rows)) or "(none unsent)"
 
 
 @on_one_database()  # an API fault: the database plays no part
@@ -152,8 +177,10 @@ def test_database_unavailable_for_a_moment(tmp_path, fake_api):
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": url, "INSTANCE_DIR": tmp_path,
         "SENDER_POLL_SECONDS": "0.1",
-        # A claim whose commit was cut off is ambiguous: its lease brings it back.
-        "SEND_LEASE": "3s",
+        # A claim or a lease whose commit was cut off is ambiguous: the lease brings the
+        # reply back, unsure (its holder may have sent it), so it waits SEND_SETTLE_SECONDS
+        # before it is sent again (60 s by default, longer than the test's wait).
+        "SEND_LEASE": "3s", "TWILIO_HTTP_TIMEOUT": "5", "SEND_SETTLE_SECONDS": "6",
     }
     assert flask_cli(env, "db", "upgrade").returncode == 0
     with gunicorn(env, tmp_path / "server.log", workers=2) as server:
@@ -170,7 +197,7 @@ def test_database_unavailable_for_a_moment(tmp_path, fake_api):
                  if post(server.url, p).status_code == 200]
         accepted += after
         assert len(accepted) == 10
-        wait_all_sent(url, 10)
+        wait_all_sent(url, 10, server=server)
         assert "Traceback" not in server.log
     proxy.cut()
     assert_each_answered_once(fake_api, accepted)

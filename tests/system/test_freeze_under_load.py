@@ -45,6 +45,9 @@ def env_for(fake_api, tmp_path, database_url) -> dict:
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_API_BASE_URL": fake_api.url, "DATABASE_URL": database_url,
         "INSTANCE_DIR": tmp_path, "SENDER_POLL_SECONDS": "0.1", "SEND_LEASE": "3s",
+        # A lease taken over is unsure (its holder may have sent the reply): the reply
+        # waits SEND_SETTLE_SECONDS before it is sent again; short enough for the waits.
+        "TWILIO_HTTP_TIMEOUT": "5", "SEND_SETTLE_SECONDS": "6",
         "SEND_BACKOFF_SECONDS": "0.05", "SEND_BACKOFF_MAX_SECONDS": "0.5",
         "DATABASE_TIMEOUT": f"{TIMEOUT:g}",
     }
