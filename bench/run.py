@@ -154,6 +154,22 @@ def load_python(url: str, duration: int, connections: int, reqs, _script) -> dic
             "max": latencies[-1], "errors": errors[0], "requests": len(latencies)}
 
 
+def wait_for_shares(server, workers: int, limit: int = 50, timeout: float = 20.0) -> None:
+    """Wait until each worker's sender holds its share of TWILIO_CONCURRENCY_LIMIT. Just
+    after a start, a sender that finds another holding the whole limit gets its share
+    only once the other has given it up, a heartbeat or two later (~2 s): replies queued
+    meanwhile in that worker wait for it. The end-to-end figure is the steady state's."""
+    share = f"share={limit // workers} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = {line.split("[", 1)[1].split("]", 1)[0] for line in server.log.splitlines()
+                if "sending concurrency" in line and share in line}
+        if len(pids) >= workers:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the senders did not settle their shares within {timeout}s")
+
+
 def worker_pids(master_pid: int) -> list[str]:
     """The gunicorn workers of `master_pid`."""
     return subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
@@ -236,6 +252,7 @@ class Bench:
         sent: dict[str, float] = {}
         self.arrivals.clear()
         with gunicorn({**self.env, **env}, self.tmp / f"{name}-e2e.log") as server:
+            wait_for_shares(server, workers=2)
             session = requests.Session()
             start = time.monotonic()
             for i, (body, sig) in enumerate(reqs):

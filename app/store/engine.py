@@ -14,6 +14,8 @@ import logging
 import math
 import os
 import threading
+import time
+import weakref
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -24,6 +26,8 @@ from .deadline import current, left, until
 from .watchdog import WATCHDOG
 
 READ_ONLY = "bot_read_only"  # execution option: a connection that only reads (no write lock)
+# A pooled connection checked in less than this long ago is not pinged at checkout.
+PING_BYPASS_SECONDS = 0.5
 
 
 class DatabaseUnavailable(SQLAlchemyError):
@@ -225,8 +229,22 @@ def watch(engine: Engine, timeout: float) -> None:
         return DatabaseUnavailable("the database did not answer in time")
 
     ping = engine.dialect.do_ping
+    returned = weakref.WeakKeyDictionary()  # a pooled connection: when it was checked in
+
+    if not is_sqlite:  # SQLite has no pre-ping (and its connections take no weak reference)
+        @event.listens_for(engine, "checkin")
+        def _returned(dbapi_conn, _record):
+            if dbapi_conn is not None:
+                returned[dbapi_conn] = time.monotonic()
 
     def do_ping(dbapi_conn):
+        # A connection back in the pool moments ago was fine then: under load, when
+        # every transaction takes one, the ping would be a round trip per transaction
+        # (HikariCP skips it the same way, aliveBypassWindowMs). One that broke within
+        # the window fails its first statement instead, is invalidated, and the next
+        # checkout connects again.
+        if time.monotonic() - returned.get(dbapi_conn, -math.inf) < PING_BYPASS_SECONDS:
+            return True
         armed[dbapi_conn] = until(timeout)
         try:
             return ping(dbapi_conn)
