@@ -206,12 +206,10 @@ class Database:
         with self.read() as conn:
             if not inspect(conn).has_table("alembic_version"):
                 return None, SCHEMA_HEAD
-            versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-            current = list(versions)
-        if len(current) > 1:  # branches: Alembic says what they are
-            from alembic.runtime.migration import MigrationContext
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            if len(current) > 1:  # branches: Alembic's own error names them
+                from alembic.runtime.migration import MigrationContext
 
-            with self.read() as conn:
                 MigrationContext.configure(conn).get_current_revision()  # raises
         return (current[0] if current else None), SCHEMA_HEAD
 

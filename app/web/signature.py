@@ -45,11 +45,10 @@ class Validator(RequestValidator):
         if isinstance(params, str):
             return super().validate(uri, params, signature, algorithm)
         parsed = urlparse(uri)
-        written, other = ((add_port(parsed), remove_port(parsed)) if parsed.port
-                          else (remove_port(parsed), add_port(parsed)))
+        as_written_first = (add_port, remove_port) if parsed.port else (remove_port, add_port)
         try:
-            return any(compare(self.compute_signature(url, params or {}, algorithm), signature)
-                       for url in (written, other))
+            return any(compare(self.compute_signature(form(parsed), params or {}, algorithm),
+                               signature) for form in as_written_first)
         except ValueError:  # an algorithm twilio does not know: its validate says so, False
             return super().validate(uri, params, signature, algorithm)
 

@@ -43,6 +43,11 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def worker_pids(self) -> set[int]:
+        """The gunicorn workers running now (the master's children)."""
+        return {int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split()}
+
     # A deadline, not a pause: on a loaded machine gunicorn's master alone can take over
     # 20 s to import the app (seen at a load average of 20 on 2 cores).
     def wait_healthy(self, timeout: float = 60.0) -> None:
@@ -144,14 +149,33 @@ def sender_process(env: dict, log_path: Path | None = None) -> subprocess.Popen:
 
 def reply_counts(database_url: str) -> dict[str, int]:
     """How many replies the database holds in each status, e.g. {"sent": 10}."""
-    from sqlalchemy import create_engine, func, select
+    from sqlalchemy import func, select
 
     from app.store.models import Reply
+
+    return dict(_query(database_url, select(Reply.status, func.count()).group_by(Reply.status)))
+
+
+def unsent_replies(database_url: str) -> str:
+    """The replies not sent, one line each (what a failing test shows)."""
+    from sqlalchemy import select
+
+    from app.store.models import Reply
+
+    rows = _query(database_url, select(
+        Reply.id, Reply.in_reply_to, Reply.conversation_sid, Reply.status, Reply.attempts,
+        Reply.next_attempt_at, Reply.unsure_at, Reply.error_code, Reply.error_message,
+    ).where(Reply.status != "sent").order_by(Reply.id))
+    return "\n".join(map(str, rows)) or "(none unsent)"
+
+
+def _query(database_url: str, statement) -> list:
+    """Run one query on a connection of its own (the server's pool is not ours)."""
+    from sqlalchemy import create_engine
 
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with engine.connect() as conn:
-            return dict(conn.execute(select(Reply.status, func.count())
-                                     .group_by(Reply.status)).all())
+            return conn.execute(statement).all()
     finally:
         engine.dispose()

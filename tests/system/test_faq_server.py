@@ -3,7 +3,6 @@ tokenizer shared), each worker builds its index, and a customer's question is an
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from tests.support.servers import flask_cli, gunicorn, reply_counts
@@ -71,9 +70,7 @@ def test_a_server_without_an_faq_never_loads_numpy_or_the_tokenizer(tmp_path, da
 
 def server_pids(server) -> list[int]:
     """The gunicorn master and its workers."""
-    master = server.process.pid
-    return [master] + [int(pid) for pid in subprocess.run(
-        ["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()]
+    return [server.process.pid, *server.worker_pids()]
 
 
 def loaded_libraries(pid: int) -> set[str]:

@@ -10,7 +10,13 @@ import pytest
 import requests
 
 from tests.support.databases import PG_URL, on_one_database, reset_postgres
-from tests.support.servers import flask_cli, gunicorn, reply_counts, sender_process
+from tests.support.servers import (
+    flask_cli,
+    gunicorn,
+    reply_counts,
+    sender_process,
+    unsent_replies,
+)
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
 from tests.support.webhooks import (
@@ -35,21 +41,6 @@ def wait_all_sent(database_url, count, timeout=60, server=None):
                              + ("server log (last 60 lines):\n"
                                 + "\n".join(server.log.splitlines()[-60:]) if server else "")
                              ) from None
-
-
-def unsent_replies(database_url) -> str:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT id, in_reply_to, conversation_sid, status, attempts, next_attempt_at, "
-                "unsure_at, error_code, error_message FROM replies WHERE status <> 'sent' "
-                "ORDER BY id")).all()
-    finally:
-        engine.dispose()
-    return "\n".join(map(str, rows)) or "(none unsent)"
 
 
 @on_one_database()  # an API fault: the database plays no part

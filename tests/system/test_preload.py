@@ -4,7 +4,6 @@ Background work starts in each worker, never in the master, and webhooks work.""
 from __future__ import annotations
 
 import re
-import subprocess
 
 from tests.support.servers import flask_cli, gunicorn, reply_counts
 from tests.support.waiting import wait_for
@@ -29,8 +28,7 @@ def test_preload_starts_background_work_in_each_worker_only(tmp_path, database_u
     with gunicorn(env, tmp_path / "server.log", workers=2, args=["--preload"]) as server:
         server.wait_workers(2)
         master = server.process.pid
-        workers = {int(pid) for pid in subprocess.run(
-            ["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()}
+        workers = server.worker_pids()
         assert len(workers) == 2
         params = message_added()
         assert post(server.url, params).status_code == 200
