@@ -10,18 +10,21 @@ from sqlalchemy import Connection, insert
 
 from ..autoreply import Decision
 from ..knowledge import Match, Outcome
+from ..store.driver import Statement
 from ..store.models import FAQ_TEXT_LENGTH, FaqMatch, utcnow
 
 FAQ_MATCHES = FaqMatch.__table__
+# Compiled once (store/driver.py): built per webhook, the insert cost more than the match.
+_INSERT = Statement(insert(FAQ_MATCHES))
 
 
 def record(conn: Connection, message_sid: str, conversation_sid: str, text: str,
            match: Match) -> None:
-    conn.execute(insert(FAQ_MATCHES).values(
-        message_sid=message_sid, conversation_sid=conversation_sid,
-        outcome=match.outcome.value, faq_id=match.faq_id,
-        candidates=json.dumps([c.as_dict() for c in match.candidates]),
-        text=text[:FAQ_TEXT_LENGTH], created_at=utcnow()))
+    _INSERT.rows(conn, {
+        "message_sid": message_sid, "conversation_sid": conversation_sid,
+        "outcome": match.outcome.value, "faq_id": match.faq_id,
+        "candidates": json.dumps([c.as_dict() for c in match.candidates]),
+        "text": text[:FAQ_TEXT_LENGTH], "created_at": utcnow()})
 
 
 def offered(decision: Decision) -> str | None:
