@@ -18,6 +18,10 @@ OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 OPT_IN = frozenset({"START", "UNSTOP"})
 HELP = frozenset({"HELP", "INFO"})
 COMPLIANCE = OPT_OUT | OPT_IN | HELP
+# The compliance words after which the customer still expects an answer to what they
+# asked before (Twilio answers these themselves); every other one (STOP, and a rules
+# file's own words) ends what the bot was about to say.
+STILL_LISTENING = OPT_IN | HELP
 
 # What brings an opted-out customer back: Twilio's opt-in words, and YES (which Twilio
 # also accepts as an opt-in reply). YES alone is not a compliance keyword: from a customer

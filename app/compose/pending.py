@@ -140,6 +140,18 @@ def retry_later(conn: Connection, leased: Leased, delay: float) -> bool:
         "delay": float(delay)}).rowcount == 1
 
 
+_DROP = update(COMPOSITIONS).where(
+    COMPOSITIONS.c.conversation_sid == bindparam("sid"), COMPOSITIONS.c.status != IDLE,
+).values(status=IDLE, body=None, messages=0, lease_until=None, attempts=0,
+         version=COMPOSITIONS.c.version + 1, updated_at=bindparam("now"))
+
+
+def drop(conn: Connection, conversation_sid: str) -> bool:
+    """Forget the conversation's waiting burst (the customer opted out meanwhile): a
+    composer holding it finds the version moved and drops its composition."""
+    return conn.execute(_DROP, {"sid": conversation_sid, "now": utcnow()}).rowcount == 1
+
+
 def pending_count(conn: Connection) -> int:
     """Bursts waiting to be composed (pending or being composed)."""
     from sqlalchemy import func

@@ -191,3 +191,31 @@ def test_silence_rules_still_apply_at_composition(debounced):
     assert replies(debounced) == []
     assert stored_outcome(debounced, sids[-1]).startswith(
         "ignored: an agent is handling the conversation")
+
+
+@pytest.mark.parametrize("keyword", ["STOP", "stop!", "Unsubscribe"])
+def test_stop_during_the_quiet_period_ends_the_burst_unanswered(debounced, fake_api, keyword):
+    """A customer who writes STOP while earlier messages wait gets nothing after it: the
+    burst is dropped, also from a composer already holding it."""
+    conversation = "CH" + "ab" * 16
+    client = debounced.test_client()
+    send_burst(debounced, BURST[:2])
+    with services(debounced).db.transaction() as conn:
+        [held] = pending.lease_due(conn, 10, 30, ahead=61)
+    response = post_event(client, message_added(body=keyword, conversation_sid=conversation))
+    assert response.headers["X-Webhook-Outcome"].startswith("ignored: compliance keyword")
+    composer = services(debounced).composer
+    assert composer.compose(held) is None
+    assert composer.run_until_idle(ahead=600) == 0
+    assert replies(debounced) == []
+    assert run_until_idle(services(debounced).sender) == 0
+    assert fake_api.created == []
+
+
+def test_help_during_the_quiet_period_leaves_the_question_to_answer(debounced):
+    """HELP is answered by Twilio; the customer's question before it still gets its answer."""
+    send_burst(debounced, BURST)
+    post_event(debounced.test_client(), message_added(body="HELP",
+                                                      conversation_sid="CH" + "ab" * 16))
+    assert services(debounced).composer.run_until_idle(ahead=61) == 1
+    assert [r.body for r in replies(debounced)] == ["Cards arrive within 7 working days."]
