@@ -11,6 +11,7 @@ next message is matched afresh and the offer lapses.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,14 @@ if TYPE_CHECKING:  # built only from a rules file with an FAQ (numpy, the embedd
     from ..knowledge import KnowledgeBase
 
 CLARIFY = "faq:clarify"  # the decision's rule for a clarification
-_NUMBER = re.compile(r"\s*#?([1-9])\s*[.)]?\s*")
+# A pick is a short message whose only word, besides a few fillers, names a number.
+MAX_PICK_LENGTH = 40
+_TOKEN = re.compile(r"[^\W\d_]+|\d+")
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "first": 1, "second": 2, "third": 3,
+            "1st": 1, "2nd": 2, "3rd": 3}
+_FILLERS = frozenset("""
+please pls plz option options number nr num no the it s is choice answer i want take pick
+""".split())
 
 
 def rule_name(faq_id: str) -> str:
@@ -74,8 +82,27 @@ def _picked(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase):
     """(entry, number) when the message is a number the last clarification offered."""
     if not offered:
         return None
-    number = _NUMBER.fullmatch(body)
-    if number is None or not 1 <= int(number.group(1)) <= len(offered):
+    number = picked_number(body)
+    if number is None or not 1 <= number <= len(offered):
         return None
-    entry = knowledge.get(offered[int(number.group(1)) - 1])
-    return (entry, int(number.group(1))) if entry is not None else None
+    entry = knowledge.get(offered[number - 1])
+    return (entry, number) if entry is not None else None
+
+
+def picked_number(body: str) -> int | None:
+    """The option a reply to "Did you mean: 1) ... 2) ...?" names, if it names one:
+    digits in any script or as a keycap emoji, a number word or an ordinal ("two", "the
+    second one"), with punctuation and a few fillers around it ("option 2 please");
+    the same number twice (a burst's "2" and "2.") is one pick. Nothing else is."""
+    if len(body) > MAX_PICK_LENGTH:
+        return None
+    text = unicodedata.normalize("NFKC", body).casefold()
+    tokens = [t for t in _TOKEN.findall(text) if t not in _FILLERS]
+    if len(tokens) > 1 and tokens[-1] == "one" and tokens[0] in _NUMBERS:
+        tokens.pop()  # "the second one"
+    if len(tokens) > 1 and tokens[0].isdigit() and tokens[1] in ("st", "nd", "rd"):
+        tokens = [tokens[0] + tokens[1]]  # NFKC's "2nd" stays one token; "2 nd" too
+    values = {int(t) if t.isdigit() else _NUMBERS.get(t) for t in tokens}
+    if len(values) != 1 or None in values:
+        return None
+    return values.pop()

@@ -125,7 +125,7 @@ def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
         return {}
     changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1}
     if decision.reason is not Reason.DEFERRED:  # deferred: the composer's decision says
-        changes["faq_offered"] = faq_log.offered(decision)
+        changes.update(faq_log.offer_changes(decision))
     if decision.replies:
         changes["last_reply_at"] = naive
     return changes

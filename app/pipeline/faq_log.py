@@ -1,6 +1,7 @@
 """The FAQ's part of a decision's record, written in the claim's transaction: the match
 (outcome, entry, candidates with scores) and the question's text, for `why`, the API, the
-dashboard and `faq gaps`; and the ids a clarification offered, kept on the conversation."""
+dashboard and `faq gaps`; and the ids a clarification offered, kept on the conversation
+until the bot says something else."""
 
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ def record(conn: Connection, message_sid: str, conversation_sid: str, text: str,
         "text": text[:FAQ_TEXT_LENGTH], "created_at": utcnow()})
 
 
-def offered(decision: Decision) -> str | None:
-    """What the conversation keeps after this decision: the ids a clarification sent (only
-    if it is sent), else nothing (an offer lapses with the customer's next message)."""
+def offer_changes(decision: Decision) -> dict:
+    """What the conversation keeps of a clarification after this decision: the ids it
+    offered when this decision sends one; none once the bot says anything else; and
+    unchanged while it says nothing (a "thanks" under the cooldown), so the customer's
+    "2" after it still picks."""
+    if not decision.replies:
+        return {}
     match = decision.faq
-    if decision.replies and match is not None and match.outcome is Outcome.CLARIFY:
-        return ",".join(c.faq_id for c in match.candidates)
-    return None
+    if match is not None and match.outcome is Outcome.CLARIFY:
+        return {"faq_offered": ",".join(c.faq_id for c in match.candidates)}
+    return {"faq_offered": None}

@@ -137,7 +137,7 @@ def _values(conversation_sid: str, seen: Snapshot, values: dict) -> dict:
         "last_inbound_at": values.get("last_inbound_at"),
         "last_agent_at": values.get("last_agent_at", seen.last_agent_at),
         "last_reply_at": values.get("last_reply_at", seen.last_reply_at),
-        # A clarification's offer lasts until the customer's next message.
+        # A clarification's offer lasts until the bot says something else (faq_log).
         "faq_offered": values.get("faq_offered",
                                   ",".join(seen.state.offered) or None),
         "updated_at": now, "now": now,

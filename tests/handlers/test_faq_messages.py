@@ -81,11 +81,15 @@ def test_clarify_then_the_number_gets_that_entry_even_within_the_cooldown(faq_ap
         offered = s.get(Conversation, first["ConversationSid"]).faq_offered.split(",")
     answers = {"card-lost": "Block it in the app right away.",
                "card-stolen": "Block it in the app and report the theft to the police."}
-    post_event(client, message_added(body="2", conversation_sid=first["ConversationSid"]))
+    # "thanks" first: under the cooldown the bot says nothing, so its offer still stands.
+    thanks = post_event(client, message_added(body="thanks",
+                                              conversation_sid=first["ConversationSid"]))
+    assert thanks.headers["X-Webhook-Outcome"].startswith("ignored: cooldown")
+    post_event(client, message_added(body="two", conversation_sid=first["ConversationSid"]))
     assert sent_bodies(faq_app, fake_api)[1] == answers[offered[1]]
     with services(faq_app).db.session() as s:
         assert s.get(Conversation, first["ConversationSid"]).faq_offered is None  # used up
-    assert [m.outcome for m in matches(faq_app)] == ["clarify", "answer"]
+    assert [m.outcome for m in matches(faq_app)] == ["clarify", "decline", "answer"]
 
 
 def test_declined_and_wrong_decisions_show_in_gaps(faq_app, fake_api):
