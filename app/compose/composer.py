@@ -136,7 +136,7 @@ class Composer:
         """Decide the burst and record the decision (and queue its reply) once; None when
         a message joined the burst meanwhile (it is composed again once quiet)."""
         now = datetime.now(UTC)
-        message = Inbound(body=item.body, author=item.author,
+        message = Inbound(body=pending.decided_text(item.body), author=item.author,
                           channel=(item.channel or "").upper(), attributes=None,
                           participant_sid=item.participant_sid,
                           received_at=item.received_at.replace(tzinfo=UTC))
@@ -163,7 +163,7 @@ class Composer:
             state.overwrite(conn, item.conversation_sid, seen, **changes)
             handoffs.record(conn, item.conversation_sid, decision, now)
             if decision.faq is not None:
-                faq_log.record(conn, item.message_sid, item.conversation_sid, item.body,
+                faq_log.record(conn, item.message_sid, item.conversation_sid, message.body,
                                decision.faq)
             result = outcome(decision)
             if decision.replies:

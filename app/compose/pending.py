@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Connection, and_, bindparam, case, literal, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, literal, or_, select, update
 
 from ..store import clock
 from ..store.database import dialect_insert
@@ -28,7 +28,8 @@ from ..store.models import ComposeStatus, Composition, utcnow
 
 COMPOSITIONS = Composition.__table__
 IDLE, PENDING, COMPOSING = ComposeStatus.IDLE, ComposeStatus.PENDING, ComposeStatus.COMPOSING
-MAX_BODY = 16_000  # a burst's text is cut here (the rules see 4,096 characters anyway)
+MAX_BODY = 16_000  # a burst's stored text past this starts again from its newest message
+DECIDED_TEXT = 1_000  # what a decision reads of a burst: its newest lines within this
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,28 @@ def _defer(dialect_name: str):
     c, new = COMPOSITIONS.c, stmt.excluded
     idle = c.status == IDLE
     return stmt.on_conflict_do_update(index_elements=["conversation_sid"], set_={
-        "body": case((idle, new.body), else_=c.body + literal("\n") + new.body),
+        "body": case((idle, new.body), (func.length(c.body) > MAX_BODY, new.body),
+                     else_=c.body + literal("\n") + new.body),
         "messages": case((idle, 1), else_=c.messages + 1),
         "status": PENDING, "version": c.version + 1, "due_at": new.due_at,
         **{name: new[name] for name in ("message_sid", "author", "participant_sid",
                                          "channel", "received_at", "request_id",
                                          "updated_at")},
     })
+
+
+def decided_text(body: str) -> str:
+    """The burst as one text for its decision: its newest lines (one per message, unless
+    a message had several) within DECIDED_TEXT characters, the newest whole however long.
+    A long first message must not push the question after it past what the rules, the
+    handoff phrases and the FAQ read (each reads a text's beginning)."""
+    lines = body.split("\n")
+    kept = [lines.pop()]
+    size = len(kept[0])
+    while lines and size + 1 + len(lines[-1]) <= DECIDED_TEXT:
+        size += 1 + len(lines[-1])
+        kept.append(lines.pop())
+    return "\n".join(reversed(kept))
 
 
 def defer(conn: Connection, *, conversation_sid: str, message_sid: str, body: str,
@@ -154,5 +170,4 @@ def drop(conn: Connection, conversation_sid: str) -> bool:
 
 def pending_count(conn: Connection) -> int:
     """Bursts waiting to be composed (pending or being composed)."""
-    from sqlalchemy import func
     return conn.execute(select(func.count()).where(COMPOSITIONS.c.status != IDLE)).scalar()

@@ -219,3 +219,25 @@ def test_help_during_the_quiet_period_leaves_the_question_to_answer(debounced):
                                                       conversation_sid="CH" + "ab" * 16))
     assert services(debounced).composer.run_until_idle(ahead=61) == 1
     assert [r.body for r in replies(debounced)] == ["Cards arrive within 7 working days."]
+
+
+def test_the_newest_messages_of_a_long_burst_decide(debounced):
+    """A long first message (a pasted order confirmation) must not push the question
+    after it out of what the rules read: the burst is decided on its newest lines."""
+    pasted = "Order confirmation. " + "Item: blue widget, qty 1, price 9.99. " * 150
+    assert len(pasted) > 4096  # past what a rule reads of one text
+    send_burst(debounced, [pasted, "my card", "it hasn't arrived"])
+    services(debounced).composer.run_until_idle(ahead=61)
+    assert [r.body for r in replies(debounced)] == ["Cards arrive within 7 working days."]
+
+
+def test_a_burst_that_keeps_growing_keeps_its_newest_text(debounced):
+    """The stored burst is bounded: past MAX_BODY it starts again from its newest message."""
+    chunk = "z" * 9000
+    send_burst(debounced, [chunk, chunk, chunk, "my card", "it hasn't arrived"])
+    with services(debounced).db.session() as s:
+        [body] = s.scalars(select(Composition.body)).all()
+    assert len(body) <= pending.MAX_BODY + 9001
+    assert body.endswith("my card\nit hasn't arrived")
+    services(debounced).composer.run_until_idle(ahead=61)
+    assert [r.body for r in replies(debounced)] == ["Cards arrive within 7 working days."]
