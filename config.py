@@ -29,6 +29,7 @@ EXAMPLE_AGENT = "alice@support"
 DEFAULT_AUTO_REPLY_TEXT = (
     "Thanks for your message! A member of our support team will get back to you soon."
 )
+REPLY_MAX_CHARS = 1_600  # as app.autoreply.names.SMS_MAX_CHARS (config imports no app code)
 # Handoff: what a customer says to ask for a person, and what the bot says then.
 DEFAULT_HANDOFF_PHRASES = ("human", "agent", "real person", "representative",
                            "talk to someone", "speak to someone", "operator")
@@ -239,7 +240,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             identity=reader.text("BOT_IDENTITY") or "support-bot",
             agent_identities=(frozenset(reader.csv("AGENT_IDENTITIES"))
                               or frozenset({EXAMPLE_AGENT} if not (sid and token) else ())),
-            auto_reply_text=reader.text("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT,
+            auto_reply_text=reader.reply("AUTO_REPLY_TEXT") or DEFAULT_AUTO_REPLY_TEXT,
             auto_reply_enabled=reader.flag("AUTO_REPLY_ENABLED", True),
             cooldown_seconds=reader.duration("AUTO_REPLY_COOLDOWN", 3600),
             budget=int(reader.number("AUTO_REPLY_BUDGET", 5, minimum=1, integer=True)),
@@ -247,7 +248,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             rules_path=reader.path("RESPONDER_RULES"),
             debounce_seconds=reader.duration("AUTO_REPLY_DEBOUNCE", 0),
             handoff_phrases=handoff_phrases(reader),
-            handoff_message=reader.text("HANDOFF_MESSAGE") or DEFAULT_HANDOFF_MESSAGE,
+            handoff_message=reader.reply("HANDOFF_MESSAGE") or DEFAULT_HANDOFF_MESSAGE,
             handoff_on_decline=reader.flag("HANDOFF_ON_DECLINE", False),
             faq_answer_score=reader.number("FAQ_ANSWER_SCORE", 0.45, minimum=0.0, maximum=2.0),
             faq_margin=reader.number("FAQ_MARGIN", 0.19, minimum=0.0, maximum=2.0),
@@ -370,6 +371,15 @@ class _Reader:
 
     def text(self, name: str) -> str:
         return (self.env.get(name) or "").strip()
+
+    def reply(self, name: str) -> str:
+        """A reply's text: it must fit an SMS (Twilio refuses a longer body, error 21617;
+        app.autoreply.names.SMS_MAX_CHARS)."""
+        raw = self.text(name)
+        if len(raw) > REPLY_MAX_CHARS:
+            self.problems.append(f"{name} has {len(raw):,} characters; an SMS takes at most "
+                                 f"{REPLY_MAX_CHARS:,} (Twilio error 21617)")
+        return raw
 
     def secret(self, name: str, min_length: int) -> str:
         """A password-like token: empty, or at least `min_length` characters (its

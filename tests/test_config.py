@@ -109,6 +109,15 @@ def test_database_timeout_stays_under_twilios_five_seconds(given):
         load_settings({"DATABASE_TIMEOUT": given})
 
 
+@pytest.mark.parametrize("name", ["AUTO_REPLY_TEXT", "HANDOFF_MESSAGE"])
+def test_a_reply_text_longer_than_an_sms_is_refused(name):
+    """Twilio refuses an SMS body over 1,600 characters (21617): refused at start-up,
+    not at the first customer's message."""
+    assert load_settings({name: "x" * 1600})
+    with pytest.raises(ConfigError, match=f"{name} has 1,601 characters"):
+        load_settings({name: "x" * 1601})
+
+
 def test_malformed_token_is_named_but_never_echoed():
     with pytest.raises(ConfigError) as info:
         load_settings({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "s3cr3t-value"})

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # built only from a rules file with an FAQ (numpy, the embedd
     from ..knowledge import KnowledgeBase
 
 CLARIFY = "faq:clarify"  # the decision's rule for a clarification
+MAX_TITLE = 200  # characters of an entry's title in a clarification (3 x 200 < an SMS)
 # A pick is a short message whose only word, besides a few fillers, names a number.
 MAX_PICK_LENGTH = 40
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
@@ -69,8 +70,15 @@ def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: Knowled
 
 
 def clarification(titles: list[str]) -> str:
-    options = " ".join(f"{n}) {title.rstrip('?.! ')}" for n, title in enumerate(titles, 1))
+    """ "Did you mean: 1) ... 2) ...? Reply with a number.", each title cut to fit, so that
+    three of them stay within an SMS (titles are the entries' first questions)."""
+    options = " ".join(f"{n}) {_short(title.rstrip('?.! '))}"
+                       for n, title in enumerate(titles, 1))
     return f"Did you mean: {options}? Reply with a number."
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= MAX_TITLE else title[:MAX_TITLE - 1].rstrip() + "\u2026"
 
 
 def picks(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase) -> bool:

@@ -21,6 +21,7 @@ from app.autoreply import (
     load_rules,
     parse_rules,
 )
+from app.autoreply.names import SMS_MAX_CHARS
 from app.knowledge import Outcome, Thresholds
 
 NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # Wed 12:00 CEST: open
@@ -143,6 +144,16 @@ def test_close_entries_are_offered_by_number_and_the_number_gets_the_answer():
     for text in ("I ordered 2 weeks ago", "2 or 1", "no", "twenty"):  # not a pick
         assert decide(message(text), after, policy(), NOW).rule != f"faq:{offered[1]}", text
     assert decide(message("2"), FRESH, policy(), NOW).rule == "fallback"  # nothing offered
+
+
+def test_a_clarification_fits_an_sms_whatever_the_titles():
+    """Entries whose first question is very long still make a clarification Twilio
+    accepts (an SMS of at most 1,600 characters), each title cut with an ellipsis."""
+    from app.autoreply.faq import clarification
+
+    text = clarification(["Where is my card " + "really " * 200, "Short one?", "x" * 900])
+    assert len(text) <= SMS_MAX_CHARS
+    assert text.startswith("Did you mean: 1) Where is my card really") and "\u2026 2) Short one " in text
 
 
 def test_faq_answers_bypass_the_cooldown_but_not_the_budget():
