@@ -4,9 +4,13 @@ and stays silent until an agent writes.
     handoff = Handoff.build(phrases, message, on_decline=False)
     handoff.asked("can I talk to a human?")  -> "human"
 
-A phrase matches as whole words anywhere in the message, ignoring case and how the words
-are spaced ("Talk  to a HUMAN please" asks for "talk to a human"). The message is sent as
-it is written (no template): it is the one reply every customer who asks gets.
+A phrase of several words matches as whole words anywhere in the message, ignoring case
+and how the words are spaced ("Talk  to a HUMAN please" asks for "talk to a human"). A
+phrase of one word matches only when it is what the message says, give or take a few
+words of asking ("agent", "Human please!", "I want an agent", "talk to human"): inside a
+sentence one word is too often about something else ("my travel agent booked it", "which
+mobile operator?", "is this a human or a bot?"). The message is sent as it is written (no
+template): it is the one reply every customer who asks gets.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 
 RULE = "handoff"  # the decision's rule name when the bot hands off
 MAX_SCANNED = 4_096  # like the rules: phrases are looked for in the first 4,096 characters
+MAX_ASKING_WORDS = 4  # a one-word phrase asks only in a message this short
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,8 @@ class Handoff:
     phrases: tuple[str, ...]  # what a customer says to ask for a person
     message: str  # what the bot says, once, when it hands off
     on_decline: bool = False  # hand off instead of the fallback/greeting when it cannot answer
-    _pattern: re.Pattern | None = None
+    _pattern: re.Pattern | None = None  # the phrases of several words
+    _alone: frozenset[str] = frozenset()  # the one-word phrases, lower case
 
     @classmethod
     def build(cls, phrases, message: str, *, on_decline: bool = False) -> Handoff:
@@ -31,16 +38,23 @@ class Handoff:
         if not message.strip():
             raise ValueError("the handoff message is empty")
         words = tuple(p.strip() for p in phrases if p.strip())
+        several = [phrase for phrase in words if len(phrase.split()) > 1]
         pattern = None
-        if words:
+        if several:
             alternatives = "|".join(
-                r"\s+".join(re.escape(w) for w in phrase.split()) for phrase in words)
+                r"\s+".join(re.escape(w) for w in phrase.split()) for phrase in several)
             pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-        return cls(words, message.strip(), on_decline, pattern)
+        alone = frozenset(p.lower() for p in words if len(p.split()) == 1)
+        return cls(words, message.strip(), on_decline, pattern, alone)
 
     def asked(self, body: str) -> str | None:
         """The phrase the message asks for a person with (lower case), or None."""
-        if self._pattern is None:
-            return None
-        found = self._pattern.search(body[:MAX_SCANNED])
-        return " ".join(found.group(0).lower().split()) if found else None
+        if self._pattern is not None:
+            found = self._pattern.search(body[:MAX_SCANNED])
+            if found:
+                return " ".join(found.group(0).lower().split())
+        if self._alone:
+            said = _WORD.findall(body[:MAX_SCANNED].casefold())
+            if len(said) <= MAX_ASKING_WORDS:
+                return next((word for word in said if word in self._alone), None)
+        return None

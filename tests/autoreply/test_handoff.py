@@ -22,8 +22,10 @@ HANDOFF = Handoff.build(DEFAULT_PHRASES, DEFAULT_MESSAGE)
 
 
 @pytest.mark.parametrize("body, phrase", [
-    ("Can I talk to a HUMAN please?", "human"),
-    ("I want an agent", "agent"),
+    ("Can I talk to a HUMAN please?", "talk to a human"),
+    ("I want an agent", "want an agent"),
+    ("AGENT!!!", "agent"),
+    ("human please", "human"),
     ("is there a real   person there", "real person"),
     ("Let me talk to someone.", "talk to someone"),
 ])
@@ -36,6 +38,17 @@ def test_phrases_match_as_whole_words_any_case_any_spacing(body, phrase):
                                   "reagent", ""])
 def test_other_messages_do_not_ask(body):
     """Words that merely contain a phrase do not hand off."""
+    assert HANDOFF.asked(body) is None
+
+
+@pytest.mark.parametrize("body", [
+    "my travel agent booked the order", "which mobile operator do you support?",
+    "is this a human or a bot?", "I'm the person who ordered the blue one last week",
+])
+def test_one_word_inside_a_longer_sentence_does_not_ask(body):
+    """A one-word phrase asks only in a short message ("agent", "human please"): in a
+    sentence it is too often about something else, and the bot would go silent for
+    HANDOFF_WINDOW on a customer who never asked for a person."""
     assert HANDOFF.asked(body) is None
 
 
@@ -60,7 +73,7 @@ def test_asking_for_a_person_hands_off_even_in_the_cooldown_and_before_a_rule():
     assert decision.reason is Reason.REPLY and decision.hands_off
     assert decision.rule == "handoff"
     assert decision.reply.body == DEFAULT_MESSAGE
-    assert decision.detail == "handoff (asked for 'human')"
+    assert decision.detail == "handoff (asked for 'want a human')"
 
 
 def test_once_handed_off_the_bot_is_silent_until_the_window_passes():

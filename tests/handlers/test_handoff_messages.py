@@ -47,7 +47,7 @@ def test_asking_for_a_human_hands_off_once_and_the_bot_waits_for_an_agent(bot):
     """One handoff message; then silence (WAITING_FOR_AGENT) until an agent writes; after
     the agent, the agent's HANDOFF_WINDOW; the conversation leaves the waiting list."""
     assert say(bot, "can I talk to a human please", FIRST) == (
-        "reply queued: handoff (asked for 'human')")
+        "reply queued: handoff (asked for 'talk to a human')")
     assert say(bot, "hello??", FIRST).startswith(
         "ignored: handed off, waiting for an agent: silent until")
     assert say(bot, "I want an agent!", FIRST).startswith("ignored: handed off")
