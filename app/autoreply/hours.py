@@ -89,12 +89,21 @@ class BusinessHours:
     dates_closed: frozenset[date] = frozenset()
     calendar: HolidayCalendar | None = field(default=None, compare=False)
     next_open_format: str = _DEFAULT_FORMAT  # strftime, in `zone`
+    # (since, opening): closed from `since` until `opening`, the last next_open found. Every
+    # message of a closed night asks the same two questions; one answer serves them all.
+    _closed: list = field(default_factory=lambda: [None], compare=False, repr=False)
+
+    def _known_closed(self, now: datetime) -> datetime | None:
+        known = self._closed[0]
+        return known[1] if known is not None and known[0] <= now < known[1] else None
 
     def is_holiday(self, day: date) -> bool:
         return day in self.dates_closed or (self.calendar is not None and day in self.calendar)
 
     def is_open(self, now: datetime) -> bool:
         """Whether `now` (aware) falls in an opening span on a working day, local time."""
+        if self._known_closed(now) is not None:
+            return False
         local = now.astimezone(self.zone)
         if self.is_holiday(local.date()):
             return False
@@ -106,6 +115,9 @@ class BusinessHours:
 
         None if no opening within the horizon (every day closed or a holiday).
         """
+        known = self._known_closed(now)
+        if known is not None:
+            return known
         if self.is_open(now):
             return now.astimezone(self.zone)
         local = now.astimezone(self.zone)
@@ -116,6 +128,7 @@ class BusinessHours:
             for span in self.week[day.weekday()]:
                 opening = _wall(day, span.start, self.zone)
                 if opening > local:
+                    self._closed[0] = (now, opening)  # closed from now until then
                     return opening
         return None
 

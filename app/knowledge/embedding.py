@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import struct
 import threading
 from dataclasses import dataclass
@@ -82,19 +83,30 @@ class Embedder:
         return self.tokenizer.token_to_id("\u2581" + word) is not None
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Many texts (an index's phrasings): tokenized in one call, in parallel."""
+        with self.lock:
+            found = self.tokenizer.encode_batch(texts, add_special_tokens=False)
         vectors = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
-        if len(texts) == 1:
-            encoded = [self.token_ids(texts[0])]
-        else:  # an index's phrasings: tokenized in one call, in parallel
-            with self.lock:
-                found = self.tokenizer.encode_batch(texts, add_special_tokens=False)
-            encoded = [e.ids[:MAX_TOKENS] for e in found]
-        size = self.table.shape[0]
-        for row, token_ids in enumerate(encoded):
-            ids = [i for i in token_ids if 0 <= i < size]
+        for row, encoded in enumerate(found):
+            ids = self._known(encoded.ids[:MAX_TOKENS])
             if ids:  # the sum, not the mean: the same direction, and normalised below
                 vectors[row] = self.table[ids].sum(axis=0, dtype=np.float32)
         return normalise(vectors)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        """One message's unit vector (zero if it has no known token), in as few numpy
+        calls as it takes: on the webhook path each costs several microseconds when the
+        request's other work has pushed numpy out of the CPU's caches."""
+        ids = self._known(self.token_ids(text))
+        if not ids:
+            return np.zeros(self.table.shape[1], dtype=np.float32)
+        vector = self.table[ids].sum(axis=0, dtype=np.float32)
+        length = math.sqrt(float(vector.dot(vector)))
+        return vector / length if length else vector
+
+    def _known(self, ids: list[int]) -> list[int]:
+        size = self.table.shape[0]
+        return [i for i in ids if 0 <= i < size]
 
 
 @cache

@@ -67,7 +67,9 @@ class Index:
         sums = np.zeros((self.size, vectors.shape[1]), dtype=np.float32)
         np.add.at(sums, self.entry_of, vectors)  # once, at load
         self.centroids = embedding.normalise(sums)  # (entries, DIMENSIONS)
-        self.phrasings_of = np.bincount(self.entry_of, minlength=self.size).astype(np.float32)
+        phrasings_of = np.bincount(self.entry_of, minlength=self.size).astype(np.float32)
+        # LEXICAL_WEIGHT times the mean over an entry's phrasings, as one factor per entry.
+        self.lexical_factor = LEXICAL_WEIGHT / np.maximum(phrasings_of, 1)
         tokens = [[w for w in words(t) if w not in STOPWORDS] or ["_"] for t in texts]
         self.vocabulary = sorted({w for ws in tokens for w in ws})
         self.known = frozenset(self.vocabulary)
@@ -95,20 +97,19 @@ class Index:
         fixed = self.correct(text)
         if self.size == 0:
             return np.zeros(0, dtype=np.float32)
-        query = self.embedder.embed([" ".join(fixed) or text])[0]
+        query = self.embedder.embed_one(" ".join(fixed) or text)
         # einsum, not `@`: a matrix-vector product through OpenBLAS starts its threads in
         # every webhook thread, and on a busy machine waits for them (12 ms instead of 1
         # for 5,000 entries on 2 loaded cores); einsum's own loop runs in this thread.
         semantic = np.einsum("ij,j->i", self.centroids, query)
         content = [w for w in fixed if w not in STOPWORDS]
-        lexical = np.zeros(len(self.entry_of), dtype=np.float32)
         bound = sum(self.word_max.get(w, self.unknown_weight) for w in set(content))
         found = [w for w in content if w in self.known]
-        if found and bound > 0:
-            lexical = self.bm25.get_scores(found).astype(np.float32) / bound
-        lexical_sums = np.bincount(self.entry_of, weights=np.minimum(lexical, 1.0),
-                                   minlength=self.size)
-        return semantic + LEXICAL_WEIGHT * (lexical_sums / np.maximum(self.phrasings_of, 1))
+        if not found or bound <= 0:
+            return semantic  # no word in common with any phrasing: no lexical part
+        lexical = np.minimum(self.bm25.get_scores(found) / bound, 1.0)
+        lexical_sums = np.bincount(self.entry_of, weights=lexical, minlength=self.size)
+        return semantic + self.lexical_factor * lexical_sums
 
 
 def _word_max(bm25: bm25s.BM25) -> dict[str, float]:

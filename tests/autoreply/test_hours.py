@@ -135,6 +135,18 @@ def test_next_open_skips_holidays():
     assert hours.next_open(utc(2026, 4, 2, 16, 0)) == utc(2026, 4, 8, 7, 0)
 
 
+def test_one_hours_object_answers_a_night_of_messages_like_a_fresh_one():
+    """The closed interval found for one message serves the next ones (their answers are
+    the same as computing afresh), in any order, up to the opening and past it."""
+    remembering = BusinessHours(zone=BERLIN, week=week(), calendar=HolidayCalendar("DE"))
+    moments = [utc(2026, 4, 2, 16, 0) + (utc(2026, 4, 2, 0, 17) - utc(2026, 4, 2)) * k
+               for k in range(0, 600, 7)]  # Maundy Thursday 18:00 to past Tuesday's opening
+    for now in moments + moments[::-1]:
+        fresh = BusinessHours(zone=BERLIN, week=week(), calendar=HolidayCalendar("DE"))
+        assert remembering.is_open(now) is fresh.is_open(now), now
+        assert remembering.next_open(now) == fresh.next_open(now), now
+
+
 def test_format_in_team_zone():
     """next_open reads in the team's zone with its own strftime format."""
     assert OFFICE.format(utc(2026, 3, 30, 7, 0)) == "Monday 30 March at 09:00 CEST"
