@@ -153,6 +153,8 @@ def parse_rules(text: str, source: str = "<rules>") -> Rules:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(source, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise RulesError(source, ["not valid TOML: nested too deeply"]) from None
     try:
         schema = RulesSchema.model_validate(data)
     except ValidationError as exc:

@@ -55,7 +55,10 @@ def send_event(event_type, body, channel, author, conversation_sid, message_sid,
     configured token (the Auth Token; in dry-run mode the development token) and post it."""
     bot = services()
     author = _author(channel, author)
-    overrides = dict(item.split("=", 1) for item in extra if "=" in item)
+    malformed = [item for item in extra if "=" not in item]
+    if malformed:
+        raise click.BadParameter(f"{malformed[0]!r}: expected NAME=VALUE", param_hint="--param")
+    overrides = dict(item.split("=", 1) for item in extra)
     if payload:
         params = read_payload(payload)
         if event_type:
@@ -136,7 +139,11 @@ def _signed_with(bot) -> str:
 def read_payload(path: Path) -> MultiDict:
     """A recorded webhook's parameters, in order, repeated names kept: a form-encoded body
     (`EventType=onMessageAdded&Body=...`) or a JSON object (a list value: repeated)."""
-    text = path.read_text(encoding="utf-8").strip()
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})",
+                                 param_hint="--payload") from None
     if text.startswith("{"):
         try:
             data = json.loads(text)

@@ -144,7 +144,12 @@ def _policy(rules_path: Path | None):
 
 def _cases(path: Path) -> list[dict]:
     cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"not UTF-8 ({exc.reason} at byte {exc.start})",
+                                 param_hint="CASES") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

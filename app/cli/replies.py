@@ -17,13 +17,13 @@ group = AppGroup("replies", help="Inspect and recover auto-replies.")
 
 
 @group.command("failed")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 def replies_failed(limit):
     """List replies that failed (Twilio refused them, or a receipt said failed or
     undelivered), as the dashboard's Failures page does, with the error's meaning."""
     with services().db.read() as conn:
         rows = timeline.search(conn, outcome=timeline.WENT_WRONG_NAME,
-                               limit=max(1, limit))["replies"]
+                               limit=limit)["replies"]
     if not rows:
         click.echo("no failed replies")
     for r in rows:

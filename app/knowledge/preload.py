@@ -19,7 +19,7 @@ def preload_for(rules_path: str | None) -> bool:
     try:
         with open(rules_path, "rb") as file:
             data = tomllib.load(file)
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, tomllib.TOMLDecodeError, RecursionError):
         return False  # the worker's own load reports what is wrong with the file
     if not (data.get("faq") or data.get("knowledge")):
         return False

@@ -15,6 +15,7 @@ below an `## Also asked as` heading are more phrasings, everything else is the a
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -24,6 +25,9 @@ from .entries import ID_PATTERN
 MAX_BYTES = 20_000_000  # a knowledge base larger than this is a mistake, not an FAQ
 ALSO_ASKED = re.compile(r"^#{2,6}\s*also asked as\s*:?\s*$", re.IGNORECASE)
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
+# Line breaks as files have them; not str.splitlines(), which also breaks at U+2028,
+# form feeds and other characters that text pasted from the web or Word carries.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class SourceError(ValueError):
@@ -48,14 +52,24 @@ def _text(path: Path) -> str:
 
 
 def read_csv(path: Path) -> list[dict]:
-    rows = csv.DictReader(_text(path).splitlines())
+    # The csv module reads the line breaks itself (newline=""): a quoted answer over
+    # several lines, as spreadsheets export it, keeps them.
+    rows = csv.DictReader(io.StringIO(_text(path), newline=""))
+    try:
+        return _entries(path, rows)
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB
+        raise SourceError(f"{path}, after line {rows.line_num}: {exc}") from None
+
+
+def _entries(path: Path, rows: csv.DictReader) -> list[dict]:
     columns = {name.strip().lower() for name in rows.fieldnames or []}
     if not {"question", "answer"} <= columns:
         raise SourceError(f"{path}: the header must name the columns question and answer "
                           "(and optionally id)")
     entries: dict[str, dict] = {}
-    taken: set[str] = set()
-    for number, row in enumerate(rows, start=2):
+    taken: dict[str, int] = {}  # every id so far -> the next suffix to try after it
+    for row in rows:
+        number = rows.line_num  # where the row ends: a quoted field may span lines
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         question, answer, name = row.get("question", ""), row.get("answer", ""), row.get("id")
         if not question:
@@ -68,9 +82,9 @@ def read_csv(path: Path) -> list[dict]:
             entry["answer"] = entry["answer"] or answer
             entry["questions"].append(question)
         else:
-            name = _unique(slug(question), taken | entries.keys())
+            name = _unique(slug(question), taken)
             entries[name] = {"id": name, "questions": [question], "answer": answer}
-        taken.add(name)
+        taken.setdefault(name, 2)
     for name, entry in entries.items():
         if not entry["answer"]:
             raise SourceError(f"{path}: entry {name!r} has no answer")
@@ -80,7 +94,7 @@ def read_csv(path: Path) -> list[dict]:
 def read_markdown(folder: Path) -> list[dict]:
     entries = []
     for path in sorted(folder.glob("*.md")):
-        lines = _text(path).splitlines()
+        lines = LINE_BREAK.split(_text(path))
         question, phrasings, answer, in_also = None, [], [], False
         for line in lines:
             heading = HEADING.match(line)
@@ -120,11 +134,16 @@ def slug(text: str) -> str:
     return "-".join(words)[:50].strip("-") or "entry"
 
 
-def _unique(name: str, taken) -> str:
-    candidate, n = name, 2
-    while candidate in taken:
-        candidate, n = f"{name}-{n}", n + 1
-    return candidate
+def _unique(name: str, taken: dict[str, int]) -> str:
+    """`name`, or `name-2`, `name-3`, ... the first not taken (each name remembers where
+    its search stopped: a file of many rows with one question stays linear)."""
+    if name not in taken:
+        return name
+    n = taken[name]
+    while f"{name}-{n}" in taken:
+        n += 1
+    taken[name] = n + 1
+    return f"{name}-{n}"
 
 
 def to_toml(entries: list[dict]) -> str:

@@ -141,6 +141,8 @@ BROKEN = [
     pytest.param('rules = "none"', "rules.toml: rules: Input should be a valid list",
                  id="rules not a list"),
     pytest.param('[greeting\ntext = "Hi"', "rules.toml: not valid TOML:", id="not TOML"),
+    pytest.param("a = " + "[" * 5000 + "]" * 5000, "rules.toml: not valid TOML: nested too deeply",
+                 id="nested too deeply"),
 ]
 
 

@@ -86,6 +86,13 @@ def test_eval_refuses_a_bad_case_naming_its_line(runner, files, line, problem):
     assert result.exit_code == 2 and problem in result.output
 
 
+def test_eval_refuses_a_file_that_is_not_utf8(runner, files):
+    rules, cases = files
+    cases.write_bytes('{"text": "café", "expect": null}\n'.encode("latin-1"))
+    result = runner.invoke(args=["faq", "eval", str(cases), "--rules", str(rules)])
+    assert result.exit_code == 2 and "not UTF-8" in result.output
+
+
 def test_eval_without_an_faq_says_what_to_do(runner, files):
     result = runner.invoke(args=["faq", "eval", str(files[1])])
     assert result.exit_code == 2 and "give --rules FILE" in result.output

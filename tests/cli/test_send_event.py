@@ -93,6 +93,12 @@ def test_a_payload_without_an_event_type_or_unparsable_is_refused(make_app, tmp_
     garbage.write_text("{not json")
     result = send("--payload", str(garbage))
     assert result.exit_code == 2 and "not valid JSON" in result.output
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("EventType=onMessageAdded&Body=caf\xe9".encode("latin-1"))
+    result = send("--payload", str(latin1))
+    assert result.exit_code == 2 and "not UTF-8" in result.output
+    result = send("--param", "Body")  # no '=': a typo, not a parameter to drop silently
+    assert result.exit_code == 2 and "'Body': expected NAME=VALUE" in result.output
 
 
 def test_any_url_is_signed_exactly(send, server):

@@ -35,7 +35,34 @@ def test_markdown_articles_are_entries(tmp_path):
                      "answer": "Cards arrive within **7 working days**.\n\nStill nothing? Call us."}
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_quoted_answer_keeps_its_line_breaks(tmp_path, newline):
+    """A spreadsheet's multi-line cell, quoted as Excel and Google Sheets export it,
+    reaches the customer on several lines; a U+2028 in a cell is text, not a row end."""
+    path = tmp_path / "faq.csv"
+    path.write_bytes(newline.join([
+        "id,question,answer",
+        'hours,When are you open?,"We are open:' + newline + "Mon-Fri 9-17" + newline
+        + 'Sat 10-14"',
+        "call,Can I call?,Yes\u2028on weekdays",
+        "",
+    ]).encode())
+    hours, call = sources.read(path)
+    assert hours["answer"] == "We are open:\nMon-Fri 9-17\nSat 10-14"
+    assert call["answer"] == "Yes\u2028on weekdays"
+
+
+def test_many_rows_with_one_question_get_numbered_ids(tmp_path):
+    """Rows without an id are named after their question, numbered when one repeats."""
+    path = tmp_path / "faq.csv"
+    path.write_text("question,answer\n" + "Where is it?,Here.\n" * 3000 + "where-is-it-2?,X\n")
+    ids = [entry["id"] for entry in sources.read(path)]
+    assert ids[:3] == ["where-is-it", "where-is-it-2", "where-is-it-3"]
+    assert len(set(ids)) == len(ids) == 3001 and ids[-1] == "where-is-it-2-2"
+
+
 @pytest.mark.parametrize("content, problem", [
+    ("question,answer\nq?," + "x" * 200_000 + "\n", "field larger than field limit"),
     ("question\nWhere?\n", "must name the columns question and answer"),
     ("question,answer,id\n,Yes,a\n", "line 2: the question is empty"),
     ("question,answer,id\nA?,One,a\nB?,Two,a\n", "line 3: entry 'a' has another answer"),
