@@ -120,7 +120,9 @@ class Event:
         if self.type == "onMessageAdded":
             return f"message:{self.require('MessageSid')}"
         if self.type == "onDeliveryUpdated":
-            return f"receipt:{self.require('DeliveryReceiptSid')}:{self.require('Status')}"
+            # The status as the receipt's handler reads it: "Delivered" is "delivered".
+            status = self.require("Status").strip().lower()
+            return f"receipt:{self.require('DeliveryReceiptSid')}:{status}"
         if self.idempotency_token:
             return f"token:{self.idempotency_token}"
         digest = hashlib.sha256()

@@ -49,9 +49,13 @@ def test_failed_after_read_is_recorded_though_read_is_kept(app, client):
 
 
 def test_a_duplicate_receipt_is_not_recorded_twice(app, client):
+    """Also when the copy spells the status otherwise (the handler reads it in lower case)."""
     params = delivery_updated(status="delivered")
     post_event(client, params)
     post_event(client, params)
+    for spelling in ("Delivered", "DELIVERED", " delivered "):
+        response = post_event(client, {**params, "Status": spelling})
+        assert response.headers["X-Webhook-Outcome"].startswith("duplicate"), spelling
     assert len(stored(app, ReceiptEvent, receipt_sid=params["DeliveryReceiptSid"])) == 1
 
 
