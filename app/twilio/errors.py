@@ -5,9 +5,10 @@ aiohttp (the async client) raise becomes an ApiError saying whether trying again
 can help:
 
     transient: timeouts, connections that could not be made (refused, no such host) or
-               were dropped (also halfway through an answer), HTTP 429 and 5xx
-    permanent: other 4xx, a 2xx whose body is not Twilio's JSON, a TwilioException
-               without an HTTP status, any other request error (a bad URL, redirects)
+               were dropped (also halfway through an answer), HTTP 429 and 5xx, a 2xx
+               whose body is not JSON
+    permanent: other 4xx, a TwilioException without an HTTP status, any other request
+               error (a bad URL, redirects), any other ValueError
 
 A retry of a permanent failure would fail the same way, or worse, send the reply twice.
 A SID that goes into a URL's path is checked for its shape first (`path_sid`): one of
@@ -17,7 +18,9 @@ Of the transient ones, some leave the outcome *unknown* (`ApiError.unknown`): Tw
 have the request and may still act on it. A timeout or a connection dropped once open;
 a 500 (Twilio's error 20500: "an error in the server handling logic or a timeout in the
 API", after which a retried POST may send twice); a 502 or 504 (a gateway answered, the
-service behind it may still be working). Known: a connection that could not be opened
+service behind it may still be working); a 2xx whose body is not JSON (Twilio, or
+something between, said it took the request: a created message is found by the sender's
+look-up, not reported failed while the customer has it). Known: a connection that could not be opened
 (refused, no such host, connect timeout) sent nothing; a 503 is Twilio saying the
 service is unavailable (20503: try again with back-off), a 429 that it did nothing
 (`Throttled`, with the `Retry-After` Twilio sent).
@@ -128,7 +131,9 @@ def classify(exc: BaseException) -> ApiError | None:
         return _requests_failure(exc)
     if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
         return _aiohttp_failure(exc)
-    if isinstance(exc, ValueError):  # a 2xx whose body is not the JSON Twilio sends
+    if isinstance(exc, json.JSONDecodeError):  # a 2xx whose body is not JSON
+        return ApiError(f"answer is not Twilio's JSON: {exc}", transient=True, unknown=True)
+    if isinstance(exc, ValueError):
         return ApiError(f"answer is not Twilio's JSON: {type(exc).__name__}: {exc}",
                         transient=False)
     return None

@@ -38,7 +38,7 @@ def page_error(status: int) -> TwilioException:
     (page_error(429), True),
     (TwilioRestException(400, "/v1/x", "bad", code=21610), False),
     (page_error(404), False),
-    (json.JSONDecodeError("Expecting value", "<html>", 0), False),
+    (json.JSONDecodeError("Expecting value", "<html>", 0), True),
     (ValueError("not Twilio's JSON"), False),
     (TwilioException("Credentials are required"), False),
     (requests.exceptions.InvalidURL("no host"), False),
