@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from ..knowledge import Entry, KnowledgeBase, sources
+from ..knowledge import Entry, sources
 from ..twilio import media
 from .hours import WEEKDAYS, BusinessHours, HolidayCalendar, parse_span
 from .names import AFTER_HOURS, FALLBACK, GREETING  # noqa: F401 - importable from here too
@@ -41,6 +42,9 @@ from .templates import (
     compile_text,
     sample_context,
 )
+
+if TYPE_CHECKING:  # built only from a rules file with an FAQ
+    from ..knowledge import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,9 @@ class _Compiler:
         entries = self.faq(schema)
         if self.problems:
             raise RulesError(self.source, self.problems)
-        if entries:
+        if entries:  # numpy, bm25s and the embedding only for a file with an FAQ
+            from ..knowledge import KnowledgeBase
+
             compiled = replace(compiled, knowledge=KnowledgeBase(entries))
         if self.problems:
             raise RulesError(self.source, self.problems)

@@ -1,10 +1,14 @@
-"""The embedding model loaded in gunicorn's master, before it forks, when the rules file
-has an FAQ: the workers forked from it share the tokenizer's 15 MB (copy-on-write) besides
-the mapped table; loaded in each worker instead, each would pay for its own.
+"""What a rules file needs, loaded in gunicorn's master before it forks, so that the
+workers forked from it share those pages (copy-on-write) instead of each loading its own:
+the rules' libraries (pydantic, Jinja2's sandbox, `regex`), a country's holiday calendar
+(the `holidays` package imports all of its ~280 countries, 8 MB, to find one) and, with
+an FAQ, the embedding model (the tokenizer's 15 MB; its table is memory-mapped anyway)
+and the matcher's libraries. Only modules and the model: each worker still reads the
+rules file and builds its own index, after the fork (the tokenizer's parallel batch
+encoding must not run in a process that forks afterwards).
 
-Light on purpose: the master imports this whatever the rules file says, and numpy and the
-tokenizer (embedding.py) are imported only when an FAQ needs them, so that a server
-without one carries neither, in its master or its workers.
+Light on purpose: the master imports this whatever the rules file says, and nothing is
+loaded without a rules file, so a server without one carries none of it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import tomllib
 
 
 def preload_for(rules_path: str | None) -> bool:
-    """Load the model now if the rules file at `rules_path` has an FAQ; True when it did."""
+    """Load what the rules file at `rules_path` needs; True when it loaded the model."""
     if not rules_path:
         return False
     try:
@@ -21,8 +25,19 @@ def preload_for(rules_path: str | None) -> bool:
             data = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError, RecursionError):
         return False  # the worker's own load reports what is wrong with the file
+    from ..autoreply import rules  # noqa: F401 - pydantic, Jinja2, regex: the import is the point
+
+    hours = data.get("hours")
+    if isinstance(hours, dict) and isinstance(hours.get("country"), str):
+        from ..autoreply.hours import HolidayCalendar
+
+        try:
+            HolidayCalendar(hours["country"], hours.get("subdivision"))
+        except Exception:  # noqa: BLE001 - the worker's own load names the mistake
+            pass
     if not (data.get("faq") or data.get("knowledge")):
         return False
+    from . import scoring  # noqa: F401 - bm25s, rapidfuzz, numpy
     from .embedding import load
 
     load()
