@@ -32,12 +32,11 @@ DEFAULT_AUTO_REPLY_TEXT = (
 REPLY_MAX_CHARS = 1_600  # as app.autoreply.names.SMS_MAX_CHARS (config imports no app code)
 # Handoff: what a customer says to ask for a person, and what the bot says then.
 # One word counts only as (nearly) the whole message; several words anywhere.
-DEFAULT_HANDOFF_PHRASES = ("human", "agent", "person", "operator", "representative",
-                           "real person", "live agent", "human agent", "talk to a human",
-                           "speak to a human", "talk to a person", "speak to a person",
-                           "talk to an agent", "speak to an agent", "talk to someone",
-                           "speak to someone", "want a human", "need a human",
-                           "want an agent", "need an agent", "want a person", "need a person")
+DEFAULT_HANDOFF_PHRASES = ("human", "agent", "operator", "representative", "real person",
+                           "human agent", "talk to a human", "speak to a human",
+                           "talk to a person", "speak to a person", "talk to an agent",
+                           "speak to an agent", "talk to someone", "speak to someone",
+                           "want a human", "need a human", "want an agent", "need an agent")
 DEFAULT_HANDOFF_MESSAGE = ("I'm passing you to a member of our team; they will answer here "
                            "as soon as they can.")
 NO_PHRASES = "none"  # HANDOFF_PHRASES=none: customers cannot ask (on decline only)

@@ -39,8 +39,8 @@ The order of the checks, first to last; the first that says "silent" decides:
        some channels, or only while open / only after hours). An explicit rule answers a
        specific question, so it answers after hours too. Rules see the message's first
        4,096 characters, and a pattern's search is bounded in time (patterns.py).
-    a'. The FAQ ([[faq]], `knowledge`; app/knowledge): a message that is "1", "2" or "3"
-       right after a clarification gets the entry offered under that number; otherwise
+    a'. The FAQ ([[faq]], `knowledge`; app/knowledge): a message that picks an entry the
+       last clarification offered ("2", "two", autoreply/faq.py) gets it; otherwise
        the knowledge base answers (one entry clearly best), clarifies ("Did you mean:
        1) ... 2) ...? Reply with a number.") or declines, and a declined question goes
        on to b-d as before. Like a rule, an answer is to a specific question: after hours

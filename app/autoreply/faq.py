@@ -3,9 +3,11 @@
     choose(body, channel, offered, knowledge, thresholds) -> Found
 
 Pure, like the rest of the decision. A clarification offers two or three entries by
-number; the conversation keeps their ids (ConversationState.offered) until the customer's
-next message, so a reply "2" (or "2)", " 2. ") gets the second one's answer. Any other
-next message is matched afresh and the offer lapses.
+number; the conversation keeps their ids (ConversationState.offered) until the bot says
+something else, an agent writes, or a message is answered by anything but the cooldown's
+silence (pipeline/faq_log.py), so a reply that picks one ("2", "2)", "#2", "２", "2️⃣",
+"two", "the second one", "option 2 please") gets its answer, also after a "thanks" the
+bot stayed silent to. Any other message is matched afresh.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _TOKEN = re.compile(r"[^\W\d_]+|\d+")
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "first": 1, "second": 2, "third": 3,
             "1st": 1, "2nd": 2, "3rd": 3}
 _FILLERS = frozenset("""
-please pls plz option options number nr num no the it s is choice answer i want take pick
+please pls plz option options number nr num the it s is choice answer i want take pick
 """.split())
 
 
@@ -102,12 +104,18 @@ def picked_number(body: str) -> int | None:
     digits in any script or as a keycap emoji, a number word or an ordinal ("two", "the
     second one"), with punctuation and a few fillers around it ("option 2 please");
     the same number twice (a burst's "2" and "2.") is one pick. Nothing else is."""
+    lines = [line for line in body.splitlines() if line.strip()]
+    if len(lines) > 1 and picked_number(lines[-1]) is not None:
+        return picked_number(lines[-1])  # a burst's "ok" then "2": its last message picks
     if len(body) > MAX_PICK_LENGTH:
         return None
     text = unicodedata.normalize("NFKC", body).casefold()
-    tokens = [t for t in _TOKEN.findall(text) if t not in _FILLERS]
+    words = _TOKEN.findall(text)
+    tokens = [t for t in words if t not in _FILLERS]
     if len(tokens) > 1 and tokens[-1] == "one" and tokens[0] in _NUMBERS:
         tokens.pop()  # "the second one"
+    elif tokens == ["one"] and len(words) > 1:
+        return None  # "the one", "i want one": which one?
     if len(tokens) > 1 and tokens[0].isdigit() and tokens[1] in ("st", "nd", "rd"):
         tokens = [tokens[0] + tokens[1]]  # NFKC's "2nd" stays one token; "2 nd" too
     values = {int(t) if t.isdigit() else _NUMBERS.get(t) for t in tokens}

@@ -22,6 +22,9 @@ RULE = "handoff"  # the decision's rule name when the bot hands off
 MAX_SCANNED = 4_096  # like the rules: phrases are looked for in the first 4,096 characters
 MAX_ASKING_WORDS = 4  # a one-word phrase asks only in a message this short
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# A negation among the two words right before a phrase ("no, I want a human" asks).
+_NEGATION = re.compile(r"(?<!\w)(?:no|not|never|without|don'?t|doesn'?t)(?:\s+\w+)?\s*$",
+                       re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,22 @@ class Handoff:
 
     def asked(self, body: str) -> str | None:
         """The phrase the message asks for a person with (lower case), or None."""
+        text = body[:MAX_SCANNED]
         if self._pattern is not None:
-            found = self._pattern.search(body[:MAX_SCANNED])
-            if found:
-                return " ".join(found.group(0).lower().split())
-        if self._alone:
-            said = _WORD.findall(body[:MAX_SCANNED].casefold())
-            if len(said) <= MAX_ASKING_WORDS:
-                return next((word for word in said if word in self._alone), None)
+            for found in self._pattern.finditer(text):
+                if not _negated(text[:found.start()]):
+                    return " ".join(found.group(0).lower().split())
+        if self._alone:  # each line: a burst's messages are one text, a line each
+            for line in text.splitlines():
+                said = _WORD.findall(line.casefold())
+                if len(said) <= MAX_ASKING_WORDS:
+                    for at, word in enumerate(said):
+                        if word in self._alone and not _negated(" ".join(said[:at])):
+                            return word
         return None
+
+
+def _negated(before: str) -> bool:
+    """Whether the words just before a phrase say the customer does not want it ("I
+    don't need a human", "no agent")."""
+    return bool(_NEGATION.search(before[-30:]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_calendars
@@ -89,21 +90,20 @@ class BusinessHours:
     dates_closed: frozenset[date] = frozenset()
     calendar: HolidayCalendar | None = field(default=None, compare=False)
     next_open_format: str = _DEFAULT_FORMAT  # strftime, in `zone`
-    # (since, opening): closed from `since` until `opening`, the last next_open found. Every
-    # message of a closed night asks the same two questions; one answer serves them all.
+    # (since, opening): the last next_open found while closed. For a closed `now` between
+    # the two, the first opening after it is that one too (no span starts in between):
+    # every message of a closed night asks the same question; one walk answers them all.
     _closed: list = field(default_factory=lambda: [None], compare=False, repr=False)
 
-    def _known_closed(self, now: datetime) -> datetime | None:
-        known = self._closed[0]
-        return known[1] if known is not None and known[0] <= now < known[1] else None
+    def __post_init__(self):  # each day's spans in time order: the first found is the first
+        object.__setattr__(self, "week", tuple(tuple(sorted(spans, key=attrgetter("start")))
+                                               for spans in self.week))
 
     def is_holiday(self, day: date) -> bool:
         return day in self.dates_closed or (self.calendar is not None and day in self.calendar)
 
     def is_open(self, now: datetime) -> bool:
         """Whether `now` (aware) falls in an opening span on a working day, local time."""
-        if self._known_closed(now) is not None:
-            return False
         local = now.astimezone(self.zone)
         if self.is_holiday(local.date()):
             return False
@@ -115,11 +115,11 @@ class BusinessHours:
 
         None if no opening within the horizon (every day closed or a holiday).
         """
-        known = self._known_closed(now)
-        if known is not None:
-            return known
         if self.is_open(now):
             return now.astimezone(self.zone)
+        known = self._closed[0]
+        if known is not None and known[0] <= now < known[1]:
+            return known[1]
         local = now.astimezone(self.zone)
         for offset in range(_HORIZON_DAYS):
             day = local.date() + timedelta(days=offset)

@@ -120,7 +120,7 @@ def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
     """The conversation's new values once this decision is recorded."""
     naive = now.astimezone(UTC).replace(tzinfo=None)
     if decision.reason is Reason.AGENT_MESSAGE:
-        return {"last_agent_at": naive}
+        return {"last_agent_at": naive, "faq_offered": None}  # a number now answers them
     if decision.reason in NOT_CUSTOMERS:
         return {}
     changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1}

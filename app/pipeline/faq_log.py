@@ -9,7 +9,7 @@ import json
 
 from sqlalchemy import Connection, insert
 
-from ..autoreply import Decision
+from ..autoreply import Decision, Reason
 from ..knowledge import Match, Outcome
 from ..store.driver import Statement
 from ..store.models import FAQ_TEXT_LENGTH, FaqMatch, utcnow
@@ -30,12 +30,13 @@ def record(conn: Connection, message_sid: str, conversation_sid: str, text: str,
 
 def offer_changes(decision: Decision) -> dict:
     """What the conversation keeps of a clarification after this decision: the ids it
-    offered when this decision sends one; none once the bot says anything else; and
-    unchanged while it says nothing (a "thanks" under the cooldown), so the customer's
-    "2" after it still picks."""
-    if not decision.replies:
+    offered when this decision sends one; unchanged while the cooldown keeps the bot
+    silent (a "thanks" right after the question), so the customer's "2" after it still
+    picks; none after anything else (another reply, an agent's message, the handoff
+    window, a keyword: a number then is meant for someone else)."""
+    if decision.reason is Reason.COOLDOWN:
         return {}
     match = decision.faq
-    if match is not None and match.outcome is Outcome.CLARIFY:
+    if decision.replies and match is not None and match.outcome is Outcome.CLARIFY:
         return {"faq_offered": ",".join(c.faq_id for c in match.candidates)}
     return {"faq_offered": None}

@@ -44,12 +44,21 @@ def test_other_messages_do_not_ask(body):
 @pytest.mark.parametrize("body", [
     "my travel agent booked the order", "which mobile operator do you support?",
     "is this a human or a bot?", "I'm the person who ordered the blue one last week",
+    "I don't want an agent, just tell me your hours", "no human", "not a human, thanks",
+    "Do I need a person at home to receive the card?",
 ])
 def test_one_word_inside_a_longer_sentence_does_not_ask(body):
     """A one-word phrase asks only in a short message ("agent", "human please"): in a
     sentence it is too often about something else, and the bot would go silent for
     HANDOFF_WINDOW on a customer who never asked for a person."""
     assert HANDOFF.asked(body) is None
+
+
+def test_in_a_burst_each_message_counts_on_its_own():
+    """A debounced burst is one text, a line per message: "agent" alone on its line asks,
+    whatever came before it."""
+    assert HANDOFF.asked("my order 1234 has not arrived\nagent") == "agent"
+    assert HANDOFF.asked("hi\nhours? no, I want a human") == "want a human"
 
 
 def test_configured_phrases_replace_the_defaults():

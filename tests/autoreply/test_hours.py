@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -135,16 +135,30 @@ def test_next_open_skips_holidays():
     assert hours.next_open(utc(2026, 4, 2, 16, 0)) == utc(2026, 4, 8, 7, 0)
 
 
-def test_one_hours_object_answers_a_night_of_messages_like_a_fresh_one():
-    """The closed interval found for one message serves the next ones (their answers are
-    the same as computing afresh), in any order, up to the opening and past it."""
-    remembering = BusinessHours(zone=BERLIN, week=week(), calendar=HolidayCalendar("DE"))
-    moments = [utc(2026, 4, 2, 16, 0) + (utc(2026, 4, 2, 0, 17) - utc(2026, 4, 2)) * k
-               for k in range(0, 600, 7)]  # Maundy Thursday 18:00 to past Tuesday's opening
+@pytest.mark.parametrize(("zone", "days", "start"), [
+    (BERLIN, week(), utc(2026, 4, 2, 16, 0)),  # Maundy Thursday 18:00 to past Tuesday
+    # Spans written out of order: the morning opens first all the same.
+    (BERLIN, week(weekdays=(Span(time(14), time(18)), Span(time(9), time(12)))),
+     utc(2026, 6, 8, 5, 0)),
+    # An opening at 02:30 on New York's spring-forward night, which has no 02:30.
+    (NEW_YORK, week(weekdays=(), sunday=(Span(time(2, 30), time(5)),)), utc(2024, 3, 10, 5, 0)),
+], ids=["holidays", "spans out of order", "DST gap"])
+def test_one_hours_object_answers_a_night_of_messages_like_a_fresh_one(zone, days, start):
+    """What one message's next_open found serves the next ones: the answers are those of
+    an object that never answered before, in any order, up to the opening and past it."""
+    calendar = HolidayCalendar("DE") if zone is BERLIN else None  # its own cache is not at issue
+    remembering = BusinessHours(zone=zone, week=days, calendar=calendar)
+    moments = [start + timedelta(minutes=13) * k for k in range(800)]  # a week, 13 min apart
     for now in moments + moments[::-1]:
-        fresh = BusinessHours(zone=BERLIN, week=week(), calendar=HolidayCalendar("DE"))
+        fresh = BusinessHours(zone=zone, week=days, calendar=calendar)
         assert remembering.is_open(now) is fresh.is_open(now), now
         assert remembering.next_open(now) == fresh.next_open(now), now
+
+
+def test_spans_out_of_order_open_at_the_first():
+    hours = BusinessHours(zone=BERLIN, week=week(weekdays=(Span(time(14), time(18)),
+                                                           Span(time(9), time(12)))))
+    assert hours.next_open(utc(2026, 6, 8, 5, 0)) == utc(2026, 6, 8, 7, 0)  # Monday 09:00
 
 
 def test_format_in_team_zone():

@@ -92,6 +92,20 @@ def test_clarify_then_the_number_gets_that_entry_even_within_the_cooldown(faq_ap
     assert [m.outcome for m in matches(faq_app)] == ["clarify", "decline", "answer"]
 
 
+def test_an_agent_writing_ends_the_offer(faq_app, fake_api):
+    """After an agent's message a number is the customer's answer to them, not a pick."""
+    client = faq_app.test_client()
+    first = message_added(body="i lost my card or it was stolen")
+    post_event(client, first)
+    conversation = first["ConversationSid"]
+    with services(faq_app).db.session() as s:
+        assert s.get(Conversation, conversation).faq_offered
+    post_event(client, message_added(author="alice@support", conversation_sid=conversation,
+                                     body="How many cards did you order?"))
+    with services(faq_app).db.session() as s:
+        assert s.get(Conversation, conversation).faq_offered is None
+
+
 def test_declined_and_wrong_decisions_show_in_gaps(faq_app, fake_api):
     """Questions the FAQ could not answer are grouped with counts; an answer an operator
     marks wrong joins them."""
