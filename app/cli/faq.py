@@ -100,8 +100,9 @@ def faq_gaps(since, limit, as_json):
         raise click.BadParameter(str(exc), param_hint="--since") from None
     with services().db.read() as conn:
         found = faq_record.gaps(conn, start, limit)
-    if not found:
-        click.echo("no declined, clarified or wrong FAQ decisions in that period")
+    if not found:  # on stderr: --json's reader gets no line, not a line that is not JSON
+        click.echo("no declined, clarified or wrong FAQ decisions in that period",
+                   err=as_json)
     for gap in found:
         if as_json:
             click.echo(json.dumps(gap.as_dict(), ensure_ascii=False))

@@ -110,12 +110,14 @@ def test_declined_and_wrong_decisions_show_in_gaps(faq_app, fake_api):
     """Questions the FAQ could not answer are grouped with counts; an answer an operator
     marks wrong joins them."""
     client = faq_app.test_client()
+    runner = faq_app.test_cli_runner()
+    empty = runner.invoke(args=["faq", "gaps", "--json"])
+    assert empty.exit_code == 0 and empty.stdout == ""  # nothing a JSON reader would choke on
     for text in ("do you have a mobile app?", "is there an app for my phone",
                  "what's the weather like"):
         post_event(client, message_added(body=text))
     answered = message_added(body="when will my card arrive?")
     post_event(client, answered)
-    runner = faq_app.test_cli_runner()
     marked = runner.invoke(args=["faq", "wrong", answered["MessageSid"]])
     assert marked.exit_code == 0, marked.output
     assert runner.invoke(args=["faq", "wrong", "IM" + "0" * 32]).exit_code == 1
