@@ -31,7 +31,7 @@ control_socket_disable = True
 def on_starting(server):
     """This app's metrics, shared by its workers; gunicorn's lines in LOG_FORMAT; the
     FAQ's embedding model loaded once, for every worker forked from here."""
-    from app.knowledge.preload import preload_for
+    from app.autoreply.preload import preload_for
     from app.observability.gunicorn import on_starting
     from config import environment
 

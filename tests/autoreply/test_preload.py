@@ -13,7 +13,7 @@ FAQ = '[[faq]]\nid = "a"\nquestions = ["Where is my card?"]\nanswer = "On its wa
 
 
 def loaded_after_preload(rules: Path | None) -> dict:
-    script = ("import sys; from app.knowledge.preload import preload_for; "
+    script = ("import sys; from app.autoreply.preload import preload_for; "
               f"model = preload_for({str(rules) if rules else None!r}); "
               "names = ('pydantic', 'holidays.countries.germany', 'numpy', 'tokenizers'); "
               "print(model, *(name in sys.modules for name in names))")

@@ -25,11 +25,11 @@ def preload_for(rules_path: str | None) -> bool:
             data = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError, RecursionError):
         return False  # the worker's own load reports what is wrong with the file
-    from ..autoreply import rules  # noqa: F401 - pydantic, Jinja2, regex: the import is the point
+    from . import rules  # noqa: F401 - pydantic, Jinja2, regex: the import is the point
 
     hours = data.get("hours")
     if isinstance(hours, dict) and isinstance(hours.get("country"), str):
-        from ..autoreply.hours import HolidayCalendar
+        from .hours import HolidayCalendar
 
         try:
             HolidayCalendar(hours["country"], hours.get("subdivision"))
@@ -37,8 +37,8 @@ def preload_for(rules_path: str | None) -> bool:
             pass
     if not (data.get("faq") or data.get("knowledge")):
         return False
-    from . import scoring  # noqa: F401 - bm25s, rapidfuzz, numpy
-    from .embedding import load
+    from ..knowledge import scoring  # noqa: F401 - bm25s, rapidfuzz, numpy
+    from ..knowledge.embedding import load
 
     load()
     return True
