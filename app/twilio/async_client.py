@@ -13,6 +13,7 @@ back.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -42,8 +43,14 @@ class _Http(AsyncTwilioHttpClient):
             self.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout))
+        headers = dict(headers or {})
         if auth:
-            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
+            headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
+        if isinstance(data, dict):
+            # The form encoded here as aiohttp would (its FormData, urlencoded, UTF-8),
+            # without building a FormData and its MultipartWriter for every reply.
+            data = urlencode(list(data.items()), doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         async with self.session.request(method.upper(), url, params=params, data=data,
                                         headers=headers,
                                         allow_redirects=allow_redirects) as answer:

@@ -158,6 +158,35 @@ def test_text_is_sent_as_body_without_content(fake_api):
     assert "ContentSid" not in created.form and "ContentVariables" not in created.form
 
 
+@pytest.mark.parametrize("variables", ['{"1": "Zoë & co", "2": "9:00 a+b=c"}', None],
+                         ids=["template", "text"])
+def test_both_clients_send_the_same_form(env, fake_api, variables):
+    """The sender's client encodes the form itself (not through aiohttp's FormData): what
+    Twilio receives is what the blocking client sends, for text that URL-encoding could
+    get wrong (non-ASCII, &, =, +, new lines, emoji)."""
+    body = "Grüße & thanks: 1+1=2\nsee https://example.com/?a=1&b=2 \U0001f44d"
+    attributes = json.dumps({"inReplyTo": "IM" + "1" * 32, "note": "a&b=c+d"})
+    kwargs = {"author": "support-bot", "body": body, "attributes": attributes,
+              "content_sid": TEMPLATE if variables else None, "content_variables": variables}
+    live_client(fake_api).send_message(CONVERSATION, **kwargs)
+
+    async def send_async():
+        client = AsyncConversationsClient(load_settings(env).twilio)
+        try:
+            await client.send_message(CONVERSATION, **kwargs)
+        finally:
+            await client.close()
+
+    asyncio.run(send_async())
+    blocking, sent_async = fake_api.created
+    assert sent_async.form == blocking.form
+    assert sent_async.form["Attributes"] == attributes
+    if variables:
+        assert sent_async.content_variables == json.loads(variables)
+    else:
+        assert sent_async.body == body
+
+
 @pytest.mark.parametrize("path", [
     "/v1/Conversations/{missing}", "/v1/Conversations/{missing}/Messages",
     "/v1/Conversations/{missing}/Participants", "/v1/Conversations/{known}/Participants/MB1",
