@@ -46,12 +46,16 @@ bench: install-dev
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.pacing
 
-## The FAQ's evaluation (docs/faq.md): CLINC150-derived cases, then the three held-out sets.
+## The FAQ's evaluation (docs/faq.md): CLINC150-derived cases, the four held-out sets,
+## then the two development sets.
 eval: install
 	$(BIN)/flask --app wsgi faq eval eval/clinc150/test.jsonl --rules eval/clinc150/faq.toml
 	$(BIN)/flask --app wsgi faq eval eval/heldout/cases.jsonl --rules eval/heldout/faq.toml
 	$(BIN)/flask --app wsgi faq eval eval/heldout2/cases.jsonl --rules eval/heldout2/faq.toml
 	$(BIN)/flask --app wsgi faq eval eval/heldout3/cases.jsonl --rules eval/heldout3/faq.toml
+	$(BIN)/flask --app wsgi faq eval eval/heldout4/cases.jsonl --rules eval/heldout4/faq.toml
+	$(BIN)/flask --app wsgi faq eval eval/dev1/cases.jsonl --rules eval/dev1/faq.toml
+	$(BIN)/flask --app wsgi faq eval eval/dev2/cases.jsonl --rules eval/dev2/faq.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
