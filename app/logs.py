@@ -167,7 +167,7 @@ def configure(level: str, log_format: str = "text", *, stderr: bool = False,
         if not isinstance(factory, _RecordWithPid):
             logging.setLogRecordFactory(_RecordWithPid(factory))
     root.setLevel(level)
-    for noisy in ("twilio.http_client", "urllib3", "alembic.runtime.migration"):
+    for noisy in ("twilio.http_client", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

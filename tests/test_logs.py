@@ -7,6 +7,9 @@ import asyncio
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select
@@ -23,6 +26,7 @@ from app.logs import (
 from app.services import services
 from app.store.models import Reply
 from tests.support.sending import run_until_idle
+from tests.support.servers import ROOT
 from tests.support.webhooks import delivery_updated, message_added, post_event
 
 
@@ -183,3 +187,17 @@ def test_request_id_generated_without_either_header_even_for_a_403(client, lines
 ])
 def test_without_query(url, shown):
     assert without_query(url) == shown
+
+
+def test_a_command_on_a_fresh_database_prints_its_answer_not_alembics(tmp_path):
+    """The first command on a new SQLite file brings the schema up to date; what it
+    prints is still only its own answer (Alembic logs each plugin it sets up at INFO)."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+           "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db", "INSTANCE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "rules", "check",
+                           "rules.example.toml"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "fresh.db").exists()  # it did migrate
+    assert done.stdout.startswith("rules.example.toml: OK")
+    assert "alembic" not in done.stdout + done.stderr
