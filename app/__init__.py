@@ -38,7 +38,7 @@ from .observability.exposition import MetricsPort
 from .pipeline.processor import Processor
 from .pipeline.state import StateReader
 from .services import Services, services
-from .store.database import Database
+from .store.database import Database, behind, schema_behind
 from .timeline.counters import HourlyCounts
 from .twilio.async_client import make_async_client
 from .twilio.client import make_client
@@ -162,30 +162,36 @@ def build_policy(bot: BotSettings, *, answer_model: bool = False) -> Policy:
 
 
 def check_schema(app: Flask) -> None:
-    """Bring a local schema up to date, or insist that it is."""
+    """Bring a local schema up to date, or insist that it is. A serving process whose
+    schema is behind (or could not be checked) starts anyway, since gunicorn halts when a
+    worker cannot boot, and answers 503 saying why until the schema is current."""
     settings, db = services(app).settings, services(app).db
+    serving = app.config["SERVING"]
     if settings.database.auto_upgrade:
         try:
             db.upgrade()
         except SQLAlchemyError as exc:
-            if not app.config["SERVING"]:
-                # A command that needs the database says so in one line (cli.guard);
-                # the others (send-event, rules check, webhooks) need none.
-                return
-            # A worker that exits here would stop the whole server (gunicorn halts when a
-            # worker cannot boot): serve 503s until the database answers instead.
-            log.error("database unavailable at start-up, schema not checked: %s",
-                      exc.__class__.__name__)
-    elif app.config["SERVING"]:
+            if serving:
+                log.error("database unavailable at start-up, schema not brought up to date:"
+                          " %s", exc.__class__.__name__)
+                db.hold("database schema not brought up to date yet: the database was "
+                        "unavailable at start-up", upgrade=True)
+            # A command that needs the database says so in one line (cli.guard); the
+            # others (send-event, rules check, webhooks) need none.
+    elif serving:
         try:
             current, head = db.schema_revision()
         except SQLAlchemyError as exc:
             log.error("database unavailable at start-up: %s", exc.__class__.__name__)
+            db.hold("database schema not checked yet: the database was unavailable at "
+                    "start-up")
             return
-        if current != head:
-            log.error("database schema is at %s but the code needs %s: run "
-                      "`flask --app wsgi db upgrade` (the Procfile's release phase does)",
-                      current or "nothing", head)
+        if behind(current):
+            log.error("%s", schema_behind(current, head))
+            db.hold(schema_behind(current, head), found=current)
+        elif current != head:
+            log.warning("database schema is at %s, which this code (at %s) does not know: a "
+                        "later release's? serving as if it were current", current, head)
 
 
 def register_background_work(app: Flask) -> None:

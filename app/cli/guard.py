@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..services import services
+from ..store.database import SchemaBehind
 
 EXIT_STATUS = 1
 _UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for a missing table
@@ -48,6 +49,10 @@ def _invoke(invoke, ctx: click.Context):
 def describe(exc: SQLAlchemyError, database_url: str) -> str:
     """One line: which database, what went wrong, what to do."""
     url = _shown(database_url)
+    if isinstance(exc, SchemaBehind):  # a serving process's hold (store/database.py)
+        found = (f"schema {exc.current}, older than the code's" if exc.current else
+                 "no schema yet")
+        return f"the database {url} has {found} -- fix: flask --app wsgi db upgrade"
     cause = getattr(exc, "orig", None) or exc  # the driver's own words, when it has some
     if "no such table" in str(cause) or getattr(cause, "sqlstate", None) == _UNDEFINED_TABLE:
         return (f"the database {url} has no schema yet ({_first_line(cause)}) -- fix: "

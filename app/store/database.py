@@ -44,6 +44,32 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # (~11 MB per worker) only when there is something to migrate. A test keeps it equal to
 # Alembic's own head.
 SCHEMA_HEAD = "0011"
+# While a serving process holds its connections back (the schema is behind the code, or
+# could not be checked at start-up), it looks again at most this often.
+SCHEMA_RECHECK_SECONDS = 1.0
+
+
+class SchemaBehind(DatabaseUnavailable):
+    """The database's schema is older than the code (or was not checked yet): nothing is
+    read or written until it is current, so a request gets a 503 that says so, not a 500
+    from a missing table or column. `current`: the revision found (None: none)."""
+
+    def __init__(self, message: str, current: str | None = None):
+        super().__init__(message)
+        self.current = current
+
+
+def behind(current: str | None) -> bool:
+    """Whether a database at revision `current` lacks migrations this code has (None: no
+    schema at all). Revisions are numbered in order ("0001", ...); one this code does not
+    know is a later release's (after a rollback): not behind, served as before."""
+    return current is None or (current.isdigit() and len(current) == len(SCHEMA_HEAD)
+                               and current < SCHEMA_HEAD)
+
+
+def schema_behind(current: str | None, head: str) -> str:
+    return (f"database schema is at {current or 'nothing'} but the code needs {head}: run "
+            "`flask --app wsgi db upgrade` (the Procfile's release phase does)")
 
 
 def dialect_insert(dialect_name: str):
@@ -65,6 +91,10 @@ class Database:
         self.group_commit = GroupCommit(self)
         self._readers = threading.local()  # each thread's reading connection
         self._reader_set: weakref.WeakSet[_Reader] = weakref.WeakSet()  # for dispose()
+        self._schema_hold: str | None = None  # why connections are held back (hold())
+        self._schema_found: str | None = None  # the revision the last look found
+        self._schema_upgrades = False  # ... and whether a look again may migrate
+        self._schema_looked = 0.0
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
@@ -137,7 +167,38 @@ class Database:
         with self.writer_turn(), self.sessions() as session, session.begin():
             yield session
 
+    def hold(self, reason: str, *, upgrade: bool = False, found: str | None = None) -> None:
+        """Hand out no connection (SchemaBehind(reason)) until the schema is current: a
+        look at most every SCHEMA_RECHECK_SECONDS, the first at the next connection, ends
+        the hold as soon as someone has run `db upgrade` (or, with `upgrade`, migrates
+        itself: the SQLite default, whose start-up migration found no database)."""
+        self._schema_upgrades, self._schema_found = upgrade, found
+        self._schema_looked = 0.0
+        self._schema_hold = reason
+
+    def _look_at_schema(self, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._schema_looked < SCHEMA_RECHECK_SECONDS:
+            raise SchemaBehind(reason, self._schema_found)
+        try:
+            if self._schema_upgrades:
+                self.upgrade()
+            current, head = self.schema_revision()
+        except PoolTimeout as exc:  # as _connect says it; anything else as it is
+            raise DatabaseUnavailable("no free database connection in time") from exc
+        except OperationalError as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc.orig}") from exc
+        self._schema_looked = now
+        if behind(current):
+            self._schema_hold = reason = schema_behind(current, head)
+            self._schema_found = current
+            raise SchemaBehind(reason, current)
+        self._schema_hold = None
+        log.info("database schema is at %s, as the code needs: serving", current)
+
     def _connect(self) -> Connection:
+        if self._schema_hold is not None:
+            self._look_at_schema(self._schema_hold)
         in_time("connection")
         try:
             return self.engine.connect()
@@ -190,20 +251,21 @@ class Database:
         than a webhook's statement, and so may the wait for another process migrating.
         """
         current, head = self.schema_revision()
-        if current == head:  # the common start-up: no lock, no write, no Alembic
-            return
-        from alembic import command
+        if current != head:  # current at most start-ups: no lock, no write, no Alembic
+            from alembic import command
 
-        engine = make_engine(self.url, self.timeout, watched=False)
-        try:
-            with self._migration_lock(engine), engine.begin() as conn:
-                command.upgrade(alembic_config(conn), "head")
-        finally:
-            engine.dispose()
+            engine = make_engine(self.url, self.timeout, watched=False)
+            try:
+                with self._migration_lock(engine), engine.begin() as conn:
+                    command.upgrade(alembic_config(conn), "head")
+            finally:
+                engine.dispose()
+        self._schema_hold = None  # current now: nothing to hold connections back for
 
     def schema_revision(self) -> tuple[str | None, str]:
-        """Return (the database's revision, the newest revision in the code)."""
-        with self.read() as conn:
+        """Return (the database's revision, the newest revision in the code). On a
+        connection of its own, not `read()`: it is what ends a hold()."""
+        with self.engine.connect() as conn:
             if not inspect(conn).has_table("alembic_version"):
                 return None, SCHEMA_HEAD
             current = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()

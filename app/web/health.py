@@ -1,7 +1,8 @@
 """Health: `GET /healthz` is 200 when the app can take webhooks, 503 otherwise.
 
-503 when the database does not answer (within DATABASE_TIMEOUT), or when this
-process should run a sender and its loop is dead (the supervisor is restarting it).
+503 when the database does not answer (within DATABASE_TIMEOUT) or its schema is behind
+the code (not migrated for this release), or when this process should run a sender and
+its loop is dead (the supervisor is restarting it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Blueprint, Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..services import services
-from ..store.database import DatabaseUnavailable
+from ..store.database import DatabaseUnavailable, SchemaBehind
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -32,6 +33,9 @@ def healthz():
     try:
         bot.db.ping()
         report["database"] = "ok"
+    except SchemaBehind as exc:
+        report["database"] = "schema behind"
+        problems.append(str(exc))
     except (SQLAlchemyError, DatabaseUnavailable) as exc:
         log.warning("health check: database unavailable: %s", exc.__class__.__name__)
         report["database"] = "unavailable"

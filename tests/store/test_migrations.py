@@ -148,3 +148,55 @@ def test_0007_counts_retries_queued_before_it_as_unknown(database_url):
     assert {sid: at is not None for sid, at in unsure.items()} == {
         "IMretry": True, "IMnew": False, "IMrequeued": False, "IMsending": False}
     assert str(unsure["IMretry"]).startswith("2026-12-03 12:00:05")
+
+
+def test_a_server_on_a_schema_behind_its_code_answers_503_until_it_is_upgraded(
+        make_app, env, monkeypatch):
+    """A worker started before `db upgrade` ran (on PostgreSQL the release phase does it)
+    still starts, since gunicorn stops the whole server when a worker cannot boot, but
+    takes no webhook into a database without its tables: a 503 that says why, /healthz
+    too, and it serves as soon as someone upgrades, without a restart."""
+    from app.store import database
+    from tests.support.webhooks import message_added, post_event
+
+    monkeypatch.setattr(database, "SCHEMA_RECHECK_SECONDS", 0.0)  # look at every request
+    app = make_app(DATABASE_AUTO_UPGRADE="false")  # an empty database, not migrated
+    client = app.test_client()
+    params = message_added()
+    refused = post_event(client, params)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["database"] == "schema behind"
+    assert "flask --app wsgi db upgrade" in health.get_json()["reason"]
+
+    upgraded = flask_cli({**env, "DATABASE_AUTO_UPGRADE": "false"}, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert client.get("/healthz").status_code == 200
+    assert post_event(client, params).status_code == 200  # Twilio's retry, taken now
+    with services(app).db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM replies").scalar() == 1
+
+
+def test_a_hold_that_may_upgrade_migrates_at_the_next_connection(tmp_path):
+    """The SQLite default whose start-up migration found no database: the first
+    connection after it is reachable brings the schema up to date, then proceeds."""
+    from app.store.database import SCHEMA_HEAD, Database
+
+    db = Database(f"sqlite:///{tmp_path / 'late.sqlite3'}")
+    db.hold("not migrated yet", upgrade=True)
+    with db.transaction() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM replies").scalar() == 0
+    assert db.schema_revision() == (SCHEMA_HEAD, SCHEMA_HEAD)
+    db.dispose()
+
+
+@pytest.mark.parametrize("current, is_behind", [
+    (None, True), ("0001", True), ("0010", True), ("0011", False), ("0012", False),
+    ("a1b2c3", False)])
+def test_only_a_schema_older_than_the_code_is_held_back(current, is_behind, monkeypatch):
+    """A later release's revision (the code was rolled back) is served as before."""
+    from app.store import database
+
+    monkeypatch.setattr(database, "SCHEMA_HEAD", "0011")
+    assert database.behind(current) is is_behind
