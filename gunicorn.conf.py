@@ -39,6 +39,14 @@ def on_starting(server):
     preload_for(environment().get("RESPONDER_RULES"))
 
 
+def post_fork(server, worker):
+    """A worker forked to replace one that died (past the first round of workers) tells
+    wsgi.py so: if the configuration broke since the server started (a rules file edited
+    in place), it must not halt the server, whose other workers still serve."""
+    if worker.age > server.num_workers:
+        os.environ["BOT_REPLACEMENT_WORKER"] = "1"
+
+
 def post_worker_init(worker):
     """Start the app's background work (the sender) in each worker, after the fork:
     never in the master, even with --preload."""

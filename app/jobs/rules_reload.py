@@ -1,7 +1,7 @@
 """Rules reload: every process picks up a changed rules file, whole, within seconds.
 
 `flask --app wsgi rules reload` checks the file (a broken one is refused, and nothing
-changes) and stores its digest in the `switches` table. Each serving process runs this
+changes) and stores its digest (with its knowledge file's) in the `switches` table. Each serving process runs this
 loop: every POLL_SECONDS it reads that row; when it changed, it loads the file (with its
 FAQ, indexed) in this background thread while requests keep being decided with the old
 policy, then swaps the whole new policy in with one assignment per holder. So a request
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +32,22 @@ _UNSET = object()
 
 
 def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    """The rules file's digest, with its `knowledge` file's (or every file in its
+    knowledge folder): an FAQ edited in its spreadsheet export is a change too."""
+    text = path.read_bytes()
+    found = hashlib.sha256(text)
+    try:
+        knowledge = tomllib.loads(text.decode("utf-8")).get("knowledge")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        knowledge = None  # load_rules says what is wrong with the file
+    if isinstance(knowledge, str) and knowledge:
+        source = (path.parent / Path(knowledge).expanduser()).resolve()
+        files = sorted(f for f in source.rglob("*") if f.is_file()) if source.is_dir() \
+            else [source] if source.is_file() else []
+        for file in files:
+            found.update(str(file.relative_to(source.parent)).encode() + b"\0")
+            found.update(hashlib.sha256(file.read_bytes()).digest())
+    return found.hexdigest()[:32]
 
 
 def request_reload(db: Database, path: Path) -> str:

@@ -75,3 +75,33 @@ def test_a_file_broken_after_the_command_keeps_the_old_rules(make_app, rules_fil
     rules_file.write_text("[fallback\n")
     assert reloader(app).check() is False
     assert fallback(app) == "Old fallback."
+
+
+@pytest.mark.parametrize("kind", ["csv", "markdown-folder"])
+def test_a_changed_knowledge_file_alone_is_reloaded(make_app, tmp_path, kind):
+    """The rules file names `knowledge = ...`; after an earlier reload only that file (or
+    one article in that folder) changes: `rules reload` still makes every process load
+    the new entry (the digest it stores covers the knowledge too)."""
+    rules = tmp_path / "rules.toml"
+    if kind == "csv":
+        source = tmp_path / "faq.csv"
+        source.write_text("question,answer,id\nHow long is delivery?,Two days.,delivery\n")
+    else:
+        source = tmp_path / "articles"
+        source.mkdir()
+        (source / "delivery.md").write_text("# How long is delivery?\n\nTwo days.\n")
+    rules.write_text(f'knowledge = "{source.name}"\n[fallback]\ntext = "Old fallback."\n')
+    app = make_app(RESPONDER_RULES=rules)
+    reloader(app).check()
+    assert app.test_cli_runner().invoke(args=["rules", "reload"]).exit_code == 0  # earlier
+    assert reloader(app).check() is True
+    assert "FAQ" not in outcome(app, "how long is the warranty?")
+    if kind == "csv":
+        with source.open("a") as file:
+            file.write("How long is the warranty?,Two years.,warranty\n")
+    else:
+        (source / "warranty.md").write_text("# How long is the warranty?\n\nTwo years.\n")
+    result = app.test_cli_runner().invoke(args=["rules", "reload"])
+    assert result.exit_code == 0, result.output
+    assert reloader(app).check() is True
+    assert "FAQ 'warranty'" in outcome(app, "how long is the warranty?")

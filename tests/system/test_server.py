@@ -87,3 +87,29 @@ def test_bad_configuration_stops_the_server_with_one_message(tmp_path):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "TWILIO_ACCOUNT_SID" in output and "PROXY_COUNT" in output
+
+
+def test_a_rules_file_broken_while_the_server_runs_does_not_stop_it(live_env, tmp_path,
+                                                                    fake_api):
+    """The rules file is edited in place and broken (`rules reload` refuses it), then a
+    worker dies (the OOM killer, a timeout): its replacement cannot load the file, but
+    the server is not halted: the other worker keeps answering, and once the file is
+    whole again a replacement boots."""
+    import os
+    import signal
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[fallback]\ntext = "Thanks!"\n')
+    fake_api.any_conversation = True
+    with gunicorn({**live_env, "RESPONDER_RULES": rules}, tmp_path / "server.log") as server:
+        server.wait_workers(2)
+        victim = min(server.worker_pids())
+        rules.write_text('[fallback]\ntext = "{{ no_such_placeholder }}"\n')
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "cannot start: " in server.log, timeout=60)
+        assert server.process.poll() is None, server.log  # the master runs on
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+        assert post(server.url, message_added()).status_code == 200
+        rules.write_text('[fallback]\ntext = "Thanks again!"\n')
+        server.wait_workers(3, timeout=60)  # a third worker loaded the mended file
+        assert server.process.poll() is None
