@@ -43,8 +43,9 @@ def post_fork(server, worker):
     """A worker forked to replace one that died (past the first round of workers) tells
     wsgi.py so: if the configuration broke since the server started (a rules file edited
     in place), it must not halt the server, whose other workers still serve."""
-    if worker.age > server.num_workers:
-        os.environ["BOT_REPLACEMENT_WORKER"] = "1"
+    from app.server import replacement
+
+    replacement.REPLACEMENT = worker.age > server.num_workers
 
 
 def post_worker_init(worker):

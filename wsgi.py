@@ -1,6 +1,5 @@
 """The WSGI entry point: `gunicorn wsgi:app`, and `flask --app wsgi <command>`."""
 
-import os
 import sys
 import time
 
@@ -15,7 +14,9 @@ try:
     app = create_app()
 except ConfigError as exc:
     print(f"cannot start: {exc}", file=sys.stderr, flush=True)
-    if os.environ.get("BOT_REPLACEMENT_WORKER"):  # gunicorn.conf.py's post_fork
+    from app.server import replacement
+
+    if replacement.REPLACEMENT:  # gunicorn.conf.py's post_fork
         # The server runs (its other workers loaded the configuration when it was
         # whole): exit 1 (gunicorn forks another worker, which tries again), not 3.
         time.sleep(REPLACEMENT_PAUSE_SECONDS)
