@@ -153,9 +153,10 @@ def build_policy(bot: BotSettings, *, answer_model: bool = False) -> Policy:
         auto_reply_text=bot.auto_reply_text, cooldown=timedelta(seconds=bot.cooldown_seconds),
         budget=bot.budget, handoff_window=timedelta(seconds=bot.handoff_seconds),
         rules=rules, enabled=bot.auto_reply_enabled,
-        handoff=(Handoff.build(bot.handoff_phrases, bot.handoff_message,
-                               on_decline=bot.handoff_on_decline)
-                 if bot.handoff_phrases or bot.handoff_on_decline else None),
+        # Built even with no phrases (HANDOFF_PHRASES=none): the rules file's
+        # `on_decline = "handoff"` needs its message too.
+        handoff=Handoff.build(bot.handoff_phrases, bot.handoff_message,
+                              on_decline=bot.handoff_on_decline),
         debounce=timedelta(seconds=bot.debounce_seconds), answer_model=answer_model,
         faq_thresholds=Thresholds(answer=bot.faq_answer_score, margin=bot.faq_margin,
                                   clarify=bot.faq_clarify_score))

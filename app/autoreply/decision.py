@@ -294,7 +294,7 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
         return _handing_off(policy, f"handoff (asked for {asked!r})")
     rules = policy.rules
     if rules is None:
-        if policy.handoff and policy.handoff.on_decline:
+        if _hands_off_on_decline(policy):
             return _handing_off(policy, "handoff (no rules file, nothing to answer with)")
         return _Choice(FALLBACK, "default reply (no rules file)", None)
     hours = rules.hours
@@ -317,7 +317,7 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
             return Decision(Reason.AFTER_HOURS_SILENT, f"closed until {back}", faq=declined)
         return _Choice(AFTER_HOURS, f"after hours (back {back})", rules.after_hours,
                        faq=declined)
-    if policy.handoff and policy.handoff.on_decline:
+    if _hands_off_on_decline(policy):
         return _handing_off(policy, "handoff (no rule or answer matched)", declined)
     if state.inbound_before == 0 and rules.greeting is not None:
         return _Choice(GREETING, "greeting (first message)", rules.greeting, faq=declined)
@@ -325,6 +325,14 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
         return _Choice(FALLBACK, "fallback", rules.fallback, faq=declined)
     return Decision(Reason.NO_RULE, "no rule matched; the rules file has no fallback",
                     faq=declined)
+
+
+def _hands_off_on_decline(policy: Policy) -> bool:
+    """HANDOFF_ON_DECLINE, or the rules file's `on_decline = "handoff"` (read from the
+    rules in force, so a reload that changes it counts)."""
+    return policy.handoff is not None and (
+        policy.handoff.on_decline
+        or (policy.rules is not None and policy.rules.on_decline == "handoff"))
 
 
 def _handing_off(policy: Policy, detail: str, declined: Match | None = None) -> _Choice:

@@ -22,9 +22,14 @@ RULE = "handoff"  # the decision's rule name when the bot hands off
 MAX_SCANNED = 4_096  # like the rules: phrases are looked for in the first 4,096 characters
 MAX_ASKING_WORDS = 4  # a one-word phrase asks only in a message this short
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-# A negation among the two words right before a phrase ("no, I want a human" asks).
-_NEGATION = re.compile(r"(?<!\w)(?:no|not|never|without|don'?t|doesn'?t)(?:\s+\w+)?\s*$",
-                       re.IGNORECASE)
+# A negation at most three words before a phrase, in the same clause: "I don't want to
+# talk to a human", "I do not need an agent", "can't talk to a human right now" do not
+# ask; "no, I want a human" and "not sure, can I talk to a human?" do (a comma or a full
+# stop ends what the negation says), and so do questions ("why can't I talk to a human?",
+# "no I want a human": a negation followed by I, we or you).
+_NEGATION = re.compile(
+    r"(?<![\w'])(?:no|not|never|without|nobody|(?:do|does|did|ca|could|wo|would|should|"
+    r"is|are|was)n'?t|cannot)(?!\s+(?:i|we|you)\b)(?:\s+[\w']+){0,3}\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -70,4 +75,4 @@ class Handoff:
 def _negated(before: str) -> bool:
     """Whether the words just before a phrase say the customer does not want it ("I
     don't need a human", "no agent")."""
-    return bool(_NEGATION.search(before[-30:]))
+    return bool(_NEGATION.search(before[-60:].replace("\u2019", "'")))

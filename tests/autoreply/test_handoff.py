@@ -116,6 +116,40 @@ def test_handoff_on_decline_replaces_the_fallback_but_not_a_rule_or_after_hours(
     assert no_file.hands_off
 
 
+def test_the_rules_files_on_decline_hands_off_without_the_setting():
+    """`on_decline = "handoff"` in the rules file does what HANDOFF_ON_DECLINE does, with
+    HANDOFF_ON_DECLINE off (it was accepted, then ignored: the fallback answered)."""
+    text = 'on_decline = "handoff"\n' + RULES
+    declined = decide(message("my card hasn't come"), state(),
+                      policy(text, handoff=HANDOFF), NOW)
+    assert declined.hands_off and declined.reply.body == DEFAULT_MESSAGE
+    assert decide(message("opening hours?"), state(), policy(text, handoff=HANDOFF),
+                  NOW).rule == "hours"
+    assert decide(message("my card hasn't come"), state(), policy(RULES, handoff=HANDOFF),
+                  NOW).rule == "fallback"
+
+
+@pytest.mark.parametrize("body", [
+    "don't need an agent", "I don't want to talk to a human, just tell me when my card arrives",
+    "I do not want to speak to someone", "I never want to speak to an agent",
+    "I can't talk to a human right now", "I cannot talk to an agent now",
+    "I don\u2019t want an agent", "I won't need an agent",
+])
+def test_a_phrase_a_few_words_after_a_negation_does_not_ask(body):
+    """The customer said they do not want a person: no handoff, and no silence after it."""
+    assert HANDOFF.asked(body) is None
+
+
+@pytest.mark.parametrize("body, phrase", [
+    ("no, I want a human", "want a human"), ("no I want a human", "want a human"),
+    ("not sure, can I talk to a human?", "talk to a human"),
+    ("why can't I talk to a human?", "talk to a human"),
+    ("don't you have a real person?", "real person"),
+])
+def test_a_negation_in_another_clause_or_a_question_still_asks(body, phrase):
+    assert HANDOFF.asked(body) == phrase
+
+
 def test_without_handoff_settings_nothing_changes():
     """No handoff configured: 'human' is an ordinary message."""
     decision = decide(message("human?"), state(), policy(RULES), NOW)
