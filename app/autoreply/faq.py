@@ -4,9 +4,9 @@
 
 Pure, like the rest of the decision. A clarification offers two or three entries by
 number; the conversation keeps their ids (ConversationState.offered) until the bot says
-something else, an agent writes, or a message is answered by anything but the cooldown's
-silence (pipeline/faq_log.py), so a reply that picks one ("2", "2)", "#2", "２", "2️⃣",
-"two", "the second one", "option 2 please") gets its answer, also after a "thanks" the
+something else, an agent writes, it hands off or the customer opts out or in
+(pipeline/faq_log.py), so a reply that picks one ("2", "2)", "#2", "２", "2️⃣", "two",
+"the second one", "option 2 please", "ok 2") gets its answer, also after a "thanks" the
 bot stayed silent to. Any other message is matched afresh.
 """
 
@@ -32,6 +32,7 @@ _NUMBERS = {"one": 1, "two": 2, "three": 3, "first": 1, "second": 2, "third": 3,
             "1st": 1, "2nd": 2, "3rd": 3}
 _FILLERS = frozenset("""
 please pls plz option options number nr num the it s is choice answer i want take pick
+ok okay k yes yeah yep yup sure thanks thank you thx ty cheers great perfect
 """.split())
 
 
@@ -99,16 +100,23 @@ def _picked(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase):
     return (entry, number) if entry is not None else None
 
 
+def _only_fillers(line: str) -> bool:
+    words = _TOKEN.findall(unicodedata.normalize("NFKC", line).casefold())
+    return all(word in _FILLERS for word in words)
+
+
 def picked_number(body: str) -> int | None:
     """The option a reply to "Did you mean: 1) ... 2) ...?" names, if it names one:
     digits in any script or as a keycap emoji, a number word or an ordinal ("two", "the
-    second one"), with punctuation and a few fillers around it ("option 2 please");
-    the same number twice (a burst's "2" and "2.") is one pick. Nothing else is."""
+    second one"), with punctuation and a few fillers around it ("option 2 please", "ok
+    2", "2, thank you"); in a burst, its last message that is not only such fillers.
+    Nothing else is."""
     lines = [line for line in body.splitlines() if line.strip()]
-    if len(lines) > 1 and picked_number(lines[-1]) is not None:
-        return picked_number(lines[-1])  # a burst's "ok" then "2": its last message picks
-    if len(body) > MAX_PICK_LENGTH:
-        return None
+    if len(lines) > 1:  # a burst, a line per message: its last one that says more than
+        said = [line for line in lines if not _only_fillers(line)]  # "ok" or "thanks"
+        return picked_number(said[-1]) if said else None  # "2" then "thanks": 2
+    if len(body) > MAX_PICK_LENGTH or body.lstrip().startswith("-"):
+        return None  # "-1" is not option 1
     text = unicodedata.normalize("NFKC", body).casefold()
     words = _TOKEN.findall(text)
     tokens = [t for t in words if t not in _FILLERS]

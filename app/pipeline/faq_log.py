@@ -28,15 +28,23 @@ def record(conn: Connection, message_sid: str, conversation_sid: str, text: str,
         "text": text[:FAQ_TEXT_LENGTH], "created_at": utcnow()})
 
 
+# Decisions after which a number is meant for someone else: an agent is in the
+# conversation, the bot handed off, or the customer opted out or in.
+_ENDS_OFFER = frozenset({Reason.AGENT_MESSAGE, Reason.AGENT_ACTIVE, Reason.WAITING_FOR_AGENT,
+                         Reason.COMPLIANCE_KEYWORD, Reason.OPTED_OUT, Reason.OPT_IN})
+
+
 def offer_changes(decision: Decision) -> dict:
     """What the conversation keeps of a clarification after this decision: the ids it
-    offered when this decision sends one; unchanged while the cooldown keeps the bot
-    silent (a "thanks" right after the question), so the customer's "2" after it still
-    picks; none after anything else (another reply, an agent's message, the handoff
-    window, a keyword: a number then is meant for someone else)."""
-    if decision.reason is Reason.COOLDOWN:
-        return {}
+    offered when this decision sends one; none after any other reply, an agent's
+    message, a handoff or an opt-out or in; unchanged while the bot stays silent for any
+    other reason (the cooldown after the question, no fallback, after hours, a message
+    waiting for its burst), so the customer's "2" after a "thanks" still picks."""
     match = decision.faq
-    if decision.replies and match is not None and match.outcome is Outcome.CLARIFY:
-        return {"faq_offered": ",".join(c.faq_id for c in match.candidates)}
-    return {"faq_offered": None}
+    if decision.replies:
+        if match is not None and match.outcome is Outcome.CLARIFY:
+            return {"faq_offered": ",".join(c.faq_id for c in match.candidates)}
+        return {"faq_offered": None}
+    if decision.reason in _ENDS_OFFER:
+        return {"faq_offered": None}
+    return {}

@@ -135,14 +135,17 @@ def test_close_entries_are_offered_by_number_and_the_number_gets_the_answer():
     after = replace(FRESH, offered=offered, last_reply_at=NOW - timedelta(minutes=1),
                     replies_last_hour=1)
     for text in ("2", " 2) ", "2.", "#2", "(2)", "2!", "２", "2\ufe0f\u20e3", "two", "Two",
-                 "the second one", "2nd", "option 2 please", "02", "2\n2.", "ok\n2"):
+                 "the second one", "2nd", "option 2 please", "02", "2\n2.", "ok\n2",
+                 "2 thanks", "2, thank you", "ok 2", "yes 2", "2\nthanks!",
+                 "my card hasn't come\n2\nthanks"):
         picked = decide(message(text), after, policy(), NOW)
         assert picked.reason is Reason.REPLY, text  # not held back by the cooldown
         assert picked.rule == f"faq:{offered[1]}"
         assert picked.faq.outcome is Outcome.ANSWER and picked.faq.faq_id == offered[1]
     assert decide(message("3"), after, policy(), NOW).rule == "fallback"  # not offered
     for text in ("I ordered 2 weeks ago", "2 or 1", "no", "twenty", "no one", "the one",
-                 "i want one"):  # not a pick
+                 "i want one", "-2", "thanks", "ok\nthanks",
+                 "2\nand how do i block it?"):  # not a pick
         assert decide(message(text), after, policy(), NOW).rule != f"faq:{offered[1]}", text
     assert decide(message("2"), FRESH, policy(), NOW).rule == "fallback"  # nothing offered
 

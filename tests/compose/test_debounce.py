@@ -241,3 +241,32 @@ def test_a_burst_that_keeps_growing_keeps_its_newest_text(debounced):
     assert body.endswith("my card\nit hasn't arrived")
     services(debounced).composer.run_until_idle(ahead=61)
     assert [r.body for r in replies(debounced)] == ["Cards arrive within 7 working days."]
+
+
+def test_a_pick_followed_by_thanks_in_one_burst_gets_its_answer(make_app, tmp_path):
+    """"Did you mean: 1) ... 2) ...?", then a burst of "2" and "thanks!": the second
+    entry's answer (the burst's last message was only a thanks; waiting for the burst
+    kept the offer)."""
+    path = tmp_path / "faq.toml"
+    path.write_text(RULES + """
+[[faq]]
+id = "card-lost"
+questions = ["I lost my card", "My card is lost"]
+answer = "Block it in the app right away."
+
+[[faq]]
+id = "card-stolen"
+questions = ["My card was stolen", "Someone stole my card"]
+answer = "Block it in the app and report the theft to the police."
+""")
+    app = make_app(AUTO_REPLY_DEBOUNCE="60", RESPONDER_RULES=path, AUTO_REPLY_COOLDOWN="0")
+    composer = services(app).composer
+    send_burst(app, ["i lost my card or it was stolen"])
+    composer.run_until_idle(ahead=61)
+    [question] = replies(app)
+    assert question.body.startswith("Did you mean: 1) ")
+    second = "Block it in the app and report the theft to the police." \
+        if "2) My card was stolen" in question.body else "Block it in the app right away."
+    send_burst(app, ["2", "thanks!"])
+    composer.run_until_idle(ahead=61)
+    assert replies(app)[-1].body == second

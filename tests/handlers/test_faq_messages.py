@@ -92,6 +92,25 @@ def test_clarify_then_the_number_gets_that_entry_even_within_the_cooldown(faq_ap
     assert [m.outcome for m in matches(faq_app)] == ["clarify", "decline", "answer"]
 
 
+def test_the_offer_stands_while_the_bot_stays_silent_for_any_reason(make_app, tmp_path,
+                                                                    fake_api):
+    """A rules file with only an FAQ (no fallback): "ok thanks" after the question gets
+    no reply (no rule matched), and the "2" after it still picks."""
+    path = tmp_path / "faq-only.toml"
+    path.write_text(RULES.replace('[fallback]\ntext = "We\'ll get back to you soon."\n', ""))
+    app = make_app(RESPONDER_RULES=path, AUTO_REPLY_COOLDOWN="0")
+    client = app.test_client()
+    first = message_added(body="i lost my card or it was stolen")
+    post_event(client, first)
+    conversation = first["ConversationSid"]
+    with services(app).db.session() as s:
+        offered = s.get(Conversation, conversation).faq_offered.split(",")
+    silent = post_event(client, message_added(body="ok thanks", conversation_sid=conversation))
+    assert silent.headers["X-Webhook-Outcome"].startswith("ignored: no rule matched")
+    picked = post_event(client, message_added(body="2", conversation_sid=conversation))
+    assert f"FAQ '{offered[1]}'" in picked.headers["X-Webhook-Outcome"]
+
+
 def test_an_agent_writing_ends_the_offer(faq_app, fake_api):
     """After an agent's message a number is the customer's answer to them, not a pick."""
     client = faq_app.test_client()
