@@ -43,6 +43,8 @@ from .templates import (
     sample_context,
 )
 
+_WORDS = re.compile(r"\w+")  # two questions with the same words are one question
+
 if TYPE_CHECKING:  # built only from a rules file with an FAQ
     from ..knowledge import KnowledgeBase
 
@@ -248,10 +250,16 @@ class _Compiler:
                     continue
                 entries.append(self.entry(spec, ("knowledge", where)))
         seen: set[str] = set()
+        asked: dict[str, str] = {}  # each question, as its words, and the entry it asks
         for entry in entries:
             if entry.id in seen:
                 self.problem(("faq",), f"two entries have the id {entry.id!r}")
             seen.add(entry.id)
+            for question in entry.questions:
+                other = asked.setdefault(" ".join(_WORDS.findall(question.casefold())), entry.id)
+                if other != entry.id:  # the bot could only ever ask which one is meant
+                    self.problem(("faq",), f"entries {other!r} and {entry.id!r} both have the "
+                                 f"question {question!r}: keep it in one of them")
         return tuple(entries)
 
     def entry(self, spec: FaqSchema, loc: tuple) -> Entry:

@@ -35,6 +35,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _regex(text: str) -> str:
+    if not text:
+        raise ValueError("an empty pattern matches every message; leave it out")
     patterns.check(text)
     return text
 
@@ -173,7 +175,7 @@ class FaqSchema(_Schema):
     questions: Annotated[list[NonEmpty], BeforeValidator(_as_list), Len(min_length=1)]
     answer: Annotated[ReplySchema, BeforeValidator(_answer)]
     keywords: list[NonEmpty] = []  # every one must appear (whole words) for this answer
-    channels: list[Channel] | None = None
+    channels: Annotated[list[Channel], Len(min_length=1)] | None = None  # [] answers none
 
 
 class HoursSchema(_Schema):

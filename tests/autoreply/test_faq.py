@@ -189,8 +189,18 @@ def test_compliance_keywords_and_the_switch_come_first(body, reason):
     ('[[faq]]\nid = "a"\nquestions = ["Q?"]\nanswr = "x"\n', "faq[0] 'a' .answr: unknown field"),
     ('knowledge = "missing.csv"\n', "knowledge: "),
     ('on_decline = "shrug"\n', "on_decline"),
+    ('[[faq]]\nid = "a"\nquestions = ["How much is shipping?"]\nanswer = "x"\n'
+     '[[faq]]\nid = "b"\nquestions = ["how much is  shipping"]\nanswer = "y"\n',
+     "entries 'a' and 'b' both have the question 'how much is  shipping'"),
+    ('[[faq]]\nid = "a"\nquestions = ["Q?"]\nanswer = "x"\nchannels = []\n',
+     "faq[0] 'a' .channels"),
+    ('[[rules]]\nname = "r"\npattern = ""\ntext = "t"\n',
+     "an empty pattern matches every message"),
 ])
 def test_a_broken_entry_stops_the_load_naming_entry_and_field(faq, problem):
+    """Also what would load but never work: a question in two entries (the bot could
+    only ask "did you mean 1) X 2) X?"), channels = [] (answers nowhere), an empty
+    pattern (matches every message)."""
     with pytest.raises(RulesError) as caught:
         parse_rules(faq, "rules.toml")
     assert problem in str(caught.value)
