@@ -147,7 +147,7 @@ def load_rules(path: str | Path) -> Rules:
     """Read, check and compile a rules file, or raise RulesError naming every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM, as Notepad saves one
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(source, [f"cannot read the file: {exc}"]) from None
     return parse_rules(text, source)

@@ -91,9 +91,14 @@ def _entries(path: Path, rows: csv.DictReader) -> list[dict]:
     return list(entries.values())
 
 
+MARKDOWN = (".md", ".markdown")  # any case; hidden files (".draft.md") are skipped
+
+
 def read_markdown(folder: Path) -> list[dict]:
     entries = []
-    for path in sorted(folder.glob("*.md")):
+    articles = sorted(p for p in folder.iterdir() if p.suffix.lower() in MARKDOWN
+                      and not p.name.startswith(".") and p.is_file())
+    for path in articles:
         lines = LINE_BREAK.split(_text(path))
         question, phrasings, answer, in_also = None, [], [], False
         for line in lines:
@@ -120,10 +125,10 @@ def read_markdown(folder: Path) -> list[dict]:
         text = "\n".join(answer).strip()
         if not text:
             raise SourceError(f"{path}: the article has no answer below its heading")
-        if not ID_PATTERN.fullmatch(path.stem):
-            raise SourceError(f"{path}: the file's name is the entry's id: letters, digits, "
-                              "'-', '_' or '.'")
-        entries.append({"id": path.stem, "questions": [question, *phrasings], "answer": text})
+        name = path.stem if ID_PATTERN.fullmatch(path.stem) else slug(path.stem)
+        if any(entry["id"] == name for entry in entries):
+            raise SourceError(f"{path}: another article's file name makes the same id {name!r}")
+        entries.append({"id": name, "questions": [question, *phrasings], "answer": text})
     if not entries:
         raise SourceError(f"{folder}: no .md files")
     return entries

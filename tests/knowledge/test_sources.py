@@ -35,6 +35,23 @@ def test_markdown_articles_are_entries(tmp_path):
                      "answer": "Cards arrive within **7 working days**.\n\nStill nothing? Call us."}
 
 
+def test_markdown_files_as_editors_name_them(tmp_path):
+    """`.MD` and `.markdown` are articles too, a name with spaces becomes an id, and a
+    hidden file (an editor's swap or draft) is skipped, not a reason to refuse them all."""
+    (tmp_path / "Returns.MD").write_text("# How do I return an item?\n\nFree, 30 days.\n")
+    (tmp_path / "gift cards.markdown").write_text("# Do you sell gift cards?\n\nYes.\n")
+    (tmp_path / ".draft.md").write_text("not an article yet")
+    assert [entry["id"] for entry in sources.read(tmp_path)] == ["Returns", "gift-cards"]
+
+
+def test_a_rules_file_saved_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_bytes('\ufeff[fallback]\ntext = "Thanks!"\n'.encode())
+    from app.autoreply import load_rules
+
+    assert load_rules(path).fallback.default.text.source == "Thanks!"
+
+
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_a_quoted_answer_keeps_its_line_breaks(tmp_path, newline):
     """A spreadsheet's multi-line cell, quoted as Excel and Google Sheets export it,
