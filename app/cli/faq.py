@@ -41,6 +41,13 @@ def faq_eval(cases, as_json, rules_path, channel):
     webhook's decision and count answers right, answers wrong, clarifications, declines."""
     policy = _policy(rules_path)
     loaded = _cases(cases)
+    if not loaded:
+        raise click.BadParameter("no cases in the file", param_hint="CASES")
+    unknown = sorted({c["expect"] for c in loaded if c.get("expect")} -
+                     {entry.id for entry in policy.rules.knowledge.entries})
+    if unknown:  # a typo would count every such case as a wrong answer
+        raise click.BadParameter(f"expected ids that are not FAQ entries: {', '.join(unknown)}",
+                                 param_hint="CASES")
     now = datetime.now(UTC)
     results = [evaluate(case["text"], policy, now, channel) for case in loaded]
     totals = summary(loaded, results)

@@ -78,6 +78,9 @@ def test_eval_table_names_the_wrong_answers(runner, files):
     ("not json", "line 1: not JSON"),
     ('{"text": 5, "expect": null}', "line 1: expected"),
     ('{"text": "hi", "expect": 3}', "line 1: expected"),
+    ('{"text": "hi", "expect": "card-delivry"}',
+     "expected ids that are not FAQ entries: card-delivry"),  # a typo is not a wrong answer
+    ("", "no cases in the file"),
 ])
 def test_eval_refuses_a_bad_case_naming_its_line(runner, files, line, problem):
     rules, cases = files
