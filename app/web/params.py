@@ -72,10 +72,10 @@ def optional_id(name: str, raw: str | None) -> int | None:
 def limit(raw: str | None, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    if not _DIGITS.fullmatch(raw):
+    if not _DIGITS.fullmatch(raw) or int(raw) == 0:
         raise bad("limit", f"must be a positive integer (at most {maximum} are returned), "
                            f"got {raw[:40]!r}")
-    return max(1, min(maximum, int(raw)))
+    return min(maximum, int(raw))
 
 
 def choice(name: str, raw: str | None, choices: tuple[str, ...]) -> str | None:

@@ -37,6 +37,8 @@ API = [
     ("/api/conversations?limit=" + "9" * 5000, "limit"),
     (f"/api/conversations/{CH}/timeline?before={LATE}", "before"),
     (f"/api/conversations/{CH}/timeline?limit=-1", "limit"),
+    ("/api/conversations?limit=0", "limit"),  # was the first row alone
+    ("/api/conversations?limit=000", "limit"),
     ("/api/conversations/" + "C" * 65 + "/timeline", "conversation SID"),
     ("/api/conversations/CH%0D%0Ax/timeline", "conversation SID"),
     ("/api/conversations/CH%00/timeline", "conversation SID"),
