@@ -85,14 +85,17 @@ def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
 
     vectors = embedding.load().embed([row.text for row in rows])
     groups: list[Gap] = []
-    centres: list[np.ndarray] = []
+    # Each group's first question, one row per group: one matrix-vector product per
+    # question (a Python loop over the groups took 7.7 s of CPU for 5,000 questions).
+    centres = np.empty_like(vectors)
     for row, vector in zip(rows, vectors, strict=True):
-        scores = [float(c @ vector) for c in centres]
-        best = int(np.argmax(scores)) if scores else -1
+        found = len(groups)
+        scores = centres[:found] @ vector if found else None
+        best = int(np.argmax(scores)) if found else -1
         if best < 0 or scores[best] < SAME_QUESTION:
             groups.append(Gap())
-            centres.append(vector)
-            best = len(groups) - 1
+            centres[found] = vector
+            best = found
         gap = groups[best]
         gap.texts.append(row.text)
         gap.wrong += row.wrong_at is not None
