@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from jinja2 import StrictUndefined, Template, TemplateError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 
 from . import sandbox
 from .names import SMS, SMS_MAX_CHARS  # noqa: F401 - importable from here too
@@ -51,11 +51,16 @@ class Text:
 
     source: str
     template: Template | None = field(repr=False, compare=False)  # None: a plain text
+    # What a template of the file's constants alone ("Call {{ phone }}") always renders
+    # to, rendered once at load: rendering costs a traced run of Jinja's code per message.
+    fixed: str | None = field(default=None, repr=False, compare=False)
 
     def render(self, context: Mapping[str, object]) -> str:
         """The text, stripped; TemplateLimit past sandbox.py's bounds."""
         if self.template is None:
             return self.source.strip()
+        if self.fixed is not None:
+            return self.fixed
         return sandbox.render(self.template, context).strip()
 
 
@@ -78,7 +83,28 @@ def compile_text(source: str, constants: Mapping[str, object]) -> Text:
         known = ", ".join(sorted(PLACEHOLDERS.keys() | constants.keys()))
         raise ValueError(
             f"unknown placeholder {', '.join(sorted(unknown))} (known: {known})")
-    return Text(source, template)
+    fixed = None
+    if _constants_only(parsed, constants):
+        try:
+            fixed = sandbox.render(template, {}).strip()
+        except Exception:  # noqa: BLE001 - rendered per message then, and fails there
+            fixed = None
+    return Text(source, template, fixed)
+
+
+def _constants_only(parsed: nodes.Template, constants: Mapping[str, object]) -> bool:
+    """Whether a template is text and `{{ name }}` of the file's constants, nothing else
+    (no filter, call, test or statement: `{{ [a, b] | random }}` must stay per message)."""
+    for node in parsed.body:
+        if not isinstance(node, nodes.Output):
+            return False
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                continue
+            if not (isinstance(child, nodes.Name) and child.ctx == "load"
+                    and child.name in constants and child.name not in PLACEHOLDERS):
+                return False
+    return True
 
 
 def check_renders(text: Text, context: Mapping[str, object]) -> str:

@@ -170,3 +170,25 @@ def test_a_webhook_whose_template_runs_away_is_answered_200(make_app, tmp_path):
     assert response.status_code == 200
     assert response.headers["X-Webhook-Outcome"].startswith(
         "ignored: the reply's template failed")
+
+
+@pytest.mark.parametrize("source, fixed", [
+    ("Thanks, {{ company }}!", True), ("  Call {{ phone }}: {{ n }} {{ flag }}  ", True),
+    ("Hi {{ customer }}, {{ company }}", False), ("{{ company | upper }}", False),
+    ("{% if flag %}{{ company }}{% endif %}", False), ("{{ [company, phone] | random }}", False),
+])
+def test_a_template_of_constants_alone_is_rendered_once_at_load(source, fixed):
+    """Its text is the same as rendering it per message (what it costs then: a traced run
+    of Jinja's code); anything with a placeholder, a filter or a statement stays per
+    message ("| random" must not be frozen)."""
+    from dataclasses import replace
+
+    from app.autoreply.templates import compile_text
+
+    constants = {"company": "Acme", "phone": "+1 555 0100", "n": 3, "flag": True}
+    text = compile_text(source, constants)
+    assert (text.fixed is not None) is fixed
+    context = {"customer": "+15558675310", "channel": "SMS", "next_open": "Monday",
+               "next_open_at": None}
+    if fixed:
+        assert text.render(context) == replace(text, fixed=None).render(context)
