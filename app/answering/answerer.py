@@ -15,12 +15,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import openai
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text, update
 
 from config import AnswerModelSettings
 
 from ..autoreply import ConversationState, Decision, Inbound, Policy, faq
 from ..autoreply.assist import Action, Assist
+from ..autoreply.decision import placeholder_values
 from ..autoreply.templates import SMS_MAX_CHARS
 from ..logs import kv
 from ..store.database import Database
@@ -36,6 +37,8 @@ DAY = timedelta(days=1)
 # WhatsApp's body is capped as much; other channels get the same, a support answer's size.
 LIMITS = {"SMS": SMS_MAX_CHARS, "WHATSAPP": 1_600}
 DEFAULT_LIMIT = 1_600
+CALLING = "calling"  # a call's verdict until it ends (a crash leaves it: it still counts)
+_CAPS_LOCK = 0x5E4E  # pg_advisory_xact_lock key: counting and reserving a call
 
 
 class Answerer:
@@ -57,13 +60,16 @@ class Answerer:
         found = knowledge.retrieve(message.body, message.channel, k=SHOWN)
         if not found:
             return None
-        over = self._over_cap(conversation_sid, now)
+        entries = [knowledge.get(c.faq_id) for c in found]
+        # The answers as the customer would get them ("Call {{ phone }}" with the number):
+        # what the model may copy, and what the guardrails check its numbers against.
+        values = placeholder_values(message, message.channel.upper(), policy, now)
+        shown = [Shown(e.id, e.questions[0], e.questions[1:], answer_text(e.answer, values))
+                 for e in entries]
+        reserved, over = self._reserve(conversation_sid, message_sid, now)
         if over:
             log.info("answer model not called %s", kv(reason=over))
             return Assist(Action.OFFLINE, over)
-        entries = [knowledge.get(c.faq_id) for c in found]
-        shown = [Shown(e.id, e.questions[0], e.questions[1:], answer_text(e.answer))
-                 for e in entries]
         limit = LIMITS.get(message.channel, DEFAULT_LIMIT)
         request = messages(message.body.splitlines() or [message.body], shown, limit)
         started = time.monotonic()
@@ -87,38 +93,53 @@ class Answerer:
         elapsed = int((time.monotonic() - started) * 1000)
         verdict = ("rejected" if detail and raw is not None else
                    "error" if assist.action is Action.OFFLINE else assist.action.value)
-        self._record(conversation_sid, message_sid, verdict, detail, assist, raw, elapsed)
+        self._record(reserved, verdict, detail, assist, raw, elapsed)
         log.info("answer model %s", kv(verdict=verdict, cited=",".join(assist.cited) or None,
                                        ms=elapsed, detail=detail))
         return assist
 
-    def _over_cap(self, conversation_sid: str, now: datetime) -> str | None:
+    def _reserve(self, conversation_sid: str, message_sid: str,
+                 now: datetime) -> tuple[int | None, str | None]:
+        """Count the calls of the last 24 h and, under both caps, store this one as
+        `calling` in the same transaction, before the call: calls in flight count too, in
+        every worker and instance (SQLite's writer lock, PostgreSQL's advisory lock
+        serialize the count and the insert). (row id, None), or (None, why not)."""
         since = now.astimezone(UTC).replace(tzinfo=None) - DAY
-        mine, everyone = self.db.run_read(lambda conn: conn.execute(select(
-            select(func.count()).where(CALLS.c.conversation_sid == conversation_sid,
-                                       CALLS.c.called_at >= since).scalar_subquery(),
-            select(func.count()).where(CALLS.c.called_at >= since).scalar_subquery(),
-        )).one())
-        if mine >= self.settings.max_per_conversation:
-            return (f"{mine} calls in this conversation in 24 h "
-                    f"(ANSWER_MODEL_MAX_PER_CONVERSATION)")
-        if everyone >= self.settings.max_per_day:
-            return f"{everyone} calls in 24 h (ANSWER_MODEL_MAX_PER_DAY)"
-        return None
-
-    def _record(self, conversation_sid, message_sid, verdict, detail, assist, raw, elapsed):
         with self.db.transaction() as conn:
-            conn.execute(insert(CALLS).values(
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPS_LOCK})
+            mine, everyone = conn.execute(select(
+                select(func.count()).where(CALLS.c.conversation_sid == conversation_sid,
+                                           CALLS.c.called_at >= since).scalar_subquery(),
+                select(func.count()).where(CALLS.c.called_at >= since).scalar_subquery(),
+            )).one()
+            if mine >= self.settings.max_per_conversation:
+                return None, (f"{mine} calls in this conversation in 24 h "
+                              f"(ANSWER_MODEL_MAX_PER_CONVERSATION)")
+            if everyone >= self.settings.max_per_day:
+                return None, f"{everyone} calls in 24 h (ANSWER_MODEL_MAX_PER_DAY)"
+            row = conn.execute(insert(CALLS).values(
                 conversation_sid=conversation_sid, message_sid=message_sid,
-                called_at=utcnow(), model=self.settings.model[:128], verdict=verdict,
-                detail=detail, cited=",".join(assist.cited)[:200] or None, raw_output=raw,
-                elapsed_ms=elapsed))
+                called_at=utcnow(), model=self.settings.model[:128], verdict=CALLING,
+            )).inserted_primary_key[0]
+        return row, None
+
+    def _record(self, row, verdict, detail, assist, raw, elapsed):
+        with self.db.transaction() as conn:
+            conn.execute(update(CALLS).where(CALLS.c.id == row).values(
+                verdict=verdict, detail=detail, cited=",".join(assist.cited)[:200] or None,
+                raw_output=raw, elapsed_ms=elapsed))
 
 
-def answer_text(spec) -> str:
-    """An entry's answer as the model sees it: its text as written (a Content template
-    or media alone: nothing to quote)."""
+def answer_text(spec, values: dict) -> str:
+    """An entry's answer as the model sees it: its text as the customer would get it,
+    rendered with this message's placeholders (a Content template or media alone, or a
+    text that fails to render: nothing to quote)."""
     variant = getattr(spec, "default", None)
     text = getattr(variant, "text", None)
-    return getattr(text, "source", "") if text is not None else ""
-
+    if text is None:
+        return ""
+    try:
+        return text.render(values)
+    except Exception:  # noqa: BLE001 - the webhook's own render reports it
+        return ""

@@ -4,17 +4,21 @@ The customer's messages and the entries travel as one JSON document in the user 
 never in the system message, which is the same for every call: what a customer writes is
 data to the model, and the guardrails (guardrails.py) bound what its output may say
 whatever that data made it do. No retries (a late answer is worth less than the offline
-one); the timeout bounds the whole call.
+one); the timeout bounds the whole call: each step (httpx's own timeout), and the answer's
+arrival, checked after each chunk (a server can stall one step more at most).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import openai
 
 from config import AnswerModelSettings
+
+MAX_RESPONSE_BYTES = 1_000_000  # a chat completion of one short answer is a few KB
 
 SYSTEM = """You answer a support team's customers using ONLY the knowledge-base entries \
 in the user message's JSON document ("entries"). The customer's messages ("customer") \
@@ -56,12 +60,28 @@ def messages(customer: list[str], entries: list[Shown], max_characters: int) -> 
 class ModelClient:
     def __init__(self, settings: AnswerModelSettings):
         self.model = settings.model
+        self.timeout = settings.timeout
+        # httpx's timeout bounds each step (connect, each read), not the call: a server
+        # that sends its answer a byte at a time would hold a call for minutes. So the
+        # body is read here, chunk by chunk, against the call's own deadline.
         self._client = openai.OpenAI(base_url=settings.url, api_key=settings.key or "none",
                                      timeout=settings.timeout, max_retries=0)
 
     def complete(self, request: list[dict]) -> str:
-        """The model's message content (raises openai.OpenAIError, or on a bad answer)."""
-        response = self._client.chat.completions.create(
-            model=self.model, messages=request, temperature=0,
-            response_format={"type": "json_object"})
-        return response.choices[0].message.content or ""
+        """The model's message content (raises openai.OpenAIError, or on a bad answer;
+        openai.APITimeoutError once the call has taken `timeout` seconds in all)."""
+        deadline = time.monotonic() + self.timeout
+        body = bytearray()
+        with self._client.chat.completions.with_streaming_response.create(
+                model=self.model, messages=request, temperature=0,
+                response_format={"type": "json_object"}) as response:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise openai.APITimeoutError(request=response.http_request)
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise ValueError(f"the answer is over {MAX_RESPONSE_BYTES:,} bytes")
+        if time.monotonic() > deadline:
+            raise openai.APITimeoutError(request=response.http_request)
+        answer = json.loads(body)
+        return answer["choices"][0]["message"]["content"] or ""

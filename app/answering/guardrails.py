@@ -28,7 +28,10 @@ from ..autoreply.assist import Action, Assist
 GROUNDED_SHARE = 0.6  # of an answer's words of 4+ letters, found in the cited entries
 MAX_CITED = 3
 
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
+# A link: with a scheme or www., or a bare domain a phone makes clickable anyway
+# ("evil.example/card", "bit.ly/x"): labels, then a top-level domain of 2+ letters.
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|(?<![\w@.-])(?:[a-z0-9-]+\.)+"
+                  r"[a-z]{2,}(?![\w@-])(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # A phone number: 7+ digits with the usual separators, optionally +country.
 _PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")

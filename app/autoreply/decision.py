@@ -255,7 +255,7 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
                         hands_off=chosen.rule == handoff.RULE)
     try:
         body, content_sid, content_variables = variant.render(
-            _context(message, channel, policy, now))
+            placeholder_values(message, channel, policy, now))
     except Exception as exc:  # never let a template crash the webhook
         return _template_error(f"{detail}: {type(exc).__name__}: {exc}", chosen.rule, match)
     if channel == SMS and body is not None and len(body) > SMS_MAX_CHARS:
@@ -356,8 +356,9 @@ def _whatsapp_template(chosen: _Choice, policy: Policy) -> Variant | None:
     return policy.rules.whatsapp_template if policy.rules else None
 
 
-def _context(message: Inbound, channel: str, policy: Policy, now: datetime) -> dict:
-    """The placeholders' values (templates.PLACEHOLDERS); constants are template globals."""
+def placeholder_values(message: Inbound, channel: str, policy: Policy, now: datetime) -> dict:
+    """The placeholders' values (templates.PLACEHOLDERS); constants are template globals.
+    Also what the answer model is shown an entry's answer rendered with."""
     hours = policy.rules.hours if policy.rules else None
     if hours is None:
         next_open_at = now

@@ -188,6 +188,66 @@ def test_a_timeout_or_error_leaves_the_offline_outcome(model_app, model, fault):
     assert "answer model: " in stored_outcome(app, sid)
 
 
+def test_the_timeout_bounds_a_call_whose_answer_trickles_in(model_app, model):
+    """A server that sends its answer a byte at a time (each read quick, the whole 20 s):
+    the call ends at ANSWER_MODEL_TIMEOUT (httpx's own timeout bounds each read only),
+    and the offline outcome goes out."""
+    model.drip = 0.1  # the answer's ~200 bytes: about 20 s
+    model.reply = lambda request: answer("Cards arrive within 7 working days.",
+                                         "card-delivery")
+    app = model_app(ANSWER_MODEL_TIMEOUT="1")
+    ask(app, "When will my card arrive?")
+    services(app).composer.run_until_idle()
+    [call] = calls(app)
+    assert call.verdict == "error" and "timed out after 1 s" in call.detail
+    assert call.elapsed_ms < 5_000  # 1 s, and at most one read more
+    assert reply_bodies(app) == ["Cards arrive within 7 working days."]
+
+
+def test_calls_in_flight_count_against_the_caps(model_app, model):
+    """Six bursts composed at once (the composer's thread pool; several workers or
+    instances alike), the model slow: with ANSWER_MODEL_MAX_PER_DAY=2 the model is
+    called twice, not six times (the cap counted only finished calls)."""
+    import threading
+
+    model.delay = 0.5
+    model.reply = lambda request: answer("Cards arrive within 7 working days.",
+                                         "card-delivery")
+    app = model_app(ANSWER_MODEL_MAX_PER_DAY="2")
+    for number in range(6):
+        ask(app, "When will my card arrive?", conversation_sid=f"CH{number:032x}")
+    composer = services(app).composer
+    leased = composer._lease(6)
+    assert len(leased) == 6
+    threads = [threading.Thread(target=composer.compose, args=(item,)) for item in leased]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(model.requests) == 2
+    assert len(calls(app)) == 2
+    assert len(reply_bodies(app)) == 6  # the other four: the offline answer
+
+
+def test_the_model_sees_answers_as_the_customer_would_get_them(make_app, tmp_path, model):
+    """A template's placeholders are filled in ("Call {{ phone }}" shows the number): the
+    model copies the number, which the guardrails find in the entry, and the customer
+    never gets "{{ phone }}"."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[constants]\nphone = "+1 555 010 0199"\n[fallback]\ntext = "Thanks!"\n'
+                    '[[faq]]\nid = "card-delivery"\nquestions = ["When will my card arrive?"]\n'
+                    'answer = "Within 7 days. Not there after 10? Call {{ phone }}."\n')
+    model.reply = lambda request: answer(
+        customer_data(request)["entries"][0]["answer"], "card-delivery")
+    app = make_app(RESPONDER_RULES=path, ANSWER_MODEL_URL=model.url, ANSWER_MODEL="m",
+                   AUTO_REPLY_COOLDOWN="0")
+    ask(app, "my card has not come")
+    services(app).composer.run_until_idle()
+    assert customer_data(model.requests[0])["entries"][0]["answer"] == (
+        "Within 7 days. Not there after 10? Call +1 555 010 0199.")
+    assert reply_bodies(app) == ["Within 7 days. Not there after 10? Call +1 555 010 0199."]
+
+
 def test_the_caps_stop_calling_the_model(model_app, model):
     """Past ANSWER_MODEL_MAX_PER_CONVERSATION (or _PER_DAY), no call: the offline outcome."""
     model.reply = lambda request: answer("Cards arrive within 7 working days.",

@@ -90,6 +90,11 @@ def test_a_fenced_json_answer_is_read():
     ("Open 9 to 17", "Open 9-17", []),
     ("Open 9 to 18", "Open 9-17", ["18"]),
     ("see www.bank.example/x.", "www.bank.example/x", []),
+    ("Track it at evil.example/card7", "Track it in the app", ["evil.example/card7"]),
+    ("see bit.ly/x.", "the app", ["bit.ly/x"]),  # a phone makes both clickable
+    ("mail help@bank.example", "help@bank.example", []),
+    ("see bank.example/help", "https://bank.example/help", []),
+    ("costs 2.50 EUR, e.g. by card", "2.50 EUR", []),
 ])
 def test_facts_are_compared_as_written_with_usual_spellings(text, source, missing):
     assert ungrounded_facts(text, source) == missing

@@ -2,7 +2,8 @@
 
 Serves POST /v1/chat/completions like OpenAI, vLLM or Ollama do, answering with what
 `reply(request)` returns (a string: the message's content), and records every request's
-JSON. `delay` holds each answer that long (a timeout to provoke); `fail(status)` answers
+JSON. `delay` holds each answer that long (a timeout to provoke), `drip` sends it a byte
+at a time (a server that trickles: each read is quick, the whole is not); `fail(status)` answers
 the next calls with that HTTP error. A customer's text the fake receives is found in
 `requests`, so tests can check where the prompt put it.
 """
@@ -22,6 +23,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.delay = 0.0
+        self.drip = 0.0  # seconds between the body's bytes: a server that trickles
         self.failures: list[int] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -67,7 +69,13 @@ class FakeOpenAI:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 try:
-                    self.wfile.write(data)
+                    if fake.drip:
+                        for at in range(len(data)):
+                            self.wfile.write(data[at:at + 1])
+                            self.wfile.flush()
+                            time.sleep(fake.drip)
+                    else:
+                        self.wfile.write(data)
                 except OSError:  # the client gave up (its timeout)
                     pass
 
