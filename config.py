@@ -10,6 +10,7 @@ digit-only token into an int).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -421,6 +422,8 @@ class _Reader:
             return default
         try:
             value = int(raw) if integer else float(raw)
+            if not math.isfinite(value):  # float() takes "nan" and "inf"
+                raise ValueError(raw)
         except ValueError:
             kind = "an integer" if integer else "a number"
             self.problems.append(f"{name} must be {kind}, got {raw!r}")
@@ -456,13 +459,21 @@ class _Reader:
         if not raw:
             return None
         parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not 0-65535
+        except ValueError:
+            self.problems.append(f"{name} has a port that is not a number from 0 to 65535, "
+                                 f"got {raw!r}")
+            return None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problems.append(f"{name} must be an http(s):// URL, got {raw!r}")
             return None
-        if origin_only and (parts.path or parts.query):
+        if origin_only and (parts.path or "?" in raw or "#" in raw or "@" in parts.netloc):
+            shown = raw.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1]) \
+                if "@" in parts.netloc else raw  # never echo a password
             self.problems.append(
-                f"{name} must be an origin like https://bot.example.com (no path), "
-                f"got {raw!r}"
+                f"{name} must be an origin like https://bot.example.com (no path, query, "
+                f"fragment or user name), got {shown!r}"
             )
             return None
         return raw

@@ -125,9 +125,34 @@ def test_malformed_token_is_named_but_never_echoed():
     assert "s3cr3t-value" not in str(info.value)
 
 
-def test_public_base_url_must_be_an_origin():
-    with pytest.raises(ConfigError, match="no path"):
-        load_settings({"PUBLIC_BASE_URL": "https://bot.example.com/webhooks"})
+@pytest.mark.parametrize("url", [
+    "https://bot.example.com/webhooks", "https://bot.example.com#x", "https://bot.example.com?",
+    "https://bot.example.com?a=1", "https://u:s3cret@bot.example.com"])
+def test_public_base_url_must_be_an_origin(url):
+    """Anything but scheme://host[:port] would be pushed to Twilio as a broken webhook
+    URL by `webhooks configure` (a fragment moves the path out of the request)."""
+    with pytest.raises(ConfigError, match="no path, query, fragment or user name") as info:
+        load_settings({"PUBLIC_BASE_URL": url})
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("env", [
+    {"PUBLIC_BASE_URL": "https://bot.example.com:99999"},
+    {"TWILIO_API_BASE_URL": "http://127.0.0.1:70000"},
+])
+def test_a_port_out_of_range_is_a_configuration_error(env):
+    """Not a traceback in `doctor` or `webhooks show` later."""
+    with pytest.raises(ConfigError, match="port that is not a number from 0 to 65535"):
+        load_settings(env)
+
+
+@pytest.mark.parametrize("name", ["TWILIO_HTTP_TIMEOUT", "DATABASE_TIMEOUT",
+                                  "SEND_SETTLE_SECONDS", "SEND_BACKOFF_SECONDS",
+                                  "SENDER_POLL_SECONDS"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_infinity_are_not_numbers_here(name, value):
+    with pytest.raises(ConfigError, match=f"{name} must be a number"):
+        load_settings({name: value})
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("7d", 604800)])

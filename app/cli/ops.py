@@ -48,7 +48,8 @@ def prune(older_than):
     """Delete processed events, receipts and sent replies older than the retention age;
     clear messages' texts older than MESSAGE_TEXT_RETENTION (or that age, if shorter)."""
     bot = services()
-    age = older_than or timedelta(seconds=bot.settings.jobs.retention_seconds)
+    age = older_than if older_than is not None else timedelta(
+        seconds=bot.settings.jobs.retention_seconds)
     texts = min(age, timedelta(seconds=bot.settings.jobs.text_retention_seconds))
     now = utcnow()
     counts = retention.prune(bot.db, now - age, now - texts)

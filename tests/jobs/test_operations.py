@@ -132,6 +132,8 @@ def test_prune_deletes_only_old_rows_and_keeps_failed_replies(app, client, runne
     with services(app).db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
         assert s.scalars(select(Reply.status).order_by(Reply.id)).all() == ["failed", "queued"]
+    # 0 means now, not RETENTION (it silently kept everything younger than 30 days)
+    assert runner.invoke(args=["prune", "--older-than", "0s"]).output.startswith("events=1 ")
 
 
 def test_texts_are_cleared_after_message_text_retention(make_app, fake_api):
