@@ -42,6 +42,7 @@ from ..store.database import dialect_insert
 from ..store.driver import Statement
 from ..store.models import Reply, ReplyStatus, utcnow
 from ..twilio import marker
+from ..twilio.error_codes import HOPELESS
 from . import receipts
 
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
@@ -332,11 +333,16 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 def requeue_failed(conn: Connection, reply_id: int | None = None) -> int:
     """Queue failed replies (one, or all) for a new round of attempts; return how many.
+    A reply that failed with an error sending again cannot fix (HOPELESS) stays failed.
 
     `attempts` is kept: the next attempt is not a first one, and looks for the reply at
     Twilio before sending (an attempt that timed out may have reached Twilio).
     """
-    stmt = update(REPLIES).where(REPLIES.c.status == FAILED)
+    stmt = update(REPLIES).where(
+        REPLIES.c.status == FAILED,
+        # Not what cannot go through again: the customer opted out (21610), WhatsApp's
+        # window or template (63016), a number that cannot take messages, ...
+        or_(REPLIES.c.error_code.is_(None), REPLIES.c.error_code.not_in(sorted(HOPELESS))))
     if reply_id is not None:
         stmt = stmt.where(REPLIES.c.id == reply_id)
     result = conn.execute(stmt.values(status=QUEUED, retry_from=REPLIES.c.attempts,

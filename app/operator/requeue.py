@@ -11,7 +11,8 @@ from sqlalchemy import select
 from ..delivery import outbox
 from ..logs import kv
 from ..services import Services
-from ..store.models import Reply
+from ..store.models import Reply, ReplyStatus
+from ..twilio.error_codes import describe
 
 log = logging.getLogger(__name__)
 REPLIES = Reply.__table__
@@ -36,6 +37,11 @@ def requeue(bot: Services, reply_id: int | None, *, by: str) -> int:
                                   .where(REPLIES.c.id == reply_id)).scalar()
             if status is None:
                 raise NoSuchReply(f"reply {reply_id} does not exist")
+            if status == ReplyStatus.FAILED:  # with an error sending again cannot fix
+                code = conn.execute(select(REPLIES.c.error_code)
+                                    .where(REPLIES.c.id == reply_id)).scalar()
+                raise NotRequeueable(f"reply {reply_id} failed with error {code} "
+                                     f"({describe(code)}): sending it again cannot help")
             raise NotRequeueable(f"reply {reply_id} is {status}, not failed: nothing to requeue")
     if reply_id is not None:
         log.info("reply requeued %s", kv(reply_id=reply_id, by=by))

@@ -106,7 +106,7 @@ def test_a_live_lease_blocks_even_an_earlier_reply(app, queue):
     """An earlier reply requeued while a later one is in flight waits for it."""
     a1, _a2 = queue(A), queue(A)
     [first] = lease(app)
-    settle(app, outbox.mark_failed, first, 63024, "invalid recipient")
+    settle(app, outbox.mark_failed, first, 30007, "filtered by the carrier")
     [second] = lease(app)  # a1 failed: a2 goes
     with services(app).db.transaction() as conn:
         assert outbox.requeue_failed(conn) == 1
@@ -150,7 +150,7 @@ def test_a_lost_lease_waits_for_a_requeued_earlier_reply(app, queue):
     """a2's sender died after a1 was requeued: a1 goes first, a2 is taken over after it."""
     a1, a2 = queue(A), queue(A)
     [first] = lease(app)
-    settle(app, outbox.mark_failed, first, 63024, "invalid recipient")
+    settle(app, outbox.mark_failed, first, 30007, "filtered by the carrier")
     [second] = lease(app)
     with services(app).db.transaction() as conn:
         assert outbox.requeue_failed(conn) == 1

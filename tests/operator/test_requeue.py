@@ -120,3 +120,25 @@ def test_the_api_and_the_dashboard_log_their_requeue(admin_app, fake_api, caplog
         assert post(browser, f"/admin/replies/{reply_id}/requeue").status_code == 302
     assert requeued_lines(caplog) == [f"reply requeued reply_id={reply_id} by={door}"]
     assert statuses(admin_app) == ["queued"]
+
+
+def test_a_reply_sending_again_cannot_help_is_not_requeued(admin_app, fake_api):
+    """Failed with 21610 (the customer opted out) or 63016: one reply is refused with
+    the reason, through the CLI and the API alike, and `--all` leaves it failed (it was
+    sent again to a customer who had opted out)."""
+    fake_api.fail(1, 400, code=21610)
+    post_event(admin_app.test_client(), message_added(),
+               url="https://bot.example.com/webhooks/conversations")
+    run_until_idle(services(admin_app).sender)
+    [reply_id] = reply_ids(admin_app)
+    assert statuses(admin_app) == ["failed"]
+    cli = admin_app.test_cli_runner().invoke(args=["replies", "requeue", str(reply_id)])
+    assert cli.exit_code == 1 and "failed with error 21610" in cli.output
+    assert "sending it again cannot help" in cli.output
+    api = admin_app.test_client().post(f"/api/replies/{reply_id}/requeue", headers=AUTH)
+    assert api.status_code == 409 and "21610" in api.get_json()["error"]
+    every = admin_app.test_cli_runner().invoke(args=["replies", "requeue", "--all"])
+    assert every.output == "requeued 0 replies\n"
+    assert statuses(admin_app) == ["failed"]
+    run_until_idle(services(admin_app).sender)
+    assert fake_api.created == []
