@@ -37,11 +37,17 @@ def requeue(bot: Services, reply_id: int | None, *, by: str) -> int:
                                   .where(REPLIES.c.id == reply_id)).scalar()
             if status is None:
                 raise NoSuchReply(f"reply {reply_id} does not exist")
+            code, delivery, delivery_code = conn.execute(
+                select(REPLIES.c.error_code, REPLIES.c.delivery_status,
+                       REPLIES.c.delivery_error_code).where(REPLIES.c.id == reply_id)).one()
             if status == ReplyStatus.FAILED:  # with an error sending again cannot fix
-                code = conn.execute(select(REPLIES.c.error_code)
-                                    .where(REPLIES.c.id == reply_id)).scalar()
                 raise NotRequeueable(f"reply {reply_id} failed with error {code} "
                                      f"({describe(code)}): sending it again cannot help")
+            if delivery in ("failed", "undelivered"):
+                raise NotRequeueable(
+                    f"reply {reply_id} was sent, then {delivery} (error {delivery_code}): "
+                    "sending it again is a new message to the customer, an agent's call; "
+                    "nothing to requeue")
             raise NotRequeueable(f"reply {reply_id} is {status}, not failed: nothing to requeue")
     if reply_id is not None:
         log.info("reply requeued %s", kv(reply_id=reply_id, by=by))

@@ -142,3 +142,21 @@ def test_a_reply_sending_again_cannot_help_is_not_requeued(admin_app, fake_api):
     assert statuses(admin_app) == ["failed"]
     run_until_idle(services(admin_app).sender)
     assert fake_api.created == []
+
+
+def test_an_undelivered_reply_is_refused_naming_its_delivery(admin_app, fake_api):
+    """Sent, then undelivered (30003): the refusal says so, not "is sent, not failed"."""
+    from tests.support.webhooks import delivery_updated
+
+    params = message_added()
+    post_event(admin_app.test_client(), params,
+               url="https://bot.example.com/webhooks/conversations")
+    run_until_idle(services(admin_app).sender)
+    post_event(admin_app.test_client(), delivery_updated(
+        message_sid=fake_api.created[-1].sid, conversation_sid=params["ConversationSid"],
+        status="undelivered", error_code="30003"),
+        url="https://bot.example.com/webhooks/conversations")
+    [reply_id] = reply_ids(admin_app)
+    cli = admin_app.test_cli_runner().invoke(args=["replies", "requeue", str(reply_id)])
+    assert cli.exit_code == 1
+    assert f"reply {reply_id} was sent, then undelivered (error 30003)" in cli.output
