@@ -83,7 +83,13 @@ class Attempts:
         started = time.monotonic()
         creating = None  # when the create began (monotonic): its outcome may be unknown
         try:
-            sid = await self._already_sent(api, item) if item.may_exist else None
+            try:
+                sid = await self._already_sent(api, item) if item.may_exist else None
+            except ApiError as exc:
+                if not exc.transient or isinstance(exc, Throttled):
+                    raise
+                answered()
+                return await self._look_up_failed(item, exc, stopping)
             if sid is None and (left := settle_left(item, self.settle_seconds)) > 0:
                 return await self._look_again_later(item, left, stopping)
             if sid is None and outside_whatsapp_window(item):
@@ -160,6 +166,22 @@ class Attempts:
                     after=after))
                 return message.sid
         return None
+
+    async def _look_up_failed(self, item: outbox.LeasedReply, exc: ApiError,
+                              stopping: threading.Event) -> Result:
+        """The look for an earlier attempt's reply at Twilio failed (a timeout, a 5xx):
+        nothing was sent, and whether Twilio has the reply is still unknown. Look again
+        after a backoff; like a 429 the attempt does not count, so a slow Twilio cannot
+        use up a reply's attempts and leave one it did deliver marked failed."""
+        delay = outbox.backoff(max(1, item.attempt_in_round), self.backoff_base,
+                               self.backoff_cap)
+        await self._record(stopping, outbox.mark_untried, item, delay, exc.code,
+                           f"could not look for it at Twilio: {exc.message}")
+        metrics.reply_retried()
+        log.warning("reply not looked up at Twilio, will look again %s", kv(
+            reply_id=item.id, conversation=item.conversation_sid, status=exc.status,
+            error=exc.message, retry_in=f"{delay:.2f}s"))
+        return Result(sent=False)
 
     async def _look_again_later(self, item: outbox.LeasedReply, left: float,
                                 stopping: threading.Event) -> Result:

@@ -179,3 +179,24 @@ def test_a_sender_stopped_during_the_create_leaves_it_unknown(make_app, queue, f
     wait_for(lambda: fake_api.created)  # Twilio made it after the sender let go
     run_until_idle(services(app).sender)
     assert the_reply(app).status == "sent" and fake_api.answers() == {asked: 1}
+
+
+def test_look_ups_that_fail_are_not_attempts(make_app, fake_api):
+    """The create timed out (it lands at 1 s); then Twilio's listing fails six times in a
+    row (503): those looks are not attempts (SEND_MAX_ATTEMPTS is 4 here), so the reply
+    is not marked failed, and once Twilio answers again it is found, sent once."""
+    app = app_with(make_app)
+    post_event(app.test_client(), fake_api.message_added())
+    asked = the_reply(app).in_reply_to
+    fake_api.land_late(1.0, [asked])
+    first_attempt(app)
+    fake_api.fail_reads(6)
+    sender = services(app).sender
+    for _ in range(6):
+        [item] = take(sender, 1)
+        send(sender, item)
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("queued", 1)
+    assert "could not look for it at Twilio" in reply.error_message
+    assert run_until_idle(sender) == 1
+    assert the_reply(app).status == "sent" and fake_api.answers() == {asked: 1}
