@@ -23,6 +23,7 @@ from app.autoreply import (
 )
 from app.autoreply.names import SMS_MAX_CHARS
 from app.knowledge import Outcome, Thresholds
+from tests.support.decisions import CARD_LOST_OR_STOLEN
 
 NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # Wed 12:00 CEST: open
 NIGHT = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)  # Wed 22:00 CEST: closed
@@ -59,17 +60,7 @@ questions = ["Which payment methods do you accept?", "Can I pay with Google Pay 
 text = "Visa, Mastercard, PayPal, Google Pay and Apple Pay."
 [faq.answer.per_channel.WHATSAPP]
 text = "Cards, PayPal, Google Pay, Apple Pay 💳"
-
-[[faq]]
-id = "card-lost"
-questions = ["I lost my card", "My card is lost"]
-answer = "Block it in the app right away."
-
-[[faq]]
-id = "card-stolen"
-questions = ["My card was stolen", "Someone stole my card"]
-answer = "Block it in the app and report the theft to the police."
-"""
+""" + CARD_LOST_OR_STOLEN
 
 FRESH = ConversationState(inbound_before=3, last_reply_at=None, replies_last_hour=0,
                           last_agent_at=None, opted_out=False)

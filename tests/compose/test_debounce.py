@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from app.compose import pending
 from app.services import services
 from app.store.models import Composition, ProcessedEvent, Reply, utcnow
+from tests.support.decisions import CARD_LOST_OR_STOLEN
 from tests.support.sending import run_until_idle
 from tests.support.waiting import wait_for
 from tests.support.webhooks import message_added, post_event
@@ -248,17 +249,7 @@ def test_a_pick_followed_by_thanks_in_one_burst_gets_its_answer(make_app, tmp_pa
     entry's answer (the burst's last message was only a thanks; waiting for the burst
     kept the offer)."""
     path = tmp_path / "faq.toml"
-    path.write_text(RULES + """
-[[faq]]
-id = "card-lost"
-questions = ["I lost my card", "My card is lost"]
-answer = "Block it in the app right away."
-
-[[faq]]
-id = "card-stolen"
-questions = ["My card was stolen", "Someone stole my card"]
-answer = "Block it in the app and report the theft to the police."
-""")
+    path.write_text(RULES + CARD_LOST_OR_STOLEN)
     app = make_app(AUTO_REPLY_DEBOUNCE="60", RESPONDER_RULES=path, AUTO_REPLY_COOLDOWN="0")
     composer = services(app).composer
     send_burst(app, ["i lost my card or it was stolen"])

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.services import services
 from app.store.models import Conversation, FaqMatch
+from tests.support.decisions import CARD_LOST_OR_STOLEN
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import message_added, post_event
 
@@ -23,17 +24,7 @@ id = "card-delivery"
 questions = ["When will my card arrive?", "My card hasn't arrived yet",
              "How long does it take to get my card?"]
 answer = "Cards arrive within 7 working days."
-
-[[faq]]
-id = "card-lost"
-questions = ["I lost my card", "My card is lost"]
-answer = "Block it in the app right away."
-
-[[faq]]
-id = "card-stolen"
-questions = ["My card was stolen", "Someone stole my card"]
-answer = "Block it in the app and report the theft to the police."
-"""
+""" + CARD_LOST_OR_STOLEN
 
 
 @pytest.fixture

@@ -106,3 +106,17 @@ keywords = ["catalogue"]
 content_sid = "{CARD_SID}"
 content_variables = {{ 1 = "{{{{ customer }}}}", 2 = "{{{{ company }}}}" }}
 """
+
+
+# Two FAQ entries close enough that "i lost my card or it was stolen" asks which one.
+CARD_LOST_OR_STOLEN = """
+[[faq]]
+id = "card-lost"
+questions = ["I lost my card", "My card is lost"]
+answer = "Block it in the app right away."
+
+[[faq]]
+id = "card-stolen"
+questions = ["My card was stolen", "Someone stole my card"]
+answer = "Block it in the app and report the theft to the police."
+"""
