@@ -66,19 +66,33 @@ def test_replies_stats_shows_the_backlog_and_the_senders(app, client, runner, se
 
 
 def test_requeued_reply_that_twilio_has_is_not_sent_twice(app, client, runner, sender, fake_api):
-    """Given up after lost answers, then requeued: the next attempt finds the reply at Twilio."""
-    fake_api.fail(1, status=503, accepted=True)  # Twilio has it; its answer says otherwise
-    fake_api.fail_reads(3, status=503)  # and every lookup of this round fails
+    """Failed, then requeued: the next attempt finds the reply at Twilio, not sending it
+    again (here Twilio refused it in words but had created it)."""
+    fake_api.fail(1, status=400, code=30007, accepted=True)
     post_event(client, fake_api.message_added())
     run_until_idle(sender)
-    assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 4)
+    assert (the_reply(app).status, the_reply(app).attempts) == ("failed", 1)
 
     assert runner.invoke(args=["replies", "requeue", "--all"]).output == "requeued 1 reply\n"
     assert run_until_idle(sender) == 1
     assert len(fake_api.created) == 1
     reply = the_reply(app)
-    assert (reply.status, reply.attempts) == ("sent", 5)
+    assert (reply.status, reply.attempts) == ("sent", 2)
     assert reply.twilio_message_sid == fake_api.created[0].sid
+
+
+def test_lost_answers_and_failing_lookups_do_not_fail_a_reply_twilio_has(
+        app, client, sender, fake_api):
+    """Twilio has the reply but answered 503, and the next three lookups fail too: those
+    are not attempts (they used to use up all four and leave it failed); the fourth
+    lookup finds it: sent, once, no requeue needed."""
+    fake_api.fail(1, status=503, accepted=True)
+    fake_api.fail_reads(3, status=503)
+    post_event(client, fake_api.message_added())
+    run_until_idle(sender)
+    reply = the_reply(app)
+    assert (reply.status, reply.attempts) == ("sent", 2)
+    assert len(fake_api.created) == 1 and reply.twilio_message_sid == fake_api.created[0].sid
 
 
 def test_requeue_starts_a_new_round_of_attempts(app, client, runner, sender, fake_api):
