@@ -27,6 +27,7 @@ CLARIFY = "faq:clarify"  # the decision's rule for a clarification
 MAX_TITLE = 200  # characters of an entry's title in a clarification (3 x 200 < an SMS)
 # A pick is a short message whose only word, besides a few fillers, names a number.
 MAX_PICK_LENGTH = 40
+MAX_OPTION = 9  # a larger number after a clarification is something else (an order number)
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "first": 1, "second": 2, "third": 3,
             "1st": 1, "2nd": 2, "3rd": 3}
@@ -62,6 +63,9 @@ def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: Knowled
         match = Match(Outcome.ANSWER, entry, tuple(Candidate(i, 0.0) for i in offered))
         return Found(match, rule_name(entry.id),
                      f"FAQ {entry.id!r} (option {number} of the clarification)", entry.answer)
+    again = _offered_again(body, offered, knowledge)
+    if again is not None:
+        return again
     match = knowledge.match(body, channel, thresholds)
     if match.outcome is Outcome.ANSWER:
         return Found(match, rule_name(match.entry.id),
@@ -70,6 +74,19 @@ def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: Knowled
         titles = [knowledge.get(c.faq_id).title for c in match.candidates]
         return Found(match, CLARIFY, f"FAQ {match.describe()}", text=clarification(titles))
     return Found(match)
+
+
+def _offered_again(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase):
+    """A number the clarification did not offer ("3" of two, "0"): the same question
+    again, rather than matching "3" afresh (which answers nothing, often in silence)."""
+    number = picked_number(body) if offered else None
+    entries = [knowledge.get(i) for i in offered]
+    if number is None or 1 <= number <= len(offered) or number > MAX_OPTION \
+            or None in entries:
+        return None  # a pick, no number, or one too large to be meant as an option
+    match = Match(Outcome.CLARIFY, None, tuple(Candidate(i, 0.0) for i in offered))
+    return Found(match, CLARIFY, f"FAQ clarification again ({number} was not an option)",
+                 text=clarification([entry.title for entry in entries]))
 
 
 def clarification(titles: list[str]) -> str:
@@ -85,8 +102,10 @@ def _short(title: str) -> str:
 
 
 def picks(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase) -> bool:
-    """Whether the message picks an entry the last clarification offered ("2")."""
-    return _picked(body, offered, knowledge) is not None
+    """Whether the message answers the last clarification with a number: an entry it
+    offered ("2"), or one it did not ("3" of two: asked again). No model is consulted."""
+    return (_picked(body, offered, knowledge) is not None
+            or _offered_again(body, offered, knowledge) is not None)
 
 
 def _picked(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase):

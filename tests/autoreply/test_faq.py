@@ -133,7 +133,11 @@ def test_close_entries_are_offered_by_number_and_the_number_gets_the_answer():
         assert picked.reason is Reason.REPLY, text  # not held back by the cooldown
         assert picked.rule == f"faq:{offered[1]}"
         assert picked.faq.outcome is Outcome.ANSWER and picked.faq.faq_id == offered[1]
-    assert decide(message("3"), after, policy(), NOW).rule == "fallback"  # not offered
+    for text in ("3", "0", "option 5"):  # not offered: the same question again
+        again = decide(message(text), after, policy(), NOW)
+        assert again.rule == "faq:clarify" and again.reply.body == asked.reply.body, text
+        assert tuple(c.faq_id for c in again.faq.candidates) == offered
+    assert decide(message("12345"), after, policy(), NOW).rule == "fallback"  # an order no.
     for text in ("I ordered 2 weeks ago", "2 or 1", "no", "twenty", "no one", "the one",
                  "i want one", "-2", "thanks", "ok\nthanks",
                  "2\nand how do i block it?"):  # not a pick
