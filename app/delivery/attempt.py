@@ -32,6 +32,7 @@ from config import SenderSettings
 
 from ..logs import kv
 from ..observability import metrics
+from ..pipeline import handoffs
 from ..store.database import Database
 from ..store.models import utcnow
 from ..twilio import marker
@@ -298,4 +299,5 @@ def _failed_and_opted_out(conn, item: outbox.LeasedReply, code: int, message: st
     # Recorded even if another sender took the reply over: Twilio's refusal is a fact.
     opt_outs.record(conn, item.addresses, error_code=code,
                     conversation_sid=item.conversation_sid)
+    handoffs.end_wait(conn, item.conversation_sid)  # no agent may write to them either
     return kept

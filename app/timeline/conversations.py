@@ -17,14 +17,16 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, or_, select
 
 from ..pipeline.outcome import Kind
-from ..store.models import DeliveryReceipt, ProcessedEvent, ReceiptEvent, Reply
+from ..store.models import Conversation, DeliveryReceipt, ProcessedEvent, ReceiptEvent, Reply
 from ..twilio.error_codes import describe, fix
 from . import status
+from .faq import matches_of
 
 EVENTS = ProcessedEvent.__table__
 REPLIES = Reply.__table__
 RECEIPTS = DeliveryReceipt.__table__
 HISTORY = ReceiptEvent.__table__
+CONVERSATIONS = Conversation.__table__
 MESSAGE = "onMessageAdded"
 RECEIPT = "onDeliveryUpdated"
 SCAN = 500  # newest messages read per batch of the overview
@@ -39,7 +41,7 @@ _EVENT_COLUMNS = (EVENTS.c.id, EVENTS.c.event_type, EVENTS.c.conversation_sid,
                   EVENTS.c.channel, EVENTS.c.body, EVENTS.c.media_types)
 # What the overview's scan reads of each message; the rest only for the rows shown.
 _SCAN_COLUMNS = (EVENTS.c.id, EVENTS.c.conversation_sid, EVENTS.c.message_sid,
-                 EVENTS.c.reason, EVENTS.c.received_at, EVENTS.c.channel)
+                 EVENTS.c.reason, EVENTS.c.received_at, EVENTS.c.channel, EVENTS.c.outcome)
 _SID = re.compile(r"(CH|IM)[0-9a-fA-F]{32}")
 
 
@@ -110,6 +112,7 @@ def _states(conn: Connection, rows) -> dict[int, str]:
     sids = [r.message_sid for r in rows if r.message_sid and r.reason == "REPLY"]
     replies = {r.in_reply_to: r for r in conn.execute(
         select(*_LIGHT).where(REPLIES.c.in_reply_to.in_(sids)))} if sids else {}
+    waits = waiting(conn, {r.conversation_sid for r in rows})
     found = {}
     for row in rows:
         reply = replies.get(row.message_sid)
@@ -117,8 +120,18 @@ def _states(conn: Connection, rows) -> dict[int, str]:
         if reply is not None:
             outcome = status.reply_outcome(reply.status, reply.delivery_status, reply.dry_run)
             code = reply.error_code or reply.delivery_error_code
-        found[row.id] = status.conversation_state(row.reason, outcome, code)
+        found[row.id] = status.conversation_state(row.reason, outcome, code,
+                                                  row.conversation_sid in waits, row.outcome)
     return found
+
+
+def waiting(conn: Connection, sids: set[str]) -> set[str]:
+    """Of these conversations, those waiting for an agent (handed off, no agent since)."""
+    if not sids:
+        return set()
+    return set(conn.execute(select(CONVERSATIONS.c.sid).where(
+        CONVERSATIONS.c.sid.in_(sorted(sids)), CONVERSATIONS.c.waiting_since.is_not(None)))
+        .scalars())
 
 
 def _active_since(conn: Connection, sids: set[str], since: datetime | None) -> set[str]:
@@ -146,6 +159,7 @@ def _summaries(conn: Connection, rows) -> list[dict]:
     and reply), in the order given."""
     replies = {r["in_reply_to"]: r for r in replies_for(
         conn, [r.message_sid for r in rows if r.message_sid], receipts=False)}
+    waits = waiting(conn, {r.conversation_sid for r in rows})
     result = []
     for row in rows:
         reply = replies.get(row.message_sid)
@@ -153,7 +167,8 @@ def _summaries(conn: Connection, rows) -> list[dict]:
         outcome = reply["outcome"] if reply else None
         code = reply and ((reply["error"] or {}).get("code")
                           or (reply["delivery"]["error"] or {}).get("code"))
-        state = status.conversation_state(row.reason, outcome, code)
+        state = status.conversation_state(row.reason, outcome, code,
+                                          row.conversation_sid in waits, row.outcome)
         result.append({
             **message, "customer": {"address": row.author, "channel": row.channel},
             "preview": preview(message), "reply": reply, "state": state,
@@ -184,21 +199,17 @@ def search(conn: Connection, text: str, limit: int = 25) -> dict:
     """Find conversations by a customer's address (+15558675310, 15558675310,
     whatsapp:+...), a conversation SID or a message SID (the customer's, or a reply's
     Twilio MessageSid): newest first, as the overview shows them. `message_sid` names
-    the message found, to go to in its thread."""
+    the message found and `anchor` its place in the thread (m-IM... a message, r-<id> a
+    reply)."""
     text = text.strip()
-    found = {"query": text, "conversations": [], "message_sid": None}
+    found = {"query": text, "conversations": [], "message_sid": None, "anchor": None}
     match = _SID.fullmatch(text)
     if match and match.group(1) == "CH":
         sids = [text] if conn.execute(select(EVENTS.c.id).where(
             EVENTS.c.conversation_sid == text).limit(1)).first() else []
     elif match:
         found["message_sid"] = text
-        sids = [s for s in (
-            conn.execute(select(EVENTS.c.conversation_sid).where(
-                EVENTS.c.key == f"message:{text}")).scalar(),
-            conn.execute(select(REPLIES.c.conversation_sid).where(or_(
-                REPLIES.c.twilio_message_sid == text, REPLIES.c.in_reply_to == text))
-                .limit(1)).scalar()) if s][:1]
+        sids, found["anchor"] = _message_found(conn, text)
     else:
         sids = list(conn.execute(
             select(EVENTS.c.conversation_sid, func.max(EVENTS.c.received_at).label("at"))
@@ -216,6 +227,21 @@ def search(conn: Connection, text: str, limit: int = 25) -> dict:
     return found
 
 
+def _message_found(conn: Connection, message_sid: str) -> tuple[list[str], str | None]:
+    """The conversation of a message SID (a customer's or agent's message, or the Twilio
+    MessageSid of a reply) and its anchor in the thread."""
+    sid = conn.execute(select(EVENTS.c.conversation_sid).where(
+        EVENTS.c.key == f"message:{message_sid}")).scalar()
+    if sid:
+        return [sid], f"m-{message_sid}"
+    reply = conn.execute(select(REPLIES.c.conversation_sid, REPLIES.c.id).where(or_(
+        REPLIES.c.twilio_message_sid == message_sid, REPLIES.c.in_reply_to == message_sid))
+        .limit(1)).first()
+    if reply is None:
+        return [], None
+    return [reply.conversation_sid], f"r-{reply.id}"
+
+
 def addresses(text: str) -> list[str]:
     """What an operator may type for a customer's address, as Twilio writes authors:
     '+1 555 867-5310' and '15558675310' are +15558675310 (SMS) or whatsapp:+15558675310."""
@@ -231,8 +257,9 @@ def addresses(text: str) -> list[str]:
 def timeline(conn: Connection, conversation_sid: str, limit: int = 50,
              before: datetime | None = None) -> dict:
     """One conversation, newest first: each event with who wrote it and what, the
-    decision, its reply and the reply's receipts per participant, each receipt with its
-    history. (The dashboard shows a page of it in time order.)"""
+    decision (with the FAQ's match, when it was asked), its reply and the reply's
+    receipts per participant, each receipt with its history. (The dashboard shows a page
+    of it in time order.)"""
     query = (select(*_EVENT_COLUMNS)
              .where(EVENTS.c.conversation_sid == conversation_sid,
                     EVENTS.c.event_type != RECEIPT)  # receipts show under their reply
@@ -244,10 +271,12 @@ def timeline(conn: Connection, conversation_sid: str, limit: int = 50,
     rows = rows[:limit]
     sids = [r.message_sid for r in rows if r.message_sid]
     replies = {r["in_reply_to"]: r for r in replies_for(conn, sids)}
+    faq = matches_of(conn, sids)
     items = []
     for row in rows:
         item = {**_message(row), "event_type": row.event_type}
         item["reply"] = replies.get(row.message_sid)
+        item["faq"] = faq.get(row.message_sid)
         items.append(item)
     return {"conversation_sid": conversation_sid, "events": items,
             "next": rows[-1].received_at if more else None}

@@ -25,13 +25,22 @@ MAX_GAP_ROWS = 5_000  # the most recent questions grouped at once
 
 def match_of(conn: Connection, message_sid: str) -> dict | None:
     """A message's FAQ match as recorded: outcome, faq_id, candidates, wrong_at."""
-    row = conn.execute(select(FAQ_MATCHES).where(
-        FAQ_MATCHES.c.message_sid == message_sid)).mappings().first()
-    if row is None:
-        return None
-    return {"outcome": row["outcome"], "faq_id": row["faq_id"],
-            "candidates": json.loads(row["candidates"] or "[]"),
-            "wrong_at": row["wrong_at"].isoformat() + "Z" if row["wrong_at"] else None}
+    found = matches_of(conn, [message_sid]).get(message_sid)
+    if found is not None:
+        found["wrong_at"] = found["wrong_at"].isoformat() + "Z" if found["wrong_at"] else None
+    return found
+
+
+def matches_of(conn: Connection, message_sids: list[str]) -> dict[str, dict]:
+    """These messages' FAQ matches by message SID (the thread shows each under its
+    message); wrong_at as stored (naive UTC)."""
+    if not message_sids:
+        return {}
+    return {row.message_sid: {
+        "outcome": row.outcome, "faq_id": row.faq_id,
+        "candidates": json.loads(row.candidates or "[]"), "wrong_at": row.wrong_at}
+        for row in conn.execute(select(FAQ_MATCHES).where(
+            FAQ_MATCHES.c.message_sid.in_(message_sids)))}
 
 
 def mark_wrong(conn: Connection, message_sid: str) -> bool:
@@ -71,12 +80,14 @@ def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
     largest group first."""
     rows = conn.execute(
         select(FAQ_MATCHES.c.text, FAQ_MATCHES.c.outcome, FAQ_MATCHES.c.candidates,
-               FAQ_MATCHES.c.wrong_at)
+               FAQ_MATCHES.c.wrong_at, FAQ_MATCHES.c.faq_id,
+               FAQ_MATCHES.c.conversation_sid, FAQ_MATCHES.c.created_at)
         .where(FAQ_MATCHES.c.created_at >= since,
                or_(FAQ_MATCHES.c.outcome != "answer", FAQ_MATCHES.c.wrong_at.is_not(None)))
         .order_by(FAQ_MATCHES.c.created_at.desc()).limit(MAX_GAP_ROWS)).all()
     if not rows:
         return []
+    rows = [_asked(conn, row) for row in rows]
     # Here, not at the top: every worker imports this module (the API and dashboard), and
     # one without an FAQ should not carry numpy and the tokenizer (~14 MB).
     import numpy as np
@@ -101,9 +112,35 @@ def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
         gap.wrong += row.wrong_at is not None
         gap.declined += row.outcome == "decline"
         gap.clarified += row.outcome == "clarify"
+        # An answer marked wrong: the entry that answered; else the best candidate.
         candidates = json.loads(row.candidates or "[]")
-        if candidates:
-            top = candidates[0]["faq_id"]
+        top = row.faq_id or (candidates[0]["faq_id"] if candidates else None)
+        if top:
             gap.nearest[top] = gap.nearest.get(top, 0) + 1
     groups.sort(key=lambda g: (-g.count, -g.wrong))
     return groups[:limit]
+
+
+@dataclass(frozen=True)
+class _Row:
+    text: str
+    outcome: str
+    candidates: str
+    wrong_at: datetime | None
+    faq_id: str | None
+
+
+def _asked(conn: Connection, row) -> _Row:
+    """The row as `gaps` groups it. A clarification's pick ("2") marked wrong is grouped
+    by the question the customer asked before it, the one the clarification was about
+    (a pick's candidates are the options offered, each scored 0)."""
+    text = row.text
+    candidates = json.loads(row.candidates or "[]")
+    if row.outcome == "answer" and candidates and all(c["score"] == 0 for c in candidates):
+        asked = conn.execute(
+            select(FAQ_MATCHES.c.text).where(
+                FAQ_MATCHES.c.conversation_sid == row.conversation_sid,
+                FAQ_MATCHES.c.outcome == "clarify", FAQ_MATCHES.c.created_at <= row.created_at)
+            .order_by(FAQ_MATCHES.c.created_at.desc(), FAQ_MATCHES.c.id.desc()).limit(1)).scalar()
+        text = asked or text
+    return _Row(text, row.outcome, row.candidates, row.wrong_at, row.faq_id)

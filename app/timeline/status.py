@@ -15,14 +15,16 @@ A reply's outcome, one word (SQL: OUTCOME; Python: reply_outcome):
 `failed` and `undelivered` are the failures (WENT_WRONG), in every reader.
 
 A conversation's state follows its latest message from the customer or an agent
-(CONVERSATION_STATES), e.g. `not_answered` when the reply to it failed either way.
+(CONVERSATION_STATES), e.g. `not_answered` when the reply to it failed either way; one
+the bot handed off is `waiting_agent` until an agent writes or the customer opts out,
+whatever the bot said since: the same conversations /api/waiting lists.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import and_, case, literal_column, or_
 
-from ..autoreply import Reason
+from ..autoreply import Reason, keywords
 from ..store.models import Reply, ReplyStatus
 from ..twilio.error_codes import requeue_helps
 
@@ -77,36 +79,52 @@ CONVERSATION_STATES = {
     "dry_run": "dry run (not sent)",
     "silent": "silent by decision",
     "waiting_agent": "waiting for an agent",
+    "with_agent": "with an agent (bot silent)",
     "agent_replied": "answered by an agent",
     "opted_out": "opted out",
 }
 # Is the customer taken care of? ok / attention / quiet, for the page's colours.
 TONE = {"not_answered": "bad", "answered": "ok", "no_receipt": "ok", "replying": "wait",
-        "dry_run": "dry", "silent": "quiet", "waiting_agent": "wait", "agent_replied": "ok",
+        "dry_run": "dry", "silent": "quiet", "waiting_agent": "wait", "with_agent": "wait",
+        "agent_replied": "ok",
         "opted_out": "quiet"}
 OPTED_OUT_CODES = (21610,)
 NOT_ANSWERED_REASONS = (Reason.TEMPLATE_ERROR.name,)
-OPTED_OUT_REASONS = (Reason.OPTED_OUT.name, Reason.COMPLIANCE_KEYWORD.name)
+OPTED_OUT_REASONS = (Reason.OPTED_OUT.name,)
 
 
-def conversation_state(reason: str | None, outcome: str | None, code: int | None) -> str:
+def conversation_state(reason: str | None, outcome: str | None, code: int | None,
+                       waiting: bool = False, decided: str | None = None) -> str:
     """The state of a conversation whose latest message (customer's or agent's) was
     decided with `reason` and answered by a reply with this `outcome` and error `code`
-    (None: no reply)."""
+    (None: no reply); `waiting`: it was handed off and no agent has written since (its
+    row's waiting_since); `decided`: the decision as stored ('ignored: ...: keyword
+    HELP'), which tells STOP from HELP."""
     if reason == Reason.AGENT_MESSAGE.name:
         return "agent_replied"
+    if outcome in FAILURES and code in OPTED_OUT_CODES or (
+            outcome is None and _opts_out(reason, decided)):
+        return "opted_out"
+    if waiting:
+        return "waiting_agent"
     if outcome is not None:
         if outcome in FAILURES:
-            return "opted_out" if code in OPTED_OUT_CODES else "not_answered"
+            return "not_answered"
         return {"delivered": "answered", "sent": "no_receipt", "queued": "replying",
                 "dry_run": "dry_run"}[outcome]
-    if reason in OPTED_OUT_REASONS:
-        return "opted_out"
     if reason == Reason.AGENT_ACTIVE.name:
-        return "waiting_agent"
+        return "with_agent"
     if reason in NOT_ANSWERED_REASONS or reason == Reason.REPLY.name:
         return "not_answered"  # an error, or a reply decided and never recorded
     return "silent"
+
+
+def _opts_out(reason: str | None, decided: str | None) -> bool:
+    """An opt-out: STOP and the other words that end messaging, not HELP or START."""
+    if reason != Reason.COMPLIANCE_KEYWORD.name:
+        return reason in OPTED_OUT_REASONS
+    word = (decided or "").rpartition("keyword ")[2].strip()
+    return word not in keywords.STILL_LISTENING
 
 
 def reason_text(code: str | None) -> str | None:

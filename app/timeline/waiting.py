@@ -1,6 +1,7 @@
 """Conversations waiting for an agent: the bot handed them off (asked for a person, or
-nothing to answer with) and no agent has written since. Oldest first: who has waited
-longest is who an agent should take next."""
+nothing to answer with) and no agent has written since, nor has the customer opted out.
+Oldest first: who has waited longest is who an agent should take next. Each with its
+customer and what they last wrote."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from ..store.models import Conversation
+from .conversations import EVENTS, MESSAGE, SPOKEN, preview
 
 CONVERSATIONS = Conversation.__table__
 
@@ -26,4 +28,20 @@ def waiting(conn: Connection, limit: int = 25, now: datetime | None = None) -> d
         "handoff_at": r.handoff_at, "last_inbound_at": r.last_inbound_at,
         "messages": r.inbound_count,
         "waited_seconds": (now - r.waiting_since).total_seconds() if now else None,
+        **_last_words(conn, r.sid),
     } for r in rows]}
+
+
+def _last_words(conn: Connection, conversation_sid: str) -> dict:
+    """The customer (address, channel) and the first words of their latest message: one
+    index probe per conversation listed."""
+    row = conn.execute(
+        select(EVENTS.c.author, EVENTS.c.channel, EVENTS.c.body, EVENTS.c.media_types)
+        .where(EVENTS.c.conversation_sid == conversation_sid, EVENTS.c.event_type == MESSAGE,
+               SPOKEN, EVENTS.c.reason != "AGENT_MESSAGE")
+        .order_by(EVENTS.c.received_at.desc()).limit(1)).first()
+    if row is None:
+        return {"customer": {"address": None, "channel": None}, "preview": None}
+    media = row.media_types.split(",") if row.media_types else []
+    return {"customer": {"address": row.author, "channel": row.channel},
+            "preview": preview({"body": row.body, "media": media})}

@@ -13,6 +13,7 @@ from app.services import services
 from app.store.models import Conversation, Reply
 from config import DEFAULT_HANDOFF_MESSAGE
 from tests.support.dashboard import get, login
+from tests.support.sending import run_until_idle
 from tests.support.webhooks import message_added, post_event
 
 pytestmark = pytest.mark.usefixtures("any_conversation")
@@ -89,7 +90,7 @@ def test_the_dashboard_and_the_api_list_who_waits_oldest_first(bot):
     browser = bot.test_client()
     login(browser, TOKEN)
     page = get(browser, "/admin/").get_data(as_text=True)
-    section = page[page.index('id="waiting"'):page.index("Replies per hour")]
+    section = page[page.index('id="waiting"'):page.index('id="switch"')]
     assert "Waiting for an agent (2)" in section
     assert re.findall(r"/admin/conversations/(CH\w+)", section) == [SECOND, FIRST]
     api = bot.test_client().get("/api/waiting", headers={"Authorization": f"Bearer {TOKEN}"},
@@ -98,3 +99,71 @@ def test_the_dashboard_and_the_api_list_who_waits_oldest_first(bot):
     listed = api.get_json()
     assert listed["total"] == 2
     assert [c["conversation_sid"] for c in listed["conversations"]] == [SECOND, FIRST]
+
+
+def waiting_sids(app):
+    response = app.test_client().get("/api/waiting", headers={"Authorization": f"Bearer {TOKEN}"},
+                                     base_url=ORIGIN)
+    return [c["conversation_sid"] for c in response.get_json()["conversations"]]
+
+
+def states(app, state=None):
+    """Each conversation's state in the overview (the API's reading of it)."""
+    query = f"?state={state}" if state else ""
+    response = app.test_client().get(f"/api/conversations{query}", base_url=ORIGIN,
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    return {c["conversation_sid"]: c["state"] for c in response.get_json()["conversations"]}
+
+
+@pytest.mark.parametrize("word", ["STOP", "unsubscribe."])
+def test_a_customer_who_opts_out_waits_for_nobody(bot, word):
+    """STOP after a handoff: no agent may write to them now, so they leave the waiting
+    list (they were first in line) and read 'opted out'; HELP does not end the wait."""
+    say(bot, "talk to a human", FIRST)
+    say(bot, "agent please", SECOND)
+    say(bot, "HELP", SECOND)
+    assert waiting_sids(bot) == [FIRST, SECOND]
+    say(bot, word, FIRST)
+    assert waiting_sids(bot) == [SECOND]
+    assert states(bot) == {FIRST: "opted_out", SECOND: "waiting_agent"}
+
+
+def test_twilio_refusing_the_handoff_message_as_opted_out_ends_the_wait(bot, fake_api):
+    """Error 21610 on the handoff message (the customer had opted out by their carrier):
+    the customer is recorded as opted out and no longer waits for an agent."""
+    fake_api.fail(1, 400, code=21610)
+    say(bot, "I need a real person", FIRST)
+    assert waiting_sids(bot) == [FIRST]
+    run_until_idle(services(bot).sender)
+    assert waiting_sids(bot) == []
+    assert states(bot) == {FIRST: "opted_out"}
+
+
+def test_waiting_for_an_agent_means_the_same_in_the_overview_and_the_waiting_list(bot):
+    """Right after the handoff message and on the bot's silence after it, the
+    conversation reads 'waiting for an agent' and the state filter finds exactly what
+    /api/waiting lists; after an agent's message it is 'answered by an agent', then
+    'with an agent' while the bot leaves the conversation to them."""
+    say(bot, "can I talk to a human please", FIRST)
+    assert states(bot) == {FIRST: "waiting_agent"}  # not "answered (no receipt yet)"
+    say(bot, "hello??", FIRST)
+    say(bot, "What are your hours?", SECOND)
+    assert states(bot) == {FIRST: "waiting_agent", SECOND: "replying"}
+    assert list(states(bot, "waiting_agent")) == waiting_sids(bot) == [FIRST]
+    say(bot, "Hi, Bob here", FIRST, author="bob@support")
+    assert states(bot)[FIRST] == "agent_replied" and waiting_sids(bot) == []
+    say(bot, "thanks Bob, one more thing", FIRST)
+    assert states(bot)[FIRST] == "with_agent"
+    assert states(bot, "waiting_agent") == {}
+
+
+def test_the_waiting_card_names_the_customer_and_what_they_last_wrote(bot):
+    """On the overview (at a phone's width too: each cell has its label)."""
+    say(bot, "I want to speak to someone about my bill", FIRST, author="+15551230042")
+    say(bot, "it says I owe $400", FIRST, author="+15551230042")
+    browser = bot.test_client()
+    login(browser, TOKEN)
+    page = get(browser, "/admin/").get_data(as_text=True)
+    section = page[page.index('id="waiting"'):page.index('id="switch"')]
+    assert "+15551230042" in section and "it says I owe $400" in section
+    assert 'data-label="Customer"' in section and 'data-label="Their last message"' in section

@@ -118,6 +118,7 @@ def make_history(server, fake_api):
                          "Filename": "damage.jpg", "Size": 48213}])
     say(server, fake_api, 7, "Photo of the damage", extra={"Media": media},
         receipts=[("undelivered", "30003")])
+    say(server, fake_api, 10, "Can I speak to a person about my bill?")  # handed off
     fake_api.fail(2, 400, code=30008)
     for n in (8, 9):
         post(server, message_added(conversation_sid=conversation(n), author=customer(n),
@@ -164,10 +165,24 @@ def fits(page, viewport):
 def operator_tasks(page, base, viewport, fake_api, failed_customer):
     log_in(page, base)
     expect(page, "not answered", "answered (delivered)", "silent by decision",
-           "answered by an agent", "opted out", "answered (no receipt yet)")
+           "answered by an agent", "opted out", "answered (no receipt yet)",
+           "waiting for an agent")
     assert page.get_attribute("nav a[aria-current=page]", "href").endswith("/admin/")
     fits(page, viewport)
     shoot(page, "overview", viewport)
+
+    # Who waits for an agent: the customer, and what they last wrote.
+    expect(page, "Waiting for an agent (1)", customer(10),
+           "Can I speak to a person about my bill?", where="#waiting")
+    page.click(f"#waiting a:text-is('{customer(10)}')")
+    page.wait_for_selector(".thread")
+    expect(page, "Bot handed off to an agent", "waiting for an agent")
+    shoot(page, "handed-off", viewport)
+
+    # The FAQ's gaps (no FAQ on this server: the page says how to add one).
+    page.click("nav >> text=FAQ gaps")
+    expect(page, "What the FAQ did not answer", "No FAQ is loaded")
+    fits(page, viewport)
 
     # Find a customer by phone number, typed as people type it; read the thread.
     find(page, "+1 555 123 0001")

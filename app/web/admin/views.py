@@ -7,6 +7,8 @@ writer lock) and renders on the server; forms post back and redirect (no script)
     /admin/conversations/CH...   one conversation as a thread, in time order
     /admin/failures              failures by error code, what can be requeued first
     /admin/replies               every reply, filtered by status, delivery or outcome
+    /admin/faq                   questions the FAQ did not answer (or answered wrong),
+                                 grouped by meaning: which entries to write next
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ...operator.requeue import NoSuchReply, NotRequeueable, requeue
 from ...services import services
 from ...store.models import utcnow
 from ...timeline import conversations, replies, stats, status, waiting
+from ...timeline import faq as faq_record
 from .. import params
 from ..errors import Refused
 from . import chart
@@ -35,6 +38,8 @@ def install(bp: Blueprint) -> None:
     bp.add_url_rule("/replies/<int:reply_id>/requeue", "requeue", requeue_reply,
                     methods=["POST"])
     bp.add_url_rule("/autoreply", "autoreply", autoreply, methods=["POST"])
+    bp.add_url_rule("/faq", "faq_gaps", faq_gaps)
+    bp.add_url_rule("/messages/<sid>/faq/wrong", "faq_wrong", faq_wrong, methods=["POST"])
     bp.app_context_processor(lambda: {
         "dry_run": services().settings.dry_run, "states": status.CONVERSATION_STATES,
         "channels": CHANNELS})
@@ -50,8 +55,7 @@ def overview():
             found = conversations.search(conn, filters["q"], PAGE)
             if found["conversations"] and (found["message_sid"] or filters["q"].startswith("CH")):
                 sid = found["conversations"][0]["conversation_sid"]
-                anchor = f"m-{found['message_sid']}" if found["message_sid"] else None
-                return redirect(url_for("admin.conversation", sid=sid, _anchor=anchor))
+                return redirect(url_for("admin.conversation", sid=sid, _anchor=found["anchor"]))
             page = {"conversations": found["conversations"], "next": None, "scanned_to": None}
         else:
             page = conversations.overview(conn, state=filters["state"],
@@ -118,6 +122,34 @@ def requeue_reply(reply_id: int):
     except NotRequeueable as exc:
         flash(str(exc), "error")
     return redirect(request.script_root + back if back else url_for("admin.failures"))
+
+
+def faq_gaps():
+    """What customers asked that the FAQ did not answer, or answered wrong, by meaning."""
+    since_text = params.choice("since", request.args.get("since") or "30d",
+                               ("24h", "7d", "30d", "90d"))
+    since, _ = params.period(since_text, None, "30d")
+    with services().db.read() as conn:
+        groups = [g.as_dict() for g in faq_record.gaps(conn, since, PAGE)]
+    rules = services().policy.rules
+    return render_template("admin/faq.html", groups=groups, since=since_text,
+                           has_faq=rules is not None and rules.knowledge is not None)
+
+
+def faq_wrong(sid: str):
+    """Mark the FAQ's decision on a customer's message wrong; back to it in its thread."""
+    sid = params.sid(sid, "message SID")
+    with services().db.transaction() as conn:
+        found = conversations.message(conn, sid)
+        done = faq_record.mark_wrong(conn, sid)
+    if not done:
+        abort(404)
+    flash("Marked wrong: it shows on the FAQ gaps page and in `faq gaps`.", "ok")
+    conversation_sid = found["message"]["conversation_sid"] if found and found["message"] \
+        else None
+    if conversation_sid is None:
+        return redirect(url_for("admin.faq_gaps"))
+    return redirect(url_for("admin.conversation", sid=conversation_sid, _anchor=f"m-{sid}"))
 
 
 def autoreply():

@@ -1,0 +1,156 @@
+"""The FAQ in the dashboard (issue 19): each customer message's match under it in the
+thread (outcome, entry, candidates with scores), an operator marking it wrong there, and
+the gaps page listing what the FAQ did not answer, grouped by meaning."""
+
+import re
+
+import pytest
+
+from app.services import services
+from tests.support.dashboard import get, login, post
+from tests.support.decisions import CARD_LOST_OR_STOLEN
+from tests.support.sending import run_until_idle
+from tests.support.webhooks import message_added, post_event
+
+pytestmark = pytest.mark.usefixtures("any_conversation")
+
+TOKEN = "t0k3n-for-the-faq-dashboard-0123456789ab"
+PUBLIC = "https://bot.example.com"
+RULES = """
+[fallback]
+text = "We'll get back to you soon."
+
+[[faq]]
+id = "card-delivery"
+questions = ["When will my card arrive?", "My card hasn't arrived yet",
+             "How long does it take to get my card?"]
+answer = "Cards arrive within 7 working days."
+""" + CARD_LOST_OR_STOLEN
+
+
+@pytest.fixture
+def bot(make_app, tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    return make_app(RESPONDER_RULES=path, ADMIN_TOKEN=TOKEN, PUBLIC_BASE_URL=PUBLIC,
+                    AUTO_REPLY_COOLDOWN="0")
+
+
+@pytest.fixture
+def browser(bot):
+    client = bot.test_client()
+    login(client, TOKEN)
+    return client
+
+
+def say(client, body, conversation="CH" + "c" * 32):
+    params = message_added(body=body, conversation_sid=conversation)
+    response = post_event(client, params, url=PUBLIC + "/webhooks/conversations")
+    assert response.status_code == 200
+    return params["MessageSid"]
+
+
+def page(client, path, status=200):
+    response = get(client, path)
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    return response.get_data(as_text=True)
+
+
+def under(html, message_sid):
+    """What the thread shows under one customer message (its decision and FAQ match)."""
+    start = html.index(f'id="m-{message_sid}"')
+    return html[start:html.index("</li>", start)]
+
+
+def test_the_thread_shows_the_match_and_an_operator_marks_it_wrong(bot, browser):
+    """Under the message: the entry and the candidates with their scores, a 'Mark wrong'
+    button; pressing it comes back to the message, says it is marked and the gaps page
+    lists the question as marked wrong, nearest the entry that answered."""
+    sid = say(browser, "my card still hasn't arrived, it's been two weeks")
+    conversation = "CH" + "c" * 32
+    shown = under(page(browser, f"/admin/conversations/{conversation}"), sid)
+    assert "Bot answered from the FAQ: <q>card-delivery</q>" in shown
+    assert re.search(r'FAQ: answered <span class="code">card-delivery</span> <small>· '
+                     r'candidates <span class="code">card-delivery</span> 0\.\d\d', shown)
+    assert "Mark wrong" in shown and "marked wrong" not in shown
+
+    response = post(browser, f"/admin/messages/{sid}/faq/wrong")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/admin/conversations/{conversation}#m-{sid}")
+    after = page(browser, f"/admin/conversations/{conversation}")
+    assert "Marked wrong: it shows on the FAQ gaps page" in after
+    assert "marked wrong" in under(after, sid) and "Mark wrong" not in under(after, sid)
+
+    gaps = page(browser, "/admin/faq")
+    assert "1 × <q>my card still hasn&#39;t arrived, it&#39;s been two weeks</q>" in gaps
+    assert "1 marked wrong" in gaps and '<span class="code">card-delivery</span>' in gaps
+
+
+def test_marking_wrong_needs_the_form_token_and_a_recorded_match(bot, browser):
+    """No CSRF token: refused (the form expired), nothing marked; a message without a FAQ
+    match: 404; not a SID: 400."""
+    sid = say(browser, "when will my card arrive?")
+    refused = browser.post(f"/admin/messages/{sid}/faq/wrong", base_url=PUBLIC)
+    assert refused.status_code == 400 and "the form expired" in refused.get_data(as_text=True)
+    assert "Mark wrong" in page(browser, f"/admin/conversations/{'CH' + 'c' * 32}")
+    assert post(browser, f"/admin/messages/IM{'0' * 32}/faq/wrong").status_code == 404
+    assert post(browser, "/admin/messages/not-a-sid/faq/wrong").status_code == 400
+
+
+def test_the_gaps_page_groups_what_the_faq_did_not_answer(bot, browser):
+    """Declined questions that mean the same are one group with its count, largest
+    first; the page says what to do with them; an empty period says so."""
+    assert "Nothing in this period" in page(browser, "/admin/faq")
+    for n, text in enumerate(("do you have a mobile app?", "is there an app for my phone",
+                              "what's the weather like")):
+        say(browser, text, conversation=f"CH{n:032d}")
+    gaps = page(browser, "/admin/faq?since=24h")
+    groups = re.findall(r"<h2>(\d+) × <q>(.*?)</q></h2>", gaps)
+    assert [count for count, _ in groups] == ["2", "1"]
+    assert "2 declined" in gaps and "write the entries the top groups ask for" in gaps
+    assert page(browser, "/admin/faq?since=1y", status=400)
+
+
+def test_a_wrong_pick_is_grouped_with_the_question_it_answered(bot, browser, fake_api):
+    """The customer asked, the bot asked "did you mean", the customer answered "2" and
+    the operator marks that answer wrong: the gap is the question, not "2", nearest the
+    entry the pick got."""
+    conversation = "CH" + "d" * 32
+    say(browser, "i lost my card or it was stolen", conversation)
+    run_until_idle(services(bot).sender)
+    pick = say(browser, "2", conversation)
+    shown = under(page(browser, f"/admin/conversations/{conversation}"), pick)
+    picked = re.search(r"Bot answered from the FAQ: <q>([\w-]+)</q>", shown).group(1)
+    post(browser, f"/admin/messages/{pick}/faq/wrong")
+    gaps = page(browser, "/admin/faq")
+    assert "<q>2</q>" not in gaps
+    marked = gaps[gaps.index("marked wrong") - 400:gaps.index("marked wrong") + 200]
+    assert "i lost my card or it was stolen" in gaps
+    assert f'<span class="code">{picked}</span>' in gaps, marked
+
+
+def test_a_clarification_and_a_handoff_read_in_plain_words(bot, browser):
+    """Not "rule 'handoff'" or "FAQ entry 'faq:clarify'"."""
+    conversation = "CH" + "e" * 32
+    say(browser, "i lost my card or it was stolen", conversation)
+    say(browser, "can I talk to a human please", conversation)
+    html = page(browser, f"/admin/conversations/{conversation}")
+    assert "Bot asked which question was meant" in html
+    assert "Bot handed off to an agent" in html
+    assert "faq:clarify" not in html and "rule <q>handoff</q>" not in html
+
+
+def test_searching_a_replys_message_sid_goes_to_that_reply(bot, browser, fake_api):
+    """The reply's Twilio MessageSid (from Twilio's console, a receipt): the thread, at
+    the reply's own place."""
+    say(browser, "when will my card arrive?")
+    run_until_idle(services(bot).sender)
+    reply_sid = fake_api.created[-1].sid
+    response = get(browser, f"/admin/?q={reply_sid}")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    anchor = location.rpartition("#")[2]
+    assert re.fullmatch(r"r-\d+", anchor), location
+    path = location.removeprefix(PUBLIC).partition("#")[0]
+    assert path == f"/admin/conversations/{'CH' + 'c' * 32}"
+    assert f'id="{anchor}"' in page(browser, path)
