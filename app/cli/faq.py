@@ -124,13 +124,14 @@ def faq_gaps(since, limit, as_json):
 
 @group.command("wrong")
 @click.argument("message_sid")
-def faq_wrong(message_sid):
+@click.option("--undo", is_flag=True, help="No longer marked wrong (a slip undone).")
+def faq_wrong(message_sid, undo):
     """Mark the FAQ's decision on message MESSAGE_SID wrong (it shows in `faq gaps`)."""
     with services().db.transaction() as conn:
-        done = faq_record.mark_wrong(conn, message_sid)
+        done = faq_record.mark_wrong(conn, message_sid, wrong=not undo)
     if not done:
         raise click.ClickException(f"no FAQ decision recorded for {message_sid}")
-    click.echo(f"{message_sid}: marked wrong")
+    click.echo(f"{message_sid}: {'no longer marked wrong' if undo else 'marked wrong'}")
 
 
 def _policy(rules_path: Path | None):

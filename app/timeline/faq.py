@@ -43,13 +43,15 @@ def matches_of(conn: Connection, message_sids: list[str]) -> dict[str, dict]:
             FAQ_MATCHES.c.message_sid.in_(message_sids)))}
 
 
-def mark_wrong(conn: Connection, message_sid: str) -> bool:
-    """Mark the FAQ's decision on a message wrong (it shows in `faq gaps`); False when the
-    message has no FAQ match recorded."""
+def mark_wrong(conn: Connection, message_sid: str, wrong: bool = True) -> bool:
+    """Mark the FAQ's decision on a message wrong (it shows in `faq gaps`), or no longer
+    (`wrong=False`: an operator's slip undone); False when the message has no FAQ match
+    recorded."""
     done = conn.execute(update(FAQ_MATCHES).where(FAQ_MATCHES.c.message_sid == message_sid)
-                        .values(wrong_at=utcnow())).rowcount
+                        .values(wrong_at=utcnow() if wrong else None)).rowcount
     if done:
-        log.info("FAQ decision marked wrong %s", kv(message=message_sid))
+        log.info("FAQ decision %s %s", "marked wrong" if wrong else "no longer marked wrong",
+                 kv(message=message_sid))
     return bool(done)
 
 

@@ -10,6 +10,7 @@
     POST /api/replies/<id>/requeue               send a failed reply again
     GET  /api/messages/<IM...>/faq               the FAQ's match: outcome, entry, candidates
     POST /api/messages/<IM...>/faq/wrong         mark that decision wrong (`faq gaps`)
+    DELETE /api/messages/<IM...>/faq/wrong       ... no longer
     GET  /api/faq/gaps?since=30d                 unanswered questions, grouped by meaning
     GET  /api/waiting                            conversations waiting for an agent, oldest first
 
@@ -134,14 +135,15 @@ def faq_match(sid: str):
     return {"message_sid": sid, **match}
 
 
-@bp.post("/messages/<sid>/faq/wrong")
+@bp.route("/messages/<sid>/faq/wrong", methods=["POST", "DELETE"])
 def faq_wrong(sid: str):
     sid = params.sid(sid, "message SID")
+    wrong = request.method == "POST"
     with services().db.transaction() as conn:
-        done = faq_record.mark_wrong(conn, sid)
+        done = faq_record.mark_wrong(conn, sid, wrong)
     if not done:
         raise Refused(f"404 Not Found: no FAQ decision stored for message {sid}", 404)
-    return {"marked_wrong": sid}
+    return {"marked_wrong": sid} if wrong else {"no_longer_marked_wrong": sid}
 
 
 @bp.get("/faq/gaps")

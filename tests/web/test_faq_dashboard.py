@@ -154,3 +154,32 @@ def test_searching_a_replys_message_sid_goes_to_that_reply(bot, browser, fake_ap
     path = location.removeprefix(PUBLIC).partition("#")[0]
     assert path == f"/admin/conversations/{'CH' + 'c' * 32}"
     assert f'id="{anchor}"' in page(browser, path)
+
+
+def test_a_slip_is_undone_in_the_dashboard_the_api_and_the_cli(bot, browser):
+    """Marked wrong by mistake: Undo in the thread (or DELETE, or `faq wrong --undo`)
+    takes it off the gaps page."""
+    sid = say(browser, "when will my card arrive?")
+    post(browser, f"/admin/messages/{sid}/faq/wrong")
+    assert "1 marked wrong" in page(browser, "/admin/faq")
+    response = post(browser, f"/admin/messages/{sid}/faq/wrong", undo="1")
+    assert response.status_code == 302
+    after = page(browser, response.headers["Location"].removeprefix(PUBLIC).partition("#")[0])
+    assert "No longer marked wrong." in after and "Mark wrong" in under(after, sid)
+    assert "Nothing in this period" in page(browser, "/admin/faq")
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    api = bot.test_client()
+    assert api.post(f"/api/messages/{sid}/faq/wrong", headers=auth,
+                    base_url=PUBLIC).status_code == 200
+    assert api.get(f"/api/messages/{sid}/faq", headers=auth, base_url=PUBLIC).get_json()["wrong_at"]
+    undone = api.delete(f"/api/messages/{sid}/faq/wrong", headers=auth, base_url=PUBLIC)
+    assert undone.get_json() == {"no_longer_marked_wrong": sid}
+    assert api.get(f"/api/messages/{sid}/faq", headers=auth,
+                   base_url=PUBLIC).get_json()["wrong_at"] is None
+
+    runner = bot.test_cli_runner()
+    assert runner.invoke(args=["faq", "wrong", sid]).output.strip() == f"{sid}: marked wrong"
+    result = runner.invoke(args=["faq", "wrong", "--undo", sid])
+    assert result.exit_code == 0 and "no longer marked wrong" in result.output
+    assert "Nothing in this period" in page(browser, "/admin/faq")

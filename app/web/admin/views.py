@@ -137,14 +137,17 @@ def faq_gaps():
 
 
 def faq_wrong(sid: str):
-    """Mark the FAQ's decision on a customer's message wrong; back to it in its thread."""
+    """Mark the FAQ's decision on a customer's message wrong (or undo that); back to the
+    message in its thread."""
     sid = params.sid(sid, "message SID")
+    wrong = request.form.get("undo") is None
     with services().db.transaction() as conn:
         found = conversations.message(conn, sid)
-        done = faq_record.mark_wrong(conn, sid)
+        done = faq_record.mark_wrong(conn, sid, wrong)
     if not done:
         abort(404)
-    flash("Marked wrong: it shows on the FAQ gaps page and in `faq gaps`.", "ok")
+    flash("Marked wrong: it shows on the FAQ gaps page and in `faq gaps`." if wrong else
+          "No longer marked wrong.", "ok")
     conversation_sid = found["message"]["conversation_sid"] if found and found["message"] \
         else None
     if conversation_sid is None:
