@@ -117,7 +117,9 @@ def faq_gaps(since, limit, as_json):
         info = gap.as_dict()
         click.echo(f"{gap.count:>5} x {info['examples'][0]!r}  (declined {gap.declined}, "
                    f"clarified {gap.clarified}, marked wrong {gap.wrong}; nearest entry: "
-                   f"{info['nearest_entry'] or '-'})")
+                   f"{info['nearest_entry'] or '-'}"
+                   + (f"; answered wrongly by {info['answered_wrongly_by']}"
+                      if info["answered_wrongly_by"] else "") + ")")
         for text in info["examples"][1:]:
             click.echo(f"          {text!r}")
 
@@ -129,7 +131,7 @@ def faq_wrong(message_sid, undo):
     """Mark the FAQ's decision on message MESSAGE_SID wrong (it shows in `faq gaps`)."""
     with services().db.transaction() as conn:
         done = faq_record.mark_wrong(conn, message_sid, wrong=not undo)
-    if not done:
+    if done is None:
         raise click.ClickException(f"no FAQ decision recorded for {message_sid}")
     click.echo(f"{message_sid}: {'no longer marked wrong' if undo else 'marked wrong'}")
 

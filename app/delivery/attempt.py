@@ -32,7 +32,6 @@ from config import SenderSettings
 
 from ..logs import kv
 from ..observability import metrics
-from ..pipeline import handoffs
 from ..store.database import Database
 from ..store.models import utcnow
 from ..twilio import marker
@@ -142,8 +141,11 @@ class Attempts:
         delay = 0.2
         while True:
             try:
+                # Ordered by the conversation, like the webhooks' units: an opt-out
+                # updates its row (its wait for an agent ends).
                 return await asyncio.to_thread(
-                    self.db.group_commit.run, lambda conn: settle(conn, item, *args, **kwargs))
+                    self.db.group_commit.run, lambda conn: settle(conn, item, *args, **kwargs),
+                    item.conversation_sid or "")
             except SQLAlchemyError:
                 if time.monotonic() + delay > deadline or stopping.is_set():
                     raise
@@ -299,5 +301,4 @@ def _failed_and_opted_out(conn, item: outbox.LeasedReply, code: int, message: st
     # Recorded even if another sender took the reply over: Twilio's refusal is a fact.
     opt_outs.record(conn, item.addresses, error_code=code,
                     conversation_sid=item.conversation_sid)
-    handoffs.end_wait(conn, item.conversation_sid)  # no agent may write to them either
     return kept

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from .. import formats
-from ..autoreply import Decision, Inbound, Policy, Reason, Reply, decide, loop_guard
+from ..autoreply import Decision, Inbound, Policy, Reason, Reply, decide, keywords, loop_guard
 from ..compose import pending
 from ..delivery import opt_outs, outbox
 from ..pipeline import faq_log, handoffs, state
@@ -80,12 +80,13 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         state.overwrite(conn, sid, seen, **_changes(decision, seen, now))
     if decision.reason is Reason.OPT_IN:
         opt_outs.clear(conn, decided.addresses)
-    if decision.reason is Reason.COMPLIANCE_KEYWORD and handoffs.opts_out(
-            decision, decided.message.body):
-        # STOP (or the rules file's own opt-out words) while earlier messages wait to be
-        # answered (AUTO_REPLY_DEBOUNCE, the answer model): nothing may be sent after it.
+    if opts_out(decision, decided.message.body):
+        # STOP (or the rules file's own compliance words) while earlier messages wait to
+        # be answered (AUTO_REPLY_DEBOUNCE, the answer model): nothing may be sent after
+        # it; nor may an agent write: the customer waits for one no more.
         pending.drop(conn, sid)
-    handoffs.record(conn, sid, decision, decided.message.body, now)
+        opt_outs.end_waits(conn, decided.addresses, sid)
+    handoffs.record(conn, sid, decision, now)
     if decision.reason is Reason.DEFERRED:
         message = decided.message
         pending.defer(conn, conversation_sid=sid, message_sid=decided.message_sid,
@@ -101,6 +102,13 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         if note:
             return outcome(decision).with_notes([note])
     return outcome(changed) if changed else None
+
+
+def opts_out(decision: Decision, body: str) -> bool:
+    """STOP (or a word of the rules file's compliance_keywords); not HELP, INFO, START or
+    UNSTOP, after which the customer still listens."""
+    return decision.reason is Reason.COMPLIANCE_KEYWORD and not keywords.keyword_in(
+        body, keywords.STILL_LISTENING)
 
 
 def new_reply(decided: Decided, reply: Reply) -> outbox.NewReply:

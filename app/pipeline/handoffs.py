@@ -1,7 +1,7 @@
-"""Handoff state: the bot handed a conversation off (it waits for an agent), or the wait
-ended: an agent wrote, or the customer opted out (STOP, or Twilio's 21610 at a send:
-nobody may write to them now, so no agent should be asked to). Written in the
-transaction that records the decision, or the send's refusal."""
+"""Handoff state: the bot handed a conversation off (it waits for an agent), or an agent
+wrote (it waits no more). Written in the transaction that records the decision. A
+customer who opts out waits no more either (delivery/opt_outs.py: end_waits), but the
+bot stays silent in the conversation as after any handoff."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, func, or_, update
 
-from ..autoreply import Decision, Reason, keywords
+from ..autoreply import Decision, Reason
 from ..store.models import Conversation
 
 CONVERSATIONS = Conversation.__table__
@@ -17,35 +17,20 @@ _HANDED_OFF = (update(CONVERSATIONS).where(CONVERSATIONS.c.sid == bindparam("con
                .values(handoff_at=bindparam("now"),
                        waiting_since=func.coalesce(CONVERSATIONS.c.waiting_since,
                                                    bindparam("now"))))
-_WAIT_ENDS = (update(CONVERSATIONS)
+_AGENT_WROTE = (update(CONVERSATIONS)
               .where(CONVERSATIONS.c.sid == bindparam("conversation"),
                      or_(CONVERSATIONS.c.waiting_since.is_not(None),
                          CONVERSATIONS.c.handoff_at.is_not(None)))
               .values(handoff_at=None, waiting_since=None))
 
 
-def record(conn: Connection, conversation_sid: str, decision: Decision, body: str,
+def record(conn: Connection, conversation_sid: str, decision: Decision,
            now: datetime) -> None:
     """After the conversation's row is written: a handoff starts (or keeps) the wait; an
-    agent's message ends it (the agent's own HANDOFF_WINDOW follows), and so does an
-    opt-out."""
+    agent's message ends it (the agent's own HANDOFF_WINDOW follows)."""
     if decision.hands_off:
         conn.execute(_HANDED_OFF, {"conversation": conversation_sid,
                                    "now": now.astimezone(UTC).replace(tzinfo=None)})
-    elif decision.reason is Reason.AGENT_MESSAGE or opts_out(decision, body):
-        end_wait(conn, conversation_sid)
+    elif decision.reason is Reason.AGENT_MESSAGE:
+        conn.execute(_AGENT_WROTE, {"conversation": conversation_sid})
 
-
-def opts_out(decision: Decision, body: str) -> bool:
-    """STOP (or a rules file's own opt-out word), or a customer opted out already; not
-    HELP, START and the other words after which the customer still listens."""
-    if decision.reason is Reason.OPTED_OUT:
-        return True
-    return decision.reason is Reason.COMPLIANCE_KEYWORD and not keywords.keyword_in(
-        body, keywords.STILL_LISTENING)
-
-
-def end_wait(conn: Connection, conversation_sid: str | None) -> None:
-    """The conversation waits for an agent no more."""
-    if conversation_sid:
-        conn.execute(_WAIT_ENDS, {"conversation": conversation_sid})

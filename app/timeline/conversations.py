@@ -12,9 +12,9 @@ cursor to go on from); a search and a thread are index ranges.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, select
 
 from ..pipeline.outcome import Kind
 from ..store.models import Conversation, DeliveryReceipt, ProcessedEvent, ReceiptEvent, Reply
@@ -228,18 +228,39 @@ def search(conn: Connection, text: str, limit: int = 25) -> dict:
 
 
 def _message_found(conn: Connection, message_sid: str) -> tuple[list[str], str | None]:
-    """The conversation of a message SID (a customer's or agent's message, or the Twilio
-    MessageSid of a reply) and its anchor in the thread."""
+    """The conversation of a message SID (the Twilio MessageSid of a reply, or a
+    customer's or agent's message) and its anchor in the thread. A reply first: Twilio
+    echoes our replies back as messages, whose rows the thread does not show."""
+    reply = conn.execute(select(REPLIES.c.conversation_sid, REPLIES.c.id).where(
+        REPLIES.c.twilio_message_sid == message_sid).limit(1)).first()
+    if reply is not None:
+        return [reply.conversation_sid], f"r-{reply.id}"
     sid = conn.execute(select(EVENTS.c.conversation_sid).where(
         EVENTS.c.key == f"message:{message_sid}")).scalar()
     if sid:
         return [sid], f"m-{message_sid}"
-    reply = conn.execute(select(REPLIES.c.conversation_sid, REPLIES.c.id).where(or_(
-        REPLIES.c.twilio_message_sid == message_sid, REPLIES.c.in_reply_to == message_sid))
-        .limit(1)).first()
-    if reply is None:
-        return [], None
-    return [reply.conversation_sid], f"r-{reply.id}"
+    return [], None
+
+
+def thread_page(conn: Connection, anchor: str | None, limit: int) -> datetime | None:
+    """The `before` cursor of the thread page that shows this anchor (m-IM... a message,
+    r-<id> a reply, shown under its message); None: the newest page shows it."""
+    if not anchor:
+        return None
+    kind, _, value = anchor.partition("-")
+    if kind == "r":
+        value = conn.execute(select(REPLIES.c.in_reply_to).where(
+            REPLIES.c.id == int(value))).scalar()
+    row = conn.execute(select(EVENTS.c.conversation_sid, EVENTS.c.received_at).where(
+        EVENTS.c.key == f"message:{value}")).first() if value else None
+    if row is None:
+        return None
+    newer = conn.execute(select(func.count()).select_from(
+        select(EVENTS.c.id).where(EVENTS.c.conversation_sid == row.conversation_sid,
+                                  EVENTS.c.event_type != RECEIPT,
+                                  EVENTS.c.received_at > row.received_at)
+        .limit(limit).subquery())).scalar()
+    return row.received_at + timedelta(microseconds=1) if newer >= limit else None
 
 
 def addresses(text: str) -> list[str]:

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from ..logs import kv
 from ..store.models import FaqMatch, utcnow
@@ -43,16 +43,19 @@ def matches_of(conn: Connection, message_sids: list[str]) -> dict[str, dict]:
             FAQ_MATCHES.c.message_sid.in_(message_sids)))}
 
 
-def mark_wrong(conn: Connection, message_sid: str, wrong: bool = True) -> bool:
-    """Mark the FAQ's decision on a message wrong (it shows in `faq gaps`), or no longer
-    (`wrong=False`: an operator's slip undone); False when the message has no FAQ match
-    recorded."""
-    done = conn.execute(update(FAQ_MATCHES).where(FAQ_MATCHES.c.message_sid == message_sid)
-                        .values(wrong_at=utcnow() if wrong else None)).rowcount
-    if done:
+def mark_wrong(conn: Connection, message_sid: str, wrong: bool = True,
+               by: str = "cli") -> str | None:
+    """Mark the FAQ's decision on a message wrong (it shows in `faq gaps`; marked again,
+    it keeps its first time), or no longer (`wrong=False`: an operator's slip undone).
+    Returns the message's conversation; None when the message has no FAQ match recorded."""
+    conversation_sid = conn.execute(
+        update(FAQ_MATCHES).where(FAQ_MATCHES.c.message_sid == message_sid)
+        .values(wrong_at=func.coalesce(FAQ_MATCHES.c.wrong_at, utcnow()) if wrong else None)
+        .returning(FAQ_MATCHES.c.conversation_sid)).scalar()
+    if conversation_sid is not None:
         log.info("FAQ decision %s %s", "marked wrong" if wrong else "no longer marked wrong",
-                 kv(message=message_sid))
-    return bool(done)
+                 kv(message=message_sid, conversation=conversation_sid, by=by))
+    return conversation_sid
 
 
 @dataclass
@@ -64,32 +67,52 @@ class Gap:
     clarified: int = 0
     wrong: int = 0
     nearest: dict[str, int] = field(default_factory=dict)  # best candidate -> times
+    wrongly: dict[str, int] = field(default_factory=dict)  # entry that answered wrong -> times
 
     @property
     def count(self) -> int:
         return len(self.texts)
 
     def as_dict(self) -> dict:
-        nearest = max(self.nearest, key=self.nearest.get) if self.nearest else None
         return {"count": self.count, "declined": self.declined, "clarified": self.clarified,
-                "marked_wrong": self.wrong, "nearest_entry": nearest,
-                "examples": self.texts[:3]}
+                "marked_wrong": self.wrong, "nearest_entry": _most(self.nearest),
+                "answered_wrongly_by": _most(self.wrongly),
+                "examples": list(dict.fromkeys(self.texts))[:EXAMPLES]}
+
+
+EXAMPLES = 3  # distinct texts shown of a group
+
+
+def _most(counts: dict[str, int]) -> str | None:
+    return max(counts, key=counts.get) if counts else None
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    text: str
+    outcome: str
+    candidates: list[dict]
+    wrong: bool
+    faq_id: str | None
+    conversation_sid: str
 
 
 def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
     """Declined and clarified questions since `since` (naive UTC), and answers marked wrong,
     grouped by meaning (greedily, each to the first group it is SAME_QUESTION close to),
     largest group first."""
-    rows = conn.execute(
-        select(FAQ_MATCHES.c.text, FAQ_MATCHES.c.outcome, FAQ_MATCHES.c.candidates,
-               FAQ_MATCHES.c.wrong_at, FAQ_MATCHES.c.faq_id,
-               FAQ_MATCHES.c.conversation_sid, FAQ_MATCHES.c.created_at)
-        .where(FAQ_MATCHES.c.created_at >= since,
-               or_(FAQ_MATCHES.c.outcome != "answer", FAQ_MATCHES.c.wrong_at.is_not(None)))
-        .order_by(FAQ_MATCHES.c.created_at.desc()).limit(MAX_GAP_ROWS)).all()
+    c = FAQ_MATCHES.c
+    rows = [_Row(r.id, r.text, r.outcome, json.loads(r.candidates or "[]"),
+                 r.wrong_at is not None, r.faq_id, r.conversation_sid)
+            for r in conn.execute(
+                select(c.id, c.text, c.outcome, c.candidates, c.wrong_at, c.faq_id,
+                       c.conversation_sid)
+                .where(c.created_at >= since, or_(c.outcome != "answer", c.wrong_at.is_not(None)))
+                .order_by(c.created_at.desc(), c.id.desc()).limit(MAX_GAP_ROWS))]
+    rows = _picks_as_questions(rows)
     if not rows:
         return []
-    rows = [_asked(conn, row) for row in rows]
     # Here, not at the top: every worker imports this module (the API and dashboard), and
     # one without an FAQ should not carry numpy and the tokenizer (~14 MB).
     import numpy as np
@@ -111,38 +134,47 @@ def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
             best = found
         gap = groups[best]
         gap.texts.append(row.text)
-        gap.wrong += row.wrong_at is not None
         gap.declined += row.outcome == "decline"
         gap.clarified += row.outcome == "clarify"
-        # An answer marked wrong: the entry that answered; else the best candidate.
-        candidates = json.loads(row.candidates or "[]")
-        top = row.faq_id or (candidates[0]["faq_id"] if candidates else None)
-        if top:
+        if row.wrong and row.faq_id:  # an answer marked wrong: the entry that gave it
+            gap.wrong += 1
+            gap.wrongly[row.faq_id] = gap.wrongly.get(row.faq_id, 0) + 1
+            continue
+        gap.wrong += row.wrong
+        scored = [c for c in row.candidates if c["score"]]
+        if scored:
+            top = scored[0]["faq_id"]
             gap.nearest[top] = gap.nearest.get(top, 0) + 1
     groups.sort(key=lambda g: (-g.count, -g.wrong))
     return groups[:limit]
 
 
-@dataclass(frozen=True)
-class _Row:
-    text: str
-    outcome: str
-    candidates: str
-    wrong_at: datetime | None
-    faq_id: str | None
+def _picks_as_questions(rows: list[_Row]) -> list[_Row]:
+    """A "did you mean" answered with a number ("2") and marked wrong stands for the
+    question the clarification was about: it takes that question's text, and the
+    clarification's row (and a re-ask's, "3" of two) is not counted beside it. Found among
+    the rows read (newest first): the conversation's latest clarification before the pick
+    that was not itself a number (a re-ask), if it offered the entry picked."""
+    from ..autoreply.faq import picked_number
 
-
-def _asked(conn: Connection, row) -> _Row:
-    """The row as `gaps` groups it. A clarification's pick ("2") marked wrong is grouped
-    by the question the customer asked before it, the one the clarification was about
-    (a pick's candidates are the options offered, each scored 0)."""
-    text = row.text
-    candidates = json.loads(row.candidates or "[]")
-    if row.outcome == "answer" and candidates and all(c["score"] == 0 for c in candidates):
-        asked = conn.execute(
-            select(FAQ_MATCHES.c.text).where(
-                FAQ_MATCHES.c.conversation_sid == row.conversation_sid,
-                FAQ_MATCHES.c.outcome == "clarify", FAQ_MATCHES.c.created_at <= row.created_at)
-            .order_by(FAQ_MATCHES.c.created_at.desc(), FAQ_MATCHES.c.id.desc()).limit(1)).scalar()
-        text = asked or text
-    return _Row(text, row.outcome, row.candidates, row.wrong_at, row.faq_id)
+    dropped: set[int] = set()
+    asked: dict[int, str] = {}
+    by_conversation: dict[str, list[_Row]] = {}
+    for row in rows:
+        by_conversation.setdefault(row.conversation_sid, []).append(row)
+    for pick in rows:
+        if not (pick.wrong and pick.outcome == "answer" and picked_number(pick.text)):
+            continue
+        between = []
+        for row in by_conversation[pick.conversation_sid]:  # newest first
+            if row.id >= pick.id or row.id in dropped or row.outcome != "clarify":
+                continue
+            if picked_number(row.text):
+                between.append(row.id)  # a re-ask of the same options ("3" of two)
+                continue
+            if any(c["faq_id"] == pick.faq_id for c in row.candidates):
+                dropped.update((row.id, *between))
+                asked[pick.id] = row.text
+            break
+    return [_Row(r.id, asked.get(r.id, r.text), r.outcome, r.candidates, r.wrong, r.faq_id,
+                 r.conversation_sid) for r in rows if r.id not in dropped]

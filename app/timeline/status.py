@@ -22,6 +22,8 @@ whatever the bot said since: the same conversations /api/waiting lists.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import and_, case, literal_column, or_
 
 from ..autoreply import Reason, keywords
@@ -91,6 +93,7 @@ TONE = {"not_answered": "bad", "answered": "ok", "no_receipt": "ok", "replying":
 OPTED_OUT_CODES = (21610,)
 NOT_ANSWERED_REASONS = (Reason.TEMPLATE_ERROR.name,)
 OPTED_OUT_REASONS = (Reason.OPTED_OUT.name,)
+_KEYWORD = re.compile(r": keyword ([^;]+?)(?:;|$)")
 
 
 def conversation_state(reason: str | None, outcome: str | None, code: int | None,
@@ -123,8 +126,8 @@ def _opts_out(reason: str | None, decided: str | None) -> bool:
     """An opt-out: STOP and the other words that end messaging, not HELP or START."""
     if reason != Reason.COMPLIANCE_KEYWORD.name:
         return reason in OPTED_OUT_REASONS
-    word = (decided or "").rpartition("keyword ")[2].strip()
-    return word not in keywords.STILL_LISTENING
+    found = _KEYWORD.search(decided or "")  # '...: keyword HELP; <a note>'
+    return not found or found.group(1) not in keywords.STILL_LISTENING
 
 
 def reason_text(code: str | None) -> str | None:

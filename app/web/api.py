@@ -140,8 +140,8 @@ def faq_wrong(sid: str):
     sid = params.sid(sid, "message SID")
     wrong = request.method == "POST"
     with services().db.transaction() as conn:
-        done = faq_record.mark_wrong(conn, sid, wrong)
-    if not done:
+        done = faq_record.mark_wrong(conn, sid, wrong, by="api")
+    if done is None:
         raise Refused(f"404 Not Found: no FAQ decision stored for message {sid}", 404)
     return {"marked_wrong": sid} if wrong else {"no_longer_marked_wrong": sid}
 

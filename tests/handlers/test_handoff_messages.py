@@ -14,7 +14,7 @@ from app.store.models import Conversation, Reply
 from config import DEFAULT_HANDOFF_MESSAGE
 from tests.support.dashboard import get, login
 from tests.support.sending import run_until_idle
-from tests.support.webhooks import message_added, post_event
+from tests.support.webhooks import delivery_updated, message_added, post_event
 
 pytestmark = pytest.mark.usefixtures("any_conversation")
 
@@ -120,8 +120,8 @@ def test_a_customer_who_opts_out_waits_for_nobody(bot, word):
     """STOP after a handoff: no agent may write to them now, so they leave the waiting
     list (they were first in line) and read 'opted out'; HELP does not end the wait."""
     say(bot, "talk to a human", FIRST)
-    say(bot, "agent please", SECOND)
-    say(bot, "HELP", SECOND)
+    say(bot, "agent please", SECOND, author="+15550002222")
+    say(bot, "HELP", SECOND, author="+15550002222")
     assert waiting_sids(bot) == [FIRST, SECOND]
     say(bot, word, FIRST)
     assert waiting_sids(bot) == [SECOND]
@@ -137,6 +137,63 @@ def test_twilio_refusing_the_handoff_message_as_opted_out_ends_the_wait(bot, fak
     run_until_idle(services(bot).sender)
     assert waiting_sids(bot) == []
     assert states(bot) == {FIRST: "opted_out"}
+
+
+def test_a_21610_receipt_ends_the_wait_in_every_conversation_of_that_customer(bot, fake_api):
+    """Twilio accepted the handoff message, then its receipt failed with 21610 (the way
+    Conversations usually says it); the same customer also waits in another
+    conversation: they wait in neither, and both read the same in the overview."""
+    say(bot, "talk to a human", FIRST)
+    say(bot, "agent please", SECOND)
+    say(bot, "agent please", THIRD, author="+15550009999")  # someone else
+    run_until_idle(services(bot).sender)
+    first_reply = next(c.sid for c in fake_api.created if c.conversation_sid == FIRST)
+    response = post_event(bot.test_client(), delivery_updated(
+        message_sid=first_reply, conversation_sid=FIRST, status="failed", error_code="21610"),
+        url=ORIGIN + "/webhooks/conversations")
+    assert response.status_code == 200
+    assert waiting_sids(bot) == [THIRD]
+    assert list(states(bot, "waiting_agent")) == [THIRD]
+    assert states(bot)[FIRST] == "opted_out"
+
+
+def test_stop_in_one_conversation_ends_the_wait_in_the_others(bot):
+    say(bot, "talk to a human", FIRST)
+    say(bot, "talk to a human", SECOND)
+    say(bot, "STOP", SECOND)
+    assert waiting_sids(bot) == []
+
+
+def test_after_stop_the_bot_stays_silent_where_it_handed_off(bot):
+    """STOP ends the wait for an agent, not the handoff's silence: "sorry, wrong button"
+    gets no fallback (nor does anyone ask an agent to write)."""
+    say(bot, "talk to a human", FIRST)
+    say(bot, "STOP", FIRST)
+    assert say(bot, "sorry, wrong button, I still need someone", FIRST).startswith(
+        "ignored: handed off, waiting for an agent")
+    assert bodies(bot, FIRST) == [DEFAULT_HANDOFF_MESSAGE]
+    assert waiting_sids(bot) == []
+
+
+def test_help_with_a_note_on_its_outcome_still_waits_and_reads_so(bot):
+    """HELP whose outcome carries a note (attributes that are not JSON): still waiting,
+    not 'opted out'."""
+    say(bot, "talk to a human", FIRST)
+    response = post_event(bot.test_client(), message_added(
+        body="HELP", conversation_sid=FIRST, extra={"Attributes": "{not json"}),
+        url=ORIGIN + "/webhooks/conversations")
+    assert "keyword HELP;" in response.headers["X-Webhook-Outcome"]
+    assert waiting_sids(bot) == [FIRST] and states(bot) == {FIRST: "waiting_agent"}
+
+
+def test_a_rules_files_own_compliance_word_ends_the_wait(make_app, tmp_path):
+    """compliance_keywords are opt-out words like STOP (docs/auto-reply.md)."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('compliance_keywords = ["ARRET"]\n[fallback]\ntext = "Noted."\n')
+    app = make_app(RESPONDER_RULES=rules, ADMIN_TOKEN=TOKEN, PUBLIC_BASE_URL=ORIGIN)
+    say(app, "talk to a human", FIRST)
+    say(app, "arret!", FIRST)
+    assert waiting_sids(app) == [] and states(app) == {FIRST: "opted_out"}
 
 
 def test_waiting_for_an_agent_means_the_same_in_the_overview_and_the_waiting_list(bot):
@@ -166,4 +223,19 @@ def test_the_waiting_card_names_the_customer_and_what_they_last_wrote(bot):
     page = get(browser, "/admin/").get_data(as_text=True)
     section = page[page.index('id="waiting"'):page.index('id="switch"')]
     assert "+15551230042" in section and "it says I owe $400" in section
-    assert 'data-label="Customer"' in section and 'data-label="Their last message"' in section
+    assert 'data-label="Customer"' in section and 'data-label="They wrote"' in section
+
+
+def test_a_handoff_message_that_failed_says_so_while_the_customer_waits(bot, fake_api):
+    """Still waiting for an agent, and the overview says the customer never got the
+    handoff message (its error), so the agent knows."""
+    fake_api.fail(1, 400, code=30008)
+    say(bot, "talk to a human", FIRST)
+    run_until_idle(services(bot).sender)
+    assert states(bot) == {FIRST: "waiting_agent"}
+    browser = bot.test_client()
+    login(browser, TOKEN)
+    page = get(browser, "/admin/").get_data(as_text=True)
+    row = page[page.index('data-state="waiting_agent"'):]
+    row = row[:row.index("</tr>")]
+    assert "waiting for an agent" in row and "30008" in row

@@ -2,11 +2,14 @@
 thread (outcome, entry, candidates with scores), an operator marking it wrong there, and
 the gaps page listing what the FAQ did not answer, grouped by meaning."""
 
+import json
 import re
 
 import pytest
+from sqlalchemy import select
 
 from app.services import services
+from app.store.models import FaqMatch
 from tests.support.dashboard import get, login, post
 from tests.support.decisions import CARD_LOST_OR_STOLEN
 from tests.support.sending import run_until_idle
@@ -111,22 +114,66 @@ def test_the_gaps_page_groups_what_the_faq_did_not_answer(bot, browser):
     assert page(browser, "/admin/faq?since=1y", status=400)
 
 
-def test_a_wrong_pick_is_grouped_with_the_question_it_answered(bot, browser, fake_api):
-    """The customer asked, the bot asked "did you mean", the customer answered "2" and
-    the operator marks that answer wrong: the gap is the question, not "2", nearest the
-    entry the pick got."""
+def groups_on(html):
+    return re.findall(r"<h2>(\d+) × <q>(.*?)</q></h2>", html)
+
+
+@pytest.mark.parametrize("reask", [False, True])
+def test_a_wrong_pick_is_grouped_with_the_question_it_answered(bot, browser, fake_api, reask):
+    """The customer asked, the bot asked "did you mean" (and again, after "3" of two),
+    the customer answered "2" and the operator marks that answer wrong: one gap, the
+    question (not "2" or "3"), counted once, answered wrongly by the entry picked."""
     conversation = "CH" + "d" * 32
     say(browser, "i lost my card or it was stolen", conversation)
-    run_until_idle(services(bot).sender)
+    if reask:
+        say(browser, "3", conversation)
     pick = say(browser, "2", conversation)
     shown = under(page(browser, f"/admin/conversations/{conversation}"), pick)
     picked = re.search(r"Bot answered from the FAQ: <q>([\w-]+)</q>", shown).group(1)
+    assert "not scored: a number picked" in shown
     post(browser, f"/admin/messages/{pick}/faq/wrong")
     gaps = page(browser, "/admin/faq")
-    assert "<q>2</q>" not in gaps
-    marked = gaps[gaps.index("marked wrong") - 400:gaps.index("marked wrong") + 200]
-    assert "i lost my card or it was stolen" in gaps
-    assert f'<span class="code">{picked}</span>' in gaps, marked
+    assert groups_on(gaps) == [("1", "i lost my card or it was stolen")]
+    assert f'answered wrongly by</small> <span class="code">{picked}</span>' in gaps
+    assert "1 marked wrong" in gaps and "asked which" not in gaps
+
+
+def test_an_answer_without_scores_marked_wrong_keeps_its_own_question(bot, browser):
+    """The answer model's answers carry no scores either, and are not picks: marked
+    wrong, the customer's own question is the gap, not an older clarification."""
+    conversation = "CH" + "f" * 32
+    say(browser, "i lost my card or it was stolen", conversation)
+    model_answered = "IM" + "9" * 32
+    with services(bot).db.transaction() as conn:
+        conn.execute(FaqMatch.__table__.insert().values(
+            message_sid=model_answered, conversation_sid=conversation, outcome="answer",
+            faq_id="card-delivery", text="can I change the PIN of my new card?",
+            candidates=json.dumps([{"faq_id": "card-delivery", "score": 0.0}])))
+    post(browser, f"/admin/messages/{model_answered}/faq/wrong")
+    assert sorted(groups_on(page(browser, "/admin/faq"))) == [
+        ("1", "can I change the PIN of my new card?"), ("1", "i lost my card or it was stolen")]
+
+
+def test_long_and_repeated_questions_stay_readable(bot, browser):
+    """A 3,000-character message is cut on the gaps page; the same text sent again is
+    counted, not shown twice among the examples."""
+    for n in range(3):
+        say(browser, "y" * 3000, conversation=f"CH{n:032d}")
+    say(browser, "yy " * 10, conversation=f"CH{9:032d}")
+    gaps = page(browser, "/admin/faq")
+    [(count, title)] = [g for g in groups_on(gaps) if g[1].startswith("yyy")]
+    assert count == "3" and len(title) <= 200 and title.endswith("…")
+    assert gaps.count("y" * 150) == 1  # the title: no example repeats it
+
+
+def test_marking_wrong_twice_keeps_the_first_time(bot, browser):
+    sid = say(browser, "when will my card arrive?")
+    post(browser, f"/admin/messages/{sid}/faq/wrong")
+    with services(bot).db.session() as s:
+        first = s.scalar(select(FaqMatch.wrong_at).where(FaqMatch.message_sid == sid))
+    post(browser, f"/admin/messages/{sid}/faq/wrong")
+    with services(bot).db.session() as s:
+        assert s.scalar(select(FaqMatch.wrong_at).where(FaqMatch.message_sid == sid)) == first
 
 
 def test_a_clarification_and_a_handoff_read_in_plain_words(bot, browser):
@@ -183,3 +230,34 @@ def test_a_slip_is_undone_in_the_dashboard_the_api_and_the_cli(bot, browser):
     result = runner.invoke(args=["faq", "wrong", "--undo", sid])
     assert result.exit_code == 0 and "no longer marked wrong" in result.output
     assert "Nothing in this period" in page(browser, "/admin/faq")
+
+
+def test_a_replys_message_sid_is_found_after_twilio_echoed_it(bot, browser, fake_api):
+    """Twilio posts our reply back as onMessageAdded (ignored: our own message) under the
+    same MessageSid: the search still lands on the reply, which the thread shows."""
+    say(browser, "when will my card arrive?")
+    run_until_idle(services(bot).sender)
+    created = fake_api.created[-1]
+    echo = message_added(conversation_sid="CH" + "c" * 32, message_sid=created.sid,
+                         author="system", body=created.form.get("Body"),
+                         extra={"Attributes": created.form.get("Attributes")})
+    assert post_event(browser, echo, url=PUBLIC + "/webhooks/conversations").headers[
+        "X-Webhook-Outcome"].startswith("ignored: our own message")
+    location = get(browser, f"/admin/?q={created.sid}").headers["Location"]
+    anchor = location.rpartition("#")[2]
+    assert re.fullmatch(r"r-\d+", anchor)
+    assert f'id="{anchor}"' in page(browser, location.removeprefix(PUBLIC).partition("#")[0])
+
+
+def test_a_message_on_an_older_page_of_its_thread_is_shown_where_it_is(bot, browser):
+    """A search (or Mark wrong) for a message older than the thread's newest page goes
+    to the page that shows it."""
+    conversation = "CH" + "a" * 32
+    first = say(browser, "when will my card arrive?", conversation)
+    for n in range(30):
+        say(browser, f"and another thing, number {n}", conversation)
+    for response in (get(browser, f"/admin/?q={first}"),
+                     post(browser, f"/admin/messages/{first}/faq/wrong")):
+        location = response.headers["Location"]
+        assert "before=" in location and location.endswith(f"#m-{first}")
+        assert f'id="m-{first}"' in page(browser, location.removeprefix(PUBLIC).partition("#")[0])

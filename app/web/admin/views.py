@@ -55,7 +55,7 @@ def overview():
             found = conversations.search(conn, filters["q"], PAGE)
             if found["conversations"] and (found["message_sid"] or filters["q"].startswith("CH")):
                 sid = found["conversations"][0]["conversation_sid"]
-                return redirect(url_for("admin.conversation", sid=sid, _anchor=found["anchor"]))
+                return _to_thread(conn, sid, found["anchor"])
             page = {"conversations": found["conversations"], "next": None, "scanned_to": None}
         else:
             page = conversations.overview(conn, state=filters["state"],
@@ -142,17 +142,20 @@ def faq_wrong(sid: str):
     sid = params.sid(sid, "message SID")
     wrong = request.form.get("undo") is None
     with services().db.transaction() as conn:
-        found = conversations.message(conn, sid)
-        done = faq_record.mark_wrong(conn, sid, wrong)
-    if not done:
-        abort(404)
-    flash("Marked wrong: it shows on the FAQ gaps page and in `faq gaps`." if wrong else
-          "No longer marked wrong.", "ok")
-    conversation_sid = found["message"]["conversation_sid"] if found and found["message"] \
-        else None
+        conversation_sid = faq_record.mark_wrong(conn, sid, wrong, by="dashboard")
     if conversation_sid is None:
-        return redirect(url_for("admin.faq_gaps"))
-    return redirect(url_for("admin.conversation", sid=conversation_sid, _anchor=f"m-{sid}"))
+        abort(404)
+    flash("Marked wrong: it shows on the FAQ gaps page." if wrong else
+          "No longer marked wrong.", "ok")
+    with services().db.read() as conn:
+        return _to_thread(conn, conversation_sid, f"m-{sid}")
+
+
+def _to_thread(conn, conversation_sid: str, anchor: str | None):
+    """To a message or reply in its thread, on the page of the thread that shows it."""
+    before = conversations.thread_page(conn, anchor, PAGE)
+    return redirect(url_for("admin.conversation", sid=conversation_sid, _anchor=anchor,
+                            before=before.isoformat() if before else None))
 
 
 def autoreply():
