@@ -54,7 +54,11 @@ def overview(conn: Connection, *, state: str | None = None, channel: str | None 
 
     The filters are applied to each conversation's latest message as the rows are read
     (a SQL filter would read the whole table to find a channel nobody uses), so a page
-    costs at most MAX_SCAN rows and a light state per conversation read."""
+    costs at most MAX_SCAN rows and a light state per conversation read. Conversations
+    waiting for an agent are read from their own index instead: that filter is exact
+    (the same as /api/waiting), however far back their messages are."""
+    if state == "waiting_agent":
+        return _waiting_overview(conn, channel, limit, before)
     taken: dict[str, object] = {}
     messages: dict[str, int] = {}
     passed: set[str] = set()  # latest message seen, not matching the filters
@@ -100,6 +104,28 @@ def overview(conn: Connection, *, state: str | None = None, channel: str | None 
         summary["messages"] = messages[summary["conversation_sid"]]
     return {"conversations": summaries, "next": last,
             "scanned_to": None if last is None or len(taken) == limit else last}
+
+
+def _waiting_overview(conn: Connection, channel: str | None, limit: int,
+                      before: datetime | None) -> dict:
+    """Conversations waiting for an agent by their customer's latest message, newest
+    first (the cursor: that message's time); a channel filter may make a page shorter."""
+    c = CONVERSATIONS.c
+    query = (select(c.sid, c.last_inbound_at).where(c.waiting_since.is_not(None))
+             .order_by(c.last_inbound_at.desc(), c.sid).limit(limit))
+    if before is not None:
+        query = query.where(c.last_inbound_at < before)
+    found = conn.execute(query).all()
+    latest = []
+    for sid, _ in found:
+        row = conn.execute(select(*_EVENT_COLUMNS).where(
+            EVENTS.c.conversation_sid == sid, EVENTS.c.event_type == MESSAGE, SPOKEN)
+            .order_by(EVENTS.c.received_at.desc()).limit(1)).first()
+        if row is not None and (not channel or row.channel == channel):
+            latest.append(row)
+    summaries = _summaries(conn, latest)
+    return {"conversations": summaries, "scanned_to": None,
+            "next": found[-1].last_inbound_at if len(found) == limit else None}
 
 
 _LIGHT = (REPLIES.c.in_reply_to, REPLIES.c.status, REPLIES.c.delivery_status,

@@ -239,3 +239,24 @@ def test_a_handoff_message_that_failed_says_so_while_the_customer_waits(bot, fak
     row = page[page.index('data-state="waiting_agent"'):]
     row = row[:row.index("</tr>")]
     assert "waiting for an agent" in row and "30008" in row
+
+
+def test_the_waiting_filter_finds_them_however_many_conversations_came_since(make_app):
+    """The overview's state filter reads at most 2,000 messages for other states; for
+    'waiting for an agent' it reads the waiting conversations themselves: exact, paged."""
+    app = make_app(ADMIN_TOKEN=TOKEN, PUBLIC_BASE_URL=ORIGIN, AUTO_REPLY_COOLDOWN="1h")
+    waiting = [f"CH{n:032x}" for n in range(3)]
+    for sid in waiting:
+        say(app, "talk to a human", sid)
+    for n in range(2_050):  # a busy morning since: 2,050 other conversations
+        say(app, "hello", f"CH{n + 1000:032x}", author=f"+1555{n:07d}")
+    assert states(app, "waiting_agent") == dict.fromkeys(waiting, "waiting_agent")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    client = app.test_client()
+    first = client.get("/api/conversations?state=waiting_agent&limit=2", headers=auth,
+                       base_url=ORIGIN).get_json()
+    assert [c["conversation_sid"] for c in first["conversations"]] == waiting[:0:-1]
+    rest = client.get(f"/api/conversations?state=waiting_agent&limit=2&before={first['next']}",
+                      headers=auth, base_url=ORIGIN).get_json()
+    assert [c["conversation_sid"] for c in rest["conversations"]] == waiting[:1]
+    assert rest["next"] is None
