@@ -276,3 +276,46 @@ def test_a_dry_run_server_is_unmistakable(tmp_path):
             finally:
                 browser.close()
         assert "Traceback" not in server.log
+
+
+def test_an_operator_marks_an_faq_answer_wrong_and_reads_the_gaps(tmp_path, fake_api):
+    """With the example rules file: a question answered from the FAQ, one it could not
+    answer; in the thread, the match and Mark wrong (then Undo); the FAQ gaps page lists
+    both, at a desktop's and a phone's width."""
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+           "TWILIO_API_BASE_URL": fake_api.url, "INSTANCE_DIR": tmp_path / "instance",
+           "ADMIN_TOKEN": TOKEN, "RESPONDER_RULES": "rules.example.toml",
+           "AUTO_REPLY_COOLDOWN": "0"}
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with gunicorn(env, tmp_path / "server.log", workers=1) as server:
+        say(server, fake_api, 21, "my card still hasn't arrived, it's been two weeks")
+        say(server, fake_api, 22, "Do you sell gift vouchers for birthdays?")
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                for viewport in (DESKTOP, PHONE):
+                    page = browser.new_context(viewport=viewport).new_page()
+                    watch = Watch(page)
+                    log_in(page, server.url)
+                    find(page, customer(21))
+                    open_conversation(page, customer(21))
+                    expect(page, "Bot answered from the FAQ", "card-delivery", "candidates")
+                    page.click("button:has-text('Mark wrong')")
+                    page.wait_for_selector(".flash.ok")
+                    expect(page, "Marked wrong", "marked wrong")
+                    fits(page, viewport)
+                    shoot(page, "faq-marked-wrong", viewport)
+                    page.click("nav >> text=FAQ gaps")
+                    expect(page, "Do you sell gift vouchers for birthdays?",
+                           "my card still hasn't arrived", "1 marked wrong",
+                           "answered wrongly by", "1 declined")
+                    fits(page, viewport)
+                    shoot(page, "faq-gaps", viewport)
+                    page.go_back()
+                    page.click("button:has-text('Undo')")
+                    page.wait_for_selector(".flash.ok")
+                    expect(page, "No longer marked wrong", "Mark wrong")
+                    assert watch.problems == []
+            finally:
+                browser.close()
+        assert "Traceback" not in server.log
