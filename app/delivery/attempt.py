@@ -301,4 +301,5 @@ def _failed_and_opted_out(conn, item: outbox.LeasedReply, code: int, message: st
     # Recorded even if another sender took the reply over: Twilio's refusal is a fact.
     opt_outs.record(conn, item.addresses, error_code=code,
                     conversation_sid=item.conversation_sid)
+    opt_outs.end_wait(conn, item.conversation_sid)  # nobody may write to them now
     return kept

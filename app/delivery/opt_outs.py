@@ -5,10 +5,8 @@ told Twilio so); the sender records the reply's customer then, in the transactio
 marks the reply failed. A customer is recorded by every address we know them by (the
 message author's address, `whatsapp:+...` or `+1...`, and the participant SID `MB...`),
 as given: the decision asks about the same values. START, UNSTOP or YES clears them.
-An opt-out also ends the customer's wait for an agent, in every conversation they wait
-in (`end_waits`): nobody may write to them now. The bot stays silent there as before (a
-handoff's silence is `handoff_at`, kept). The caller decides the transaction; nothing
-here commits. The decision's read of them is part of the conversation-state statement
+An opt-out also ends the customer's wait for an agent (`end_wait`): nobody may write to
+them now. The caller decides the transaction; nothing here commits. The decision's read of them is part of the conversation-state statement
 (pipeline/state.py).
 https://www.twilio.com/docs/api/errors/21610
 """
@@ -18,14 +16,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
-from sqlalchemy import Connection, bindparam, delete, exists, update
+from sqlalchemy import Connection, bindparam, delete, or_, update
 
 from ..store.database import dialect_insert
-from ..store.models import Conversation, OptOut, ProcessedEvent, utcnow
+from ..store.models import Conversation, OptOut, utcnow
 
 OPT_OUTS = OptOut.__table__
 CONVERSATIONS = Conversation.__table__
-EVENTS = ProcessedEvent.__table__
+_WAIT_ENDS = (update(CONVERSATIONS)
+              .where(CONVERSATIONS.c.sid == bindparam("conversation"),
+                     or_(CONVERSATIONS.c.waiting_since.is_not(None),
+                         CONVERSATIONS.c.handoff_at.is_not(None)))
+              .values(handoff_at=None, waiting_since=None))
 
 _CLEAR = delete(OPT_OUTS).where(OPT_OUTS.c.address.in_(bindparam("addresses", expanding=True)))
 
@@ -54,24 +56,17 @@ def record(conn: Connection, addresses: Iterable[str | None], *, error_code: int
          "opted_out_at": now}
         for address in known
     ])
-    end_waits(conn, known, conversation_sid)
 
 
-def end_waits(conn: Connection, addresses: Iterable[str | None],
-              conversation_sid: str | None = None) -> None:
-    """These addresses opted out: the conversations waiting for an agent that they wrote
-    in (and `conversation_sid`) wait no more. Only waiting conversations are looked at
-    (an index range), each by an index probe of its messages."""
-    known = _known(addresses)
-    c = CONVERSATIONS.c
-    wrote = exists().where(EVENTS.c.conversation_sid == c.sid, EVENTS.c.author.in_(known)) \
-        if known else None
-    if wrote is None and not conversation_sid:
-        return
-    which = wrote if not conversation_sid else (
-        (c.sid == conversation_sid) | wrote if wrote is not None else c.sid == conversation_sid)
-    conn.execute(update(CONVERSATIONS).where(c.waiting_since.is_not(None), which)
-                 .values(waiting_since=None))
+def end_wait(conn: Connection, conversation_sid: str | None) -> None:
+    """The customer of this conversation opted out: it waits for an agent no more, and the
+    handoff's silence ends with it (what they write next is decided afresh: OPTED_OUT
+    while Twilio refuses them, a new handoff if they opt in and ask again). Only the
+    conversation the caller holds (its unit is ordered by it, store/group_commit.py):
+    the customer's other conversations leave the waiting list as they are read
+    (timeline/waiting.py: `opted_out`)."""
+    if conversation_sid:
+        conn.execute(_WAIT_ENDS, {"conversation": conversation_sid})
 
 
 def clear(conn: Connection, addresses: Iterable[str | None]) -> int:

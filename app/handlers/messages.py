@@ -85,7 +85,7 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         # be answered (AUTO_REPLY_DEBOUNCE, the answer model): nothing may be sent after
         # it; nor may an agent write: the customer waits for one no more.
         pending.drop(conn, sid)
-        opt_outs.end_waits(conn, decided.addresses, sid)
+        opt_outs.end_wait(conn, sid)
     handoffs.record(conn, sid, decision, now)
     if decision.reason is Reason.DEFERRED:
         message = decided.message

@@ -114,6 +114,12 @@ def record_opt_out(conn: Connection, fields: dict) -> None:
     """Twilio refused our reply because its recipient opted out: the customer the reply
     answered (and the receipt's participant) get no automated reply until they opt in."""
     row = conn.execute(_REPLY_CUSTOMER, {"message_sid": fields["MessageSid"]}).first()
-    addresses = [fields["ParticipantSid"], *(row or ())]
+    addresses = [fields["ParticipantSid"]]
+    # The reply's customer, when the receipt is theirs (in a group conversation another
+    # participant's refusal says nothing about the customer who wrote).
+    if row is not None and (not fields["ParticipantSid"] or not row.participant_sid
+                            or row.participant_sid == fields["ParticipantSid"]):
+        addresses += list(row)
+        opt_outs.end_wait(conn, fields["ConversationSid"])  # nobody may write to them now
     opt_outs.record(conn, addresses, error_code=OPTED_OUT_ERROR,
                     conversation_sid=fields["ConversationSid"])

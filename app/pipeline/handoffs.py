@@ -1,7 +1,6 @@
 """Handoff state: the bot handed a conversation off (it waits for an agent), or an agent
 wrote (it waits no more). Written in the transaction that records the decision. A
-customer who opts out waits no more either (delivery/opt_outs.py: end_waits), but the
-bot stays silent in the conversation as after any handoff."""
+customer who opts out waits no more either (delivery/opt_outs.py: end_wait)."""
 
 from __future__ import annotations
 

@@ -14,10 +14,17 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, exists, func, select
 
 from ..pipeline.outcome import Kind
-from ..store.models import Conversation, DeliveryReceipt, ProcessedEvent, ReceiptEvent, Reply
+from ..store.models import (
+    Conversation,
+    DeliveryReceipt,
+    OptOut,
+    ProcessedEvent,
+    ReceiptEvent,
+    Reply,
+)
 from ..twilio.error_codes import describe, fix
 from . import status
 from .faq import matches_of
@@ -27,6 +34,7 @@ REPLIES = Reply.__table__
 RECEIPTS = DeliveryReceipt.__table__
 HISTORY = ReceiptEvent.__table__
 CONVERSATIONS = Conversation.__table__
+OPT_OUTS = OptOut.__table__
 MESSAGE = "onMessageAdded"
 RECEIPT = "onDeliveryUpdated"
 SCAN = 500  # newest messages read per batch of the overview
@@ -43,6 +51,11 @@ _EVENT_COLUMNS = (EVENTS.c.id, EVENTS.c.event_type, EVENTS.c.conversation_sid,
 _SCAN_COLUMNS = (EVENTS.c.id, EVENTS.c.conversation_sid, EVENTS.c.message_sid,
                  EVENTS.c.reason, EVENTS.c.received_at, EVENTS.c.channel, EVENTS.c.outcome)
 _SID = re.compile(r"(CH|IM)[0-9a-fA-F]{32}")
+# A conversation waiting for an agent, unless someone who wrote in it has opted out since
+# (21610 in another conversation: only the conversation of the refusal is updated then).
+WAITING = and_(CONVERSATIONS.c.waiting_since.is_not(None), ~exists(
+    select(EVENTS.c.id).select_from(EVENTS.join(OPT_OUTS, OPT_OUTS.c.address == EVENTS.c.author))
+    .where(EVENTS.c.conversation_sid == CONVERSATIONS.c.sid)))
 
 
 def overview(conn: Connection, *, state: str | None = None, channel: str | None = None,
@@ -111,7 +124,7 @@ def _waiting_overview(conn: Connection, channel: str | None, limit: int,
     """Conversations waiting for an agent by their customer's latest message, newest
     first (the cursor: that message's time); a channel filter may make a page shorter."""
     c = CONVERSATIONS.c
-    query = (select(c.sid, c.last_inbound_at).where(c.waiting_since.is_not(None))
+    query = (select(c.sid, c.last_inbound_at).where(WAITING)
              .order_by(c.last_inbound_at.desc(), c.sid).limit(limit))
     if before is not None:
         query = query.where(c.last_inbound_at < before)
@@ -156,8 +169,7 @@ def waiting(conn: Connection, sids: set[str]) -> set[str]:
     if not sids:
         return set()
     return set(conn.execute(select(CONVERSATIONS.c.sid).where(
-        CONVERSATIONS.c.sid.in_(sorted(sids)), CONVERSATIONS.c.waiting_since.is_not(None)))
-        .scalars())
+        CONVERSATIONS.c.sid.in_(sorted(sids)), WAITING)).scalars())
 
 
 def _active_since(conn: Connection, sids: set[str], since: datetime | None) -> set[str]:

@@ -152,7 +152,8 @@ def gaps(conn: Connection, since: datetime, limit: int = 20) -> list[Gap]:
 def _picks_as_questions(rows: list[_Row]) -> list[_Row]:
     """A "did you mean" answered with a number ("2") and marked wrong stands for the
     question the clarification was about: it takes that question's text, and the
-    clarification's row (and a re-ask's, "3" of two) is not counted beside it. Found among
+    clarification's row (and a re-ask's, "3" of two) is not counted beside it; a re-ask
+    is never counted as a question of its own. Found among
     the rows read (newest first): the conversation's latest clarification before the pick
     that was not itself a number (a re-ask), if it offered the entry picked."""
     from ..autoreply.faq import picked_number
@@ -177,4 +178,12 @@ def _picks_as_questions(rows: list[_Row]) -> list[_Row]:
                 asked[pick.id] = row.text
             break
     return [_Row(r.id, asked.get(r.id, r.text), r.outcome, r.candidates, r.wrong, r.faq_id,
-                 r.conversation_sid) for r in rows if r.id not in dropped]
+                 r.conversation_sid) for r in rows
+            if r.id not in dropped and not _reask(r, picked_number)]
+
+
+def _reask(row: _Row, picked_number) -> bool:
+    """The same clarification asked again after a number it did not offer ("4" of two):
+    not a question of its own (the question it is about is counted already)."""
+    return (row.outcome == "clarify" and not row.wrong and picked_number(row.text) is not None
+            and not any(c["score"] for c in row.candidates))

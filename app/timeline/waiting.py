@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from ..store.models import Conversation
-from .conversations import EVENTS, MESSAGE, SPOKEN, preview
+from .conversations import EVENTS, MESSAGE, SPOKEN, WAITING, preview
 
 CONVERSATIONS = Conversation.__table__
 
@@ -20,9 +20,8 @@ def waiting(conn: Connection, limit: int = 25, now: datetime | None = None) -> d
     c = CONVERSATIONS.c
     rows = conn.execute(
         select(c.sid, c.waiting_since, c.handoff_at, c.last_inbound_at, c.inbound_count)
-        .where(c.waiting_since.is_not(None))
-        .order_by(c.waiting_since, c.sid).limit(limit)).all()
-    total = conn.execute(select(func.count()).where(c.waiting_since.is_not(None))).scalar()
+        .where(WAITING).order_by(c.waiting_since, c.sid).limit(limit)).all()
+    total = conn.execute(select(func.count()).select_from(CONVERSATIONS).where(WAITING)).scalar()
     return {"total": total, "conversations": [{
         "conversation_sid": r.sid, "waiting_since": r.waiting_since,
         "handoff_at": r.handoff_at, "last_inbound_at": r.last_inbound_at,

@@ -143,36 +143,63 @@ def test_a_21610_receipt_ends_the_wait_in_every_conversation_of_that_customer(bo
     """Twilio accepted the handoff message, then its receipt failed with 21610 (the way
     Conversations usually says it); the same customer also waits in another
     conversation: they wait in neither, and both read the same in the overview."""
-    say(bot, "talk to a human", FIRST)
+    participant = "MB" + "7" * 32  # the customer's, in FIRST
+    post_event(bot.test_client(), message_added(
+        body="talk to a human", conversation_sid=FIRST, extra={"ParticipantSid": participant}),
+        url=ORIGIN + "/webhooks/conversations")
     say(bot, "agent please", SECOND)
     say(bot, "agent please", THIRD, author="+15550009999")  # someone else
     run_until_idle(services(bot).sender)
     first_reply = next(c.sid for c in fake_api.created if c.conversation_sid == FIRST)
     response = post_event(bot.test_client(), delivery_updated(
-        message_sid=first_reply, conversation_sid=FIRST, status="failed", error_code="21610"),
-        url=ORIGIN + "/webhooks/conversations")
+        message_sid=first_reply, conversation_sid=FIRST, status="failed", error_code="21610",
+        extra={"ParticipantSid": participant}), url=ORIGIN + "/webhooks/conversations")
     assert response.status_code == 200
     assert waiting_sids(bot) == [THIRD]
     assert list(states(bot, "waiting_agent")) == [THIRD]
     assert states(bot)[FIRST] == "opted_out"
 
 
-def test_stop_in_one_conversation_ends_the_wait_in_the_others(bot):
+def test_stop_ends_the_wait_where_it_is_said(bot):
+    """STOP is said in one conversation, and only that conversation's row is written
+    then (its unit locks no other: no deadlock between simultaneous STOPs); Twilio's
+    21610 to the customer, once it comes, ends their other waits (the receipt test)."""
     say(bot, "talk to a human", FIRST)
     say(bot, "talk to a human", SECOND)
     say(bot, "STOP", SECOND)
-    assert waiting_sids(bot) == []
+    assert waiting_sids(bot) == [FIRST]
 
 
-def test_after_stop_the_bot_stays_silent_where_it_handed_off(bot):
-    """STOP ends the wait for an agent, not the handoff's silence: "sorry, wrong button"
-    gets no fallback (nor does anyone ask an agent to write)."""
+def test_after_stop_and_start_asking_again_hands_off_again(make_app):
+    """STOP ends the wait and the handoff's silence with it: after START, "talk to a
+    human" hands off anew and the customer is listed again, also where the handoff's
+    silence has no end (HANDOFF_WINDOW=0)."""
+    app = make_app(ADMIN_TOKEN=TOKEN, PUBLIC_BASE_URL=ORIGIN, AUTO_REPLY_COOLDOWN="0",
+                   HANDOFF_WINDOW="0")
+    say(app, "talk to a human", FIRST)
+    say(app, "STOP", FIRST)
+    assert waiting_sids(app) == []
+    say(app, "START", FIRST)
+    assert say(app, "talk to a human", FIRST).startswith("reply queued: handoff")
+    assert waiting_sids(app) == [FIRST] and states(app) == {FIRST: "waiting_agent"}
+    assert bodies(app, FIRST) == [DEFAULT_HANDOFF_MESSAGE, DEFAULT_HANDOFF_MESSAGE]
+
+
+def test_another_participants_21610_does_not_opt_out_the_customer(bot, fake_api):
+    """A group conversation: the handoff message reached the customer, and Twilio could
+    not deliver it to another participant (21610): the customer still waits, and may
+    be answered elsewhere."""
     say(bot, "talk to a human", FIRST)
-    say(bot, "STOP", FIRST)
-    assert say(bot, "sorry, wrong button, I still need someone", FIRST).startswith(
-        "ignored: handed off, waiting for an agent")
-    assert bodies(bot, FIRST) == [DEFAULT_HANDOFF_MESSAGE]
-    assert waiting_sids(bot) == []
+    run_until_idle(services(bot).sender)
+    reply = fake_api.created[-1].sid
+    client = bot.test_client()
+    for participant, status, code in (("MB" + "1" * 32, "delivered", "0"),
+                                      ("MB" + "2" * 32, "failed", "21610")):
+        post_event(client, delivery_updated(
+            message_sid=reply, conversation_sid=FIRST, status=status, error_code=code,
+            extra={"ParticipantSid": participant}), url=ORIGIN + "/webhooks/conversations")
+    assert waiting_sids(bot) == [FIRST]
+    assert say(bot, "what are your hours?", SECOND).startswith("reply queued")
 
 
 def test_help_with_a_note_on_its_outcome_still_waits_and_reads_so(bot):

@@ -164,13 +164,14 @@ def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_
     """A receipt with ErrorCode=21610 for our reply opts its customer out in every
     conversation; START opts them back in (Twilio answers it; the bot stays silent)."""
 
-    customer = "+15550002222"
-    conversation_post(client, fake_api.add_conversation("CH" + "3" * 32), "hi", author=customer)
+    customer, participant = "+15550002222", "MB" + "2" * 32
+    conversation_post(client, fake_api.add_conversation("CH" + "3" * 32), "hi", author=customer,
+                      ParticipantSid=participant)
     run_until_idle(sender)
     [created] = fake_api.created
     post_event(client, delivery_updated(
         conversation_sid=created.conversation_sid, message_sid=created.sid,
-        status="failed", error_code="21610"))
+        status="failed", error_code="21610", extra={"ParticipantSid": participant}))
     elsewhere = conversation_post(client, "CH" + "4" * 32, "hello again", author=customer)
     assert outcome(elsewhere).startswith("ignored: customer opted out")
     back = conversation_post(client, "CH" + "4" * 32, "START", author=customer)

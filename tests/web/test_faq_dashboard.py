@@ -261,3 +261,13 @@ def test_a_message_on_an_older_page_of_its_thread_is_shown_where_it_is(bot, brow
         location = response.headers["Location"]
         assert "before=" in location and location.endswith(f"#m-{first}")
         assert f'id="m-{first}"' in page(browser, location.removeprefix(PUBLIC).partition("#")[0])
+
+
+def test_a_number_not_offered_is_not_a_question_of_its_own(bot, browser):
+    """"4" of two gets the clarification again; nobody marks anything: the gaps list the
+    customer's question once, not "4"."""
+    conversation = "CH" + "b" * 32
+    say(browser, "i lost my card or it was stolen", conversation)
+    say(browser, "4", conversation)
+    say(browser, "5", conversation)
+    assert groups_on(page(browser, "/admin/faq")) == [("1", "i lost my card or it was stolen")]
