@@ -22,7 +22,7 @@ import requests
 from sqlalchemy import create_engine, select
 
 from app.services import services
-from app.store.models import ProcessedEvent, Reply
+from app.store.models import Conversation, ProcessedEvent, Reply
 from tests.support.databases import PG_URL, reset_postgres
 from tests.support.servers import flask_cli, gunicorn, reply_counts
 from tests.support.waiting import wait_for
@@ -239,3 +239,36 @@ def test_a_decision_made_on_stale_state_is_made_again(app, database_url, monkeyp
     assert statuses == [200, 200]
     assert decisions(database_url) == {sid: Counter(REPLY=1, COOLDOWN=1)}
     assert reply_counts(database_url) == {"queued": 1}
+
+
+@needs_postgres
+def test_one_customer_stopping_in_many_conversations_at_once(tmp_path, fake_api):
+    """A customer waits for an agent in 8 conversations and sends STOP in all of them at
+    one instant, over 2 instances x 2 workers: every STOP is answered 200 and recorded,
+    and the customer waits nowhere (each unit writes only its own conversation's row:
+    group commit's batches take row locks in one order and never deadlock)."""
+    reset_postgres(PG_URL)
+    env = server_env(tmp_path, PG_URL, fake_api, HANDOFF_WINDOW="30m")
+    customer = "+15557654321"
+    conversations = [message_added()["ConversationSid"] for _ in range(8)]
+    with ExitStack() as stack:
+        servers = start(stack, env, tmp_path, instances=2, workers=2)
+        for sid in conversations:
+            post_at_once([(servers[0].url + "/webhooks/conversations", message_added(
+                conversation_sid=sid, author=customer, body="talk to a human"))])
+        for _ in range(3):  # three rounds, to meet the interleavings that deadlocked
+            stops = [(servers[i % 2].url + "/webhooks/conversations", message_added(
+                conversation_sid=sid, author=customer, body="STOP"))
+                for i, sid in enumerate(conversations)]
+            assert post_at_once(stops) == [200] * len(stops)
+        for server in servers:
+            assert "Traceback" not in server.log and "deadlock" not in server.log
+    assert decisions(PG_URL) == {
+        sid: Counter(REPLY=1, COMPLIANCE_KEYWORD=3) for sid in conversations}
+    engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(Conversation.sid).where(
+                Conversation.waiting_since.is_not(None))).all() == []
+    finally:
+        engine.dispose()
