@@ -43,7 +43,7 @@ from ..store.driver import Statement
 from ..store.models import Reply, ReplyStatus, utcnow
 from ..twilio import marker
 from ..twilio.error_codes import HOPELESS
-from . import receipts
+from . import opt_outs, receipts
 
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
                                  ReplyStatus.FAILED)
@@ -285,8 +285,12 @@ def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str, *,
     receipt that came before this (Twilio is fast) is summed up on it now."""
     kept = _settle(conn, _sent(conn.dialect.name), leased, message_sid=message_sid,
                    dry_run=bool(dry_run))
-    if kept:
-        receipts.summarize_early_receipts(conn, message_sid)
+    if kept and receipts.summarize_early_receipts(conn, message_sid) and \
+            receipts.early_opt_out(conn, message_sid, leased.participant_sid):
+        # Its 21610 came first: the customer is known only now.
+        opt_outs.record(conn, leased.addresses, error_code=receipts.OPTED_OUT_ERROR,
+                        conversation_sid=leased.conversation_sid)
+        opt_outs.end_wait(conn, leased.conversation_sid)
     return kept
 
 

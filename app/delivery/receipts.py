@@ -4,7 +4,7 @@ recorded the MessageSid Twilio gave it, and must not be lost on the reply."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from ..store.models import DeliveryReceipt, ReceiptStatus, Reply
 
@@ -42,8 +42,25 @@ def summarize_reply(conn: Connection, message_sid: str) -> None:
     conn.execute(_SUMMARY, {"reply_id": reply_id, "new_status": status, "new_code": code})
 
 
-def summarize_early_receipts(conn: Connection, message_sid: str) -> None:
+def summarize_early_receipts(conn: Connection, message_sid: str) -> bool:
     """Once a reply's MessageSid is recorded: sum up receipts that came before it (one
-    indexed probe when, as almost always, there are none)."""
-    if conn.execute(_ANY_RECEIPT, {"m": message_sid}).first() is not None:
-        summarize_reply(conn, message_sid)
+    indexed probe when, as almost always, there are none). Whether there were any."""
+    if conn.execute(_ANY_RECEIPT, {"m": message_sid}).first() is None:
+        return False
+    summarize_reply(conn, message_sid)
+    return True
+
+
+OPTED_OUT_ERROR = 21610  # the recipient replied STOP: do not message again
+
+
+def early_opt_out(conn: Connection, message_sid: str, participant_sid: str | None) -> bool:
+    """Whether a receipt that came before the reply's MessageSid was recorded said 21610
+    for the reply's customer (their participant, or any when it is not known): the
+    receipt could not name the customer then."""
+    query = select(RECEIPTS.c.id).where(RECEIPTS.c.message_sid == message_sid,
+                                        RECEIPTS.c.error_code == OPTED_OUT_ERROR)
+    if participant_sid:
+        query = query.where(or_(RECEIPTS.c.participant_sid == participant_sid,
+                                RECEIPTS.c.participant_sid.is_(None)))
+    return conn.execute(query.limit(1)).first() is not None

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, case, insert, select
 
 from .. import formats
 from ..delivery import opt_outs
-from ..delivery.receipts import PROBLEMS, RANK, summarize_reply
+from ..delivery.receipts import OPTED_OUT_ERROR, PROBLEMS, RANK, summarize_reply
 from ..logs import kv
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
@@ -105,7 +105,6 @@ def store_receipt(receipt_sid: str, fields: dict, conn: Connection, *,
     return "not stored: a later status was already recorded and is kept"
 
 
-OPTED_OUT_ERROR = 21610  # the recipient replied STOP: do not message again
 _REPLY_CUSTOMER = (select(REPLIES.c.customer, REPLIES.c.participant_sid)
                    .where(REPLIES.c.twilio_message_sid == bindparam("message_sid")))
 

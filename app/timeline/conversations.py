@@ -151,7 +151,7 @@ def _states(conn: Connection, rows) -> dict[int, str]:
     sids = [r.message_sid for r in rows if r.message_sid and r.reason == "REPLY"]
     replies = {r.in_reply_to: r for r in conn.execute(
         select(*_LIGHT).where(REPLIES.c.in_reply_to.in_(sids)))} if sids else {}
-    waits = waiting(conn, {r.conversation_sid for r in rows})
+    waits, opted = standing(conn, {r.conversation_sid for r in rows})
     found = {}
     for row in rows:
         reply = replies.get(row.message_sid)
@@ -159,17 +159,26 @@ def _states(conn: Connection, rows) -> dict[int, str]:
         if reply is not None:
             outcome = status.reply_outcome(reply.status, reply.delivery_status, reply.dry_run)
             code = reply.error_code or reply.delivery_error_code
-        found[row.id] = status.conversation_state(row.reason, outcome, code,
-                                                  row.conversation_sid in waits, row.outcome)
+        found[row.id] = status.conversation_state(
+            row.reason, outcome, code, row.conversation_sid in waits, row.outcome,
+            opted_out=row.conversation_sid in opted)
     return found
 
 
-def waiting(conn: Connection, sids: set[str]) -> set[str]:
-    """Of these conversations, those waiting for an agent (handed off, no agent since)."""
+def standing(conn: Connection, sids: set[str]) -> tuple[set[str], set[str]]:
+    """Of these conversations, those waiting for an agent (handed off, no agent since),
+    and those whose customer has opted out (Twilio refused them 21610, no START since:
+    in this conversation or another)."""
     if not sids:
-        return set()
-    return set(conn.execute(select(CONVERSATIONS.c.sid).where(
-        CONVERSATIONS.c.sid.in_(sorted(sids)), WAITING)).scalars())
+        return set(), set()
+    ordered = sorted(sids)
+    waits = set(conn.execute(select(CONVERSATIONS.c.sid).where(
+        CONVERSATIONS.c.sid.in_(ordered), WAITING)).scalars())
+    opted = set(conn.execute(
+        select(EVENTS.c.conversation_sid).distinct()
+        .select_from(EVENTS.join(OPT_OUTS, OPT_OUTS.c.address == EVENTS.c.author))
+        .where(EVENTS.c.conversation_sid.in_(ordered))).scalars())
+    return waits, opted
 
 
 def _active_since(conn: Connection, sids: set[str], since: datetime | None) -> set[str]:
@@ -197,7 +206,7 @@ def _summaries(conn: Connection, rows) -> list[dict]:
     and reply), in the order given."""
     replies = {r["in_reply_to"]: r for r in replies_for(
         conn, [r.message_sid for r in rows if r.message_sid], receipts=False)}
-    waits = waiting(conn, {r.conversation_sid for r in rows})
+    waits, opted = standing(conn, {r.conversation_sid for r in rows})
     result = []
     for row in rows:
         reply = replies.get(row.message_sid)
@@ -206,7 +215,8 @@ def _summaries(conn: Connection, rows) -> list[dict]:
         code = reply and ((reply["error"] or {}).get("code")
                           or (reply["delivery"]["error"] or {}).get("code"))
         state = status.conversation_state(row.reason, outcome, code,
-                                          row.conversation_sid in waits, row.outcome)
+                                          row.conversation_sid in waits, row.outcome,
+                                          opted_out=row.conversation_sid in opted)
         result.append({
             **message, "customer": {"address": row.author, "channel": row.channel},
             "preview": preview(message), "reply": reply, "state": state,

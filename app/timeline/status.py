@@ -97,15 +97,17 @@ _KEYWORD = re.compile(r": keyword ([^;]+?)(?:;|$)")
 
 
 def conversation_state(reason: str | None, outcome: str | None, code: int | None,
-                       waiting: bool = False, decided: str | None = None) -> str:
+                       waiting: bool = False, decided: str | None = None, *,
+                       opted_out: bool = False) -> str:
     """The state of a conversation whose latest message (customer's or agent's) was
     decided with `reason` and answered by a reply with this `outcome` and error `code`
     (None: no reply); `waiting`: it was handed off and no agent has written since (its
     row's waiting_since); `decided`: the decision as stored ('ignored: ...: keyword
-    HELP'), which tells STOP from HELP."""
+    HELP'), which tells STOP from HELP; `opted_out`: the customer is recorded as opted
+    out (21610, here or in another conversation; no START since)."""
     if reason == Reason.AGENT_MESSAGE.name:
         return "agent_replied"
-    if outcome in FAILURES and code in OPTED_OUT_CODES or (
+    if opted_out or outcome in FAILURES and code in OPTED_OUT_CODES or (
             outcome is None and _opts_out(reason, decided)):
         return "opted_out"
     if waiting:

@@ -157,7 +157,32 @@ def test_a_21610_receipt_ends_the_wait_in_every_conversation_of_that_customer(bo
     assert response.status_code == 200
     assert waiting_sids(bot) == [THIRD]
     assert list(states(bot, "waiting_agent")) == [THIRD]
-    assert states(bot)[FIRST] == "opted_out"
+    assert states(bot)[FIRST] == states(bot)[SECOND] == "opted_out"
+
+
+def test_a_21610_receipt_that_comes_before_the_send_is_recorded_counts(bot, fake_api):
+    """Twilio is fast: the receipt's 21610 arrives while the sender still waits for the
+    create's answer, when no reply has that MessageSid yet. Once the send is recorded,
+    the customer is opted out and waits nowhere."""
+    participant = "MB" + "7" * 32
+    say(bot, "agent please", SECOND)
+    client = bot.test_client()
+
+    def receipt_first(created):
+        if created.conversation_sid == FIRST:
+            post_event(client, delivery_updated(
+                message_sid=created.sid, conversation_sid=FIRST, status="failed",
+                error_code="21610", extra={"ParticipantSid": participant}),
+                url=ORIGIN + "/webhooks/conversations")
+
+    fake_api.on_create = receipt_first
+    post_event(client, message_added(
+        body="talk to a human", conversation_sid=FIRST, extra={"ParticipantSid": participant}),
+        url=ORIGIN + "/webhooks/conversations")
+    run_until_idle(services(bot).sender)
+    assert waiting_sids(bot) == []
+    assert states(bot) == {FIRST: "opted_out", SECOND: "opted_out"}
+    assert say(bot, "hello?", THIRD).startswith("ignored: customer opted out")
 
 
 def test_stop_ends_the_wait_where_it_is_said(bot):
