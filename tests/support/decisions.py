@@ -109,6 +109,17 @@ content_variables = {{ 1 = "{{{{ customer }}}}", 2 = "{{{{ company }}}}" }}
 
 
 # Two FAQ entries close enough that "i lost my card or it was stolen" asks which one.
+# A fallback and the card-delivery entry: the FAQ of the webhook and dashboard tests.
+CARD_DELIVERY = """
+[fallback]
+text = "We'll get back to you soon."
+
+[[faq]]
+id = "card-delivery"
+questions = ["When will my card arrive?", "My card hasn't arrived yet",
+             "How long does it take to get my card?"]
+answer = "Cards arrive within 7 working days."
+"""
 CARD_LOST_OR_STOLEN = """
 [[faq]]
 id = "card-lost"

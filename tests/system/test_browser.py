@@ -14,6 +14,7 @@ Chromium with apt. Never downloads a browser. Screenshots go to tests/output/bro
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,17 @@ def make_history(server, fake_api):
     wait_for(lambda: len(api(server, "/api/replies?status=failed")["replies"]) == 2)
 
 
+@contextmanager
+def chromium():
+    """Debian's Chromium, headless, closed afterwards."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def shoot(page, task, viewport):
     page.screenshot(path=OUTPUT / f"{task}-{viewport['width']}.png", full_page=True)
 
@@ -232,17 +244,13 @@ def operator_tasks(page, base, viewport, fake_api, failed_customer):
 def test_operator_tasks_at_desktop_and_phone_widths(server, fake_api):
     make_history(server, fake_api)
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            watches = []
-            for viewport, failed in ((DESKTOP, customer(8)), (PHONE, customer(9))):
-                page = browser.new_context(viewport=viewport).new_page()
-                watches.append(Watch(page))
-                operator_tasks(page, server.url, viewport, fake_api, failed)
-            assert [p for w in watches for p in w.problems] == []
-        finally:
-            browser.close()
+    with chromium() as browser:
+        watches = []
+        for viewport, failed in ((DESKTOP, customer(8)), (PHONE, customer(9))):
+            page = browser.new_context(viewport=viewport).new_page()
+            watches.append(Watch(page))
+            operator_tasks(page, server.url, viewport, fake_api, failed)
+        assert [p for w in watches for p in w.problems] == []
     assert "Traceback" not in server.log
 
 
@@ -255,26 +263,22 @@ def test_a_dry_run_server_is_unmistakable(tmp_path):
         post(server, message_added(conversation_sid=conversation(42), author=customer(42),
                                    body="Do you deliver on Sundays?"), token=token)
         wait_for(lambda: api(server, "/api/replies?outcome=dry_run")["replies"])
-        with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            try:
-                for viewport in (DESKTOP, PHONE):
-                    page = browser.new_context(viewport=viewport).new_page()
-                    watch = Watch(page)
-                    log_in(page, server.url)
-                    expect(page, "Dry run", "nothing is sent to customers", where="#dry-run")
-                    expect(page, "dry run (not sent)")
-                    shoot(page, "dry-run-overview", viewport)
-                    open_conversation(page, customer(42))
-                    expect(page, "Dry run", where="#dry-run")
-                    expect(page, "Do you deliver on Sundays?", "dry run (not sent)")
-                    fits(page, viewport)
-                    shoot(page, "dry-run-thread", viewport)
-                    page.click("nav >> text=Replies")
-                    expect(page, "Dry run", where="#dry-run")
-                    assert watch.problems == []
-            finally:
-                browser.close()
+        with chromium() as browser:
+            for viewport in (DESKTOP, PHONE):
+                page = browser.new_context(viewport=viewport).new_page()
+                watch = Watch(page)
+                log_in(page, server.url)
+                expect(page, "Dry run", "nothing is sent to customers", where="#dry-run")
+                expect(page, "dry run (not sent)")
+                shoot(page, "dry-run-overview", viewport)
+                open_conversation(page, customer(42))
+                expect(page, "Dry run", where="#dry-run")
+                expect(page, "Do you deliver on Sundays?", "dry run (not sent)")
+                fits(page, viewport)
+                shoot(page, "dry-run-thread", viewport)
+                page.click("nav >> text=Replies")
+                expect(page, "Dry run", where="#dry-run")
+                assert watch.problems == []
         assert "Traceback" not in server.log
 
 
@@ -290,32 +294,28 @@ def test_an_operator_marks_an_faq_answer_wrong_and_reads_the_gaps(tmp_path, fake
     with gunicorn(env, tmp_path / "server.log", workers=1) as server:
         say(server, fake_api, 21, "my card still hasn't arrived, it's been two weeks")
         say(server, fake_api, 22, "Do you sell gift vouchers for birthdays?")
-        with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            try:
-                for viewport in (DESKTOP, PHONE):
-                    page = browser.new_context(viewport=viewport).new_page()
-                    watch = Watch(page)
-                    log_in(page, server.url)
-                    find(page, customer(21))
-                    open_conversation(page, customer(21))
-                    expect(page, "Bot answered from the FAQ", "card-delivery", "candidates")
-                    page.click("button:has-text('Mark wrong')")
-                    page.wait_for_selector(".flash.ok")
-                    expect(page, "Marked wrong", "marked wrong")
-                    fits(page, viewport)
-                    shoot(page, "faq-marked-wrong", viewport)
-                    page.click("nav >> text=FAQ gaps")
-                    expect(page, "Do you sell gift vouchers for birthdays?",
-                           "my card still hasn't arrived", "1 marked wrong",
-                           "answered wrongly by", "1 declined")
-                    fits(page, viewport)
-                    shoot(page, "faq-gaps", viewport)
-                    page.go_back()
-                    page.click("button:has-text('Undo')")
-                    page.wait_for_selector(".flash.ok")
-                    expect(page, "No longer marked wrong", "Mark wrong")
-                    assert watch.problems == []
-            finally:
-                browser.close()
+        with chromium() as browser:
+            for viewport in (DESKTOP, PHONE):
+                page = browser.new_context(viewport=viewport).new_page()
+                watch = Watch(page)
+                log_in(page, server.url)
+                find(page, customer(21))
+                open_conversation(page, customer(21))
+                expect(page, "Bot answered from the FAQ", "card-delivery", "candidates")
+                page.click("button:has-text('Mark wrong')")
+                page.wait_for_selector(".flash.ok")
+                expect(page, "Marked wrong", "marked wrong")
+                fits(page, viewport)
+                shoot(page, "faq-marked-wrong", viewport)
+                page.click("nav >> text=FAQ gaps")
+                expect(page, "Do you sell gift vouchers for birthdays?",
+                       "my card still hasn't arrived", "1 marked wrong",
+                       "answered wrongly by", "1 declined")
+                fits(page, viewport)
+                shoot(page, "faq-gaps", viewport)
+                page.go_back()
+                page.click("button:has-text('Undo')")
+                page.wait_for_selector(".flash.ok")
+                expect(page, "No longer marked wrong", "Mark wrong")
+                assert watch.problems == []
         assert "Traceback" not in server.log

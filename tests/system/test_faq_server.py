@@ -5,20 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.decisions import CARD_DELIVERY
 from tests.support.servers import flask_cli, gunicorn, reply_counts
 from tests.support.waiting import wait_for
 from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN, message_added, post
 
-RULES = """
-[fallback]
-text = "We'll get back to you soon."
-
-[[faq]]
-id = "card-delivery"
-questions = ["When will my card arrive?", "My card hasn't arrived yet",
-             "How long does it take to get my card?"]
-answer = "Cards arrive within 7 working days."
-
+RULES = CARD_DELIVERY + """
 [[faq]]
 id = "payment-methods"
 questions = ["Which payment methods do you accept?", "Can I pay with Google Pay or Apple Pay?"]

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.services import services
 from app.store.models import FaqMatch
 from tests.support.dashboard import get, login, post
-from tests.support.decisions import CARD_LOST_OR_STOLEN
+from tests.support.decisions import CARD_DELIVERY, CARD_LOST_OR_STOLEN
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import message_added, post_event
 
@@ -19,16 +19,7 @@ pytestmark = pytest.mark.usefixtures("any_conversation")
 
 TOKEN = "t0k3n-for-the-faq-dashboard-0123456789ab"
 PUBLIC = "https://bot.example.com"
-RULES = """
-[fallback]
-text = "We'll get back to you soon."
-
-[[faq]]
-id = "card-delivery"
-questions = ["When will my card arrive?", "My card hasn't arrived yet",
-             "How long does it take to get my card?"]
-answer = "Cards arrive within 7 working days."
-""" + CARD_LOST_OR_STOLEN
+RULES = CARD_DELIVERY + CARD_LOST_OR_STOLEN
 
 
 @pytest.fixture
