@@ -161,7 +161,7 @@ class Composer:
             if decision.replies:
                 changes["last_reply_at"] = now.astimezone(UTC).replace(tzinfo=None)
             state.overwrite(conn, item.conversation_sid, seen, **changes)
-            handoffs.record(conn, item.conversation_sid, decision, now)
+            handoffs.record(conn, item.conversation_sid, decision, message.body, addresses, now)
             if decision.faq is not None:
                 faq_log.record(conn, item.message_sid, item.conversation_sid, message.body,
                                decision.faq)

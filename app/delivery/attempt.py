@@ -298,8 +298,8 @@ def outside_whatsapp_window(item: outbox.LeasedReply) -> bool:
 def _failed_and_opted_out(conn, item: outbox.LeasedReply, code: int, message: str) -> bool:
     """Mark the reply failed and record its customer's opt-out, in one transaction."""
     kept = outbox.mark_failed(conn, item, code, message)
+    opt_outs.end_wait(conn, item.conversation_sid)  # nobody may write to them now
     # Recorded even if another sender took the reply over: Twilio's refusal is a fact.
     opt_outs.record(conn, item.addresses, error_code=code,
                     conversation_sid=item.conversation_sid)
-    opt_outs.end_wait(conn, item.conversation_sid)  # nobody may write to them now
     return kept

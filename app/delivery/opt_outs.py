@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
-from sqlalchemy import Connection, bindparam, delete, or_, update
+from sqlalchemy import Connection, bindparam, delete, update
 
 from ..store.database import dialect_insert
 from ..store.models import Conversation, OptOut, utcnow
@@ -25,9 +25,8 @@ OPT_OUTS = OptOut.__table__
 CONVERSATIONS = Conversation.__table__
 _WAIT_ENDS = (update(CONVERSATIONS)
               .where(CONVERSATIONS.c.sid == bindparam("conversation"),
-                     or_(CONVERSATIONS.c.waiting_since.is_not(None),
-                         CONVERSATIONS.c.handoff_at.is_not(None)))
-              .values(handoff_at=None, waiting_since=None))
+                     CONVERSATIONS.c.waiting_since.is_not(None))
+              .values(waiting_since=None))
 
 _CLEAR = delete(OPT_OUTS).where(OPT_OUTS.c.address.in_(bindparam("addresses", expanding=True)))
 
@@ -40,8 +39,9 @@ def _insert(dialect_name: str):
 
 
 def _known(addresses: Iterable[str | None]) -> list[str]:
-    """The addresses given, without None, empty ones or repeats."""
-    return list(dict.fromkeys(a for a in addresses if a))
+    """The addresses given, without None, empty ones or repeats, sorted: two
+    transactions inserting the same customer's rows lock them in one order."""
+    return sorted({a for a in addresses if a})
 
 
 def record(conn: Connection, addresses: Iterable[str | None], *, error_code: int | None,
@@ -59,12 +59,12 @@ def record(conn: Connection, addresses: Iterable[str | None], *, error_code: int
 
 
 def end_wait(conn: Connection, conversation_sid: str | None) -> None:
-    """The customer of this conversation opted out: it waits for an agent no more, and the
-    handoff's silence ends with it (what they write next is decided afresh: OPTED_OUT
-    while Twilio refuses them, a new handoff if they opt in and ask again). Only the
-    conversation the caller holds (its unit is ordered by it, store/group_commit.py):
-    the customer's other conversations leave the waiting list as they are read
-    (timeline/waiting.py: `opted_out`)."""
+    """The customer of this conversation opted out: it waits for an agent no more (the
+    handoff's silence stays: START ends it, pipeline/handoffs.py). Only the conversation
+    the caller holds (its unit is ordered by it, store/group_commit.py), and before the
+    opt-out's rows, as every caller does: the same lock order everywhere. The customer's
+    other conversations leave the waiting list as it is read (timeline/conversations.py:
+    WAITING)."""
     if conversation_sid:
         conn.execute(_WAIT_ENDS, {"conversation": conversation_sid})
 

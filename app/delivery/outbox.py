@@ -288,9 +288,9 @@ def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str, *,
     if kept and receipts.summarize_early_receipts(conn, message_sid) and \
             receipts.early_opt_out(conn, message_sid, leased.participant_sid):
         # Its 21610 came first: the customer is known only now.
+        opt_outs.end_wait(conn, leased.conversation_sid)
         opt_outs.record(conn, leased.addresses, error_code=receipts.OPTED_OUT_ERROR,
                         conversation_sid=leased.conversation_sid)
-        opt_outs.end_wait(conn, leased.conversation_sid)
     return kept
 
 

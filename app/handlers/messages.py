@@ -86,7 +86,7 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         # it; nor may an agent write: the customer waits for one no more.
         pending.drop(conn, sid)
         opt_outs.end_wait(conn, sid)
-    handoffs.record(conn, sid, decision, now)
+    handoffs.record(conn, sid, decision, decided.message.body, decided.addresses, now)
     if decision.reason is Reason.DEFERRED:
         message = decided.message
         pending.defer(conn, conversation_sid=sid, message_sid=decided.message_sid,

@@ -206,6 +206,11 @@ class Conversation(Base):
     # until an agent writes: the dashboard lists these, oldest first).
     handoff_at: Mapped[datetime | None] = mapped_column(DateTime)
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    # Who waits (the customer who asked, by address and participant): they leave the
+    # waiting list once they opt out, in any conversation (opt_outs), not when someone
+    # else in a group conversation does.
+    waiting_address: Mapped[str | None] = mapped_column(String(AUTHOR_LENGTH))
+    waiting_participant: Mapped[str | None] = mapped_column(String(SID_LENGTH))
     # The FAQ ids our last reply offered by number ("Did you mean: 1) ... 2) ...?"),
     # comma-separated, until the customer's next message.
     faq_offered: Mapped[str | None] = mapped_column(String(FAQ_OFFERED_LENGTH))

@@ -49,13 +49,15 @@ _EVENT_COLUMNS = (EVENTS.c.id, EVENTS.c.event_type, EVENTS.c.conversation_sid,
                   EVENTS.c.channel, EVENTS.c.body, EVENTS.c.media_types)
 # What the overview's scan reads of each message; the rest only for the rows shown.
 _SCAN_COLUMNS = (EVENTS.c.id, EVENTS.c.conversation_sid, EVENTS.c.message_sid,
-                 EVENTS.c.reason, EVENTS.c.received_at, EVENTS.c.channel, EVENTS.c.outcome)
+                 EVENTS.c.reason, EVENTS.c.received_at, EVENTS.c.channel, EVENTS.c.outcome,
+                 EVENTS.c.author)
 _SID = re.compile(r"(CH|IM)[0-9a-fA-F]{32}")
-# A conversation waiting for an agent, unless someone who wrote in it has opted out since
-# (21610 in another conversation: only the conversation of the refusal is updated then).
-WAITING = and_(CONVERSATIONS.c.waiting_since.is_not(None), ~exists(
-    select(EVENTS.c.id).select_from(EVENTS.join(OPT_OUTS, OPT_OUTS.c.address == EVENTS.c.author))
-    .where(EVENTS.c.conversation_sid == CONVERSATIONS.c.sid)))
+# A conversation waiting for an agent, unless its customer (who asked: by address or
+# participant) has opted out since, here or in another conversation (a 21610 updates only
+# the conversation of the refusal): two primary-key probes of opt_outs each.
+WAITING = and_(CONVERSATIONS.c.waiting_since.is_not(None), ~exists().where(
+    OPT_OUTS.c.address.in_([CONVERSATIONS.c.waiting_address,
+                            CONVERSATIONS.c.waiting_participant])))
 
 
 def overview(conn: Connection, *, state: str | None = None, channel: str | None = None,
@@ -121,13 +123,13 @@ def overview(conn: Connection, *, state: str | None = None, channel: str | None 
 
 def _waiting_overview(conn: Connection, channel: str | None, limit: int,
                       before: datetime | None) -> dict:
-    """Conversations waiting for an agent by their customer's latest message, newest
-    first (the cursor: that message's time); a channel filter may make a page shorter."""
+    """Conversations waiting for an agent, the latest handed off first (the cursor: when
+    it began to wait); a channel filter may make a page shorter."""
     c = CONVERSATIONS.c
-    query = (select(c.sid, c.last_inbound_at).where(WAITING)
-             .order_by(c.last_inbound_at.desc(), c.sid).limit(limit))
+    query = (select(c.sid, c.waiting_since).where(WAITING)
+             .order_by(c.waiting_since.desc(), c.sid).limit(limit))
     if before is not None:
-        query = query.where(c.last_inbound_at < before)
+        query = query.where(c.waiting_since < before)
     found = conn.execute(query).all()
     latest = []
     for sid, _ in found:
@@ -138,7 +140,7 @@ def _waiting_overview(conn: Connection, channel: str | None, limit: int,
             latest.append(row)
     summaries = _summaries(conn, latest)
     return {"conversations": summaries, "scanned_to": None,
-            "next": found[-1].last_inbound_at if len(found) == limit else None}
+            "next": found[-1].waiting_since if len(found) == limit else None}
 
 
 _LIGHT = (REPLIES.c.in_reply_to, REPLIES.c.status, REPLIES.c.delivery_status,
@@ -151,7 +153,7 @@ def _states(conn: Connection, rows) -> dict[int, str]:
     sids = [r.message_sid for r in rows if r.message_sid and r.reason == "REPLY"]
     replies = {r.in_reply_to: r for r in conn.execute(
         select(*_LIGHT).where(REPLIES.c.in_reply_to.in_(sids)))} if sids else {}
-    waits, opted = standing(conn, {r.conversation_sid for r in rows})
+    waits, opted = standing(conn, rows)
     found = {}
     for row in rows:
         reply = replies.get(row.message_sid)
@@ -165,19 +167,19 @@ def _states(conn: Connection, rows) -> dict[int, str]:
     return found
 
 
-def standing(conn: Connection, sids: set[str]) -> tuple[set[str], set[str]]:
-    """Of these conversations, those waiting for an agent (handed off, no agent since),
-    and those whose customer has opted out (Twilio refused them 21610, no START since:
-    in this conversation or another)."""
-    if not sids:
+def standing(conn: Connection, rows) -> tuple[set[str], set[str]]:
+    """Of these latest messages' conversations, those waiting for an agent (handed off,
+    no agent since), and those whose message's author has opted out (Twilio refused them
+    21610, here or in another conversation; no START since)."""
+    if not rows:
         return set(), set()
-    ordered = sorted(sids)
+    sids = sorted({r.conversation_sid for r in rows})
     waits = set(conn.execute(select(CONVERSATIONS.c.sid).where(
-        CONVERSATIONS.c.sid.in_(ordered), WAITING)).scalars())
-    opted = set(conn.execute(
-        select(EVENTS.c.conversation_sid).distinct()
-        .select_from(EVENTS.join(OPT_OUTS, OPT_OUTS.c.address == EVENTS.c.author))
-        .where(EVENTS.c.conversation_sid.in_(ordered))).scalars())
+        CONVERSATIONS.c.sid.in_(sids), WAITING)).scalars())
+    authors = sorted({r.author for r in rows if r.author})
+    out = set(conn.execute(select(OPT_OUTS.c.address).where(
+        OPT_OUTS.c.address.in_(authors))).scalars()) if authors else set()
+    opted = {r.conversation_sid for r in rows if r.author in out}
     return waits, opted
 
 
@@ -206,7 +208,7 @@ def _summaries(conn: Connection, rows) -> list[dict]:
     and reply), in the order given."""
     replies = {r["in_reply_to"]: r for r in replies_for(
         conn, [r.message_sid for r in rows if r.message_sid], receipts=False)}
-    waits, opted = standing(conn, {r.conversation_sid for r in rows})
+    waits, opted = standing(conn, rows)
     result = []
     for row in rows:
         reply = replies.get(row.message_sid)

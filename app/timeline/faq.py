@@ -164,13 +164,14 @@ def _picks_as_questions(rows: list[_Row]) -> list[_Row]:
     for row in rows:
         by_conversation.setdefault(row.conversation_sid, []).append(row)
     for pick in rows:
-        if not (pick.wrong and pick.outcome == "answer" and picked_number(pick.text)):
+        if not (pick.wrong and pick.outcome == "answer"
+                and picked_number(pick.text) is not None):
             continue
         between = []
         for row in by_conversation[pick.conversation_sid]:  # newest first
             if row.id >= pick.id or row.id in dropped or row.outcome != "clarify":
                 continue
-            if picked_number(row.text):
+            if picked_number(row.text) is not None:
                 between.append(row.id)  # a re-ask of the same options ("3" of two)
                 continue
             if any(c["faq_id"] == pick.faq_id for c in row.candidates):

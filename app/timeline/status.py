@@ -107,11 +107,11 @@ def conversation_state(reason: str | None, outcome: str | None, code: int | None
     out (21610, here or in another conversation; no START since)."""
     if reason == Reason.AGENT_MESSAGE.name:
         return "agent_replied"
+    if waiting:  # its customer has not opted out (WAITING); someone else may have
+        return "waiting_agent"
     if opted_out or outcome in FAILURES and code in OPTED_OUT_CODES or (
             outcome is None and _opts_out(reason, decided)):
         return "opted_out"
-    if waiting:
-        return "waiting_agent"
     if outcome is not None:
         if outcome in FAILURES:
             return "not_answered"

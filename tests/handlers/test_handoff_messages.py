@@ -312,3 +312,28 @@ def test_the_waiting_filter_finds_them_however_many_conversations_came_since(mak
                       headers=auth, base_url=ORIGIN).get_json()
     assert [c["conversation_sid"] for c in rest["conversations"]] == waiting[:1]
     assert rest["next"] is None
+
+
+def test_after_stop_the_bot_stays_silent_where_it_handed_off(bot):
+    """STOP ends the wait for an agent, not the handoff's silence: "sorry, wrong button"
+    gets no automated reply (on WhatsApp nothing else would stop it)."""
+    say(bot, "talk to a human", FIRST)
+    say(bot, "STOP", FIRST)
+    assert say(bot, "sorry, wrong button, I still need someone", FIRST).startswith(
+        "ignored: handed off, waiting for an agent")
+    assert bodies(bot, FIRST) == [DEFAULT_HANDOFF_MESSAGE]
+    assert waiting_sids(bot) == []
+
+
+def test_someone_else_who_opted_out_does_not_take_the_customer_off_the_list(bot, fake_api):
+    """A group conversation: the customer asked for a person; another participant, who
+    opted out elsewhere (Twilio refused them 21610), writes too. The customer still
+    waits; that participant's conversation reads 'opted out'."""
+    other = "+15550003333"
+    fake_api.fail(1, 400, code=21610)
+    say(bot, "hello", THIRD, author=other)
+    run_until_idle(services(bot).sender)
+    say(bot, "talk to a human", FIRST)
+    say(bot, "me too", FIRST, author=other)
+    assert waiting_sids(bot) == [FIRST]
+    assert states(bot)[THIRD] == "opted_out" and states(bot)[FIRST] == "waiting_agent"

@@ -262,3 +262,14 @@ def test_a_number_not_offered_is_not_a_question_of_its_own(bot, browser):
     say(browser, "4", conversation)
     say(browser, "5", conversation)
     assert groups_on(page(browser, "/admin/faq")) == [("1", "i lost my card or it was stolen")]
+
+
+def test_a_zero_is_a_reask_too(bot, browser):
+    """"0" gets the clarification again; the "1" after it, marked wrong, is the
+    customer's question, counted once."""
+    conversation = "CH" + "9" * 32
+    say(browser, "i lost my card or it was stolen", conversation)
+    say(browser, "0", conversation)
+    pick = say(browser, "1", conversation)
+    post(browser, f"/admin/messages/{pick}/faq/wrong")
+    assert groups_on(page(browser, "/admin/faq")) == [("1", "i lost my card or it was stolen")]
