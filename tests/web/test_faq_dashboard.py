@@ -251,7 +251,8 @@ def test_a_message_on_an_older_page_of_its_thread_is_shown_where_it_is(bot, brow
                      post(browser, f"/admin/messages/{first}/faq/wrong")):
         location = response.headers["Location"]
         assert "before=" in location and location.endswith(f"#m-{first}")
-        assert f'id="m-{first}"' in page(browser, location.removeprefix(PUBLIC).partition("#")[0])
+        shown = page(browser, location.removeprefix(PUBLIC).partition("#")[0])
+        assert f'id="m-{first}"' in shown and "Newest messages →" in shown
 
 
 def test_a_number_not_offered_is_not_a_question_of_its_own(bot, browser):
