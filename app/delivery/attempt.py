@@ -35,15 +35,14 @@ from ..observability import metrics
 from ..store.database import Database
 from ..store.models import utcnow
 from ..twilio import marker
-from ..twilio.error_codes import describe
+from ..twilio.error_codes import OPTED_OUT, describe
 from ..twilio.errors import ApiError, Throttled
 from . import opt_outs, outbox
 from .pacing import Window
 
 log = logging.getLogger(__name__)
 
-# https://www.twilio.com/docs/api/errors/21610 and /63016
-OPTED_OUT = 21610  # the recipient replied STOP: record it, never retry
+# https://www.twilio.com/docs/api/errors/63016
 OUTSIDE_WINDOW = 63016  # WhatsApp free text more than 24 h after the customer wrote
 WHATSAPP = "WHATSAPP"
 WHATSAPP_WINDOW = timedelta(hours=24)

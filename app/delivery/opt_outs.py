@@ -6,8 +6,8 @@ marks the reply failed. A customer is recorded by every address we know them by 
 message author's address, `whatsapp:+...` or `+1...`, and the participant SID `MB...`),
 as given: the decision asks about the same values. START, UNSTOP or YES clears them.
 An opt-out also ends the customer's wait for an agent (`end_wait`): nobody may write to
-them now. The caller decides the transaction; nothing here commits. The decision's read of them is part of the conversation-state statement
-(pipeline/state.py).
+them now. The caller decides the transaction; nothing here commits. The decision's read
+of them is part of the conversation-state statement (pipeline/state.py).
 https://www.twilio.com/docs/api/errors/21610
 """
 

@@ -42,7 +42,7 @@ from ..store.database import dialect_insert
 from ..store.driver import Statement
 from ..store.models import Reply, ReplyStatus, utcnow
 from ..twilio import marker
-from ..twilio.error_codes import HOPELESS
+from ..twilio.error_codes import HOPELESS, OPTED_OUT
 from . import opt_outs, receipts
 
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
@@ -289,7 +289,7 @@ def mark_sent(conn: Connection, leased: LeasedReply, message_sid: str, *,
             receipts.early_opt_out(conn, message_sid, leased.participant_sid):
         # Its 21610 came first: the customer is known only now.
         opt_outs.end_wait(conn, leased.conversation_sid)
-        opt_outs.record(conn, leased.addresses, error_code=receipts.OPTED_OUT_ERROR,
+        opt_outs.record(conn, leased.addresses, error_code=OPTED_OUT,
                         conversation_sid=leased.conversation_sid)
     return kept
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, bindparam, or_, select, update
 
 from ..store.models import DeliveryReceipt, ReceiptStatus, Reply
+from ..twilio.error_codes import OPTED_OUT
 
 RANK = {status.value: status.rank for status in ReceiptStatus}
 PROBLEMS = (ReceiptStatus.FAILED.value, ReceiptStatus.UNDELIVERED.value)
@@ -51,15 +52,12 @@ def summarize_early_receipts(conn: Connection, message_sid: str) -> bool:
     return True
 
 
-OPTED_OUT_ERROR = 21610  # the recipient replied STOP: do not message again
-
-
 def early_opt_out(conn: Connection, message_sid: str, participant_sid: str | None) -> bool:
     """Whether a receipt that came before the reply's MessageSid was recorded said 21610
     for the reply's customer (their participant, or any when it is not known): the
     receipt could not name the customer then."""
     query = select(RECEIPTS.c.id).where(RECEIPTS.c.message_sid == message_sid,
-                                        RECEIPTS.c.error_code == OPTED_OUT_ERROR)
+                                        RECEIPTS.c.error_code == OPTED_OUT)
     if participant_sid:
         query = query.where(or_(RECEIPTS.c.participant_sid == participant_sid,
                                 RECEIPTS.c.participant_sid.is_(None)))

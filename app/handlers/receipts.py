@@ -17,14 +17,14 @@ from sqlalchemy import Connection, bindparam, case, insert, select
 
 from .. import formats
 from ..delivery import opt_outs
-from ..delivery.receipts import OPTED_OUT_ERROR, PROBLEMS, RANK, summarize_reply
+from ..delivery.receipts import PROBLEMS, RANK, summarize_reply
 from ..logs import kv
 from ..pipeline.events import Event
 from ..pipeline.outcome import Kind, Outcome
 from ..pipeline.router import Context, Router
 from ..store.database import dialect_insert
 from ..store.models import DeliveryReceipt, ReceiptEvent, Reply, utcnow
-from ..twilio.error_codes import describe
+from ..twilio.error_codes import OPTED_OUT, describe
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -96,7 +96,7 @@ def store_receipt(receipt_sid: str, fields: dict, conn: Connection, *,
         "error_status": status if problem else None, "updated_at": now,
     }).scalar()
     summarize_reply(conn, fields["MessageSid"])
-    if fields["ErrorCode"] == OPTED_OUT_ERROR:
+    if fields["ErrorCode"] == OPTED_OUT:
         record_opt_out(conn, fields)
     if kept == status:
         return None
@@ -120,5 +120,5 @@ def record_opt_out(conn: Connection, fields: dict) -> None:
                             or row.participant_sid == fields["ParticipantSid"]):
         addresses += list(row)
         opt_outs.end_wait(conn, fields["ConversationSid"])  # nobody may write to them now
-    opt_outs.record(conn, addresses, error_code=OPTED_OUT_ERROR,
+    opt_outs.record(conn, addresses, error_code=OPTED_OUT,
                     conversation_sid=fields["ConversationSid"])

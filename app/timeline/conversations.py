@@ -131,13 +131,8 @@ def _waiting_overview(conn: Connection, channel: str | None, limit: int,
     if before is not None:
         query = query.where(c.waiting_since < before)
     found = conn.execute(query).all()
-    latest = []
-    for sid, _ in found:
-        row = conn.execute(select(*_EVENT_COLUMNS).where(
-            EVENTS.c.conversation_sid == sid, EVENTS.c.event_type == MESSAGE, SPOKEN)
-            .order_by(EVENTS.c.received_at.desc()).limit(1)).first()
-        if row is not None and (not channel or row.channel == channel):
-            latest.append(row)
+    latest = [row for row in (latest_message(conn, sid) for sid, _ in found)
+              if row is not None and (not channel or row.channel == channel)]
     summaries = _summaries(conn, latest)
     return {"conversations": summaries, "scanned_to": None,
             "next": found[-1].waiting_since if len(found) == limit else None}
@@ -234,15 +229,21 @@ def _add_customers(conn: Connection, summaries: list[dict]) -> None:
     for summary in summaries:
         if summary["from"] != "agent":
             continue
-        customer = conn.execute(
-            select(EVENTS.c.author, EVENTS.c.channel)
-            .where(EVENTS.c.conversation_sid == summary["conversation_sid"],
-                   EVENTS.c.event_type == MESSAGE, SPOKEN,
-                   EVENTS.c.reason != "AGENT_MESSAGE")
-            .order_by(EVENTS.c.received_at.desc()).limit(1)).first()
+        customer = latest_message(conn, summary["conversation_sid"], customer=True)
         summary["customer"] = ({"address": customer.author, "channel": customer.channel}
                                if customer is not None else {"address": None,
                                                              "channel": None})
+
+
+def latest_message(conn: Connection, conversation_sid: str, *, customer: bool = False):
+    """The conversation's latest message from a customer or an agent (`customer`: from a
+    customer), as the overview reads it (_EVENT_COLUMNS); None if there is none. One
+    index probe."""
+    query = select(*_EVENT_COLUMNS).where(
+        EVENTS.c.conversation_sid == conversation_sid, EVENTS.c.event_type == MESSAGE, SPOKEN)
+    if customer:
+        query = query.where(EVENTS.c.reason != "AGENT_MESSAGE")
+    return conn.execute(query.order_by(EVENTS.c.received_at.desc()).limit(1)).first()
 
 
 def search(conn: Connection, text: str, limit: int = 25) -> dict:
@@ -266,13 +267,7 @@ def search(conn: Connection, text: str, limit: int = 25) -> dict:
             .where(EVENTS.c.author.in_(addresses(text)))
             .group_by(EVENTS.c.conversation_sid).order_by(func.max(EVENTS.c.received_at).desc())
             .limit(limit)).scalars())
-    latest = []
-    for sid in sids:
-        row = conn.execute(select(*_EVENT_COLUMNS).where(
-            EVENTS.c.conversation_sid == sid, EVENTS.c.event_type == MESSAGE, SPOKEN)
-            .order_by(EVENTS.c.received_at.desc()).limit(1)).first()
-        if row is not None:
-            latest.append(row)
+    latest = [row for row in (latest_message(conn, sid) for sid in sids) if row is not None]
     found["conversations"] = _summaries(conn, latest)
     return found
 

@@ -28,7 +28,7 @@ from sqlalchemy import and_, case, literal_column, or_
 
 from ..autoreply import Reason, keywords
 from ..store.models import Reply, ReplyStatus
-from ..twilio.error_codes import requeue_helps
+from ..twilio.error_codes import OPTED_OUT, requeue_helps
 
 REPLIES = Reply.__table__
 DELIVERY_PROBLEMS = ("failed", "undelivered")
@@ -88,9 +88,7 @@ CONVERSATION_STATES = {
 # Is the customer taken care of? ok / attention / quiet, for the page's colours.
 TONE = {"not_answered": "bad", "answered": "ok", "no_receipt": "ok", "replying": "wait",
         "dry_run": "dry", "silent": "quiet", "waiting_agent": "wait", "with_agent": "wait",
-        "agent_replied": "ok",
-        "opted_out": "quiet"}
-OPTED_OUT_CODES = (21610,)
+        "agent_replied": "ok", "opted_out": "quiet"}
 NOT_ANSWERED_REASONS = (Reason.TEMPLATE_ERROR.name,)
 OPTED_OUT_REASONS = (Reason.OPTED_OUT.name,)
 _KEYWORD = re.compile(r": keyword ([^;]+?)(?:;|$)")
@@ -109,7 +107,7 @@ def conversation_state(reason: str | None, outcome: str | None, code: int | None
         return "agent_replied"
     if waiting:  # its customer has not opted out (WAITING); someone else may have
         return "waiting_agent"
-    if opted_out or outcome in FAILURES and code in OPTED_OUT_CODES or (
+    if opted_out or outcome in FAILURES and code == OPTED_OUT or (
             outcome is None and _opts_out(reason, decided)):
         return "opted_out"
     if outcome is not None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from ..store.models import Conversation
-from .conversations import EVENTS, MESSAGE, SPOKEN, WAITING, preview
+from .conversations import WAITING, latest_message, preview
 
 CONVERSATIONS = Conversation.__table__
 
@@ -34,11 +34,7 @@ def waiting(conn: Connection, limit: int = 25, now: datetime | None = None) -> d
 def _last_words(conn: Connection, conversation_sid: str) -> dict:
     """The customer (address, channel) and the first words of their latest message: one
     index probe per conversation listed."""
-    row = conn.execute(
-        select(EVENTS.c.author, EVENTS.c.channel, EVENTS.c.body, EVENTS.c.media_types)
-        .where(EVENTS.c.conversation_sid == conversation_sid, EVENTS.c.event_type == MESSAGE,
-               SPOKEN, EVENTS.c.reason != "AGENT_MESSAGE")
-        .order_by(EVENTS.c.received_at.desc()).limit(1)).first()
+    row = latest_message(conn, conversation_sid, customer=True)
     if row is None:
         return {"customer": {"address": None, "channel": None}, "preview": None}
     media = row.media_types.split(",") if row.media_types else []

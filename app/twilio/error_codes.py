@@ -80,6 +80,7 @@ def describe(code) -> str | None:
 # Refusals that a second try cannot change: the customer opted out or blocked the number,
 # the address is wrong, the account or sender is not allowed, WhatsApp free text is too
 # late (63016: only a template may go now).
+OPTED_OUT = 21610  # the recipient replied STOP: never message them again, nor retry
 HOPELESS = frozenset({20404, 21610, 30002, 30004, 30005, 30006, 30032, 30033, 30034,
                       63016, 63024, 63051})
 
