@@ -54,6 +54,8 @@ eval: install
 	$(BIN)/flask --app wsgi faq eval eval/heldout2/cases.jsonl --rules eval/heldout2/faq.toml
 	$(BIN)/flask --app wsgi faq eval eval/heldout3/cases.jsonl --rules eval/heldout3/faq.toml
 	$(BIN)/flask --app wsgi faq eval eval/heldout4/cases.jsonl --rules eval/heldout4/faq.toml
+	$(BIN)/flask --app wsgi faq eval eval/heldout5/cases.jsonl --rules eval/heldout5/faq.toml
+	$(BIN)/flask --app wsgi faq eval eval/heldout6/cases.jsonl --rules eval/heldout6/faq.toml
 	$(BIN)/flask --app wsgi faq eval eval/dev1/cases.jsonl --rules eval/dev1/faq.toml
 	$(BIN)/flask --app wsgi faq eval eval/dev2/cases.jsonl --rules eval/dev2/faq.toml
 

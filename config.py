@@ -104,10 +104,11 @@ class BotSettings:
     handoff_on_decline: bool = False  # hand off instead of the greeting/fallback
     # The FAQ's thresholds (docs/faq.md): answer when the best entry scores at least
     # faq_answer_score and leads the next by faq_margin; offer entries within the margin
-    # that score at least faq_clarify_score. Defaults chosen on eval/clinc150.
-    faq_answer_score: float = 0.45
-    faq_margin: float = 0.19
-    faq_clarify_score: float = 0.55
+    # that score at least faq_clarify_score. None: the FAQ model's own, chosen on
+    # eval/clinc150 (app/knowledge/models.py).
+    faq_answer_score: float | None = None
+    faq_margin: float | None = None
+    faq_clarify_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -255,9 +256,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             handoff_phrases=handoff_phrases(reader),
             handoff_message=reader.reply("HANDOFF_MESSAGE") or DEFAULT_HANDOFF_MESSAGE,
             handoff_on_decline=reader.flag("HANDOFF_ON_DECLINE", False),
-            faq_answer_score=reader.number("FAQ_ANSWER_SCORE", 0.45, minimum=0.0, maximum=2.0),
-            faq_margin=reader.number("FAQ_MARGIN", 0.19, minimum=0.0, maximum=2.0),
-            faq_clarify_score=reader.number("FAQ_CLARIFY_SCORE", 0.55, minimum=0.0,
+            faq_answer_score=reader.number("FAQ_ANSWER_SCORE", None, minimum=0.0, maximum=2.0),
+            faq_margin=reader.number("FAQ_MARGIN", None, minimum=0.0, maximum=2.0),
+            faq_clarify_score=reader.number("FAQ_CLARIFY_SCORE", None, minimum=0.0,
                                             maximum=2.0)),
         web=WebSettings(
             public_base_urls=tuple(

@@ -3,6 +3,7 @@ right with at most 5% of answers wrong and at least 95% of unanswerable ones not
 
     python -m eval.thresholds eval/clinc150/faq.toml eval/clinc150/tune.jsonl
     python -m eval.thresholds eval/clinc150/faq.toml eval/clinc150/tune.jsonl --mixes
+    python -m eval.thresholds eval/clinc150/faq.toml eval/clinc150/tune.jsonl --mixes --model=sentence
 
 With --mixes, the seven FAQs of eval/clinc150/mixes (other domains, CLINC's validation
 queries) count too: a pair is judged by its answered-right rate averaged over the eight
@@ -25,7 +26,8 @@ import sys
 from pathlib import Path
 
 from app.autoreply import load_rules
-from app.knowledge import Thresholds
+from app.knowledge import KnowledgeBase, Thresholds
+from app.knowledge.models import MODELS
 
 MAX_WRONG, MIN_NOT_ANSWERED = 0.05, 0.95
 MIXES = Path(__file__).parent / "clinc150" / "mixes"
@@ -66,20 +68,25 @@ def pooled(sets, thresholds: Thresholds) -> dict:
             "not_answered": min(c["not_answered"] for c in counts)}
 
 
-def scored(rules_path, cases_path) -> tuple[list, list]:
-    """A set's cases and, for each, its best three entries (scored once)."""
+def scored(rules_path, cases_path, model: str | None = None) -> tuple[list, list]:
+    """A set's cases and, for each, its best three entries (scored once), with the rules
+    file's FAQ model or `model`."""
     knowledge = load_rules(rules_path).knowledge
+    if model:
+        knowledge = KnowledgeBase(knowledge.entries, model)
     cases = [json.loads(line) for line in Path(cases_path).read_text().splitlines() if line]
     return cases, [knowledge.retrieve(case["text"], "", 3) for case in cases]
 
 
-def main(rules_path: str, cases_path: str, mixes: bool = False) -> None:
-    cases, ranked = scored(rules_path, cases_path)
+def main(rules_path: str, cases_path: str, mixes: bool = False,
+         model: str | None = None) -> None:
+    model = model or load_rules(rules_path).knowledge.model.name
+    cases, ranked = scored(rules_path, cases_path, model)
     sets = [(cases, ranked)]
     names = [cases_path]
     if mixes:
         for folder in sorted(MIXES.iterdir()):
-            sets.append(scored(folder / "faq.toml", folder / "tune.jsonl"))
+            sets.append(scored(folder / "faq.toml", folder / "tune.jsonl", model))
             names.append(folder.name)
     found = []
     for answer in range(30, 80):
@@ -92,7 +99,7 @@ def main(rules_path: str, cases_path: str, mixes: bool = False) -> None:
     print("answer  margin  answered right")
     for right, thresholds in found[:8]:
         print(f"{thresholds.answer:6.2f}  {thresholds.margin:6.3f}  {right:6.1%}")
-    defaults = Thresholds()
+    defaults = MODELS[model].defaults
     if mixes:
         print(f"\nat answer {defaults.answer}, margin {defaults.margin}, set by set:")
         for name, (c, r) in zip(names, sets, strict=True):
@@ -111,7 +118,9 @@ def main(rules_path: str, cases_path: str, mixes: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--mixes"]
-    if len(args) != 2:
+    given = sys.argv[1:]
+    chosen = next((a.split("=", 1)[1] for a in given if a.startswith("--model=")), None)
+    args = [a for a in given if a != "--mixes" and not a.startswith("--model=")]
+    if len(args) != 2 or (chosen and chosen not in MODELS):
         sys.exit(__doc__)
-    main(*args, mixes="--mixes" in sys.argv[1:])
+    main(*args, mixes="--mixes" in given, model=chosen)

@@ -38,7 +38,7 @@ def preload_for(rules_path: str | None) -> bool:
     if not (data.get("faq") or data.get("knowledge")):
         return False
     from ..knowledge import scoring  # noqa: F401 - bm25s, rapidfuzz, numpy
-    from ..knowledge.embedding import load
+    from ..knowledge.models import DEFAULT, MODELS
 
-    load()
+    MODELS.get(data.get("faq_model"), MODELS[DEFAULT]).load()
     return True

@@ -225,7 +225,7 @@ class _Compiler:
         if entries:  # numpy, bm25s and the embedding only for a file with an FAQ
             from ..knowledge import KnowledgeBase
 
-            compiled = replace(compiled, knowledge=KnowledgeBase(entries))
+            compiled = replace(compiled, knowledge=KnowledgeBase(entries, schema.faq_model))
         if self.problems:
             raise RulesError(self.source, self.problems)
         return compiled

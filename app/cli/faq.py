@@ -59,9 +59,12 @@ def faq_eval(cases, as_json, rules_path, channel):
                 "candidates": result["candidates"]}, ensure_ascii=False))
         click.echo(json.dumps(totals))
         return
-    thresholds = policy.faq_thresholds
+    knowledge = policy.rules.knowledge if policy.rules else None
+    thresholds = (policy.faq_thresholds.over(knowledge.model.defaults) if knowledge
+                  else policy.faq_thresholds)
+    model = f"model {knowledge.model.name}, " if knowledge else ""
     click.echo(f"{cases}: {totals['cases']} cases, {totals['answerable']} answerable "
-               f"(thresholds: answer {thresholds.answer}, margin {thresholds.margin}, "
+               f"({model}thresholds: answer {thresholds.answer}, margin {thresholds.margin}, "
                f"clarify {thresholds.clarify})")
     for key, label in (("answered_right", "answerable questions answered right"),
                        ("wrong_answers", "answers that were wrong"),

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import embedding
 from .entries import Entry
+from .models import DEFAULT, MODELS
 from .outcome import Candidate, Match, Outcome, Thresholds
 from .scoring import Index
 
@@ -28,20 +28,23 @@ BEST_FEW = 3  # candidates kept with an answer or a decline, for the record
 
 
 DECLINED = Match(Outcome.DECLINE)
-DEFAULTS = Thresholds()
+DEFAULTS = Thresholds()  # the model's own
 
 
 class KnowledgeBase:
     """FAQ entries, indexed once; `match` is pure and safe to call from many threads."""
 
-    def __init__(self, entries: tuple[Entry, ...] | list[Entry],
-                 embedder: embedding.Embedder | None = None):
+    def __init__(self, entries: tuple[Entry, ...] | list[Entry], model: str = DEFAULT,
+                 embedder=None):
+        if model not in MODELS:
+            raise ValueError(f"unknown FAQ model {model!r} (one of: {', '.join(MODELS)})")
+        self.model = MODELS[model]
         self.entries = tuple(entries)
         ids = [entry.id for entry in self.entries]
         if len(set(ids)) != len(ids):
             raise ValueError("two entries share an id")
         self.by_id = {entry.id: entry for entry in self.entries}
-        self.index = Index(self.entries, embedder)
+        self.index = Index(self.entries, self.model, embedder)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -66,6 +69,7 @@ class KnowledgeBase:
     def match(self, text: str, channel: str = "",
               thresholds: Thresholds = DEFAULTS) -> Match:
         """Answer, clarify or decline (the module docstring says when)."""
+        thresholds = thresholds.over(self.model.defaults)
         best = self.retrieve(text, channel, k=MAX_OFFERED)
         if not best:
             return DECLINED

@@ -20,16 +20,24 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Scores are about 0..1.3 (cosine plus a share of BM25); see docs/faq.md."""
+    """Scores are about 0..1 (a cosine, plus a share of BM25 with the static model); see
+    docs/faq.md. A threshold left None is the model's own (knowledge/models.py)."""
 
-    answer: float = 0.45  # the best entry's score needed to answer
-    margin: float = 0.19  # ... and its lead over the second best
-    clarify: float = 0.55  # the score an entry needs to be offered in a clarification
+    answer: float | None = None  # the best entry's score needed to answer
+    margin: float | None = None  # ... and its lead over the second best
+    clarify: float | None = None  # the score an entry needs to be offered in a clarification
 
     def __post_init__(self):
         for name in ("answer", "margin", "clarify"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} is negative: {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} is negative: {value}")
+
+    def over(self, defaults: Thresholds) -> Thresholds:
+        """These thresholds, each one not set taken from `defaults`."""
+        return Thresholds(*(getattr(defaults, name) if getattr(self, name) is None
+                            else getattr(self, name)
+                            for name in ("answer", "margin", "clarify")))
 
 
 @dataclass(frozen=True)

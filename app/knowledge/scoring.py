@@ -1,11 +1,14 @@
-"""The hybrid score of a message against every entry: a static embedding, BM25, typos.
+"""The score of a message against every entry: an embedding, and with the static model
+BM25 and typos too.
 
-    index = Index(entries)               # at load: every phrasing embedded and indexed
-    index.scores(text) -> np.ndarray     # one score per entry, about 0..1
+    index = Index(entries, models.MODELS["static"])    # at load: every phrasing embedded
+    index.scores(text) -> np.ndarray                    # one score per entry, about 0..1
 
-An entry's score is the cosine of the message's embedding with the entry's centroid
+With the sentence model (models.py) an entry's score is the cosine of the
+message's embedding with the entry's centroid, nothing else. With the static model, an
+entry's score is the cosine of the message's embedding with the entry's centroid
 (the mean of its phrasings' embeddings: meaning, so "card hasn't come" is near "where is
-my card"), plus LEXICAL_WEIGHT times its phrasings' mean BM25 (bm25s), normalised by the
+my card"), plus the model's lexical weight (0.1) times its phrasings' mean BM25 (bm25s), normalised by the
 most the message's own words could score, so that 0 means no word in common and 1 every
 word as strongly as the index allows (words no entry uses count in that bound: a long
 message about something else scores low). Before either, each word no entry uses is
@@ -31,11 +34,11 @@ from rapidfuzz import fuzz, process
 
 from . import embedding
 from .entries import Entry
+from .models import DEFAULT, MODELS, Model
 
 # bm25s sets its own logger to DEBUG at import: every index built would print a line.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
-LEXICAL_WEIGHT = 0.1
 TYPO_SIMILARITY = 84  # rapidfuzz ratio, 0..100
 TYPO_MIN_LENGTH = 5  # shorter words are too often another real word ("pink", "pin")
 MAX_WORDS = 200  # a message's first 200 words say what it is about
@@ -57,8 +60,10 @@ def words(text: str) -> list[str]:
 class Index:
     """Every entry's phrasings, embedded and indexed for BM25."""
 
-    def __init__(self, entries: tuple[Entry, ...], embedder: embedding.Embedder | None = None):
-        self.embedder = embedder or embedding.load()
+    def __init__(self, entries: tuple[Entry, ...], model: Model = MODELS[DEFAULT],
+                 embedder=None):
+        self.model = model
+        self.embedder = embedder or model.load()
         phrasings = [(row, q) for row, entry in enumerate(entries) for q in entry.questions]
         self.entry_of = np.array([row for row, _ in phrasings], dtype=np.int64)
         self.size = len(entries)
@@ -69,7 +74,7 @@ class Index:
         self.centroids = embedding.normalise(sums)  # (entries, DIMENSIONS)
         phrasings_of = np.bincount(self.entry_of, minlength=self.size).astype(np.float32)
         # LEXICAL_WEIGHT times the mean over an entry's phrasings, as one factor per entry.
-        self.lexical_factor = LEXICAL_WEIGHT / np.maximum(phrasings_of, 1)
+        self.lexical_factor = model.lexical_weight / np.maximum(phrasings_of, 1)
         tokens = [[w for w in words(t) if w not in STOPWORDS] or ["_"] for t in texts]
         self.vocabulary = sorted({w for ws in tokens for w in ws})
         self.known = frozenset(self.vocabulary)
@@ -80,7 +85,10 @@ class Index:
         self.unknown_weight = max(self.word_max.values(), default=1.0)
 
     def correct(self, text: str) -> list[str]:
-        """The message's words, each unknown one replaced by a known one it is a typo of."""
+        """The message's words, each unknown one replaced by a known one it is a typo of
+        (with a model that corrects typos)."""
+        if not self.model.corrects_typos:
+            return words(text)
         fixed = []
         for word in words(text):
             if (word not in self.known and len(word) >= TYPO_MIN_LENGTH
@@ -94,9 +102,11 @@ class Index:
 
     def scores(self, text: str) -> np.ndarray:
         """One score per entry, in entry order."""
-        fixed = self.correct(text)
         if self.size == 0:
             return np.zeros(0, dtype=np.float32)
+        if not self.model.lexical_weight:
+            return np.einsum("ij,j->i", self.centroids, self.embedder.embed_one(text))
+        fixed = self.correct(text)
         query = self.embedder.embed_one(" ".join(fixed) or text)
         # einsum, not `@`: a matrix-vector product through OpenBLAS starts its threads in
         # every webhook thread, and on a busy machine waits for them (12 ms instead of 1

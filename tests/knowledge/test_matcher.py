@@ -69,7 +69,7 @@ def test_a_question_the_base_answers_gets_its_entry(kb, text, faq_id):
     assert match.outcome is Outcome.ANSWER
     assert match.faq_id == faq_id
     assert match.candidates[0].faq_id == faq_id
-    assert match.candidates[0].score - match.candidates[1].score >= Thresholds().margin
+    assert match.candidates[0].score - match.candidates[1].score >= kb.model.defaults.margin
 
 
 @pytest.mark.parametrize("text", [
