@@ -73,17 +73,22 @@ class Pattern:
 
     def search(self, text: str, budget: Budget | None = None) -> bool:
         """Whether the pattern occurs in `text`; False when it, or `budget`, ran out of time."""
+        return bool(self.find(text, budget))
+
+    def find(self, text: str, budget: Budget | None = None) -> bool | None:
+        """Whether the pattern occurs in `text`; None when it, or `budget`, ran out of time
+        (not an answer to remember)."""
         timeout = MATCH_TIMEOUT
         if budget is not None:
             timeout = min(timeout, budget.left())
             if timeout <= 0:
                 _warn_budget_spent(self.where, len(text))
-                return False
+                return None
         try:
             return self._compiled.search(text, timeout=timeout) is not None
         except TimeoutError:
             self._warn_once(len(text))
-            return False
+            return None
 
     def _warn_once(self, length: int) -> None:
         with _warned_lock:

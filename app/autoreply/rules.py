@@ -44,6 +44,7 @@ from .templates import (
 )
 
 _WORDS = re.compile(r"\w+")  # two questions with the same words are one question
+AUTHORS_REMEMBERED = 10_000  # authors whose agent_patterns answer each process keeps
 
 if TYPE_CHECKING:  # built only from a rules file with an FAQ
     from ..knowledge import KnowledgeBase
@@ -112,9 +113,28 @@ class Rules:
         return next((rule for rule in self.rules
                      if rule.matches(text, channel, is_open, budget)), None)
 
+    # Authors already judged by agent_patterns (a customer writes many messages, and each
+    # bounded search costs ~5 us of clock reads): only answers the searches finished.
+    _agents: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
     def is_agent(self, author: str) -> bool:
+        known = self._agents.get(author)
+        if known is not None:
+            return known
         text, budget = author[:MAX_TEXT], Budget()
-        return any(pattern.search(text, budget) for pattern in self.agent_patterns)
+        finished = True
+        for pattern in self.agent_patterns:
+            found = pattern.find(text, budget)
+            if found:
+                return self._remember(author, True)
+            finished = finished and found is not None
+        return self._remember(author, False) if finished else False
+
+    def _remember(self, author: str, agent: bool) -> bool:
+        if len(self._agents) >= AUTHORS_REMEMBERED:
+            self._agents.clear()  # rarely: then the next ones are judged again
+        self._agents[author] = agent
+        return agent
 
     def media_sources(self) -> list[str]:
         """Every file and URL the replies send as media, once each, in file order."""

@@ -19,8 +19,8 @@ import json
 import math
 import struct
 import threading
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,9 @@ TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 TENSOR = "embedding.weight"
 DIMENSIONS = 256
 MAX_TOKENS = 512  # a message's first 512 tokens say what it is about
+# Words whose token ids each process remembers (a few MB at most): customers' words are
+# few and repeat, and the tokenizer's call costs more than the rest of a message's vector.
+WORD_CACHE = 8192
 
 
 class ModelMissing(RuntimeError):
@@ -72,6 +75,13 @@ class Embedder:
     table: np.ndarray  # (vocabulary, DIMENSIONS) float16, memory-mapped
     tokenizer: Tokenizer
     lock: threading.Lock  # tokenizers' Tokenizer is not documented as thread-safe
+    word_ids: object = field(init=False, repr=False, compare=False)  # word -> its ids
+
+    def __post_init__(self):
+        object.__setattr__(self, "word_ids", lru_cache(maxsize=WORD_CACHE)(self._word_ids))
+
+    def _word_ids(self, word: str) -> tuple[int, ...]:
+        return tuple(self._known(self.token_ids(word)))
 
     def token_ids(self, text: str) -> list[int]:
         with self.lock:
@@ -97,7 +107,23 @@ class Embedder:
         """One message's unit vector (zero if it has no known token), in as few numpy
         calls as it takes: on the webhook path each costs several microseconds when the
         request's other work has pushed numpy out of the CPU's caches."""
-        ids = self._known(self.token_ids(text))
+        return self._unit(self._known(self.token_ids(text)))
+
+    def embed_words(self, words: list[str]) -> np.ndarray:
+        """What embed_one(" ".join(words)) returns, for words without spaces, from each
+        word's remembered token ids. The same ids: the tokenizer has no pre-tokenizer, only
+        a normaliser that writes each space as "\u2581", and no token of its vocabulary
+        spans a "\u2581" between two other characters, so a text's ids are its words'
+        ids one after the other (tests/knowledge/test_embedding.py checks it)."""
+        ids: list[int] = []
+        for word in words:
+            ids.extend(self.word_ids(word))
+            if len(ids) >= MAX_TOKENS:
+                del ids[MAX_TOKENS:]
+                break
+        return self._unit(ids)
+
+    def _unit(self, ids: list[int]) -> np.ndarray:
         if not ids:
             return np.zeros(self.table.shape[1], dtype=np.float32)
         vector = self.table[ids].sum(axis=0, dtype=np.float32)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 
 import bm25s
 import numpy as np
@@ -42,6 +43,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 TYPO_SIMILARITY = 84  # rapidfuzz ratio, 0..100
 TYPO_MIN_LENGTH = 5  # shorter words are too often another real word ("pink", "pin")
 MAX_WORDS = 200  # a message's first 200 words say what it is about
+SPELLING_CACHE = 4096  # unknown words whose correction each index remembers
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Words that say nothing about which question it is (BM25 would still weigh them).
@@ -78,10 +80,22 @@ class Index:
         tokens = [[w for w in words(t) if w not in STOPWORDS] or ["_"] for t in texts]
         self.vocabulary = sorted({w for ws in tokens for w in ws})
         self.known = frozenset(self.vocabulary)
+        # Per index (a reload builds a new one): the same words come back message after
+        # message ("delivered", "yesterday"), and each look-up scans the vocabulary.
+        self.spelled = lru_cache(maxsize=SPELLING_CACHE)(self._spelled)
         self.bm25 = bm25s.BM25()
         self.bm25.index(tokens, show_progress=False)
         # The most one word can add to any phrasing's BM25 score: the normaliser's parts.
         self.word_max = _word_max(self.bm25)
+        # bm25s's word-by-phrasing score matrix (CSC), read directly per message: its
+        # get_scores turns words into ids and columns into arrays in several numpy calls
+        # that cost more than the sum itself on the webhook path.
+        matrix = self.bm25.scores
+        self.columns = {word: (int(matrix["indptr"][column]), int(matrix["indptr"][column + 1]))
+                        for word, column in self.bm25.vocab_dict.items()
+                        if word and column + 1 < len(matrix["indptr"])}
+        self.column_data, self.column_rows = matrix["data"], matrix["indices"]
+        self.phrasings = len(texts)
         self.unknown_weight = max(self.word_max.values(), default=1.0)
 
     def correct(self, text: str) -> list[str]:
@@ -89,16 +103,17 @@ class Index:
         (with a model that corrects typos)."""
         if not self.model.corrects_typos:
             return words(text)
-        fixed = []
-        for word in words(text):
-            if (word not in self.known and len(word) >= TYPO_MIN_LENGTH
-                    and word not in STOPWORDS and not self.embedder.is_word(word)):
-                found = process.extractOne(word, self.vocabulary, scorer=fuzz.ratio,
-                                           score_cutoff=TYPO_SIMILARITY)
-                if found:
-                    word = found[0]
-            fixed.append(word)
-        return fixed
+        known = self.known
+        return [word if word in known or len(word) < TYPO_MIN_LENGTH else self.spelled(word)
+                for word in words(text)]
+
+    def _spelled(self, word: str) -> str:
+        """A word no phrasing uses, as the known word it is a typo of (itself if none)."""
+        if word in STOPWORDS or self.embedder.is_word(word):
+            return word
+        found = process.extractOne(word, self.vocabulary, scorer=fuzz.ratio,
+                                   score_cutoff=TYPO_SIMILARITY)
+        return found[0] if found else word
 
     def scores(self, text: str) -> np.ndarray:
         """One score per entry, in entry order."""
@@ -107,7 +122,7 @@ class Index:
         if not self.model.lexical_weight:
             return np.einsum("ij,j->i", self.centroids, self.embedder.embed_one(text))
         fixed = self.correct(text)
-        query = self.embedder.embed_one(" ".join(fixed) or text)
+        query = self.embedder.embed_words(fixed) if fixed else self.embedder.embed_one(text)
         # einsum, not `@`: a matrix-vector product through OpenBLAS starts its threads in
         # every webhook thread, and on a busy machine waits for them (12 ms instead of 1
         # for 5,000 entries on 2 loaded cores); einsum's own loop runs in this thread.
@@ -117,9 +132,19 @@ class Index:
         found = [w for w in content if w in self.known]
         if not found or bound <= 0:
             return semantic  # no word in common with any phrasing: no lexical part
-        lexical = np.minimum(self.bm25.get_scores(found) / bound, 1.0)
+        lexical = np.minimum(self.bm25_scores(found) / bound, 1.0)
         lexical_sums = np.bincount(self.entry_of, weights=lexical, minlength=self.size)
         return semantic + self.lexical_factor * lexical_sums
+
+
+    def bm25_scores(self, found: list[str]) -> np.ndarray:
+        """Each phrasing's BM25 score for these known words (a repeated word counts again,
+        as in bm25s's get_scores): the sum of their columns."""
+        total = np.zeros(self.phrasings, dtype=np.float32)
+        for word in found:
+            start, end = self.columns.get(word, (0, 0))
+            total[self.column_rows[start:end]] += self.column_data[start:end]
+        return total
 
 
 def _word_max(bm25: bm25s.BM25) -> dict[str, float]:

@@ -16,7 +16,7 @@ import pytest
 import regex
 import requests
 
-from app.autoreply import Reason, decide
+from app.autoreply import Reason, decide, patterns
 from app.autoreply.patterns import MAX_TEXT
 from tests.support.decisions import NOW, message, policy, state
 from tests.support.servers import ROOT, gunicorn
@@ -70,6 +70,25 @@ def test_an_agent_pattern_is_bounded_too(caplog):
             assert decision.reason is Reason.REPLY and spent < 2.0
     [warning] = warnings_about(caplog, "(a+)+$")
     assert "agent_patterns[0]" in warning
+
+
+def test_an_author_is_judged_once_unless_the_search_ran_out_of_time(monkeypatch):
+    """A customer's many messages cost one search of agent_patterns, not one each; but a
+    search that ran out of time is no verdict: the same author is judged again later."""
+    rules = policy(rules_with("x", extra="agent_patterns = ['^agent:']\n")).rules
+    searches = []
+    real = patterns.Pattern.find
+    monkeypatch.setattr(patterns.Pattern, "find",
+                        lambda self, *a: searches.append(a[0]) or real(self, *a))
+    assert [rules.is_agent("+15558675310") for _ in range(3)] == [False] * 3
+    assert [rules.is_agent("agent:bob") for _ in range(3)] == [True] * 3
+    assert searches == ["+15558675310", "agent:bob"]
+
+    monkeypatch.setattr(patterns, "_budget_warned", False)  # its once-per-process warning
+    monkeypatch.setattr(patterns, "MATCH_TIMEOUT", 0)  # every search runs out at once
+    assert rules.is_agent("agent:alice") is False
+    monkeypatch.setattr(patterns, "MATCH_TIMEOUT", 0.05)
+    assert rules.is_agent("agent:alice") is True
 
 
 def test_many_slow_patterns_share_one_budget_per_message(caplog):

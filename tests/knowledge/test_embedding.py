@@ -1,0 +1,62 @@
+"""The static model's shortcuts give exactly what the slow path gives: a message's vector
+from its words' remembered token ids, and BM25 read straight from bm25s's matrix."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.autoreply import load_rules
+from app.knowledge import embedding
+from app.knowledge.scoring import STOPWORDS, words
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def customer_texts() -> list[str]:
+    """What customers wrote in the evaluation sets (a few thousand messages)."""
+    found = []
+    for path in sorted([*ROOT.glob("eval/*/cases.jsonl"), ROOT / "eval/clinc150/test.jsonl"]):
+        found += [json.loads(line)["text"] for line in path.read_text().splitlines() if line]
+    return found
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return embedding.load()
+
+
+def test_a_messages_vector_from_its_words_is_the_vector_of_the_whole_text(embedder):
+    texts = customer_texts()
+    assert len(texts) > 1000
+    for text in texts:
+        found = words(text)
+        assert np.array_equal(embedder.embed_words(found), embedder.embed_one(" ".join(found))), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_characters=" ", blacklist_categories=("Cs",)),
+                        min_size=1, max_size=12), max_size=20))
+def test_any_words_without_spaces_give_the_same_vector(embedder, found):
+    # Accents, emoji, digits, punctuation, new lines, and words longer than one token.
+    assert np.array_equal(embedder.embed_words(found), embedder.embed_one(" ".join(found)))
+
+
+def test_a_very_long_message_stops_at_the_same_token(embedder):
+    found = ["supercalifragilistic"] * 300  # far past MAX_TOKENS
+    assert np.array_equal(embedder.embed_words(found), embedder.embed_one(" ".join(found)))
+
+
+def test_bm25_read_from_the_matrix_is_bm25s_own_score():
+    index = load_rules(ROOT / "eval/dev1/faq.toml").knowledge.index
+    checked = 0
+    for text in customer_texts():
+        found = [w for w in index.correct(text) if w not in STOPWORDS and w in index.known]
+        if found:
+            np.testing.assert_allclose(index.bm25_scores(found), index.bm25.get_scores(found),
+                                       rtol=1e-6, atol=1e-7)
+            checked += 1
+    assert checked > 500
