@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -37,9 +38,9 @@ WORKERS = 3
 
 MASTER = """
 import os, sys, time
-from app.knowledge import embedding
+from app.autoreply.preload import preload_for
 if sys.argv[3] == "preload":
-    embedding.preload_for(sys.argv[1])  # what gunicorn.conf.py's on_starting does
+    preload_for(sys.argv[1])  # what gunicorn.conf.py's on_starting does
 children = []
 for _ in range(int(sys.argv[2])):
     read, write = os.pipe()
@@ -74,9 +75,17 @@ def rules_text(entries: int, seed: int = 5) -> str:
     pool = [json.loads(line)["text"] for path in POOL for line in path.read_text().splitlines()]
     rng = random.Random(seed)
     blocks = ['[fallback]\ntext = "We\'ll get back to you."\n']
+    used = set()  # the loader refuses a question two entries share (the same words)
     for number in range(entries):
-        questions = [" ".join(rng.sample(t.split(), len(t.split()))) if rng.random() < 0.5
-                     else t for t in rng.sample(pool, 3)]
+        questions = []
+        while len(questions) < 3:
+            text = rng.choice(pool)
+            if rng.random() < 0.5:
+                text = " ".join(rng.sample(text.split(), len(text.split())))
+            key = " ".join(re.findall(r"\w+", text.casefold()))
+            if key not in used:
+                used.add(key)
+                questions.append(text)
         blocks.append(f'[[faq]]\nid = "entry-{number}"\nquestions = {json.dumps(questions)}\n'
                       f'answer = "Answer {number}."\n')
     return "\n".join(blocks)

@@ -31,9 +31,10 @@ TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 TENSOR = "embedding.weight"
 DIMENSIONS = 256
 MAX_TOKENS = 512  # a message's first 512 tokens say what it is about
-# Words whose token ids each process remembers (a few MB at most): customers' words are
-# few and repeat, and the tokenizer's call costs more than the rest of a message's vector.
-WORD_CACHE = 8192
+# Words whose token ids each process remembers (with scoring.py's spelling cache, 1.7 MB
+# at most, full of long words): customers' words are few and repeat, and a call of the
+# tokenizer costs more than the rest of a message's vector.
+WORD_CACHE = 4096
 
 
 class ModelMissing(RuntimeError):

@@ -9,7 +9,7 @@
   nothing to it (its word pieces already read "recieve" near "receive"). 5-30 ms of CPU
   per message.
 - "static" (default): WordLlama's token vectors (embedding.py) plus 0.1 x BM25, typos corrected
-  (scoring.py): 0.04 ms per message, for a server where every millisecond of a webhook
+  (scoring.py): 0.03 ms per message, for a server where every millisecond of a webhook
   counts; it answers fewer questions at the same share of wrong answers (docs/faq.md).
 
 Each model's scores have their own scale, so each has its own thresholds; FAQ_ANSWER_SCORE,

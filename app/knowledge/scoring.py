@@ -43,7 +43,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 TYPO_SIMILARITY = 84  # rapidfuzz ratio, 0..100
 TYPO_MIN_LENGTH = 5  # shorter words are too often another real word ("pink", "pin")
 MAX_WORDS = 200  # a message's first 200 words say what it is about
-SPELLING_CACHE = 4096  # unknown words whose correction each index remembers
+SPELLING_CACHE = 2048  # unknown words whose correction each index remembers
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Words that say nothing about which question it is (BM25 would still weigh them).
