@@ -1,6 +1,7 @@
 """The FAQ's cost: decision latency with 200 and 5,000 entries, start-up, memory per worker.
 
     python -m bench.faq            # about a minute; prints a table, writes nothing
+    python -m bench.faq --sentence # the sentence model with 1 and 4 threads encoding at once
 
 - Decision p50/p99 (wall clock, and CPU time of the deciding thread, which a busy
   machine's preemption does not inflate): `decide()` (the webhook's decision, the FAQ step included) on the
@@ -15,6 +16,10 @@
   (Private_Clean + Private_Dirty, /proc/<pid>/smaps_rollup) per worker: the difference
   is what each worker costs more. The model's 16 MB table is a read-only file mapping
   and the tokenizer is the master's, shared by all of them.
+- --sentence: faq_model = "sentence", 60 customers' messages (eval/dev1) encoded by 1 and
+  by 4 threads at once (a worker's request threads), with BLAS on one thread per caller
+  (sentence.py's setting) and on one per core (numpy's default): latency per message,
+  messages per second, CPU per message.
 """
 
 from __future__ import annotations
@@ -44,12 +49,15 @@ if sys.argv[3] == "preload":
 children = []
 for _ in range(int(sys.argv[2])):
     read, write = os.pipe()
+    import gc
+    gc.freeze()  # what gunicorn.conf.py's pre_fork does
     pid = os.fork()
     if pid == 0:  # a worker: loads the rules file itself, like gunicorn's (no --preload)
         os.close(read)
         t = time.perf_counter()
         import app.autoreply as autoreply
-        rules = autoreply.load_rules(sys.argv[1])
+        from app.autoreply.preload import preloaded
+        rules = preloaded(sys.argv[1]) or autoreply.load_rules(sys.argv[1])  # as build_policy
         if rules.knowledge is not None:
             rules.knowledge.match("warm up: where is my card", "SMS")
         boot = time.perf_counter() - t
@@ -143,10 +151,55 @@ def _private_kb(pid: int) -> int:
     return fields["Private_Clean"] + fields["Private_Dirty"]
 
 
+def sentence_concurrency() -> None:
+    import os
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    from app.knowledge import sentence
+
+    encoder = sentence.load()
+    texts = [json.loads(line)["text"] for line in
+             (ROOT / "eval" / "dev1" / "cases.jsonl").read_text().splitlines()][:60]
+    encoder.embed(texts[:5])  # warm
+    print("| BLAS threads per call | threads encoding | p50 ms | p99 ms | messages/s | "
+          "CPU ms per message |")
+    print("|---|---|---|---|---|---|")
+    for blas in (1, os.cpu_count()):
+        for callers in (1, 4):
+            latencies, lock = [], threading.Lock()
+
+            def encode(done=latencies, guard=lock):
+                for text in texts:
+                    start = time.perf_counter()
+                    encoder.embed([text])
+                    with guard:
+                        done.append((time.perf_counter() - start) * 1000)
+
+            with threadpool_limits(limits=blas, user_api="blas"):
+                wall, cpu = time.perf_counter(), time.process_time()
+                threads = [threading.Thread(target=encode) for _ in range(callers)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            latencies.sort()
+            print(f"| {blas} | {callers} | {statistics.median(latencies):.1f} | "
+                  f"{_p99(latencies):.1f} | {len(latencies) / wall:.0f} | "
+                  f"{cpu * 1000 / len(latencies):.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--decisions", type=int, default=1000)
+    parser.add_argument("--sentence", action="store_true",
+                        help="only the sentence model's cost with concurrent callers")
     args = parser.parse_args()
+    if args.sentence:
+        sentence_concurrency()
+        return
     texts = [json.loads(line)["text"] for line in CASES.read_text().splitlines()]
     texts = (texts * (args.decisions // len(texts) + 1))[:args.decisions]
     with tempfile.TemporaryDirectory() as folder:

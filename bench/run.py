@@ -200,6 +200,19 @@ def worker_memory_mb(master_pid: int) -> float:
     return max(peaks, default=0.0)
 
 
+def worker_private_mb(master_pid: int) -> tuple[float, float]:
+    """(PSS, private dirty) of the largest gunicorn worker now, in MB: what a worker costs
+    the machine, pages shared with the master and the other workers counted once."""
+    found = []
+    for pid in worker_pids(master_pid):
+        fields = {}
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            name, value, *_ = line.split()
+            fields[name.rstrip(":")] = int(value) / 1024
+        found.append((fields["Pss"], fields["Private_Dirty"]))
+    return max(found, default=(0.0, 0.0))
+
+
 # -- phases --------------------------------------------------------------------------
 
 class Bench:
@@ -237,14 +250,19 @@ class Bench:
                 cpu = worker_cpu_seconds(server.process.pid) - cpu
                 result["cpu_ms"] = cpu * 1000 / max(result["requests"], 1)
                 result["memory_mb"] = worker_memory_mb(server.process.pid)
+                result["pss_mb"], result["dirty_mb"] = worker_private_mb(server.process.pid)
             runs.append(result)
         runs.sort(key=lambda r: r["rps"])
         result = dict(runs[len(runs) // 2])
         result["all_rps"] = [round(r["rps"]) for r in runs]
         result["memory_mb"] = max(r["memory_mb"] for r in runs)
+        result["pss_mb"] = max(r["pss_mb"] for r in runs)
+        result["dirty_mb"] = max(r["dirty_mb"] for r in runs)
         print(f"  {name}: {result['rps']:.0f} req/s (runs {result['all_rps']}), "
               f"p99 {result['p99']:.1f} ms, {result['cpu_ms']:.2f} ms CPU/webhook, "
-              f"errors {result['errors']}", flush=True)
+              f"errors {result['errors']}, worker RSS peak {result['memory_mb']:.0f} MB, "
+              f"PSS {result['pss_mb']:.0f} MB, private dirty {result['dirty_mb']:.0f} MB",
+              flush=True)
         return result
 
     def end_to_end(self, name: str, env: dict) -> dict:
@@ -476,8 +494,9 @@ def render(results: dict, args, bench) -> str:
         f"Fake Conversations API latency: {args.latency * 1000:.0f} ms; end-to-end at "
         f"{args.e2e_rate:.0f} webhooks/s; sender rate against an instant fake API.", "",
         "| server | webhooks/s (all runs) | ack p50 ms | ack p99 ms | ack max ms | errors | "
-        "worker CPU ms/webhook | peak RSS/worker MB | C/A rps | C/B rps |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "worker CPU ms/webhook | peak RSS/worker MB | PSS / private dirty per worker MB | "
+        "C/A rps | C/B rps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         ratios = ("", "")
@@ -486,7 +505,7 @@ def render(results: dict, args, bench) -> str:
         lines.append(f"| {name} | {r['rps']:.0f} ({', '.join(map(str, r['all_rps']))}) | "
                      f"{r['p50']:.1f} | {r['p99']:.1f} | "
                      f"{r['max']:.1f} | {r['errors']} | {r['cpu_ms']:.2f} | {r['memory_mb']:.0f} | "
-                     f"{ratios[0]} | {ratios[1]} |")
+                     f"{r['pss_mb']:.0f} / {r['dirty_mb']:.0f} | {ratios[0]} | {ratios[1]} |")
     lines += ["", "| server | e2e reply p50 ms | e2e reply p99 ms | sender replies/s | "
               "webhooks/s with 1M+1M rows | change |", "|---|---|---|---|---|---|"]
     for name, r in results.items():

@@ -94,12 +94,12 @@ class Embedder:
         return self.tokenizer.token_to_id("\u2581" + word) is not None
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Many texts (an index's phrasings): tokenized in one call, in parallel."""
-        with self.lock:
-            found = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        """Many texts (an index's phrasings), tokenized one after the other in this thread:
+        gunicorn's master builds the index before it forks (autoreply/preload.py), and the
+        tokenizer's parallel `encode_batch` must not run in a process that forks later."""
         vectors = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
-        for row, encoded in enumerate(found):
-            ids = self._known(encoded.ids[:MAX_TOKENS])
+        for row, text in enumerate(texts):
+            ids = self._known(self.token_ids(text))
             if ids:  # the sum, not the mean: the same direction, and normalised below
                 vectors[row] = self.table[ids].sum(axis=0, dtype=np.float32)
         return normalise(vectors)

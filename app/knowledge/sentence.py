@@ -117,8 +117,8 @@ class Encoder:
     def embed(self, texts: list[str]) -> np.ndarray:
         """Many texts (an index's phrasings), in batches of similar length: one matrix
         product per layer for a batch is several times faster than one per text."""
-        with self.lock:
-            found = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        with self.lock:  # one by one, not `encode_batch`'s threads: see embedding.embed
+            found = [self.tokenizer.encode(text).ids for text in texts]
         vectors = np.zeros((len(texts), WIDTH), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda row: len(found[row]))
         for start in range(0, len(order), BATCH):
@@ -193,4 +193,17 @@ def load() -> Encoder:
     loaded = Tokenizer.from_file(str(tokenizer))
     loaded.no_padding()
     loaded.no_truncation()
+    one_blas_thread()
     return Encoder(tensors, layers, loaded, threading.Lock())
+
+
+def one_blas_thread() -> None:
+    """The matrix products on the calling thread alone, for good (this process): a worker
+    encodes in several request threads at once, and OpenBLAS's own threads (one per core
+    by default) then fight them and each other. `python -m bench.faq --sentence`, 4
+    threads encoding at once on 2 cores: p99 168-180 -> 41-50 ms per message, 72 -> 127-156
+    messages/s, 25 -> 12-15 ms of CPU per message; a message alone takes 12 ms instead of
+    7-9."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

@@ -47,3 +47,75 @@ def test_a_rules_file_without_an_faq_never_loads_the_matcher(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["False", "False", "False"]
+
+
+CSV = "question,answer,id\nCan I pay with Google Pay?,Yes: Google Pay and Apple Pay.,pay\n"
+
+
+@pytest.fixture
+def master(monkeypatch):
+    """preload_for as gunicorn's master runs it; its module state restored afterwards."""
+    from app.autoreply import preload
+
+    monkeypatch.setattr(preload, "_loaded", None)
+    return preload
+
+
+def rules_with_knowledge(tmp_path: Path) -> tuple[Path, Path]:
+    csv = tmp_path / "faq.csv"
+    csv.write_text(CSV)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('knowledge = "faq.csv"\n' + FAQ)
+    return rules, csv
+
+
+def test_workers_take_the_masters_rules_and_index_while_the_files_are_unchanged(
+        tmp_path, master):
+    rules, _ = rules_with_knowledge(tmp_path)
+    assert master.preload_for(str(rules)) is True
+    taken = master.preloaded(str(rules))
+    assert taken is not None and taken is master.preloaded(str(rules))
+    assert taken.knowledge.match("where is my card").entry.id == "a"
+    assert taken.knowledge.match("can i pay with google pay").entry.id == "pay"
+
+
+@pytest.mark.parametrize("edit", ["rules file", "knowledge file"])
+def test_a_worker_reads_the_files_itself_once_they_changed(tmp_path, master, edit):
+    """A worker forked after an edit (a replaced worker; `rules reload` reads the files
+    anyway) must not get the master's old rules."""
+    rules, csv = rules_with_knowledge(tmp_path)
+    master.preload_for(str(rules))
+    changed = rules if edit == "rules file" else csv
+    original = changed.read_text()
+    changed.write_text(original + ("\n" if edit == "rules file" else
+                                   "Do you ship abroad?,Yes.,ship\n"))
+    assert master.preloaded(str(rules)) is None
+    changed.write_text(original)
+    assert master.preloaded(str(rules)) is not None  # the same content again
+
+
+def test_a_broken_rules_file_is_left_to_the_worker(tmp_path, master):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(FAQ + '[[faq]]\nid = "a"\nquestions = ["x"]\nanswer = "y"\n')  # twice
+    master.preload_for(str(rules))
+    assert master.preloaded(str(rules)) is None
+
+
+def test_a_worker_forked_after_the_preload_answers_with_the_masters_index(tmp_path):
+    """The index is built in the master; a forked worker takes it and matches (the
+    tokenizer, used before the fork, still works after it)."""
+    rules, _ = rules_with_knowledge(tmp_path)
+    script = f"""
+import os, sys
+from app.autoreply.preload import preload_for, preloaded
+preload_for({str(rules)!r})
+pid = os.fork()
+if pid == 0:
+    rules = preloaded({str(rules)!r})
+    print(rules.knowledge.match("hi, can i pay with google pay?").entry.id, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["pay"]

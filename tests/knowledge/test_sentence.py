@@ -63,3 +63,12 @@ def test_the_rules_file_chooses_the_model(tmp_path):
     match = kb.match("when do i get my money back")
     assert match.outcome is Outcome.ANSWER and match.faq_id == "refund-time"
     assert kb.match("tell me a joke").outcome is Outcome.DECLINE
+
+
+def test_a_process_with_the_model_runs_its_matrix_products_on_one_thread(encoder):
+    """Request threads encode at once; OpenBLAS's own threads would fight them (p99 4x,
+    bench/RESULTS.md): once the model is loaded, BLAS runs on the calling thread."""
+    from threadpoolctl import threadpool_info
+
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
