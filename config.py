@@ -368,6 +368,12 @@ def _log_format(reader: _Reader) -> str:
     return reader.choice("LOG_FORMAT", LOG_FORMATS, "TEXT").lower()
 
 
+def file_path(raw: str) -> Path:
+    """A setting's file as the app opens it: `~` expanded, absolute, links resolved (so
+    gunicorn's master and its workers name RESPONDER_RULES the same way)."""
+    return Path(raw.strip()).expanduser().resolve()
+
+
 class _Reader:
     """Read one kind of value per call, noting problems instead of raising."""
 
@@ -408,7 +414,7 @@ class _Reader:
         raw = self.text(name)
         if not raw:
             return None
-        path = Path(raw).expanduser().resolve()
+        path = file_path(raw)
         if not path.is_file():
             self.problems.append(f"{name}: no such file {raw!r}")
             return None

@@ -29,9 +29,13 @@ _loaded: tuple[str, bytes, Rules] | None = None
 
 
 def preload_for(rules_path: str | None) -> bool:
-    """Load what the rules file at `rules_path` needs; True when it loaded the model."""
-    if not rules_path:
+    """Load what the rules file at `rules_path` (RESPONDER_RULES as set: relative, `~`)
+    needs; True when it loaded the model."""
+    if not rules_path or not rules_path.strip():
         return False
+    from config import file_path
+
+    rules_path = str(file_path(rules_path))  # as the workers' settings name it
     try:
         with open(rules_path, "rb") as file:
             data = tomllib.load(file)
@@ -60,7 +64,7 @@ def preload_for(rules_path: str | None) -> bool:
 def preloaded(rules_path: str | Path) -> Rules | None:
     """The master's Rules for `rules_path`, if its files are still what it read."""
     if _loaded is None or _loaded[0] != str(rules_path):
-        return None
+        return None  # (the worker's settings name it as preload_for stored it: resolved)
     found = fingerprint(rules_path)
     return _loaded[2] if found is not None and found == _loaded[1] else None
 

@@ -118,6 +118,8 @@ class Rules:
     _agents: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def is_agent(self, author: str) -> bool:
+        if not self.agent_patterns:
+            return False
         known = self._agents.get(author)
         if known is not None:
             return known

@@ -111,11 +111,12 @@ class Embedder:
         return self._unit(self._known(self.token_ids(text)))
 
     def embed_words(self, words: list[str]) -> np.ndarray:
-        """What embed_one(" ".join(words)) returns, for words without spaces, from each
+        """What embed_one(" ".join(words)) returns, for scoring.words()'s words, from each
         word's remembered token ids. The same ids: the tokenizer has no pre-tokenizer, only
         a normaliser that writes each space as "\u2581", and no token of its vocabulary
         spans a "\u2581" between two other characters, so a text's ids are its words'
-        ids one after the other (tests/knowledge/test_embedding.py checks it)."""
+        ids one after the other (tests/knowledge/test_embedding.py checks it). Not for
+        its special tokens ("</s>"), which words() never yields."""
         ids: list[int] = []
         for word in words:
             ids.extend(self.word_ids(word))

@@ -79,6 +79,20 @@ def test_workers_take_the_masters_rules_and_index_while_the_files_are_unchanged(
     assert taken.knowledge.match("can i pay with google pay").entry.id == "pay"
 
 
+def test_a_relative_rules_path_is_taken_as_the_workers_settings_name_it(
+        tmp_path, master, monkeypatch):
+    """RESPONDER_RULES=rules.toml, as the README sets it: the master resolves it the way
+    the workers' settings do, or no worker would ever take its rules."""
+    from config import load_settings
+
+    rules_with_knowledge(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    master.preload_for("rules.toml")
+    worker_path = load_settings({"RESPONDER_RULES": "rules.toml"}).bot.rules_path
+    taken = master.preloaded(worker_path)
+    assert taken is not None and taken.knowledge.match("can i pay with google pay").entry.id == "pay"
+
+
 @pytest.mark.parametrize("edit", ["rules file", "knowledge file"])
 def test_a_worker_reads_the_files_itself_once_they_changed(tmp_path, master, edit):
     """A worker forked after an edit (a replaced worker; `rules reload` reads the files

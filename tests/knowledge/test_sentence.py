@@ -68,7 +68,13 @@ def test_the_rules_file_chooses_the_model(tmp_path):
 def test_a_process_with_the_model_runs_its_matrix_products_on_one_thread(encoder):
     """Request threads encode at once; OpenBLAS's own threads would fight them (p99 4x,
     bench/RESULTS.md): once the model is loaded, BLAS runs on the calling thread."""
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
-    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    assert blas_threads() == {1}
+    with threadpool_limits(limits=2, user_api="blas"):  # numpy's default on two cores
+        assert blas_threads() == {2}
+        sentence.one_blas_thread()
+        assert blas_threads() == {1}
