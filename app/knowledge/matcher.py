@@ -45,6 +45,9 @@ class KnowledgeBase:
             raise ValueError("two entries share an id")
         self.by_id = {entry.id: entry for entry in self.entries}
         self.index = Index(self.entries, self.model, embedder)
+        # The policy's thresholds over the model's, resolved once: a webhook's match would
+        # otherwise build and check a Thresholds (~25,000 instructions) every time.
+        self._resolved = (DEFAULTS, DEFAULTS.over(self.model.defaults))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -69,7 +72,11 @@ class KnowledgeBase:
     def match(self, text: str, channel: str = "",
               thresholds: Thresholds = DEFAULTS) -> Match:
         """Answer, clarify or decline (the module docstring says when)."""
-        thresholds = thresholds.over(self.model.defaults)
+        given, resolved = self._resolved  # one tuple: consistent whatever the threads do
+        if given is not thresholds:
+            resolved = thresholds.over(self.model.defaults)
+            self._resolved = (thresholds, resolved)
+        thresholds = resolved
         best = self.retrieve(text, channel, k=MAX_OFFERED)
         if not best:
             return DECLINED

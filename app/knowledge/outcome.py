@@ -6,8 +6,10 @@ while the knowledge base itself (matcher.py) loads only with a rules file that h
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from .entries import Entry
 
@@ -59,6 +61,13 @@ class Match:
     def faq_id(self) -> str | None:
         return self.entry.id if self.entry else None
 
+    def candidates_json(self) -> str:
+        """json.dumps([c.as_dict() for c in self.candidates]), written directly: it is
+        stored with every decision the FAQ took part in, and the encoder's general path
+        cost twice as much."""
+        return "[" + ", ".join(f'{{"faq_id": {_quoted(c.faq_id)}, "score": {round(c.score, 3)!r}}}'
+                               for c in self.candidates) + "]"
+
     def as_dict(self) -> dict:
         """The match as stored with the decision and printed by `faq eval --json`."""
         return {"outcome": self.outcome.value, "faq_id": self.faq_id,
@@ -68,3 +77,8 @@ class Match:
         """One line for the decision's detail: 'answer refund-time 0.91 (next 0.70)'."""
         scores = ", ".join(f"{c.faq_id} {c.score:.2f}" for c in self.candidates)
         return f"{self.outcome.value}" + (f": {scores}" if scores else "")
+
+
+@lru_cache(maxsize=4096)
+def _quoted(faq_id: str) -> str:
+    return json.dumps(faq_id)

@@ -5,8 +5,6 @@ until the bot says something else."""
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import Connection, insert
 
 from ..autoreply import Decision, Reason
@@ -24,7 +22,7 @@ def record(conn: Connection, message_sid: str, conversation_sid: str, text: str,
     _INSERT.rows(conn, {
         "message_sid": message_sid, "conversation_sid": conversation_sid,
         "outcome": match.outcome.value, "faq_id": match.faq_id,
-        "candidates": json.dumps([c.as_dict() for c in match.candidates]),
+        "candidates": match.candidates_json(),
         "text": text[:FAQ_TEXT_LENGTH], "created_at": utcnow()})
 
 

@@ -1,5 +1,6 @@
 """The knowledge base: three outcomes, offline, from the model inside the wordllama wheel."""
 
+import json
 import socket
 from pathlib import Path
 
@@ -114,3 +115,20 @@ def test_an_entry_for_other_channels_or_without_its_keywords_never_answers():
 def test_thresholds_refuse_negative_values():
     with pytest.raises(ValueError, match="margin"):
         Thresholds(margin=-0.1)
+
+
+def test_the_stored_candidates_are_what_the_json_encoder_writes():
+    from app.knowledge import Candidate, Match
+
+    match = Match(Outcome.CLARIFY, None, (Candidate("card-delivery", 0.61234567),
+                                          Candidate('odd"id\\é', 0.1), Candidate("zero", 0.0)))
+    expected = json.dumps([c.as_dict() for c in match.candidates])
+    assert match.candidates_json() == expected
+    assert Match(Outcome.DECLINE).candidates_json() == "[]"
+
+
+def test_other_thresholds_take_effect_at_once(kb):
+    text = "when will my new card arrive"
+    assert kb.match(text).outcome is Outcome.ANSWER
+    assert kb.match(text, thresholds=Thresholds(answer=5.0)).outcome is not Outcome.ANSWER
+    assert kb.match(text).outcome is Outcome.ANSWER
