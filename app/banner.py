@@ -38,7 +38,7 @@ def lines(settings: Settings, signing_token: str | None) -> list[tuple[int, str]
                                    f"replies sent as {settings.bot.identity!r}{via}; "
                                    f"agents: {agents}"))
     rules = settings.bot.rules_path
-    said.append((logging.INFO, f"auto-reply rules: {rules}" if rules else
+    said.append((logging.INFO, f"auto-reply rules: {rules}{_shared(rules)}" if rules else
                  "auto-reply rules: none (RESPONDER_RULES is not set): every customer gets "
                  "AUTO_REPLY_TEXT"))
     token = settings.web.admin_token
@@ -49,6 +49,14 @@ def lines(settings: Settings, signing_token: str | None) -> list[tuple[int, str]
         said.append((logging.INFO, "dashboard (/admin) and API (/api/) are on "
                                    "(ADMIN_TOKEN is set)"))
     return said
+
+
+def _shared(rules) -> str:
+    """Whether gunicorn's master loaded the rules and their FAQ index for its workers."""
+    from .autoreply.preload import preloaded
+
+    return " (loaded once, with its FAQ index, and shared by the workers)" \
+        if preloaded(rules) is not None else ""
 
 
 def announce(settings: Settings, signing_token: str | None, logger=log) -> None:

@@ -76,6 +76,22 @@ def test_dry_run_banner_and_logged_replies(tmp_path, fake_api, args):
     assert fake_api.created == []
 
 
+def test_the_master_builds_the_faq_once_and_every_worker_answers_from_it(tmp_path, fake_api):
+    """RESPONDER_RULES relative, as the README sets it: gunicorn's master loads the rules
+    and their FAQ index before forking, says so once, and the workers answer from it."""
+    env = {"INSTANCE_DIR": tmp_path / "instance", "RESPONDER_RULES": "rules.example.toml"}
+    with gunicorn(env, tmp_path / "server.log", workers=2) as server:
+        server.wait_workers(2)
+        assert server.log.count("(loaded once, with its FAQ index, and shared by the "
+                                "workers)") == 1, server.log
+        for _ in range(4):  # both workers, whichever takes the connection
+            result = flask_cli({**env, "PUBLIC_BASE_URL": server.url}, "send-event",
+                               "--body", "Can I pay with Google Pay?")
+            assert "HTTP 200" in result.stdout, result.stdout + result.stderr
+        wait_for(lambda: server.log.count("Google Pay and Apple Pay") == 4)
+    assert fake_api.created == []
+
+
 def test_bad_configuration_stops_the_server_with_one_message(tmp_path):
     """gunicorn exits at once, and the message names every bad setting."""
     import subprocess
