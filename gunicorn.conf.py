@@ -36,7 +36,8 @@ def on_starting(server):
     from config import environment
 
     on_starting(server)
-    preload_for(environment().get("RESPONDER_RULES"))
+    if not server.cfg.preload_app:  # with --preload the app, loaded already, holds them
+        preload_for(environment().get("RESPONDER_RULES"))
 
 
 def pre_fork(server, worker):

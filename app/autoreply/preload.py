@@ -24,23 +24,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .rules import Rules
 
-# What the master loaded: the rules file's path, its files' fingerprint, the Rules.
-_loaded: tuple[str, bytes, Rules] | None = None
+# What the master loaded: the rules file's path, its files' digest, the Rules.
+_loaded: tuple[str, str, Rules] | None = None
 
 
 def preload_for(rules_path: str | None) -> bool:
     """Load what the rules file at `rules_path` (RESPONDER_RULES as set: relative, `~`)
-    needs; True when it loaded the model."""
+    needs; True when it loaded the model. Never raises: whatever is wrong with the file
+    or the setting, the worker's own load names it and stops the start-up."""
     if not rules_path or not rules_path.strip():
         return False
     from config import file_path
 
-    rules_path = str(file_path(rules_path))  # as the workers' settings name it
     try:
-        with open(rules_path, "rb") as file:
-            data = tomllib.load(file)
-    except (OSError, tomllib.TOMLDecodeError, RecursionError):
-        return False  # the worker's own load reports what is wrong with the file
+        rules_path = str(file_path(rules_path))  # as the workers' settings name it
+        data = tomllib.loads(Path(rules_path).read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError, RuntimeError, RecursionError):  # TOML's, ~nosuchuser's
+        return False
     from . import rules  # noqa: F401 - pydantic, Jinja2, regex: the import is the point
 
     hours = data.get("hours")
@@ -56,47 +56,62 @@ def preload_for(rules_path: str | None) -> bool:
     from ..knowledge import scoring  # noqa: F401 - bm25s, rapidfuzz, numpy
     from ..knowledge.models import DEFAULT, MODELS
 
-    MODELS.get(data.get("faq_model"), MODELS[DEFAULT]).load()
+    name = data.get("faq_model")
+    MODELS.get(name if isinstance(name, str) else DEFAULT, MODELS[DEFAULT]).load()
     _load_rules(rules_path)
     return True
 
 
 def preloaded(rules_path: str | Path) -> Rules | None:
-    """The master's Rules for `rules_path`, if its files are still what it read."""
+    """The master's Rules for `rules_path`, if its files are still what it read and the
+    media files its replies send are all still there."""
     if _loaded is None or _loaded[0] != str(rules_path):
         return None  # (the worker's settings name it as preload_for stored it: resolved)
-    found = fingerprint(rules_path)
-    return _loaded[2] if found is not None and found == _loaded[1] else None
+    _, before, rules = _loaded
+    if _digest_or_none(rules_path) != before:
+        return None
+    if not all(Path(source).is_file() for source in rules.media_sources()
+               if not source.startswith(("http://", "https://"))):
+        return None  # the worker's own load says which one is missing
+    return rules
 
 
 def _load_rules(rules_path: str) -> None:
     global _loaded
-    from .rules import RulesError, load_rules
+    from .rules import load_rules
 
-    before = fingerprint(rules_path)
+    before = _digest_or_none(rules_path)
     try:
         rules = load_rules(rules_path)
-    except RulesError:
-        return  # the worker's own load reports it, and stops the start-up
-    if before is not None and fingerprint(rules_path) == before:  # not edited meanwhile
-        _loaded = (str(rules_path), before, rules)
+    except Exception:  # noqa: BLE001 - the worker's own load reports it, and stops
+        return
+    if before is not None and _digest_or_none(rules_path) == before:  # not edited meanwhile
+        _loaded = (rules_path, before, rules)
 
 
-def fingerprint(rules_path: str | Path) -> bytes | None:
-    """A digest of what the rules depend on: the rules file's bytes and its `knowledge`
-    source's (a file, or every file under a folder, by name). None if unreadable."""
+def digest(path: Path) -> str:
+    """The rules file's digest, with its `knowledge` file's (or every file in its
+    knowledge folder): an FAQ edited in its spreadsheet export is a change too. What
+    `rules reload` stores, and what a worker checks before taking the master's rules."""
+    path = Path(path)
+    text = path.read_bytes()
+    found = hashlib.sha256(text)
     try:
-        rules = Path(rules_path)
-        text = rules.read_bytes()
-        digest = hashlib.sha256(text)
         knowledge = tomllib.loads(text.decode("utf-8-sig")).get("knowledge")
-        if isinstance(knowledge, str):
-            folder = (rules.parent if rules.is_file() else Path.cwd()).resolve()
-            source = (folder / Path(knowledge).expanduser()).resolve()
-            files = sorted(f for f in source.rglob("*") if f.is_file()) \
-                if source.is_dir() else [source]
-            for file in files:
-                digest.update(str(file).encode() + b"\0" + file.read_bytes() + b"\0")
-        return digest.digest()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        knowledge = None  # load_rules says what is wrong with the file
+    if isinstance(knowledge, str) and knowledge:
+        source = (path.parent / Path(knowledge).expanduser()).resolve()
+        files = sorted(f for f in source.rglob("*") if f.is_file()) if source.is_dir() \
+            else [source] if source.is_file() else []
+        for file in files:
+            found.update(str(file.relative_to(source.parent)).encode() + b"\0")
+            found.update(hashlib.sha256(file.read_bytes()).digest())
+    return found.hexdigest()[:32]
+
+
+def _digest_or_none(path: str | Path) -> str | None:
+    try:
+        return digest(Path(path))
+    except (OSError, ValueError, RuntimeError):  # unreadable, a NUL byte, ~nosuchuser
         return None

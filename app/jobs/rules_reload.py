@@ -1,7 +1,8 @@
 """Rules reload: every process picks up a changed rules file, whole, within seconds.
 
 `flask --app wsgi rules reload` checks the file (a broken one is refused, and nothing
-changes) and stores its digest (with its knowledge file's) in the `switches` table. Each serving process runs this
+changes) and stores its digest (with its knowledge file's, and the time: every command is a
+change) in the `switches` table. Each serving process runs this
 loop: every POLL_SECONDS it reads that row; when it changed, it loads the file (with its
 FAQ, indexed) in this background thread while requests keep being decided with the old
 policy, then swaps the whole new policy in with one assignment per holder. So a request
@@ -11,16 +12,16 @@ the command and the process (edited again) is logged and the old policy kept.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-import tomllib
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..autoreply import Policy
+from ..autoreply.preload import digest
 from ..logs import kv
 from ..pipeline import state
 from ..store.database import Database
@@ -31,34 +32,18 @@ POLL_SECONDS = 2.0
 _UNSET = object()
 
 
-def digest(path: Path) -> str:
-    """The rules file's digest, with its `knowledge` file's (or every file in its
-    knowledge folder): an FAQ edited in its spreadsheet export is a change too."""
-    text = path.read_bytes()
-    found = hashlib.sha256(text)
-    try:
-        knowledge = tomllib.loads(text.decode("utf-8")).get("knowledge")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
-        knowledge = None  # load_rules says what is wrong with the file
-    if isinstance(knowledge, str) and knowledge:
-        source = (path.parent / Path(knowledge).expanduser()).resolve()
-        files = sorted(f for f in source.rglob("*") if f.is_file()) if source.is_dir() \
-            else [source] if source.is_file() else []
-        for file in files:
-            found.update(str(file.relative_to(source.parent)).encode() + b"\0")
-            found.update(hashlib.sha256(file.read_bytes()).digest())
-    return found.hexdigest()[:32]
-
-
 def request_reload(db: Database, path: Path) -> str:
     """Check the file, then tell every process to load it; its digest, or RulesError."""
     from ..autoreply.rules import load_rules  # a rules file's libraries: only with one
 
     load_rules(path)  # raises RulesError naming every problem: nothing is stored
-    value = digest(path)
+    found = digest(path)
+    # A new value at every command, even for content a process had before: a worker
+    # started on an older file since (a replacement) must reload too.
+    value = f"{found}@{time.time_ns()}"
     with db.transaction() as conn:
         state.set_switch(conn, RULES_SWITCH, value)
-    return value
+    return found
 
 
 class RulesReload:
@@ -97,7 +82,7 @@ class RulesReload:
         policy: Policy = replace(self.holders[0].policy, rules=rules)
         for holder in self.holders:
             holder.policy = policy
-        log.info("rules reloaded %s", kv(file=self.path, digest=value,
+        log.info("rules reloaded %s", kv(file=self.path, digest=value.split("@")[0],
                                          faq=len(rules.knowledge) if rules.knowledge else 0))
         return True
 

@@ -133,3 +133,33 @@ os.waitpid(pid, 0)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, check=True, timeout=120)
     assert done.stdout.split() == ["pay"]
+
+
+@pytest.mark.parametrize("value", ['["sentence"]', '{name = "x"}', '"bogus"'])
+def test_a_bad_faq_model_is_left_to_the_worker_to_name(tmp_path, master, value):
+    """The master must not crash with a traceback on what `rules check` explains."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f"faq_model = {value}\n" + FAQ)
+    master.preload_for(str(rules))
+    assert master.preloaded(str(rules)) is None
+
+
+def test_a_rules_file_with_a_byte_order_mark_is_shared_too(tmp_path, master):
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(b"\xef\xbb\xbf" + FAQ.encode())
+    assert master.preload_for(str(rules)) is True
+    assert master.preloaded(str(rules)) is not None
+
+
+def test_a_worker_does_not_take_rules_whose_media_file_is_gone(tmp_path, master):
+    """The master checked the reply's image at load; removed since, a worker loads the
+    file itself (and refuses to start, naming it) rather than fail every send."""
+    image = tmp_path / "hours.png"
+    image.write_bytes((ROOT / "media" / "opening-hours.png").read_bytes())
+    rules = tmp_path / "rules.toml"
+    rules.write_text(FAQ + '[[faq]]\nid = "hours"\nquestions = ["When are you open?"]\n'
+                     '[faq.answer]\ntext = "See the picture."\nmedia = "hours.png"\n')
+    master.preload_for(str(rules))
+    assert master.preloaded(str(rules)) is not None
+    image.unlink()
+    assert master.preloaded(str(rules)) is None

@@ -105,3 +105,35 @@ def test_a_changed_knowledge_file_alone_is_reloaded(make_app, tmp_path, kind):
     assert result.exit_code == 0, result.output
     assert reloader(app).check() is True
     assert "FAQ 'warranty'" in outcome(app, "how long is the warranty?")
+
+
+def test_a_process_started_on_an_older_file_reloads_at_the_next_command(make_app, rules_file):
+    """Reloaded to B; a process (a replaced worker) then starts while the file is A again;
+    the file goes back to B and `rules reload` stores B's digest a second time: that
+    process must still load it, though the digest is one it saw before."""
+    first = make_app(RESPONDER_RULES=rules_file)
+    reloader(first).check()
+    rules_file.write_text(AFTER)
+    assert first.test_cli_runner().invoke(args=["rules", "reload"]).exit_code == 0
+    assert reloader(first).check() is True
+    rules_file.write_text(BEFORE)
+    late = make_app(RESPONDER_RULES=rules_file)  # starts on A, with B's digest stored
+    assert reloader(late).check() is False and fallback(late) == "Old fallback."
+    rules_file.write_text(AFTER)
+    assert first.test_cli_runner().invoke(args=["rules", "reload"]).exit_code == 0
+    assert reloader(late).check() is True
+    assert fallback(late) == "New fallback."
+
+
+def test_a_rules_file_with_a_byte_order_mark_reloads_its_knowledge_file(make_app, tmp_path):
+    """Notepad saves UTF-8 with a BOM, which the loader accepts; the digest must read the
+    `knowledge` setting through it, or an edited CSV would never count as a change."""
+    from app.autoreply.preload import digest
+
+    (tmp_path / "faq.csv").write_text("question,answer,id\nWhen will my card arrive?,Soon.,card\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(b"\xef\xbb\xbf" + b'knowledge = "faq.csv"\n[fallback]\ntext = "x"\n')
+    before = digest(rules)
+    with (tmp_path / "faq.csv").open("a") as csv:
+        csv.write("Do you ship abroad?,Yes.,ship\n")
+    assert digest(rules) != before
