@@ -414,7 +414,11 @@ class _Reader:
         raw = self.text(name)
         if not raw:
             return None
-        path = file_path(raw)
+        try:
+            path = file_path(raw)
+        except (RuntimeError, ValueError, OSError) as exc:  # ~nosuchuser, a NUL byte
+            self.problems.append(f"{name}: cannot use the path {raw!r}: {exc}")
+            return None
         if not path.is_file():
             self.problems.append(f"{name}: no such file {raw!r}")
             return None

@@ -225,3 +225,8 @@ def test_log_format_alone_is_read_as_the_settings_read_it(raw, read):
     if raw.strip().lower() in ("json", "text", ""):
         env = {"LOG_FORMAT": raw, "DATABASE_URL": "sqlite://"}
         assert load_settings(env).observability.log_format == read
+
+
+def test_a_rules_path_of_an_unknown_home_names_the_setting():
+    with pytest.raises(ConfigError, match="RESPONDER_RULES: cannot use the path"):
+        load_settings({"RESPONDER_RULES": "~nosuchuser1913/rules.toml"})

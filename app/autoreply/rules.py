@@ -210,13 +210,24 @@ class _Compiler:
     def problem(self, loc: tuple, message: str) -> None:
         self.problems.append(f"{_where(loc, self.data)}: {message}")
 
+    def locate(self, name: str, loc: tuple) -> Path | None:
+        """`name` from the rules file's folder, `~` expanded, links followed; None (and a
+        problem naming `loc`) when no such path can be (an unknown ~user, a NUL byte)."""
+        try:
+            return (self.folder / Path(name).expanduser()).resolve()
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.problem(loc, f"cannot use the path {name!r}: {exc}")
+            return None
+
     def compile(self, schema: RulesSchema) -> Rules:
         for name in schema.constants:
             if name in PLACEHOLDERS:
                 self.problem(("constants", name), f"{name!r} is a placeholder's name")
         self.constants = dict(schema.constants)
         for index, name in enumerate(schema.media_dirs):
-            folder = (self.folder / Path(name).expanduser()).resolve()
+            folder = self.locate(name, ("media_dirs", index))
+            if folder is None:
+                continue
             if not folder.is_dir():
                 self.problem(("media_dirs", index), f"no such folder {folder}")
             self.media_dirs.append(folder)
@@ -255,8 +266,8 @@ class _Compiler:
     def faq(self, schema: RulesSchema) -> tuple[Entry, ...]:
         """The [[faq]] tables' entries, then the `knowledge` file's, each checked."""
         entries = [self.entry(spec, ("faq", index)) for index, spec in enumerate(schema.faq)]
-        if schema.knowledge:
-            path = (self.folder / Path(schema.knowledge).expanduser()).resolve()
+        path = self.locate(schema.knowledge, ("knowledge",)) if schema.knowledge else None
+        if path is not None:
             try:
                 found = sources.read(path)
             except sources.SourceError as exc:
@@ -359,7 +370,10 @@ class _Compiler:
         if source is None:
             return variant
         if "://" not in source:  # a path; a URL (or a bad one) stays as written
-            source = str((self.folder / Path(source).expanduser()).resolve())  # links followed
+            located = self.locate(source, loc + ("media",))  # links followed
+            if located is None:
+                return variant
+            source = str(located)
         problem = self.outside(source) or media.check_source(source)
         if problem:
             self.problem(loc + ("media",), problem)

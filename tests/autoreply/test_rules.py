@@ -238,3 +238,19 @@ def test_example_loads_and_every_template_renders():
             assert body or sid
             if variables:
                 assert all(json.loads(variables).values())
+
+
+@pytest.mark.parametrize("line, field", [
+    ('knowledge = "~nosuchuser1913/faq.csv"\n', "knowledge"),
+    ('media_dirs = ["~nosuchuser1913/media"]\n', "media_dirs"),
+    ('[[rules]]\nname = "hours"\nkeywords = ["hours"]\ntext = "9-5"\n'
+     'media = "~nosuchuser1913/hours.png"\n', "media"),
+])
+def test_a_path_of_an_unknown_home_is_a_problem_naming_its_field(tmp_path, line, field):
+    """`~someone` with no such user: a message naming the field, not a bare
+    "Could not determine home directory" from the start-up."""
+    path = tmp_path / "rules.toml"
+    path.write_text(line)
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert field in str(caught.value) and "~nosuchuser1913" in str(caught.value)
