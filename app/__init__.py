@@ -142,8 +142,9 @@ def build_policy(bot: BotSettings, *, answer_model: bool = False) -> Policy:
     start-up with a message naming the file, the rule and the field)."""
     rules = None
     if bot.rules_path:  # only then pydantic, Jinja2's sandbox and the holidays load
+        from .autoreply.compiler import load_rules
         from .autoreply.preload import preloaded
-        from .autoreply.rules import RulesError, load_rules
+        from .autoreply.rules import RulesError
 
         try:  # gunicorn's master may have loaded it already (autoreply/preload.py)
             rules = preloaded(bot.rules_path) or load_rules(bot.rules_path)

@@ -3,24 +3,25 @@
     policy = Policy.build(..., rules=load_rules(path))      # once, at start-up
     decision = decide(message, state, policy, now, enabled=switch)   # per message
 
-`decision.py` holds the order of the checks; `rules.py` the rules file (its format:
-rules.example.toml); `hours.py` business hours and holidays; `keywords.py` the compliance
+`decision.py` holds the order of the checks; `rules.py` the rules file as decided with
+and `compiler.py` how a file is read and checked (its format: rules.example.toml); `hours.py` business hours and holidays; `keywords.py` the compliance
 keywords; `templates.py` the sandboxed reply templates.
 """
 
 from .decision import ConversationState, Decision, Inbound, Reason, Reply, decide, loop_guard
 from .policy import Policy
 
-_RULES = frozenset({"Rules", "RulesError", "load_rules", "parse_rules"})
+_RULES = {"Rules": "rules", "RulesError": "rules", "load_rules": "compiler",
+          "parse_rules": "compiler"}
 
 
 def __getattr__(name: str):
     """The rules file's names, imported on first use: pydantic, Jinja2's sandbox, `regex`
     and the holiday calendars cost a worker without a rules file ~10 MB for nothing."""
     if name in _RULES:
-        from . import rules
+        from importlib import import_module
 
-        return getattr(rules, name)
+        return getattr(import_module(f"{__name__}.{_RULES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [

@@ -16,10 +16,11 @@ loaded without a rules file, so a server without one carries none of it.
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .fingerprint import digest_or_none
 
 if TYPE_CHECKING:
     from .rules import Rules
@@ -41,7 +42,7 @@ def preload_for(rules_path: str | None) -> bool:
         data = tomllib.loads(Path(rules_path).read_bytes().decode("utf-8-sig"))
     except (OSError, ValueError, RuntimeError, RecursionError):  # TOML's, ~nosuchuser's
         return False
-    from . import rules  # noqa: F401 - pydantic, Jinja2, regex: the import is the point
+    from . import compiler  # noqa: F401 - pydantic, Jinja2, regex: the import is the point
 
     hours = data.get("hours")
     if isinstance(hours, dict) and isinstance(hours.get("country"), str):
@@ -68,50 +69,22 @@ def preloaded(rules_path: str | Path) -> Rules | None:
     if _loaded is None or _loaded[0] != str(rules_path):
         return None  # (the worker's settings name it as preload_for stored it: resolved)
     _, before, rules = _loaded
-    if _digest_or_none(rules_path) != before:
+    if digest_or_none(rules_path) != before:
         return None
     if not all(Path(source).is_file() for source in rules.media_sources()
-               if not source.startswith(("http://", "https://"))):
+               if "://" not in source):  # a URL (compiler.py keeps paths absolute)
         return None  # the worker's own load says which one is missing
     return rules
 
 
 def _load_rules(rules_path: str) -> None:
     global _loaded
-    from .rules import load_rules
+    from .compiler import load_rules
 
-    before = _digest_or_none(rules_path)
+    before = digest_or_none(rules_path)
     try:
         rules = load_rules(rules_path)
     except Exception:  # noqa: BLE001 - the worker's own load reports it, and stops
         return
-    if before is not None and _digest_or_none(rules_path) == before:  # not edited meanwhile
+    if before is not None and digest_or_none(rules_path) == before:  # not edited meanwhile
         _loaded = (rules_path, before, rules)
-
-
-def digest(path: Path) -> str:
-    """The rules file's digest, with its `knowledge` file's (or every file in its
-    knowledge folder): an FAQ edited in its spreadsheet export is a change too. What
-    `rules reload` stores, and what a worker checks before taking the master's rules."""
-    path = Path(path)
-    text = path.read_bytes()
-    found = hashlib.sha256(text)
-    try:
-        knowledge = tomllib.loads(text.decode("utf-8-sig")).get("knowledge")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
-        knowledge = None  # load_rules says what is wrong with the file
-    if isinstance(knowledge, str) and knowledge:
-        source = (path.parent / Path(knowledge).expanduser()).resolve()
-        files = sorted(f for f in source.rglob("*") if f.is_file()) if source.is_dir() \
-            else [source] if source.is_file() else []
-        for file in files:
-            found.update(str(file.relative_to(source.parent)).encode() + b"\0")
-            found.update(hashlib.sha256(file.read_bytes()).digest())
-    return found.hexdigest()[:32]
-
-
-def _digest_or_none(path: str | Path) -> str | None:
-    try:
-        return digest(Path(path))
-    except (OSError, ValueError, RuntimeError):  # unreadable, a NUL byte, ~nosuchuser
-        return None

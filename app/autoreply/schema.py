@@ -2,7 +2,7 @@
 
 Only the checks one field can make live here (a regular expression compiles, a time zone
 exists, a time range is a range, a channel is one we know); checks across fields and the
-templates are made by `rules.py` while compiling. Every model forbids unknown fields, so a
+templates are made by `compiler.py` while compiling. Every model forbids unknown fields, so a
 misspelt option is an error instead of a silently ignored line. The format itself, with
 every option, is documented in rules.example.toml.
 """
@@ -118,7 +118,7 @@ class VariantSchema(_Schema):
     text: NonEmpty | None = None
     content_sid: ContentSid | None = None
     content_variables: dict[str, str] = {}
-    media: NonEmpty | None = None  # checked (size, type) by rules.py against the file
+    media: NonEmpty | None = None  # checked (size, type) by compiler.py against the file
 
     @model_validator(mode="after")
     def _something_to_send(self):

@@ -104,7 +104,8 @@ def rules_check(path):
     path = path or services().settings.bot.rules_path
     if path is None:
         raise click.UsageError("give a FILE, or set RESPONDER_RULES")
-    from ..autoreply.rules import RulesError, load_rules
+    from ..autoreply.compiler import load_rules
+    from ..autoreply.rules import RulesError
 
     try:
         rules = load_rules(path)

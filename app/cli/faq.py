@@ -146,7 +146,8 @@ def _policy(rules_path: Path | None):
             raise click.UsageError("no FAQ: give --rules FILE, or set RESPONDER_RULES to a "
                                    "rules file with [[faq]] entries")
         return bot.policy
-    from ..autoreply.rules import RulesError, load_rules  # a rules file's libraries
+    from ..autoreply.compiler import load_rules  # a rules file's libraries
+    from ..autoreply.rules import RulesError
 
     try:
         rules = load_rules(rules_path)

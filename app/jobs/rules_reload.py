@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..autoreply import Policy
-from ..autoreply.preload import digest
+from ..autoreply.fingerprint import digest
 from ..logs import kv
 from ..pipeline import state
 from ..store.database import Database
@@ -34,7 +34,7 @@ _UNSET = object()
 
 def request_reload(db: Database, path: Path) -> str:
     """Check the file, then tell every process to load it; its digest, or RulesError."""
-    from ..autoreply.rules import load_rules  # a rules file's libraries: only with one
+    from ..autoreply.compiler import load_rules  # a rules file's libraries: only with one
 
     load_rules(path)  # raises RulesError naming every problem: nothing is stored
     found = digest(path)
@@ -72,7 +72,8 @@ class RulesReload:
             self._seen = value  # the first check: this process loaded the file at start
             return False
         self._seen = value
-        from ..autoreply.rules import RulesError, load_rules
+        from ..autoreply.compiler import load_rules
+        from ..autoreply.rules import RulesError
 
         try:
             rules = load_rules(self.path)

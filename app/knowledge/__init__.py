@@ -1,6 +1,6 @@
 """Answers from a knowledge base: FAQ entries matched offline, with a bound on wrong answers.
 
-    kb = KnowledgeBase(entries)                    # once, at start-up (rules.py builds it)
+    kb = KnowledgeBase(entries)                    # once, at start-up (autoreply/compiler.py builds it)
     match = kb.match(text, channel)                # per message: pure, no network, no clock
     match.outcome     # Outcome.ANSWER | CLARIFY | DECLINE
     match.entry       # the entry answered with (ANSWER), else None

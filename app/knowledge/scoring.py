@@ -136,7 +136,6 @@ class Index:
         lexical_sums = np.bincount(self.entry_of, weights=lexical, minlength=self.size)
         return semantic + self.lexical_factor * lexical_sums
 
-
     def bm25_scores(self, found: list[str]) -> np.ndarray:
         """Each phrasing's BM25 score for these known words (a repeated word counts again,
         as in bm25s's get_scores): the sum of their columns."""

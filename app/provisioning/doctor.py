@@ -246,7 +246,8 @@ def check_rules(ctx: Context) -> Check:
     path = ctx.settings.bot.rules_path
     if path is None:
         return ok("rules", "no rules file (RESPONDER_RULES not set): the default reply")
-    from ..autoreply.rules import RulesError, load_rules  # with a rules file only
+    from ..autoreply.compiler import load_rules  # with a rules file only
+    from ..autoreply.rules import RulesError
 
     try:
         rules = load_rules(path)

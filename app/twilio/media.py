@@ -1,6 +1,6 @@
 """What Twilio takes as media, and reading it: the limits, checked on a file or a URL.
 
-The rules file checks its media with `check_source` at load (app/autoreply/rules.py);
+The rules file checks its media with `check_source` at load (app/autoreply/compiler.py);
 the sender reads (`read_file`) or downloads (`fetch_url`) a medium before uploading it
 once (app/delivery/media.py). Limits (checked at start-up for files, at first use for
 URLs):
@@ -12,7 +12,7 @@ URLs):
   as image/png;
 - a URL reaches public addresses only (public_urls.py): not loopback, private ranges,
   link-local (cloud metadata) and the like. (Which files a rules file may name, its
-  folder and media_dirs, is the rules file's business: app/autoreply/rules.py.)
+  folder and media_dirs, is the rules file's business: app/autoreply/compiler.py.)
 - a path or URL of at most MAX_SOURCE_CHARS (the width of the columns that store it).
 A URL is fetched at first use, not at start-up: a web server must not fail to boot
 because another host is down, and a URL that breaks later would fail the same way.

@@ -128,7 +128,7 @@ def test_a_process_started_on_an_older_file_reloads_at_the_next_command(make_app
 def test_a_rules_file_with_a_byte_order_mark_reloads_its_knowledge_file(make_app, tmp_path):
     """Notepad saves UTF-8 with a BOM, which the loader accepts; the digest must read the
     `knowledge` setting through it, or an edited CSV would never count as a change."""
-    from app.autoreply.preload import digest
+    from app.autoreply.fingerprint import digest
 
     (tmp_path / "faq.csv").write_text("question,answer,id\nWhen will my card arrive?,Soon.,card\n")
     rules = tmp_path / "rules.toml"
