@@ -116,7 +116,8 @@ class Embedder:
         a normaliser that writes each space as "\u2581", and no token of its vocabulary
         spans a "\u2581" between two other characters, so a text's ids are its words'
         ids one after the other (tests/knowledge/test_embedding.py checks it). Not for
-        its special tokens ("</s>"), which words() never yields."""
+        its special tokens ("</s>") nor for words holding its space mark "\u2581", which
+        words() never yields."""
         ids: list[int] = []
         for word in words:
             ids.extend(self.word_ids(word))
