@@ -41,12 +41,14 @@ fake-api: install
 	$(BIN)/python -m tests.support.fake_conversations --port 4010 --no-auth --any-conversation
 
 ## Benchmark (loopback only, bounded in time); writes bench/RESULTS.md and
-## bench/out/pacing.md (burst drain, steady load, throttled).
+## bench/out/pacing.md (burst drain, steady load, throttled), then prints the FAQ's
+## costs (decision latency with 200 and 5,000 entries, boot, memory per worker).
 bench: install-dev
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.pacing
+	$(BIN)/python -m bench.faq
 
-## The FAQ's evaluation (docs/faq.md): CLINC150-derived cases, the four held-out sets,
+## The FAQ's evaluation (docs/faq.md): CLINC150-derived cases, the six held-out sets,
 ## then the two development sets.
 eval: install
 	$(BIN)/flask --app wsgi faq eval eval/clinc150/test.jsonl --rules eval/clinc150/faq.toml
