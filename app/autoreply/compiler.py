@@ -87,6 +87,9 @@ class _Compiler:
         # text that came from no file), and must be inside it or one of media_dirs.
         self.folder = (Path(source).parent if Path(source).is_file() else Path.cwd()).resolve()
         self.media_dirs: list[Path] = [self.folder]
+        # Each path as written (made absolute) and where its links led, for a worker
+        # deciding whether the master's rules still mean the same files (preload.py).
+        self.located: list[tuple[str, str]] = []
 
     def problem(self, loc: tuple, message: str) -> None:
         self.problems.append(f"{place(loc, self.data)}: {message}")
@@ -95,10 +98,13 @@ class _Compiler:
         """`name` from the rules file's folder, `~` expanded, links followed; None (and a
         problem naming `loc`) when no such path can be (an unknown ~user, a NUL byte)."""
         try:
-            return (self.folder / Path(name).expanduser()).resolve()
+            given = self.folder / Path(name).expanduser()
+            found = given.resolve()
         except (RuntimeError, ValueError, OSError) as exc:
             self.problem(loc, f"cannot use the path {name!r}: {exc}")
             return None
+        self.located.append((str(given), str(found)))
+        return found
 
     def compile(self, schema: RulesSchema) -> Rules:
         for name in schema.constants:
@@ -142,7 +148,7 @@ class _Compiler:
             compiled = replace(compiled, knowledge=KnowledgeBase(entries, schema.faq_model))
         if self.problems:
             raise RulesError(self.source, self.problems)
-        return compiled
+        return replace(compiled, located=tuple(self.located))
 
     def faq(self, schema: RulesSchema) -> tuple[Entry, ...]:
         """The [[faq]] tables' entries, then the `knowledge` file's, each checked."""

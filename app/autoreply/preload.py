@@ -64,8 +64,9 @@ def preload_for(rules_path: str | None) -> bool:
 
 
 def preloaded(rules_path: str | Path) -> Rules | None:
-    """The master's Rules for `rules_path`, if its files are still what it read and the
-    media files its replies send are all still there."""
+    """The master's Rules for `rules_path`, if its files are still what it read, the
+    media files its replies send are all still there, and every path the file names
+    still leads where it led (no link retargeted since)."""
     if _loaded is None or _loaded[0] != str(rules_path):
         return None  # (the worker's settings name it as preload_for stored it: resolved)
     _, before, rules = _loaded
@@ -74,7 +75,16 @@ def preloaded(rules_path: str | Path) -> Rules | None:
     if not all(Path(source).is_file() for source in rules.media_sources()
                if "://" not in source):  # a URL (compiler.py keeps paths absolute)
         return None  # the worker's own load says which one is missing
+    if not all(_leads_to(given, found) for given, found in rules.located):
+        return None  # a link retargeted (a media file swapped by its symlink)
     return rules
+
+
+def _leads_to(given: str, found: str) -> bool:
+    try:
+        return str(Path(given).resolve()) == found
+    except (RuntimeError, ValueError, OSError):
+        return False
 
 
 def _load_rules(rules_path: str) -> None:

@@ -110,6 +110,9 @@ class Rules:
     constants: Mapping[str, object] = field(default_factory=dict)
     knowledge: KnowledgeBase | None = None  # [[faq]] and the `knowledge` file's entries
     on_decline: str = "fallback"  # fallback | handoff: what an unanswered question gets
+    # Every path the file names (media, media_dirs, knowledge), as written and made
+    # absolute, with where its links led when it was read.
+    located: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     # Authors already judged by agent_patterns (a customer writes many messages, and each
     # bounded search costs ~5 us of clock reads): only answers the searches finished.
     _agents: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)

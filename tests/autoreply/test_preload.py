@@ -163,3 +163,25 @@ def test_a_worker_does_not_take_rules_whose_media_file_is_gone(tmp_path, master)
     assert master.preloaded(str(rules)) is not None
     image.unlink()
     assert master.preloaded(str(rules)) is None
+
+
+def test_a_worker_does_not_take_rules_whose_media_link_now_leads_elsewhere(tmp_path, master):
+    """A deployment swaps the image a reply sends by pointing its symlink at a new file
+    (the old one kept): a worker started after that sends the new image, as a worker
+    reading the file itself would, not the one the master's rules resolved to."""
+    old, new = tmp_path / "hours-2025.png", tmp_path / "hours-2026.png"
+    old.write_bytes((ROOT / "media" / "opening-hours.png").read_bytes())
+    new.write_bytes(old.read_bytes() + b"\0")
+    link = tmp_path / "hours.png"
+    link.symlink_to(old.name)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(FAQ + '[[faq]]\nid = "hours"\nquestions = ["When are you open?"]\n'
+                     '[faq.answer]\ntext = "See the picture."\nmedia = "hours.png"\n')
+    master.preload_for(str(rules))
+    shared = master.preloaded(str(rules))
+    assert shared is not None and str(old) in shared.media_sources()
+    link.unlink()
+    link.symlink_to(new.name)
+    assert master.preloaded(str(rules)) is None
+    from app.autoreply import load_rules
+    assert str(new) in load_rules(rules).media_sources()  # what the worker reads itself
