@@ -83,7 +83,7 @@ class RulesReload:
         policy: Policy = replace(self.holders[0].policy, rules=rules)
         for holder in self.holders:
             holder.policy = policy
-        log.info("rules reloaded %s", kv(file=self.path, digest=value.split("@")[0],
+        log.info("rules reloaded %s", kv(file=self.path, digest=(value or "").split("@")[0],
                                          faq=len(rules.knowledge) if rules.knowledge else 0))
         return True
 

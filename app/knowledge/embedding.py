@@ -31,10 +31,13 @@ TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 TENSOR = "embedding.weight"
 DIMENSIONS = 256
 MAX_TOKENS = 512  # a message's first 512 tokens say what it is about
-# Words whose token ids each process remembers (with scoring.py's spelling cache, 1.7 MB
-# at most, full of long words): customers' words are few and repeat, and a call of the
-# tokenizer costs more than the rest of a message's vector.
+# Words whose token ids each process remembers: customers' words are few and repeat, and
+# a call of the tokenizer costs more than the rest of a message's vector. Only words of
+# up to CACHED_WORD_LENGTH characters (nearly every real one): a pasted token or URL is
+# looked up each time, so the cache stays small whatever customers send (full of random
+# 24-character words, with scoring.py's spelling cache full too: 4.2 MB per process).
 WORD_CACHE = 4096
+CACHED_WORD_LENGTH = 24
 
 
 class ModelMissing(RuntimeError):
@@ -120,7 +123,8 @@ class Embedder:
         words() never yields."""
         ids: list[int] = []
         for word in words:
-            ids.extend(self.word_ids(word))
+            ids.extend(self.word_ids(word) if len(word) <= CACHED_WORD_LENGTH
+                       else self._word_ids(word))
             if len(ids) >= MAX_TOKENS:
                 del ids[MAX_TOKENS:]
                 break

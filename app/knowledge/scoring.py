@@ -26,8 +26,15 @@ of the best entry over the second means more). BM25 adds little on CLINC's parap
 from __future__ import annotations
 
 import logging
+import os
 import re
 from functools import lru_cache
+
+# bm25s draws progress bars with tqdm, which starts a monitor thread and creates a
+# process-shared lock even for a disabled bar: in gunicorn's master, which builds the index
+# before it forks (autoreply/preload.py), a thread and a lock every worker would inherit.
+# DISABLE_TQDM, read when bm25s is imported, makes it use its own no-op stand-in.
+os.environ.setdefault("DISABLE_TQDM", "1")
 
 import bm25s
 import numpy as np
@@ -104,7 +111,9 @@ class Index:
         if not self.model.corrects_typos:
             return words(text)
         known = self.known
-        return [word if word in known or len(word) < TYPO_MIN_LENGTH else self.spelled(word)
+        return [word if word in known or len(word) < TYPO_MIN_LENGTH
+                else self.spelled(word) if len(word) <= embedding.CACHED_WORD_LENGTH
+                else self._spelled(word)
                 for word in words(text)]
 
     def _spelled(self, word: str) -> str:

@@ -1,6 +1,7 @@
 """What gunicorn's master loads before it forks (gunicorn.conf.py's on_starting): what
 the rules file needs, so the workers share it instead of each loading its own."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,18 @@ def test_a_worker_does_not_take_rules_whose_media_link_now_leads_elsewhere(tmp_p
     assert master.preloaded(str(rules)) is None
     from app.autoreply import load_rules
     assert str(new) in load_rules(rules).media_sources()  # what the worker reads itself
+
+
+def test_the_master_has_no_thread_of_its_own_when_it_forks(tmp_path):
+    """Building the index before the fork leaves no thread running in the master (bm25s's
+    progress bars once left tqdm's monitor thread, and its process-shared lock, for every
+    worker to inherit): a fork copies only the thread that calls it, with whatever locks
+    the others held at that moment."""
+    rules, _ = rules_with_knowledge(tmp_path)
+    script = ("import threading; from app.autoreply.preload import preload_for; "
+              f"assert preload_for({str(rules)!r}); "
+              "print(*sorted(t.name for t in threading.enumerate()))")
+    env = {k: v for k, v in os.environ.items() if k != "DISABLE_TQDM"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, check=True, env=env).stdout.split()
+    assert out == ["MainThread"]

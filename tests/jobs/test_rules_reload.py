@@ -137,3 +137,24 @@ def test_a_rules_file_with_a_byte_order_mark_reloads_its_knowledge_file(make_app
     with (tmp_path / "faq.csv").open("a") as csv:
         csv.write("Do you ship abroad?,Yes.,ship\n")
     assert digest(rules) != before
+
+
+def test_a_stored_digest_that_disappears_does_not_stop_the_reloads(make_app, rules_file):
+    """The switch row deleted by hand (or a restored backup without it) after a reload:
+    the process loads the file once more and goes on checking, instead of its loop dying
+    on the missing value (and with it every later reload, unnoticed)."""
+    from sqlalchemy import text
+
+    app = make_app(RESPONDER_RULES=rules_file)
+    reloader(app).check()
+    rules_file.write_text(AFTER)
+    assert app.test_cli_runner().invoke(args=["rules", "reload"]).exit_code == 0
+    assert reloader(app).check() is True
+    with services(app).db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM switches WHERE name = 'rules'"))
+    assert reloader(app).check() is True  # the file as it is now: AFTER again
+    assert reloader(app).check() is False
+    rules_file.write_text(BEFORE)
+    assert app.test_cli_runner().invoke(args=["rules", "reload"]).exit_code == 0
+    assert reloader(app).check() is True
+    assert fallback(app) == "Old fallback."

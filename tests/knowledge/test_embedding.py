@@ -71,3 +71,21 @@ def test_bm25_read_from_the_matrix_is_bm25s_own_score():
                                        rtol=1e-6, atol=1e-7)
             checked += 1
     assert checked > 500
+
+
+def test_long_words_are_looked_up_each_time_not_remembered(embedder):
+    # A pasted link or code is a word of its own to scoring.words(): remembering each one
+    # would let customers' messages grow every worker's memory (31 MB with 300-character
+    # words before this bound); the vector is the same either way.
+    embedder.word_ids.cache_clear()
+    found = ["x9" * 20, "httpsexamplecomtrack" + "q" * 30, "where", "is", "my", "order"]
+    assert np.array_equal(embedder.embed_words(found), embedder.embed_one(" ".join(found)))
+    assert embedder.word_ids.cache_info().currsize == 4  # the four short words only
+
+
+def test_long_unknown_words_are_not_kept_by_the_spelling_cache():
+    index = load_rules(ROOT / "eval/dev1/faq.toml").knowledge.index
+    index.spelled.cache_clear()
+    long_word = "deliveryyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"  # 37 characters, not a phrasing's word
+    assert index.correct(f"{long_word} recieved") == [long_word, "received"]
+    assert index.spelled.cache_info().currsize == 1  # "recieved" only
