@@ -124,6 +124,17 @@ def _only_fillers(line: str) -> bool:
     return all(word in _FILLERS for word in words)
 
 
+def _number(token: str) -> int | None:
+    """A token's value as an option's number: decimal digits in any script ("2", "٢"),
+    one digit that is not decimal ("⓶", "፪": isdigit() says yes, int() refuses it), or a
+    number word or ordinal."""
+    if token.isdecimal():
+        return int(token)
+    if len(token) == 1:
+        return unicodedata.digit(token, None)
+    return _NUMBERS.get(token)
+
+
 def picked_number(body: str) -> int | None:
     """The option a reply to "Did you mean: 1) ... 2) ...?" names, if it names one:
     digits in any script or as a keycap emoji, a number word or an ordinal ("two", "the
@@ -143,9 +154,9 @@ def picked_number(body: str) -> int | None:
         tokens.pop()  # "the second one"
     elif tokens == ["one"] and len(words) > 1:
         return None  # "the one", "i want one": which one?
-    if len(tokens) > 1 and tokens[0].isdigit() and tokens[1] in ("st", "nd", "rd"):
+    if len(tokens) > 1 and tokens[0].isdecimal() and tokens[1] in ("st", "nd", "rd"):
         tokens = [tokens[0] + tokens[1]]  # NFKC's "2nd" stays one token; "2 nd" too
-    values = {int(t) if t.isdigit() else _NUMBERS.get(t) for t in tokens}
+    values = {_number(t) for t in tokens}
     if len(values) != 1 or None in values:
         return None
     return values.pop()

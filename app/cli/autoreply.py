@@ -215,6 +215,8 @@ def _moment(at: str | None, zone) -> datetime:
         raise click.BadParameter(f"{at!r}: expected e.g. 2026-12-24T22:00") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
+    if not 1900 <= moment.year <= 9000:  # the next opening, a week on, must be a date too
+        raise click.BadParameter(f"{at!r}: a year from 1900 to 9000, please")
     return moment
 
 

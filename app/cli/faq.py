@@ -176,5 +176,12 @@ def _cases(path: Path) -> list[dict]:
                 case.get("expect") is None or isinstance(case.get("expect"), str)):
             raise click.BadParameter(f'line {number}: expected {{"text": "...", "expect": '
                                      '"<faq id>" or null}', param_hint="CASES")
+        if not case["text"].isascii():
+            try:  # JSON's "\ud800" escape: text no webhook can carry (it is not UTF-8)
+                case["text"].encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise click.BadParameter(f"line {number}: text is not valid Unicode "
+                                         f"({exc.reason} at character {exc.start})",
+                                         param_hint="CASES") from None
         cases.append(case)
     return cases

@@ -157,7 +157,7 @@ class Composer:
             seen = state.lock_and_read(conn, item.conversation_sid, addresses, now)
             decision = decide(message, _burst(seen.state, item), self.policy, now,
                               enabled=enabled, composing=True, **_with(verdict))
-            changes = faq_log.offer_changes(decision)
+            changes = faq_log.offer_changes(decision, message.body)
             if decision.replies:
                 changes["last_reply_at"] = now.astimezone(UTC).replace(tzinfo=None)
             state.overwrite(conn, item.conversation_sid, seen, **changes)

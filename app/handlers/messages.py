@@ -71,13 +71,14 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
     sid, now, seen, decision = (decided.conversation_sid, decided.now, decided.seen,
                                 decided.decision)
     changed = None
-    if not state.update_if_unchanged(conn, sid, seen, **_changes(decision, seen, now)):
+    body = decided.message.body
+    if not state.update_if_unchanged(conn, sid, seen, **_changes(decision, seen, now, body)):
         seen = state.lock_and_read(conn, sid, decided.addresses, now)
         again = decide(decided.message, seen.state, decided.policy, now,
                        enabled=decided.enabled)
         if again != decision:
             decision = changed = again
-        state.overwrite(conn, sid, seen, **_changes(decision, seen, now))
+        state.overwrite(conn, sid, seen, **_changes(decision, seen, now, body))
     if decision.reason is Reason.OPT_IN:
         opt_outs.clear(conn, decided.addresses)
     if opts_out(decision, decided.message.body):
@@ -124,7 +125,7 @@ def new_reply(decided: Decided, reply: Reply) -> outbox.NewReply:
         request_id=decided.request_id)
 
 
-def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
+def _changes(decision: Decision, seen: state.Snapshot, now: datetime, body: str) -> dict:
     """The conversation's new values once this decision is recorded."""
     naive = now.astimezone(UTC).replace(tzinfo=None)
     if decision.reason is Reason.AGENT_MESSAGE:
@@ -133,7 +134,7 @@ def _changes(decision: Decision, seen: state.Snapshot, now: datetime) -> dict:
         return {}
     changes = {"last_inbound_at": naive, "inbound_count": seen.inbound_count + 1}
     if decision.reason is not Reason.DEFERRED:  # deferred: the composer's decision says
-        changes.update(faq_log.offer_changes(decision))
+        changes.update(faq_log.offer_changes(decision, body))
     if decision.replies:
         changes["last_reply_at"] = naive
     return changes

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert
 
-from ..autoreply import Decision, Reason
+from ..autoreply import Decision, Reason, keywords
 from ..knowledge import Match, Outcome
 from ..store.driver import Statement
 from ..store.models import FAQ_TEXT_LENGTH, FaqMatch, utcnow
@@ -32,17 +32,20 @@ _ENDS_OFFER = frozenset({Reason.AGENT_MESSAGE, Reason.AGENT_ACTIVE, Reason.WAITI
                          Reason.COMPLIANCE_KEYWORD, Reason.OPTED_OUT, Reason.OPT_IN})
 
 
-def offer_changes(decision: Decision) -> dict:
-    """What the conversation keeps of a clarification after this decision: the ids it
-    offered when this decision sends one; none after any other reply, an agent's
+def offer_changes(decision: Decision, body: str) -> dict:
+    """What the conversation keeps of a clarification after this decision on `body`: the
+    ids it offered when this decision sends one; none after any other reply, an agent's
     message, a handoff or an opt-out or in; unchanged while the bot stays silent for any
     other reason (the cooldown after the question, no fallback, after hours, a message
-    waiting for its burst), so the customer's "2" after a "thanks" still picks."""
+    waiting for its burst, HELP or INFO, which Twilio answers), so the customer's "2"
+    after a "thanks" or a "HELP" still picks."""
     match = decision.faq
     if decision.replies:
         if match is not None and match.outcome is Outcome.CLARIFY:
             return {"faq_offered": ",".join(c.faq_id for c in match.candidates)}
         return {"faq_offered": None}
-    if decision.reason in _ENDS_OFFER:
+    if decision.reason in _ENDS_OFFER and not (
+            decision.reason is Reason.COMPLIANCE_KEYWORD
+            and keywords.keyword_in(body, keywords.HELP)):
         return {"faq_offered": None}
     return {}

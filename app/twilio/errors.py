@@ -209,7 +209,8 @@ def error_body(text: str) -> tuple[object, str | None]:
 
 def error_code(code) -> int | None:
     """Twilio's error code as a number (None: absent or not a number)."""
-    return int(code) if str(code or "").isdigit() else None
+    text = str(code or "")
+    return int(text) if text.isascii() and text.isdigit() else None  # not "²": int() refuses
 
 
 def retry_after(value: str | None) -> float | None:

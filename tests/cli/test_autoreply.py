@@ -67,6 +67,15 @@ def test_rules_try_refuses_an_unknown_channel_or_conversation(runner, args, mess
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+@pytest.mark.parametrize("at", ["9999-12-31T23:59", "0001-01-01T00:00"])
+def test_rules_try_refuses_a_moment_whose_next_opening_is_no_date(make_app, at):
+    """The after-hours reply names the next opening, days later: at the end of the
+    calendar there is none (it once ended in an OverflowError's traceback)."""
+    runner = make_app(RESPONDER_RULES=EXAMPLE).test_cli_runner()
+    result = runner.invoke(args=["rules", "try", "hello", "--at", at])
+    assert result.exit_code == 2 and "a year from 1900 to 9000" in result.output, result.output
+
+
 def test_rules_try_uses_a_known_conversation_state(client, runner):
     """After the bot answered in a conversation, its cooldown holds there."""
     params = message_added()

@@ -81,6 +81,7 @@ def test_eval_table_names_the_wrong_answers(runner, files):
     ('{"text": "hi", "expect": "card-delivry"}',
      "expected ids that are not FAQ entries: card-delivry"),  # a typo is not a wrong answer
     ("", "no cases in the file"),
+    ('{"text": "hi \\ud800", "expect": null}', "line 1: text is not valid Unicode"),
 ])
 def test_eval_refuses_a_bad_case_naming_its_line(runner, files, line, problem):
     rules, cases = files

@@ -153,3 +153,46 @@ def test_the_api_shows_a_match_marks_it_wrong_and_lists_the_gaps(make_app, tmp_p
     assert client.get("/api/messages/IMunknown/faq", headers=auth).status_code == 404
     assert client.post("/api/messages/IM!/faq/wrong", headers=auth).status_code in (400, 404)
     assert client.get(f"/api/messages/{sid}/faq").status_code == 401
+
+
+def test_a_digit_int_cannot_read_picks_an_option_and_keeps_the_gaps_report_working(
+        faq_app, fake_api):
+    """"\u136a" (Ethiopic two) is a digit to str.isdigit() but not to int(): it once made
+    the webhook answer 500 (the message lost) and, stored with a question, every FAQ gaps
+    report fail for as long as the question was kept."""
+    client = faq_app.test_client()
+    first = message_added(body="i lost my card or it was stolen")
+    post_event(client, first)
+    conversation = first["ConversationSid"]
+    with services(faq_app).db.session() as s:
+        offered = s.get(Conversation, conversation).faq_offered.split(",")
+    picked = post_event(client, message_added(body="\u136a", conversation_sid=conversation))
+    assert picked.status_code == 200
+    assert f"FAQ '{offered[1]}'" in picked.headers["X-Webhook-Outcome"]
+    odd = post_event(client, message_added(body="i lost my card or it was stolen \u24f6"))
+    assert odd.status_code == 200
+    gaps = faq_app.test_cli_runner().invoke(args=["faq", "gaps", "--json"])
+    assert gaps.exit_code == 0, gaps.output
+    examples = [e for line in gaps.output.splitlines() for e in json.loads(line)["examples"]]
+    assert "i lost my card or it was stolen \u24f6" in examples
+
+
+@pytest.mark.parametrize("between", ["HELP", "info"])
+def test_help_after_a_clarification_keeps_the_offer(faq_app, fake_api, between):
+    """HELP and INFO are answered by Twilio and end nothing (the customer still listens):
+    the "2" after one still picks, as after a "thanks"."""
+    client = faq_app.test_client()
+    first = message_added(body="i lost my card or it was stolen")
+    post_event(client, first)
+    conversation = first["ConversationSid"]
+    with services(faq_app).db.session() as s:
+        offered = s.get(Conversation, conversation).faq_offered.split(",")
+    helped = post_event(client, message_added(body=between, conversation_sid=conversation))
+    assert helped.headers["X-Webhook-Outcome"].startswith("ignored")
+    picked = post_event(client, message_added(body="2", conversation_sid=conversation))
+    assert f"FAQ '{offered[1]}'" in picked.headers["X-Webhook-Outcome"]
+    stopped = message_added(body="i lost my card or it was stolen")
+    post_event(client, stopped)
+    post_event(client, message_added(body="STOP", conversation_sid=stopped["ConversationSid"]))
+    with services(faq_app).db.session() as s:  # an opt-out still ends it
+        assert s.get(Conversation, stopped["ConversationSid"]).faq_offered is None
