@@ -65,6 +65,7 @@ The order of the checks, first to last; the first that says "silent" decides:
     check, going past its bounds in work or size (sandbox.py), or over 1,600 characters
     on SMS -> TEMPLATE_ERROR, silent and logged, rather than an exception in the webhook
     or a reply Twilio refuses).
+Any other exception on the way (a defect) -> DECISION_FAILED, silent and logged.
 
 Business hours, handoff and cooldown are judged at `now` (when the reply would go out);
 only the WhatsApp window is measured from the message's `received_at`.
@@ -115,6 +116,7 @@ class Reason(StrEnum):
     TEMPLATE_ERROR = "the reply's template failed"
     DEFERRED = "answer composed once the conversation is quiet"
     WAITING_FOR_AGENT = "handed off, waiting for an agent"
+    DECISION_FAILED = "the decision failed (a defect), no reply"
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,22 @@ def decide(message: Inbound, state: ConversationState, policy: Policy, now: date
            assist: Assist | None = None) -> Decision:
     """Reply or stay silent, and say why (the module docstring has the order).
     `composing`: the composer decides a deferred message (or burst) now; `assist`: the
-    answer model's verdict, used in the FAQ's step (autoreply/assist.py)."""
+    answer model's verdict, used in the FAQ's step (autoreply/assist.py).
+
+    A defect that raises anywhere in it (a message no test foresaw) is DECISION_FAILED:
+    silent and logged with its traceback, and the message recorded with it, instead of a
+    500 that loses the message (Twilio never sends a webhook again)."""
     if now.tzinfo is None or message.received_at.tzinfo is None:
         raise ValueError("decide needs aware datetimes (now, received_at)")
+    try:
+        return _decide(message, state, policy, now, enabled, composing, assist)
+    except Exception as exc:  # noqa: BLE001 - any defect: silence, recorded and logged
+        log.exception("the decision failed; the message gets no automated reply")
+        return Decision(Reason.DECISION_FAILED, f"{type(exc).__name__} (a defect: see the log)")
+
+
+def _decide(message: Inbound, state: ConversationState, policy: Policy, now: datetime,
+            enabled: bool, composing: bool, assist: Assist | None) -> Decision:
     channel = message.channel.upper()
 
     guard = loop_guard(message, policy)

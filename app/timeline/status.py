@@ -89,7 +89,7 @@ CONVERSATION_STATES = {
 TONE = {"not_answered": "bad", "answered": "ok", "no_receipt": "ok", "replying": "wait",
         "dry_run": "dry", "silent": "quiet", "waiting_agent": "wait", "with_agent": "wait",
         "agent_replied": "ok", "opted_out": "quiet"}
-NOT_ANSWERED_REASONS = (Reason.TEMPLATE_ERROR.name,)
+NOT_ANSWERED_REASONS = (Reason.TEMPLATE_ERROR.name, Reason.DECISION_FAILED.name)
 OPTED_OUT_REASONS = (Reason.OPTED_OUT.name,)
 _KEYWORD = re.compile(r": keyword ([^;]+?)(?:;|$)")
 

@@ -115,6 +115,11 @@ REASONS = [
                      '[fallback]\ntext = "{{ 1 // (customer | length - 6) }}"'), NOW, True,
                  Reason.TEMPLATE_ERROR, "fallback: ZeroDivisionError",
                  id="template error: raises"),
+    # A defect simulated by a state no caller builds (a time that is text): silence, not
+    # an exception that would lose the message (the webhook's test: tests/handlers).
+    pytest.param(message(), state(last_reply_at="yesterday"), DEFAULTS, NOW, True,
+                 Reason.DECISION_FAILED, "TypeError (a defect: see the log)",
+                 id="decision failed"),
 ]
 
 

@@ -223,3 +223,27 @@ def test_our_own_reply_coming_back_costs_no_state_read(app, client, sender, fake
     response = post_event(client, echo)
     assert response.headers["X-Webhook-Outcome"].startswith("ignored: our own message")
     assert reads == []
+
+
+def test_a_defect_in_the_decision_is_recorded_and_answered_200_not_lost(
+        app, client, sender, fake_api, monkeypatch, caplog):
+    """Twilio never sends a webhook again: a decision that raises (a message no test
+    foresaw) must not become a 500 that loses the message. It is recorded, silent, with
+    the defect named where the operator looks (the outcome, `why`) and its traceback in
+    the log. (Simulated: the decision's first step raises.)"""
+    from app.autoreply import decision
+
+    def defect(*_args, **_kwargs):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(decision, "loop_guard", defect)
+    params = fake_api.message_added(body="Where is my order?")
+    response = post_event(client, params)
+    assert response.status_code == 200
+    assert response.headers["X-Webhook-Outcome"].startswith(
+        "ignored: the decision failed (a defect), no reply: RuntimeError")
+    assert "Traceback" in caplog.text and "RuntimeError: a defect" in caplog.text
+    assert run_until_idle(sender) == 0 and fake_api.created == []
+    why = app.test_cli_runner().invoke(args=["why", params["MessageSid"]])
+    assert "the decision failed" in why.output, why.output
+    assert post_event(client, params).headers["X-Webhook-Outcome"].startswith("duplicate")
