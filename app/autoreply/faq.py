@@ -28,6 +28,7 @@ MAX_TITLE = 200  # characters of an entry's title in a clarification (3 x 200 < 
 # A pick is a short message whose only word, besides a few fillers, names a number.
 MAX_PICK_LENGTH = 40
 MAX_OPTION = 9  # a larger number after a clarification is something else (an order number)
+MAX_BURST_LINES = 5  # of a burst the FAQ cannot answer whole, the lines matched one by one
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "first": 1, "second": 2, "third": 3,
             "1st": 1, "2nd": 2, "3rd": 3}
@@ -67,6 +68,13 @@ def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: Knowled
     if again is not None:
         return again
     match = knowledge.match(body, channel, thresholds)
+    if match.outcome is Outcome.DECLINE:
+        line = _answered_line(body, channel, knowledge, thresholds)
+        if line is not None:
+            match = line
+            return Found(match, rule_name(match.entry.id), f"FAQ {match.entry.id!r} "
+                         f"({match.describe()}; one of the burst's messages)",
+                         match.entry.answer)
     if match.outcome is Outcome.ANSWER:
         return Found(match, rule_name(match.entry.id),
                      f"FAQ {match.entry.id!r} ({match.describe()})", match.entry.answer)
@@ -74,6 +82,22 @@ def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: Knowled
         titles = [knowledge.get(c.faq_id).title for c in match.candidates]
         return Found(match, CLARIFY, f"FAQ {match.describe()}", text=clarification(titles))
     return Found(match)
+
+
+def _answered_line(body: str, channel: str, knowledge: KnowledgeBase,
+                   thresholds: Thresholds) -> Match | None:
+    """A burst (AUTO_REPLY_DEBOUNCE: its messages, a line each) whose whole text matches
+    no entry clearly, often two questions at once ("How much is shipping?" then "Do you
+    take PayPal?"): the newest of its last MAX_BURST_LINES lines that alone gets a clear
+    answer, as it would have without the wait. None if none does."""
+    lines = [line for line in body.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    for line in reversed(lines[-MAX_BURST_LINES:]):
+        match = knowledge.match(line, channel, thresholds)
+        if match.outcome is Outcome.ANSWER:
+            return match
+    return None
 
 
 def _offered_again(body: str, offered: tuple[str, ...], knowledge: KnowledgeBase):

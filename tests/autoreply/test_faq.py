@@ -228,3 +228,18 @@ def test_any_reply_to_a_clarification_is_a_number_or_not_a_pick(text):
     # Digits int() refuses though str.isdigit() accepts them ("\u136a", "\u24f6") once
     # made the webhook answer 500, and the FAQ gaps report fail on the stored text.
     assert picked_number(text) is None or isinstance(picked_number(text), int)
+
+
+def test_a_burst_no_entry_answers_whole_gets_the_answer_of_its_newest_clear_message():
+    """AUTO_REPLY_DEBOUNCE answers a burst (a line per message) as one text; when the
+    whole matches no entry clearly (its other messages talk of something else), its
+    newest message that alone gets a clear answer is answered, as it would have been
+    without the wait. Nothing clear in any line: declined as before."""
+    burst = ("my sister is visiting from spain next week and we want to go to the zoo\n"
+             "can I pay with google pay?")
+    assert policy().rules.knowledge.match(burst, "SMS").outcome is Outcome.DECLINE
+    decision = decide(message(burst), FRESH, policy(), NOW)
+    assert decision.rule == "faq:payment-methods" and decision.faq.outcome is Outcome.ANSWER
+    assert decision.detail.endswith("one of the burst's messages)")
+    nothing = decide(message("what's the weather tomorrow\nis it raining"), FRESH, policy(), NOW)
+    assert nothing.rule == "fallback" and nothing.faq.outcome is Outcome.DECLINE
