@@ -54,6 +54,11 @@ class Text:
     # What a template of the file's constants alone ("Call {{ phone }}") always renders
     # to, rendered once at load: rendering costs a traced run of Jinja's code per message.
     fixed: str | None = field(default=None, repr=False, compare=False)
+    # A template of text and bare names only ("back {{ next_open }}"): its text, each name
+    # a placeholder (str) or a constant's text (a 1-tuple), joined per message as Jinja
+    # would write them (str() of each value), without Jinja's traced run (~0.03 ms).
+    pieces: tuple[str | tuple[str], ...] | None = field(default=None, repr=False,
+                                                        compare=False)
 
     def render(self, context: Mapping[str, object]) -> str:
         """The text, stripped; TemplateLimit past sandbox.py's bounds."""
@@ -61,6 +66,13 @@ class Text:
             return self.source.strip()
         if self.fixed is not None:
             return self.fixed
+        if self.pieces is not None and all(
+                isinstance(p, tuple) or p in context for p in self.pieces[1::2]):
+            text = "".join(p if i % 2 == 0 else p[0] if isinstance(p, tuple) else
+                           str(context[p]) for i, p in enumerate(self.pieces))
+            if len(text) > sandbox.MAX_CHARS:
+                raise TemplateLimit(f"renders more than {sandbox.MAX_CHARS:,} characters")
+            return text.strip()
         return sandbox.render(self.template, context).strip()
 
 
@@ -89,7 +101,29 @@ def compile_text(source: str, constants: Mapping[str, object]) -> Text:
             fixed = sandbox.render(template, {}).strip()
         except Exception:  # noqa: BLE001 - rendered per message then, and fails there
             fixed = None
-    return Text(source, template, fixed)
+    return Text(source, template, fixed, _pieces(parsed, constants))
+
+
+def _pieces(parsed: nodes.Template, constants: Mapping[str, object]):
+    """A template that is text and `{{ name }}` only, as alternating text and names
+    (Text.pieces); None for anything else (a filter, a call, a statement, an attribute)."""
+    pieces: list = [""]
+    for node in parsed.body:
+        if not isinstance(node, nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                pieces[-1] += child.data
+            elif isinstance(child, nodes.Name) and child.ctx == "load":
+                if child.name in PLACEHOLDERS:
+                    pieces += [child.name, ""]
+                elif child.name in constants:
+                    pieces += [(str(constants[child.name]),), ""]
+                else:
+                    return None
+            else:
+                return None
+    return tuple(pieces)
 
 
 def _constants_only(parsed: nodes.Template, constants: Mapping[str, object]) -> bool:

@@ -11,6 +11,8 @@ import logging
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.autoreply import Reason, RulesError, decide, parse_rules
 from app.autoreply.sandbox import MAX_CHARS, MAX_STEPS
@@ -192,3 +194,39 @@ def test_a_template_of_constants_alone_is_rendered_once_at_load(source, fixed):
                "next_open_at": None}
     if fixed:
         assert text.render(context) == replace(text, fixed=None).render(context)
+
+
+_NAMES = ["customer", "channel", "next_open", "next_open_at", "company", "count"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_NAMES),
+                          st.text(st.characters(blacklist_characters="{}%#",
+                                                blacklist_categories=("Cs",)), max_size=12)),
+                min_size=1, max_size=8),
+       st.text(st.characters(blacklist_categories=("Cs",)), max_size=30))
+def test_a_template_of_text_and_names_renders_as_jinja_renders_it(parts, customer):
+    """Text and `{{ name }}` only ("back {{ next_open }}") are joined per message instead
+    of Jinja's traced run: the same text, for any text and any customer."""
+    from datetime import UTC, datetime
+
+    from app.autoreply import sandbox
+    from app.autoreply.templates import compile_text
+
+    source = "".join("{{ " + p + " }}" if p in _NAMES else p for p in parts)
+    text = compile_text(source, {"company": "ACME", "count": 3})
+    context = {"customer": customer, "channel": "WHATSAPP", "next_open": "Monday 09:00",
+               "next_open_at": datetime(2030, 1, 7, 9, tzinfo=UTC)}
+    if text.template is None:
+        return  # no name at all: a plain text
+    assert text.pieces is not None
+    assert text.render(context) == sandbox.render(text.template, context).strip()
+
+
+def test_a_joined_template_keeps_the_size_bound():
+    from app.autoreply.templates import TemplateLimit, compile_text
+
+    text = compile_text("Hello {{ customer }}", {})
+    assert text.pieces is not None
+    with pytest.raises(TemplateLimit):
+        text.render({"customer": "x" * (MAX_CHARS + 1)})
