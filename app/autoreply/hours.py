@@ -94,6 +94,12 @@ class BusinessHours:
     # the two, the first opening after it is that one too (no span starts in between):
     # every message of a closed night asks the same question; one walk answers them all.
     _closed: list = field(default_factory=lambda: [None], compare=False, repr=False)
+    # The last moment each of is_open, next_open and format was asked about, with its
+    # answer: one decision asks about the same `now` up to three times (the rules' `when`,
+    # the after-hours detail, the template's next_open). A tuple swapped whole: threads
+    # see one pair or another, never half of each.
+    _last: list = field(default_factory=lambda: [None, None, None], compare=False,
+                        repr=False)
 
     def __post_init__(self):  # each day's spans in time order: the first found is the first
         object.__setattr__(self, "week", tuple(tuple(sorted(spans, key=attrgetter("start")))
@@ -104,17 +110,31 @@ class BusinessHours:
 
     def is_open(self, now: datetime) -> bool:
         """Whether `now` (aware) falls in an opening span on a working day, local time."""
+        last = self._last[0]
+        if last is not None and last[0] == now:
+            return last[1]
         local = now.astimezone(self.zone)
         if self.is_holiday(local.date()):
-            return False
-        moment = local.time().replace(tzinfo=None)
-        return any(span.contains(moment) for span in self.week[local.weekday()])
+            found = False
+        else:
+            moment = local.time().replace(tzinfo=None)
+            found = any(span.contains(moment) for span in self.week[local.weekday()])
+        self._last[0] = (now, found)
+        return found
 
     def next_open(self, now: datetime) -> datetime | None:
         """The first moment at or after `now` when the team is in (aware, in `zone`).
 
         None if no opening within the horizon (every day closed or a holiday).
         """
+        last = self._last[1]
+        if last is not None and last[0] == now:
+            return last[1]
+        found = self._next_open(now)
+        self._last[1] = (now, found)
+        return found
+
+    def _next_open(self, now: datetime) -> datetime | None:
         if self.is_open(now):
             return now.astimezone(self.zone)
         known = self._closed[0]
@@ -136,7 +156,12 @@ class BusinessHours:
         """A moment as the templates' `next_open` shows it, in the team's zone."""
         if moment is None:
             return "soon"
-        return moment.astimezone(self.zone).strftime(self.next_open_format)
+        last = self._last[2]
+        if last is not None and last[0] == moment:
+            return last[1]
+        text = moment.astimezone(self.zone).strftime(self.next_open_format)
+        self._last[2] = (moment, text)
+        return text
 
     def describe(self) -> str:
         """One line per weekday, for `rules check`."""

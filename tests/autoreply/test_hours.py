@@ -144,15 +144,18 @@ def test_next_open_skips_holidays():
     (NEW_YORK, week(weekdays=(), sunday=(Span(time(2, 30), time(5)),)), utc(2024, 3, 10, 5, 0)),
 ], ids=["holidays", "spans out of order", "DST gap"])
 def test_one_hours_object_answers_a_night_of_messages_like_a_fresh_one(zone, days, start):
-    """What one message's next_open found serves the next ones: the answers are those of
-    an object that never answered before, in any order, up to the opening and past it."""
+    """What one message's next_open found serves the next ones, and one decision asking
+    about the same moment again gets the same answers: those of an object that never
+    answered before, in any order, up to the opening and past it."""
     calendar = HolidayCalendar("DE") if zone is BERLIN else None  # its own cache is not at issue
     remembering = BusinessHours(zone=zone, week=days, calendar=calendar)
     moments = [start + timedelta(minutes=13) * k for k in range(800)]  # a week, 13 min apart
-    for now in moments + moments[::-1]:
+    for now in moments + moments[::-1] + [m for m in moments for _ in (1, 2)]:
         fresh = BusinessHours(zone=zone, week=days, calendar=calendar)
         assert remembering.is_open(now) is fresh.is_open(now), now
         assert remembering.next_open(now) == fresh.next_open(now), now
+        assert remembering.format(remembering.next_open(now)) == fresh.format(
+            fresh.next_open(now)), now
 
 
 def test_spans_out_of_order_open_at_the_first():
