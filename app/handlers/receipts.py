@@ -96,7 +96,7 @@ def store_receipt(receipt_sid: str, fields: dict, conn: Connection, *,
         "error_status": status if problem else None, "updated_at": now,
     }).scalar()
     summarize_reply(conn, fields["MessageSid"])
-    if fields["ErrorCode"] == OPTED_OUT:
+    if fields["ErrorCode"] == OPTED_OUT and problem:  # not a delivered one's stray code
         record_opt_out(conn, fields)
     if kept == status:
         return None

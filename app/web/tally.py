@@ -24,6 +24,7 @@ from ..pipeline.events import KNOWN_EVENTS, Event
 from ..pipeline.outcome import Kind, Outcome
 from ..services import services
 from ..timeline.counters import DUPLICATES, SIGNATURE_FAILURES
+from ..twilio import error_codes
 
 RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed", "undelivered"})
 
@@ -67,6 +68,7 @@ def count_outcome(event: Event, outcome: Outcome) -> None:
     if outcome.kind is Kind.RECEIPT:
         status = event.get("Status") or ""
         code = event.get("ErrorCode") or ""
-        if code and not (code.isdigit() and len(code) <= 6):
-            code = "other"
+        if code and code != "0" and not (code.isascii() and code.isdigit()
+                                         and int(code) in error_codes.MEANINGS):
+            code = "other"  # a label per code Twilio documents, not per number sent
         metrics.delivery_status(status if status in RECEIPT_STATUSES else "other", code)

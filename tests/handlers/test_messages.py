@@ -180,6 +180,23 @@ def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_
     assert outcome(answered).startswith("reply queued")
 
 
+@pytest.mark.parametrize("status", ["delivered", "read", "sent"])
+def test_a_receipt_that_is_no_failure_opts_no_one_out_whatever_its_code(
+        app, client, sender, fake_api, status):
+    """Twilio may send an ErrorCode on a receipt that did not fail: 21610 on a delivered
+    reply says nothing about the customer, who must keep getting answers."""
+    customer, participant = "+15550003333", "MB" + "3" * 32
+    conversation_post(client, fake_api.add_conversation("CH" + "7" * 32), "hi", author=customer,
+                      ParticipantSid=participant)
+    run_until_idle(sender)
+    [created] = fake_api.created
+    post_event(client, delivery_updated(
+        conversation_sid=created.conversation_sid, message_sid=created.sid,
+        status=status, error_code="21610", extra={"ParticipantSid": participant}))
+    elsewhere = conversation_post(client, "CH" + "8" * 32, "hello again", author=customer)
+    assert outcome(elsewhere).startswith("reply queued"), outcome(elsewhere)
+
+
 def test_why_explains_a_decision(app, client, runner, sender, fake_api):
     """`why IM...` prints the decision, the rule and what became of the reply."""
     params = fake_api.message_added()

@@ -97,7 +97,12 @@ def test_delivery_receipts_by_status_and_error_code(client, scrape):
     post_event(client, failed)
     post_event(client, failed)  # the same receipt again: a duplicate
     post_event(client, delivery_updated(status="delivered", error_code="0"))
+    for code in ("12345", "99999"):  # numbers Twilio does not document: one series
+        post_event(client, delivery_updated(status="failed", error_code=code))
     after = scrape()
+    assert (value(after, "bot_delivery_receipts_total", status="failed", error_code="other")
+            - value(before, "bot_delivery_receipts_total", status="failed",
+                    error_code="other")) == 2
     assert (value(after, "bot_delivery_receipts_total", status="undelivered",
                   error_code="30003")
             - value(before, "bot_delivery_receipts_total", status="undelivered",
