@@ -243,7 +243,7 @@ def _decide(message: Inbound, state: ConversationState, policy: Policy, now: dat
     if policy.composes_later and not composing:
         return Decision(Reason.DEFERRED, policy.deferral)
 
-    chosen = _choose(message.body, channel, state, policy, now, assist)
+    chosen = _choose(message.body, channel, state, policy, now, assist, composing)
     if isinstance(chosen, Decision):
         return chosen
     match = chosen.faq
@@ -302,7 +302,8 @@ def loop_guard(message: Inbound, policy: Policy) -> Decision | None:
 
 
 def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
-            now: datetime, assist: Assist | None = None) -> _Choice | Decision:
+            now: datetime, assist: Assist | None = None,
+            composing: bool = False) -> _Choice | Decision:
     """Step 7: which reply, or why none (after hours without a reply, no rule)."""
     asked = policy.handoff.asked(body) if policy.handoff else None
     if asked:
@@ -319,7 +320,10 @@ def _choose(body: str, channel: str, state: ConversationState, policy: Policy,
         return _Choice(rule.name, f"rule {rule.name!r}", rule.reply, rule.bypass_cooldown)
     declined = None
     if rules.knowledge is not None:
-        found = faq.choose(body, channel, state.offered, rules.knowledge, policy.faq_thresholds)
+        # A burst (composed after the wait) that declines whole may be answered by one of
+        # its messages; not when a decline hands off: what nothing answers needs a person.
+        found = faq.choose(body, channel, state.offered, rules.knowledge, policy.faq_thresholds,
+                           by_message=composing and not _hands_off_on_decline(policy))
         if assist is not None and not faq.picks(body, state.offered, rules.knowledge):
             found = apply(assist, found, rules.knowledge)
         if found.replies:

@@ -57,7 +57,9 @@ class Found:
 
 
 def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: KnowledgeBase,
-           thresholds: Thresholds) -> Found:
+           thresholds: Thresholds, by_message: bool = False) -> Found:
+    """`by_message`: `body` is a burst (a line per message) that may be answered by one of
+    its messages when it declines whole (_answered_line)."""
     picked = _picked(body, offered, knowledge)
     if picked is not None:
         entry, number = picked
@@ -68,7 +70,7 @@ def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: Knowled
     if again is not None:
         return again
     match = knowledge.match(body, channel, thresholds)
-    if match.outcome is Outcome.DECLINE:
+    if match.outcome is Outcome.DECLINE and by_message:
         line = _answered_line(body, channel, knowledge, thresholds)
         if line is not None:
             match = line

@@ -81,6 +81,12 @@ class HolidayCalendar:
         return f"HolidayCalendar({self.country}{sub})"
 
 
+def _same(a: datetime, b: datetime) -> bool:
+    """The same instant: `==` alone calls two datetimes of one zone equal when their wall
+    clocks are (01:30 EDT and 01:30 EST on the night clocks go back), fold ignored."""
+    return a == b and a.utcoffset() == b.utcoffset()
+
+
 @dataclass(frozen=True)
 class BusinessHours:
     """When the team answers: weekly wall-clock spans in `zone`, minus holidays."""
@@ -111,7 +117,7 @@ class BusinessHours:
     def is_open(self, now: datetime) -> bool:
         """Whether `now` (aware) falls in an opening span on a working day, local time."""
         last = self._last[0]
-        if last is not None and last[0] == now:
+        if last is not None and _same(last[0], now):
             return last[1]
         local = now.astimezone(self.zone)
         if self.is_holiday(local.date()):
@@ -128,7 +134,7 @@ class BusinessHours:
         None if no opening within the horizon (every day closed or a holiday).
         """
         last = self._last[1]
-        if last is not None and last[0] == now:
+        if last is not None and _same(last[0], now):
             return last[1]
         found = self._next_open(now)
         self._last[1] = (now, found)
@@ -157,7 +163,7 @@ class BusinessHours:
         if moment is None:
             return "soon"
         last = self._last[2]
-        if last is not None and last[0] == moment:
+        if last is not None and _same(last[0], moment):
             return last[1]
         text = moment.astimezone(self.zone).strftime(self.next_open_format)
         self._last[2] = (moment, text)

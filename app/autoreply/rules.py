@@ -76,7 +76,7 @@ class Rule:
     """A keyword or pattern rule: when it applies, and what it answers."""
 
     name: str
-    keywords: tuple[re.Pattern[str], ...]  # whole words: escaped, so linear on any text
+    keywords: tuple[re.Pattern[str], ...]  # any of its whole words, one pattern (or none)
     pattern: Pattern | None  # the operator's own, bounded (patterns.py)
     reply: ReplySpec
     channels: frozenset[str] | None = None  # None: every channel

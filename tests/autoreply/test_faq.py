@@ -235,11 +235,21 @@ def test_a_burst_no_entry_answers_whole_gets_the_answer_of_its_newest_clear_mess
     whole matches no entry clearly (its other messages talk of something else), its
     newest message that alone gets a clear answer is answered, as it would have been
     without the wait. Nothing clear in any line: declined as before."""
+    from app.autoreply.handoff import Handoff
+
     burst = ("my sister is visiting from spain next week and we want to go to the zoo\n"
              "can I pay with google pay?")
     assert policy().rules.knowledge.match(burst, "SMS").outcome is Outcome.DECLINE
-    decision = decide(message(burst), FRESH, policy(), NOW)
+    decision = decide(message(burst), FRESH, policy(), NOW, composing=True)
     assert decision.rule == "faq:payment-methods" and decision.faq.outcome is Outcome.ANSWER
     assert decision.detail.endswith("one of the burst's messages)")
-    nothing = decide(message("what's the weather tomorrow\nis it raining"), FRESH, policy(), NOW)
+    nothing = decide(message("what's the weather tomorrow\nis it raining"), FRESH, policy(),
+                     NOW, composing=True)
     assert nothing.rule == "fallback" and nothing.faq.outcome is Outcome.DECLINE
+    # One message of several lines, no wait: matched whole, as before.
+    assert decide(message(burst), FRESH, policy(), NOW).rule == "fallback"
+    # A decline that hands off: the message nothing answers needs a person, burst or not.
+    handing_off = policy(handoff=Handoff.build(["human"], "An agent will reply.",
+                                               on_decline=True))
+    handed = decide(message(burst), FRESH, handing_off, NOW, composing=True)
+    assert handed.hands_off and handed.faq.outcome is Outcome.DECLINE

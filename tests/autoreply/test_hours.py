@@ -172,6 +172,17 @@ def test_format_in_team_zone():
     assert OFFICE.format(None) == "soon"
 
 
+def test_the_hour_clocks_go_back_is_told_apart():
+    """01:30 EDT and 01:30 EST (New York, 1 November 2026) are an hour apart though their
+    wall clocks match: asked one after the other, each reads as itself, not as the one
+    remembered (open all Sunday, so next_open is the moment itself)."""
+    hours = BusinessHours(zone=NEW_YORK, week=week(sunday=(Span(time(0), time(23, 59)),)))
+    first, second = utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 30)
+    assert hours.format(hours.next_open(first)) == "Sunday 01 November at 01:30 EDT"
+    assert hours.format(hours.next_open(second)) == "Sunday 01 November at 01:30 EST"
+    assert hours.next_open(second).timestamp() == second.timestamp()  # (== is False: PEP 495)
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("09:00-17:00", Span(time(9), time(17))),
     (" 9:00 - 17:30 ", None),  # hours need two digits

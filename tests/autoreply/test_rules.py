@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.autoreply import RulesError, load_rules, parse_rules
 from app.autoreply.schema import (
@@ -254,3 +256,18 @@ def test_a_path_of_an_unknown_home_is_a_problem_naming_its_field(tmp_path, line,
     with pytest.raises(RulesError) as caught:
         load_rules(path)
     assert field in str(caught.value) and "~nosuchuser1913" in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.sampled_from("ab .-\u00e9"), min_size=1, max_size=6).filter(str.split),
+                min_size=1, max_size=4),
+       st.text(st.sampled_from("ab .-\u00e9\nA"), max_size=30))
+def test_a_rules_keywords_match_as_one_pattern_what_each_matches_alone(keywords, text):
+    """A rule's keywords are searched as one pattern: a message matches it exactly when
+    one of them, as a whole word, is in it."""
+    import re
+
+    from app.autoreply.compiler import _any_keyword, _keyword_pattern
+
+    alone = any(re.search(_keyword_pattern(k), text, re.IGNORECASE) for k in keywords)
+    assert bool(re.search(_any_keyword(keywords), text, re.IGNORECASE)) is alone
