@@ -80,9 +80,15 @@ def why(message_sid):
                       if event["reason_text"] and event["reason"] != "REPLY" else ""))
         click.echo(f"outcome: {printable(event['outcome'])}")
     if match is not None:
-        scores = ", ".join(f"{c['faq_id']} {c['score']:.2f}" for c in match["candidates"])
+        candidates = match["candidates"]
+        if any(c["score"] for c in candidates):
+            scores = "candidates " + ", ".join(f"{c['faq_id']} {c['score']:.2f}"
+                                               for c in candidates)
+        else:  # as the dashboard's thread says it: no score was computed
+            scores = ("not scored: a number picked from a clarification, or the answer "
+                      "model's citation (" + ", ".join(c["faq_id"] for c in candidates) + ")")
         click.echo(f"faq: {match['outcome']}" + (f" {match['faq_id']}" if match["faq_id"] else "")
-                   + (f"; candidates {scores}" if scores else "")
+                   + (f"; {scores}" if candidates else "")
                    + (f"; marked wrong {match['wrong_at']}" if match["wrong_at"] else ""))
     if reply is not None:
         error = reply["error"] if reply["outcome"] == "failed" else reply["delivery"]["error"]

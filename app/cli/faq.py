@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from ..autoreply.evaluation import evaluate, summary
 from ..autoreply.names import CHANNELS
 from ..knowledge import sources
-from ..operator.periods import moment
+from ..operator.periods import period
 from ..services import services
 from ..timeline import faq as faq_record
 from .guard import add_commands
@@ -104,10 +104,10 @@ def faq_import(source):
 def faq_gaps(since, limit, as_json):
     """The questions the FAQ declined or clarified, and answers marked wrong, grouped by
     meaning, most asked first: the entries to write next."""
-    try:
-        start = moment(since, datetime.now(UTC).replace(tzinfo=None))
+    try:  # checked as the API and the dashboard check it (a period that is one)
+        start, _ = period(since, None)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
+        raise click.BadParameter(str(exc).removeprefix("since: "), param_hint="--since") from None
     with services().db.read() as conn:
         found = faq_record.gaps(conn, start, limit)
     if not found:  # on stderr: --json's reader gets no line, not a line that is not JSON

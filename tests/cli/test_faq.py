@@ -118,3 +118,13 @@ def test_import_prints_faq_tables(runner, tmp_path):
     assert result.exit_code == 0
     assert result.output == ('[[faq]]\nid = "returns"\nquestions = [\n'
                              '  "How do I return an item?",\n]\nanswer = "Within 30 days."\n')
+
+
+@pytest.mark.parametrize("since, problem", [
+    ("0", "since must be before until"),  # no period at all: as the API says it
+    ("400d", "a period is at most 366 days"),
+    ("yesterday", "expected a duration like 24h or 7d"),
+])
+def test_gaps_refuses_a_period_the_api_refuses(runner, since, problem):
+    result = runner.invoke(args=["faq", "gaps", "--since", since])
+    assert result.exit_code == 2 and problem in result.output, result.output

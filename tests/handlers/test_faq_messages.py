@@ -166,9 +166,13 @@ def test_a_digit_int_cannot_read_picks_an_option_and_keeps_the_gaps_report_worki
     conversation = first["ConversationSid"]
     with services(faq_app).db.session() as s:
         offered = s.get(Conversation, conversation).faq_offered.split(",")
-    picked = post_event(client, message_added(body="\u136a", conversation_sid=conversation))
+    pick = message_added(body="\u136a", conversation_sid=conversation)
+    picked = post_event(client, pick)
     assert picked.status_code == 200
     assert f"FAQ '{offered[1]}'" in picked.headers["X-Webhook-Outcome"]
+    why = faq_app.test_cli_runner().invoke(args=["why", pick["MessageSid"]])
+    assert (f"faq: answer {offered[1]}; not scored: a number picked from a clarification"
+            in why.output), why.output  # not "0.00" as if the entries had been scored
     odd = post_event(client, message_added(body="i lost my card or it was stolen \u24f6"))
     assert odd.status_code == 200
     gaps = faq_app.test_cli_runner().invoke(args=["faq", "gaps", "--json"])
