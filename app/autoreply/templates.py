@@ -51,29 +51,23 @@ class Text:
 
     source: str
     template: Template | None = field(repr=False, compare=False)  # None: a plain text
-    # What a template of the file's constants alone ("Call {{ phone }}") always renders
-    # to, rendered once at load: rendering costs a traced run of Jinja's code per message.
-    fixed: str | None = field(default=None, repr=False, compare=False)
-    # A template of text and bare names only ("back {{ next_open }}"): its text, each name
-    # a placeholder (str) or a constant's text (a 1-tuple), joined per message as Jinja
-    # would write them (str() of each value), without Jinja's traced run (~0.03 ms).
-    pieces: tuple[str | tuple[str], ...] | None = field(default=None, repr=False,
-                                                        compare=False)
+    # A template of text and bare names only ("back {{ next_open }}", "Call {{ phone }}"):
+    # its text with the constants written in, and between the texts the placeholders'
+    # names, joined per message as Jinja writes them (str() of each value) without
+    # Jinja's traced run (~0.03 ms); None: anything else (a filter, a call, a statement).
+    pieces: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     def render(self, context: Mapping[str, object]) -> str:
         """The text, stripped; TemplateLimit past sandbox.py's bounds."""
         if self.template is None:
             return self.source.strip()
-        if self.fixed is not None:
-            return self.fixed
-        if self.pieces is not None and all(
-                isinstance(p, tuple) or p in context for p in self.pieces[1::2]):
-            text = "".join(p if i % 2 == 0 else p[0] if isinstance(p, tuple) else
-                           str(context[p]) for i, p in enumerate(self.pieces))
-            if len(text) > sandbox.MAX_CHARS:
-                raise TemplateLimit(f"renders more than {sandbox.MAX_CHARS:,} characters")
-            return text.strip()
-        return sandbox.render(self.template, context).strip()
+        if self.pieces is None or not all(name in context for name in self.pieces[1::2]):
+            return sandbox.render(self.template, context).strip()
+        text = "".join(piece if i % 2 == 0 else str(context[piece])
+                       for i, piece in enumerate(self.pieces))
+        if len(text) > sandbox.MAX_CHARS:
+            raise TemplateLimit(f"renders more than {sandbox.MAX_CHARS:,} characters")
+        return text.strip()
 
 
 _SYNTAX = ("{{", "{%", "{#")
@@ -95,50 +89,28 @@ def compile_text(source: str, constants: Mapping[str, object]) -> Text:
         known = ", ".join(sorted(PLACEHOLDERS.keys() | constants.keys()))
         raise ValueError(
             f"unknown placeholder {', '.join(sorted(unknown))} (known: {known})")
-    fixed = None
-    if _constants_only(parsed, constants):
-        try:
-            fixed = sandbox.render(template, {}).strip()
-        except Exception:  # noqa: BLE001 - rendered per message then, and fails there
-            fixed = None
-    return Text(source, template, fixed, _pieces(parsed, constants))
+    return Text(source, template, _pieces(parsed, constants))
 
 
-def _pieces(parsed: nodes.Template, constants: Mapping[str, object]):
-    """A template that is text and `{{ name }}` only, as alternating text and names
-    (Text.pieces); None for anything else (a filter, a call, a statement, an attribute)."""
-    pieces: list = [""]
+def _pieces(parsed: nodes.Template, constants: Mapping[str, object]) -> tuple[str, ...] | None:
+    """Text.pieces: texts (constants written in) with a placeholder's name between each
+    two; None for a template that is more than text and `{{ name }}`."""
+    pieces = [""]
     for node in parsed.body:
         if not isinstance(node, nodes.Output):
             return None
         for child in node.nodes:
             if isinstance(child, nodes.TemplateData):
                 pieces[-1] += child.data
-            elif isinstance(child, nodes.Name) and child.ctx == "load":
-                if child.name in PLACEHOLDERS:
-                    pieces += [child.name, ""]
-                elif child.name in constants:
-                    pieces += [(str(constants[child.name]),), ""]
-                else:
-                    return None
+            elif isinstance(child, nodes.Name) and child.ctx == "load" \
+                    and child.name in PLACEHOLDERS:
+                pieces += [child.name, ""]
+            elif isinstance(child, nodes.Name) and child.ctx == "load" \
+                    and child.name in constants:
+                pieces[-1] += str(constants[child.name])
             else:
                 return None
     return tuple(pieces)
-
-
-def _constants_only(parsed: nodes.Template, constants: Mapping[str, object]) -> bool:
-    """Whether a template is text and `{{ name }}` of the file's constants, nothing else
-    (no filter, call, test or statement: `{{ [a, b] | random }}` must stay per message)."""
-    for node in parsed.body:
-        if not isinstance(node, nodes.Output):
-            return False
-        for child in node.nodes:
-            if isinstance(child, nodes.TemplateData):
-                continue
-            if not (isinstance(child, nodes.Name) and child.ctx == "load"
-                    and child.name in constants and child.name not in PLACEHOLDERS):
-                return False
-    return True
 
 
 def check_renders(text: Text, context: Mapping[str, object]) -> str:
