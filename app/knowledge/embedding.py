@@ -72,6 +72,18 @@ def _memory_map(path: Path) -> np.ndarray:
     return np.asarray(table)
 
 
+def remembered(function, maxsize: int):
+    """`function` of a word, its answers remembered (an LRU of `maxsize`) for words of up
+    to CACHED_WORD_LENGTH characters only; with lru_cache's cache_info and cache_clear."""
+    cached = lru_cache(maxsize=maxsize)(function)
+
+    def call(word: str):
+        return cached(word) if len(word) <= CACHED_WORD_LENGTH else function(word)
+
+    call.cache_info, call.cache_clear = cached.cache_info, cached.cache_clear
+    return call
+
+
 @dataclass(frozen=True)
 class Embedder:
     """Texts to unit vectors (float32, DIMENSIONS wide)."""
@@ -82,7 +94,7 @@ class Embedder:
     word_ids: object = field(init=False, repr=False, compare=False)  # word -> its ids
 
     def __post_init__(self):
-        object.__setattr__(self, "word_ids", lru_cache(maxsize=WORD_CACHE)(self._word_ids))
+        object.__setattr__(self, "word_ids", remembered(self._word_ids, WORD_CACHE))
 
     def _word_ids(self, word: str) -> tuple[int, ...]:
         return tuple(self._known(self.token_ids(word)))
@@ -123,8 +135,7 @@ class Embedder:
         words() never yields."""
         ids: list[int] = []
         for word in words:
-            ids.extend(self.word_ids(word) if len(word) <= CACHED_WORD_LENGTH
-                       else self._word_ids(word))
+            ids.extend(self.word_ids(word))
             if len(ids) >= MAX_TOKENS:
                 del ids[MAX_TOKENS:]
                 break

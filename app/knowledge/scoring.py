@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from functools import lru_cache
 
 # bm25s draws progress bars with tqdm, which starts a monitor thread and creates a
 # process-shared lock even for a disabled bar: in gunicorn's master, which builds the index
@@ -89,7 +88,7 @@ class Index:
         self.known = frozenset(self.vocabulary)
         # Per index (a reload builds a new one): the same words come back message after
         # message ("delivered", "yesterday"), and each look-up scans the vocabulary.
-        self.spelled = lru_cache(maxsize=SPELLING_CACHE)(self._spelled)
+        self.spelled = embedding.remembered(self._spelled, SPELLING_CACHE)
         self.bm25 = bm25s.BM25()
         self.bm25.index(tokens, show_progress=False)
         # The most one word can add to any phrasing's BM25 score: the normaliser's parts.
@@ -111,9 +110,7 @@ class Index:
         if not self.model.corrects_typos:
             return words(text)
         known = self.known
-        return [word if word in known or len(word) < TYPO_MIN_LENGTH
-                else self.spelled(word) if len(word) <= embedding.CACHED_WORD_LENGTH
-                else self._spelled(word)
+        return [word if word in known or len(word) < TYPO_MIN_LENGTH else self.spelled(word)
                 for word in words(text)]
 
     def _spelled(self, word: str) -> str:
