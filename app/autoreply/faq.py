@@ -69,17 +69,14 @@ def choose(body: str, channel: str, offered: tuple[str, ...], knowledge: Knowled
     again = _offered_again(body, offered, knowledge)
     if again is not None:
         return again
-    match = knowledge.match(body, channel, thresholds)
+    match, whose = knowledge.match(body, channel, thresholds), ""
     if match.outcome is Outcome.DECLINE and by_message:
         line = _answered_line(body, channel, knowledge, thresholds)
         if line is not None:
-            match = line
-            return Found(match, rule_name(match.entry.id), f"FAQ {match.entry.id!r} "
-                         f"({match.describe()}; one of the burst's messages)",
-                         match.entry.answer)
+            match, whose = line, "; one of the burst's messages"
     if match.outcome is Outcome.ANSWER:
         return Found(match, rule_name(match.entry.id),
-                     f"FAQ {match.entry.id!r} ({match.describe()})", match.entry.answer)
+                     f"FAQ {match.entry.id!r} ({match.describe()}{whose})", match.entry.answer)
     if match.outcome is Outcome.CLARIFY:
         titles = [knowledge.get(c.faq_id).title for c in match.candidates]
         return Found(match, CLARIFY, f"FAQ {match.describe()}", text=clarification(titles))
