@@ -52,6 +52,21 @@ def test_a_question_gets_the_faq_answer_and_the_match_is_recorded(faq_app, fake_
     assert "faq: answer card-delivery; candidates card-delivery 0." in why.output
 
 
+def offered_ids(app, conversation: str) -> list[str]:
+    """The FAQ ids the conversation's last clarification offered, in their order."""
+    with services(app).db.session() as s:
+        offered = s.get(Conversation, conversation).faq_offered
+    return offered.split(",") if offered else []
+
+
+def clarified(client, app) -> tuple[str, list[str]]:
+    """A new conversation whose first message the bot answered with "Did you mean: ...":
+    its SID and the ids offered."""
+    first = message_added(body="i lost my card or it was stolen")
+    post_event(client, first)
+    return first["ConversationSid"], offered_ids(app, first["ConversationSid"])
+
+
 def test_clarify_then_the_number_gets_that_entry_even_within_the_cooldown(faq_app, fake_api):
     """"Did you mean: 1) ... 2) ...?", then "2": the second entry's answer, right away."""
     client = faq_app.test_client()
@@ -161,11 +176,7 @@ def test_a_digit_int_cannot_read_picks_an_option_and_keeps_the_gaps_report_worki
     the webhook answer 500 (the message lost) and, stored with a question, every FAQ gaps
     report fail for as long as the question was kept."""
     client = faq_app.test_client()
-    first = message_added(body="i lost my card or it was stolen")
-    post_event(client, first)
-    conversation = first["ConversationSid"]
-    with services(faq_app).db.session() as s:
-        offered = s.get(Conversation, conversation).faq_offered.split(",")
+    conversation, offered = clarified(client, faq_app)
     pick = message_added(body="\u136a", conversation_sid=conversation)
     picked = post_event(client, pick)
     assert picked.status_code == 200
@@ -186,17 +197,11 @@ def test_help_after_a_clarification_keeps_the_offer(faq_app, fake_api, between):
     """HELP and INFO are answered by Twilio and end nothing (the customer still listens):
     the "2" after one still picks, as after a "thanks"."""
     client = faq_app.test_client()
-    first = message_added(body="i lost my card or it was stolen")
-    post_event(client, first)
-    conversation = first["ConversationSid"]
-    with services(faq_app).db.session() as s:
-        offered = s.get(Conversation, conversation).faq_offered.split(",")
+    conversation, offered = clarified(client, faq_app)
     helped = post_event(client, message_added(body=between, conversation_sid=conversation))
     assert helped.headers["X-Webhook-Outcome"].startswith("ignored")
     picked = post_event(client, message_added(body="2", conversation_sid=conversation))
     assert f"FAQ '{offered[1]}'" in picked.headers["X-Webhook-Outcome"]
-    stopped = message_added(body="i lost my card or it was stolen")
-    post_event(client, stopped)
-    post_event(client, message_added(body="STOP", conversation_sid=stopped["ConversationSid"]))
-    with services(faq_app).db.session() as s:  # an opt-out still ends it
-        assert s.get(Conversation, stopped["ConversationSid"]).faq_offered is None
+    stopped, _ = clarified(client, faq_app)
+    post_event(client, message_added(body="STOP", conversation_sid=stopped))
+    assert offered_ids(faq_app, stopped) == []  # an opt-out still ends it

@@ -160,18 +160,26 @@ def test_runtime_switch_is_obeyed_without_a_restart(app, client, runner, sender,
     assert outcome(conversation_post(client, "CH" + "2" * 32)).startswith("reply queued")
 
 
-def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_api):
-    """A receipt with ErrorCode=21610 for our reply opts its customer out in every
-    conversation; START opts them back in (Twilio answers it; the bot stays silent)."""
-
-    customer, participant = "+15550002222", "MB" + "2" * 32
-    conversation_post(client, fake_api.add_conversation("CH" + "3" * 32), "hi", author=customer,
+def receipt_for_the_reply(client, sender, fake_api, conversation, customer, participant,
+                          **receipt):
+    """The customer writes, the bot's reply goes out, then a receipt for it (from that
+    customer's participant) arrives with `receipt`'s status and error code."""
+    conversation_post(client, fake_api.add_conversation(conversation), "hi", author=customer,
                       ParticipantSid=participant)
     run_until_idle(sender)
     [created] = fake_api.created
     post_event(client, delivery_updated(
         conversation_sid=created.conversation_sid, message_sid=created.sid,
-        status="failed", error_code="21610", extra={"ParticipantSid": participant}))
+        extra={"ParticipantSid": participant}, **receipt))
+
+
+def test_opted_out_customer_is_left_alone_until_start(app, client, sender, fake_api):
+    """A receipt with ErrorCode=21610 for our reply opts its customer out in every
+    conversation; START opts them back in (Twilio answers it; the bot stays silent)."""
+
+    customer, participant = "+15550002222", "MB" + "2" * 32
+    receipt_for_the_reply(client, sender, fake_api, "CH" + "3" * 32, customer, participant,
+                          status="failed", error_code="21610")
     elsewhere = conversation_post(client, "CH" + "4" * 32, "hello again", author=customer)
     assert outcome(elsewhere).startswith("ignored: customer opted out")
     back = conversation_post(client, "CH" + "4" * 32, "START", author=customer)
@@ -186,13 +194,8 @@ def test_a_receipt_that_is_no_failure_opts_no_one_out_whatever_its_code(
     """Twilio may send an ErrorCode on a receipt that did not fail: 21610 on a delivered
     reply says nothing about the customer, who must keep getting answers."""
     customer, participant = "+15550003333", "MB" + "3" * 32
-    conversation_post(client, fake_api.add_conversation("CH" + "7" * 32), "hi", author=customer,
-                      ParticipantSid=participant)
-    run_until_idle(sender)
-    [created] = fake_api.created
-    post_event(client, delivery_updated(
-        conversation_sid=created.conversation_sid, message_sid=created.sid,
-        status=status, error_code="21610", extra={"ParticipantSid": participant}))
+    receipt_for_the_reply(client, sender, fake_api, "CH" + "7" * 32, customer, participant,
+                          status=status, error_code="21610")
     elsewhere = conversation_post(client, "CH" + "8" * 32, "hello again", author=customer)
     assert outcome(elsewhere).startswith("reply queued"), outcome(elsewhere)
 
