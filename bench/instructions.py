@@ -5,6 +5,7 @@ runs minutes apart (bench/PROFILE.md, ninth round).
     .venv/bin/python -m bench.instructions                 # the table below, ~3 minutes
     .venv/bin/python -m bench.instructions --webhooks 100 --only "no rules"
     .venv/bin/python -m bench.instructions --keep          # and keep callgrind's files
+    .venv/bin/python -m bench.instructions --rules my.toml # also with another rules file
 
 Each configuration runs in its own process under `valgrind --tool=callgrind
 --instr-atstart=no`: signed onMessageAdded webhooks (the same as `make bench` sends, each a
@@ -99,8 +100,14 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=200, help="webhooks before counting")
     parser.add_argument("--only", default="", help="configurations whose name contains this")
     parser.add_argument("--keep", action="store_true", help="keep callgrind's files in bench/out")
+    parser.add_argument("--rules", action="append", default=[], metavar="FILE",
+                        help="also count the server with this rules file (repeatable)")
     parser.add_argument("--inside", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    configurations = dict(CONFIGURATIONS)
+    for rules in args.rules:
+        configurations[f"C {Path(rules).name}"] = (
+            "wsgi:app", {"RESPONDER_RULES": str(Path(rules).resolve())})
     if args.inside:
         inside(args.inside, args.webhooks, args.warm)
         return
@@ -108,7 +115,7 @@ def main() -> None:
         sys.exit("bench.instructions needs valgrind (Debian: apt-get install valgrind)")
     print(f"{'configuration':34s} {'instructions per webhook':>26s}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
-        for name, (app_path, extra) in CONFIGURATIONS.items():
+        for name, (app_path, extra) in configurations.items():
             if args.only and args.only not in name:
                 continue
             total = count(name, app_path, extra, args, Path(tmp))
