@@ -3,13 +3,15 @@
     policy = Policy.build(..., rules=load_rules(path))      # once, at start-up
     decision = decide(message, state, policy, now, enabled=switch)   # per message
 
-`decision.py` holds the order of the checks; `rules.py` the rules file as decided with
-and `compiler.py` how a file is read and checked (its format: rules.example.toml); `hours.py` business hours and holidays; `keywords.py` the compliance
-keywords; `templates.py` the sandboxed reply templates.
+`decision.py` holds the order of the checks and `verdict.py` what a decision says;
+`rules.py` the rules file as decided with and `compiler.py` how a file is read and
+checked (its format: rules.example.toml); `hours.py` business hours and holidays;
+`keywords.py` the compliance keywords; `templates.py` the sandboxed reply templates.
 """
 
-from .decision import ConversationState, Decision, Inbound, Reason, Reply, decide, loop_guard
+from .decision import decide, loop_guard
 from .policy import Policy
+from .verdict import ConversationState, Decision, Inbound, Reason, Reply
 
 _RULES = {"Rules": "rules", "RulesError": "rules", "load_rules": "compiler",
           "parse_rules": "compiler"}

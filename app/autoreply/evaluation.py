@@ -15,8 +15,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..knowledge import Outcome
-from .decision import ConversationState, Decision, Inbound, decide
+from .decision import decide
 from .policy import Policy
+from .verdict import ConversationState, Decision, Inbound
 
 NEW_CONVERSATION = ConversationState(
     inbound_before=0, last_reply_at=None, replies_last_hour=0, last_agent_at=None,
