@@ -7,17 +7,29 @@ import pytest
 
 from app import create_app
 from app.services import services
-from tests.support.databases import BACKENDS, PG_URL, reset_postgres
+from tests.support.databases import BACKENDS, PG_URL, empty_postgres, reset_postgres
 from tests.support.fake_conversations import FakeConversationsAPI
 from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path):
+    """Each test on both databases: a new SQLite file (the app creates its schema), and
+    PostgreSQL migrated with no rows, as the release phase leaves it (emptying it is ~20x
+    faster than migrating it again; `unmigrated` for a test that needs no schema at all)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    reset_postgres(PG_URL)
+    empty_postgres(PG_URL)
     return PG_URL
+
+
+@pytest.fixture
+def unmigrated(database_url):
+    """The database without any schema, as a new one is: for what happens before the
+    first migration (a new SQLite file has none already)."""
+    if database_url == PG_URL:
+        reset_postgres(PG_URL)
+    return database_url
 
 
 @pytest.fixture

@@ -91,6 +91,7 @@ def test_a_file_that_cannot_be_created_is_refused_in_one_line(tmp_path):
         "in /proc/bot: No such file or directory"]
 
 
+@pytest.mark.usefixtures("unmigrated")
 def test_a_database_without_its_schema_says_to_upgrade(env, make_app):
     """Reachable but never migrated (PostgreSQL is not migrated at start-up): the line
     says to run `db upgrade`, which then works."""

@@ -32,6 +32,7 @@ def test_schema_head_is_alembics_head():
     assert SCHEMA_HEAD == head, f"set SCHEMA_HEAD = {head!r} in app/store/database.py"
 
 
+@pytest.mark.usefixtures("unmigrated")
 def test_a_worker_on_a_current_schema_does_not_load_alembic(env):
     """Booting on an empty database migrates it (Alembic loaded); booting again on the
     current schema checks it with one query, and Alembic (~11 MB) stays unloaded. A
@@ -53,6 +54,7 @@ def test_a_worker_on_a_current_schema_does_not_load_alembic(env):
     assert boots() == f"False {on_sqlite}"
 
 
+@pytest.mark.usefixtures("unmigrated")
 def test_db_commands(env):
     """`db upgrade`, `db current` and `db check` work from the command line."""
     env = {**env, "DATABASE_AUTO_UPGRADE": "false"}
@@ -117,6 +119,7 @@ def test_a_second_engine_does_not_take_sqlites_locks_from_the_first(tmp_path):
     db.dispose()
 
 
+@pytest.mark.usefixtures("unmigrated")
 def test_0007_counts_retries_queued_before_it_as_unknown(database_url):
     """The code before 0007 did not record unknown outcomes: a retry it queued is unknown
     from its due time (later than its attempt began); a reply never tried, one requeued
@@ -150,6 +153,7 @@ def test_0007_counts_retries_queued_before_it_as_unknown(database_url):
     assert str(unsure["IMretry"]).startswith("2026-12-03 12:00:05")
 
 
+@pytest.mark.usefixtures("unmigrated")
 def test_a_server_on_a_schema_behind_its_code_answers_503_until_it_is_upgraded(
         make_app, env, monkeypatch):
     """A worker started before `db upgrade` ran (on PostgreSQL the release phase does it)
