@@ -15,6 +15,7 @@ format, every option commented, is rules.example.toml.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import fields, replace
@@ -43,6 +44,7 @@ from .templates import (
     sample_context,
 )
 
+log = logging.getLogger(__name__)
 _WORDS = re.compile(r"\w+")  # two questions with the same words are one question
 
 
@@ -70,7 +72,18 @@ def parse_rules(text: str, source: str = "<rules>") -> Rules:
         raise RulesError(source, [
             f"{place(error['loc'], data)}: {schema_message(error)}" for error in exc.errors()
         ]) from None
-    return _Compiler(source, data).compile(schema)
+    try:
+        return _Compiler(source, data).compile(schema)
+    except RulesError:
+        raise
+    except RecursionError:  # a pattern of thousands of nested groups, say
+        raise RulesError(source, ["nested too deeply to be checked"]) from None
+    except Exception as exc:  # noqa: BLE001 - a check that missed a mistake (a defect):
+        # still a refusal naming the file, never a traceback nor a halted server.
+        log.debug("checking %s failed", source, exc_info=True)
+        raise RulesError(source, [
+            f"cannot be used: {type(exc).__name__}: {exc} (the check missed what is "
+            "wrong here: please report it)"]) from None
 
 
 class _Compiler:

@@ -45,6 +45,9 @@ def parse_span(text: str) -> Span:
         end = None if end_text == "24:00" else time.fromisoformat(end_text)
     except ValueError:
         raise ValueError(f"expected a time range like 09:00-17:00, got {text!r}") from None
+    if start.tzinfo is not None or (end is not None and end.tzinfo is not None):
+        raise ValueError(f"times are the wall clock of [hours]'s timezone, without an offset "
+                         f"or Z, got {text!r}")
     if start.second or start.microsecond or (end and (end.second or end.microsecond)):
         raise ValueError(f"times are hours and minutes (HH:MM), got {text!r}")
     if end is not None and end <= start:

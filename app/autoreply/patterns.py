@@ -46,6 +46,9 @@ def check(source: str, *, ignore_case: bool = False) -> None:
         regex.compile(source, _flags(ignore_case))
     except regex.error as exc:
         raise ValueError(f"invalid regular expression {source!r}: {exc}") from None
+    except RecursionError:  # the regex module parses nested groups recursively
+        raise ValueError(f"regular expression nested too deeply ({len(source):,} "
+                         "characters)") from None
 
 
 class Budget:

@@ -149,6 +149,9 @@ def read_payload(path: Path) -> MultiDict:
             data = json.loads(text)
         except ValueError as exc:
             raise click.BadParameter(f"{path}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise click.BadParameter(f"{path}: JSON nested too deeply",
+                                     param_hint="--payload") from None
         params = MultiDict()
         for name, value in data.items():
             for item in value if isinstance(value, list) else [value]:

@@ -154,6 +154,9 @@ def _policy(rules_path: Path | None):
     except RulesError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
+    if rules.knowledge is None:
+        raise click.UsageError(f"no FAQ in {rules_path}: it has no [[faq]] entries and no "
+                               "knowledge file")
     return replace(bot.policy, rules=rules)
 
 
@@ -171,6 +174,9 @@ def _cases(path: Path) -> list[dict]:
             case = json.loads(line)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"line {number}: not JSON: {exc}",
+                                     param_hint="CASES") from None
+        except RecursionError:
+            raise click.BadParameter(f"line {number}: nested too deeply",
                                      param_hint="CASES") from None
         if not isinstance(case, dict) or not isinstance(case.get("text"), str) or not (
                 case.get("expect") is None or isinstance(case.get("expect"), str)):

@@ -68,8 +68,13 @@ def _entries(path: Path, rows: csv.DictReader) -> list[dict]:
                           "(and optionally id)")
     entries: dict[str, dict] = {}
     taken: dict[str, int] = {}  # every id so far -> the next suffix to try after it
+    width = len(rows.fieldnames)
     for row in rows:
         number = rows.line_num  # where the row ends: a quoted field may span lines
+        if None in row:  # DictReader keeps the cells past the header's under None
+            raise SourceError(
+                f"{path} line {number}: {width + len(row[None])} cells, the header has "
+                f"{width} (an answer with a comma in it goes in double quotes)")
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         question, answer, name = row.get("question", ""), row.get("answer", ""), row.get("id")
         if not question:

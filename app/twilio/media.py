@@ -74,7 +74,10 @@ class Content:
 
 
 def is_url(source: str) -> bool:
-    return urlsplit(source).scheme in ("http", "https")
+    try:
+        return urlsplit(source).scheme in ("http", "https")
+    except ValueError:  # "http://[::1/x.png": meant as a URL, and check_source says why not
+        return source[:8].lower().startswith(("http://", "https://"))
 
 
 def check_source(source: str) -> str | None:

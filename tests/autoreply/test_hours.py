@@ -207,6 +207,9 @@ def test_parse_span(text, expected):
     ("09:00", "expected a time range"),
     ("09:00-10:00-11:00", "expected a time range"),
     ("09:00:30-10:00", "hours and minutes"),
+    ("09:00Z-17:00Z", "without an offset"),  # once passed, then every decision failed
+    ("09:00+0100-17:00", "without an offset"),  # once a TypeError at start-up
+    ("09:00-17:00+02:00", "without an offset"),
 ])
 def test_parse_span_refuses(text, message):
     """A range that ends before it starts, or is not HH:MM-HH:MM, is an error that says so."""

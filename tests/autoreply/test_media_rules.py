@@ -94,6 +94,14 @@ def test_a_url_on_loopback_or_a_private_address_stops_the_load(url):
     assert "not a public address" in str(caught.value) or "localhost" in str(caught.value)
 
 
+@pytest.mark.parametrize("url", ["http://[::1/x.png", "https://[/a.png", "http://:80/a.png"])
+def test_a_url_that_cannot_be_read_stops_the_load_naming_it(url):
+    """Once a ValueError traceback at start-up ("Invalid IPv6 URL")."""
+    with pytest.raises(RulesError) as caught:
+        parse_rules(f'[fallback]\ntext = "Hi"\nmedia = "{url}"\n', "rules.toml")
+    assert str(caught.value) == f"rules.toml: fallback.media: not a URL: {url!r}"
+
+
 @pytest.mark.parametrize("url", ["https://93.184.215.14/a.png", "https://[2606:4700::1]/a.png",
                                  "https://localhost.example.com/a.png"])
 def test_a_url_on_a_public_address_loads(url):

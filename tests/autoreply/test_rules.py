@@ -145,6 +145,12 @@ BROKEN = [
     pytest.param('[greeting\ntext = "Hi"', "rules.toml: not valid TOML:", id="not TOML"),
     pytest.param("a = " + "[" * 5000 + "]" * 5000, "rules.toml: not valid TOML: nested too deeply",
                  id="nested too deeply"),
+    pytest.param(rule(TEXT + "\npattern = '" + "(" * 20_000 + "a" + ")" * 20_000 + "'"),
+                 "rules.toml: rules[0] 'hi' .pattern: regular expression nested "
+                 "too deeply", id="pattern nested too deeply"),  # once a RecursionError
+    pytest.param('[hours]\ntimezone = "UTC"\nmonday = "09:00Z-17:00Z"',
+                 "rules.toml: hours.monday[0]: times are the wall clock",
+                 id="hours with an offset"),  # passed, then every decision failed
 ]
 
 
@@ -271,3 +277,21 @@ def test_a_rules_keywords_match_as_one_pattern_what_each_matches_alone(keywords,
 
     alone = any(re.search(_any_keyword([k]), text, re.IGNORECASE) for k in keywords)
     assert bool(re.search(_any_keyword(keywords), text, re.IGNORECASE)) is alone
+
+
+def test_a_mistake_the_checks_miss_is_still_a_refusal_naming_the_file(monkeypatch):
+    """Should a check miss a mistake and compiling raise (as an unquoted comma in a CSV,
+    a Z in opening hours and an unreadable media URL once did), the file is refused with
+    its name, as any other mistake: a traceback had stopped the start-up, and a running
+    server whose worker restarted."""
+    from app.autoreply import compiler
+
+    def broken(self, schema):
+        raise TypeError("can't compare offset-naive and offset-aware times")
+
+    monkeypatch.setattr(compiler._Compiler, "hours", broken)
+    with pytest.raises(RulesError) as caught:
+        parse_rules('[hours]\ntimezone = "UTC"\nmonday = "09:00-17:00"', "rules.toml")
+    assert str(caught.value) == (
+        "rules.toml: cannot be used: TypeError: can't compare offset-naive and offset-aware "
+        "times (the check missed what is wrong here: please report it)")

@@ -82,6 +82,7 @@ def test_eval_table_names_the_wrong_answers(runner, files):
      "expected ids that are not FAQ entries: card-delivry"),  # a typo is not a wrong answer
     ("", "no cases in the file"),
     ('{"text": "hi \\ud800", "expect": null}', "line 1: text is not valid Unicode"),
+    ("[" * 100_000 + "]" * 100_000, "line 1: nested too deeply"),  # once a RecursionError
 ])
 def test_eval_refuses_a_bad_case_naming_its_line(runner, files, line, problem):
     rules, cases = files
@@ -97,9 +98,13 @@ def test_eval_refuses_a_file_that_is_not_utf8(runner, files):
     assert result.exit_code == 2 and "not UTF-8" in result.output
 
 
-def test_eval_without_an_faq_says_what_to_do(runner, files):
+def test_eval_without_an_faq_says_what_to_do(runner, files, tmp_path):
     result = runner.invoke(args=["faq", "eval", str(files[1])])
     assert result.exit_code == 2 and "give --rules FILE" in result.output
+    no_faq = tmp_path / "no-faq.toml"
+    no_faq.write_text('[fallback]\ntext = "Hi"\n')  # once an AttributeError traceback
+    result = runner.invoke(args=["faq", "eval", str(files[1]), "--rules", str(no_faq)])
+    assert result.exit_code == 2 and "no [[faq]] entries and no knowledge file" in result.output
 
 
 def test_rules_try_json_prints_what_eval_prints(make_app, files):

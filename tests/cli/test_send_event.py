@@ -93,6 +93,10 @@ def test_a_payload_without_an_event_type_or_unparsable_is_refused(make_app, tmp_
     garbage.write_text("{not json")
     result = send("--payload", str(garbage))
     assert result.exit_code == 2 and "not valid JSON" in result.output
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = send("--payload", str(deep))  # once a RecursionError traceback
+    assert result.exit_code == 2 and "JSON nested too deeply" in result.output
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("EventType=onMessageAdded&Body=caf\xe9".encode("latin-1"))
     result = send("--payload", str(latin1))

@@ -84,6 +84,10 @@ def test_many_rows_with_one_question_get_numbered_ids(tmp_path):
     ("question,answer,id\n,Yes,a\n", "line 2: the question is empty"),
     ("question,answer,id\nA?,One,a\nB?,Two,a\n", "line 3: entry 'a' has another answer"),
     ("question,answer,id\nA?,,a\n", "entry 'a' has no answer"),
+    # An unquoted comma in an answer, a spreadsheet's usual slip: once a traceback that
+    # stopped the server, and a running one when a worker restarted.
+    ("question,answer\nWhere?,It ships soon, usually in 2 days\n",
+     "line 2: 3 cells, the header has 2 \\(an answer with a comma in it goes in double"),
 ])
 def test_a_bad_csv_is_refused_naming_the_place(tmp_path, content, problem):
     path = tmp_path / "faq.csv"
