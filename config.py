@@ -397,11 +397,14 @@ class _Reader:
         """A password-like token: empty, or at least `min_length` characters (its
         length is named, never the value)."""
         raw = self.text(name)
+        make = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
         if raw and len(raw) < min_length:
             self.problems.append(
-                f"{name} must be at least {min_length} characters (it has {len(raw)}); "
-                f'make one with: python -c "import secrets; '
-                f'print(secrets.token_urlsafe(32))"')
+                f"{name} must be at least {min_length} characters (it has {len(raw)}); {make}")
+        elif raw and not (raw.isascii() and raw.isprintable() and " " not in raw):
+            # An HTTP header carries Latin-1, not UTF-8: such a token could never match
+            # a bearer header, though it worked as the dashboard's password.
+            self.problems.append(f"{name} must be printable ASCII without spaces; {make}")
         return raw
 
     def sid(self, name: str, pattern: re.Pattern, shape: str) -> str | None:

@@ -194,6 +194,9 @@ def test_a_short_admin_token_is_refused_and_says_how_to_make_one():
     assert "hunter2" not in message
     token = "x" * 32
     assert load_settings({"ADMIN_TOKEN": token}).web.admin_token == token
+    for odd in ("ü" * 32, "x" * 16 + " " + "x" * 16, "x" * 16 + "\t" + "x" * 16):  # no header
+        with pytest.raises(ConfigError, match="ADMIN_TOKEN must be printable ASCII"):
+            load_settings({"ADMIN_TOKEN": odd})
     assert load_settings({}).web.admin_token == ""  # unset: the operator pages are off
 
 

@@ -19,8 +19,8 @@ process counts in memory, unless PROMETHEUS_MULTIPROC_DIR is set in its environm
 from __future__ import annotations
 
 import atexit
-import glob
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,6 +31,10 @@ from config import environment
 
 from .metrics import MULTIPROC_ENV
 
+# What prometheus_client writes in the folder: <kind>_<pid>.db (counter_812.db,
+# gauge_livesum_812.db, ...).
+_METRICS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+
 
 def prepare(env: dict[str, str] | None = None) -> str:
     """Choose, create and empty the shared folder; export it for the processes forked
@@ -40,8 +44,9 @@ def prepare(env: dict[str, str] | None = None) -> str:
     if configured:
         path = Path(configured).expanduser().resolve()
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for stale in glob.glob(str(path / "*.db")):
-            os.remove(stale)
+        for stale in path.iterdir():  # prometheus_client's files only: never another
+            if _METRICS_FILE.fullmatch(stale.name):  # .db file kept in the same folder
+                stale.unlink(missing_ok=True)
     else:
         path = Path(tempfile.mkdtemp(prefix="bot-metrics-"))
         master = os.getpid()

@@ -171,3 +171,17 @@ def test_database_down_still_answers_the_scrape(make_app):
     assert response.status_code == 200
     assert value(response.text, "bot_database_up") == 0
     assert "bot_webhooks_total" in response.text
+
+
+def test_the_shared_folder_is_emptied_of_metric_files_only(tmp_path, monkeypatch):
+    """PROMETHEUS_MULTIPROC_DIR pointed at the database's folder once deleted the SQLite
+    database (every *.db) at each start: only prometheus_client's own files go."""
+    from app.observability import multiprocess
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # prepare() exports it
+    for name in ("counter_812.db", "gauge_livesum_812.db", "histogram_9.db", "bot.db",
+                 "counter.db", "notes.db", "counter_812.db-journal"):
+        (tmp_path / name).write_bytes(b"x")
+    multiprocess.prepare({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bot.db", "counter.db", "counter_812.db-journal", "notes.db"]

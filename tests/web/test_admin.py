@@ -66,6 +66,16 @@ def test_forms_without_the_csrf_token_are_refused(browser):
     assert "Turn off" in get(browser, "/admin/").get_data(as_text=True)
 
 
+@pytest.mark.parametrize("token", ["ü", "\u00ff" * 43, "x\u200b"])
+def test_a_csrf_token_with_any_characters_is_refused_not_a_500(browser, token):
+    """A non-ASCII token was a TypeError in the comparison: a 500."""
+    get(browser, "/admin/")  # the session (and its token) exists
+    response = browser.post("/admin/autoreply", data={"value": "off", "csrf": token},
+                            base_url="https://bot.example.com")
+    assert response.status_code == 400
+    assert "Turn off" in get(browser, "/admin/").get_data(as_text=True)
+
+
 def test_runtime_switch(admin_app, browser):
     """Turning auto-reply off from the dashboard sets the switch every instance obeys."""
     response = post(browser, "/admin/autoreply", value="off")

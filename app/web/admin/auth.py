@@ -55,7 +55,9 @@ def install(bp: Blueprint) -> None:
     def _guard():
         if request.method == "POST":
             sent = request.form.get("csrf", "")
-            if not (session.get("csrf") and hmac.compare_digest(sent, session["csrf"])):
+            # As bytes: compare_digest refuses str with non-ASCII characters (a 500).
+            if not (session.get("csrf") and hmac.compare_digest(
+                    sent.encode(), str(session["csrf"]).encode())):
                 log.warning("admin form refused %s", kv(reason="missing or wrong CSRF token",
                                                         path=request.path,
                                                         remote=request.remote_addr))
