@@ -228,6 +228,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
     if not database_url.startswith(("sqlite:", "postgresql+psycopg://")):
         problems.append("DATABASE_URL must be an sqlite:/// or postgres(ql):// URL")
+    elif problem := database_url_problem(database_url):
+        problems.append(problem)
     elif (folder := _sqlite_folder(database_url)) and folder != instance_dir \
             and not folder.is_dir():
         # Only the instance folder is created: a typo elsewhere must not start an empty
@@ -309,6 +311,30 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def database_url_problem(url: str) -> str | None:
+    """What keeps SQLAlchemy from using the URL, found now rather than as a traceback in
+    every worker (a port that is no number, an unknown query value), or what would make
+    it useless: an in-memory SQLite database, empty in each process and lost with it. The
+    message never quotes the URL, which may hold a password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()().create_connect_args(parsed)  # reads the port and the query
+    except Exception as exc:  # noqa: BLE001 - whatever the URL's parsers raise
+        reason = ("a port that is not a number" if "int()" in str(exc) else
+                  f"{type(exc).__name__} (check its port and its ?query values)")
+        return f"DATABASE_URL cannot be read: {reason}"
+    if parsed.host and "@" in parsed.host:
+        return ("DATABASE_URL: the host has an '@' in it: write an '@' in the user name or "
+                "password as %40")
+    if parsed.get_backend_name() == "sqlite" and (
+            parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"):
+        return ("DATABASE_URL: an in-memory SQLite database is empty in every process and "
+                "lost when it stops: give a file, sqlite:////path/to/bot.sqlite3")
+    return None
 
 
 def _sqlite_folder(url: str) -> Path | None:
@@ -472,19 +498,27 @@ class _Reader:
         raw = (self.text(name) if raw is None else raw.strip()).rstrip("/")
         if not raw:
             return None
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+        except ValueError:  # "http://[::1/x": an unclosed IPv6 host
+            self.problems.append(f"{name} must be an http(s):// URL")
+            return None
+        shown = raw.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1]) \
+            if "@" in parts.netloc else raw  # never echo a password
         try:
             parts.port  # noqa: B018 - raises for a port that is not 0-65535
         except ValueError:
             self.problems.append(f"{name} has a port that is not a number from 0 to 65535, "
-                                 f"got {raw!r}")
+                                 f"got {shown!r}")
             return None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problems.append(f"{name} must be an http(s):// URL, got {raw!r}")
+            self.problems.append(f"{name} must be an http(s):// URL, got {shown!r}")
+            return None
+        if "@" in parts.netloc and not origin_only:  # it would be logged with the URL
+            self.problems.append(f"{name} must not hold a user name or password (the "
+                                 f"account's SID and token are sent apart), got {shown!r}")
             return None
         if origin_only and (parts.path or "?" in raw or "#" in raw or "@" in parts.netloc):
-            shown = raw.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1]) \
-                if "@" in parts.netloc else raw  # never echo a password
             self.problems.append(
                 f"{name} must be an origin like https://bot.example.com (no path, query, "
                 f"fragment or user name), got {shown!r}"

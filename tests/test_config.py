@@ -226,8 +226,36 @@ def test_log_format_alone_is_read_as_the_settings_read_it(raw, read):
     answer as the app's (which refuses to start on `xml`)."""
     assert log_format({"LOG_FORMAT": raw}) == read
     if raw.strip().lower() in ("json", "text", ""):
-        env = {"LOG_FORMAT": raw, "DATABASE_URL": "sqlite://"}
-        assert load_settings(env).observability.log_format == read
+        assert load_settings({"LOG_FORMAT": raw}).observability.log_format == read
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("postgresql://postgres@127.0.0.1:/db", "cannot be read: a port that is not a number"),
+    ("postgres://postgres@127.0.0.1:notaport/db", "cannot be read: a port that is not a number"),
+    ("postgresql://postgres@[::1/db", "cannot be read: a port that is not a number"),
+    ("sqlite:////tmp/bot.sqlite3?timeout=abc", "cannot be read: ValueError (check its port"),
+    ("sqlite://", "an in-memory SQLite database is empty in every process"),
+    ("sqlite:///:memory:", "an in-memory SQLite database is empty in every process"),
+    ("postgresql://postgres:s3cr@t@127.0.0.1/db", "write an '@' in the user name or password"),
+])
+def test_a_database_url_it_cannot_use_is_refused_in_one_line(url, problem):
+    """Each was a traceback in every worker, or (in memory) a healthy-looking server that
+    refused every webhook; the password is never quoted."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"DATABASE_URL": url})
+    assert "DATABASE_URL" in str(caught.value) and problem in str(caught.value)
+    assert "s3cr" not in str(caught.value) and "t@127" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["TWILIO_API_BASE_URL", "ANSWER_MODEL_URL"])
+@pytest.mark.parametrize("url", ["http://AC1:fedcba9876543210@127.0.0.1:5750",
+                                 "http://AC1:fedcba9876543210@127.0.0.1:99999"])
+def test_a_url_with_a_password_is_refused_without_showing_it(name, url):
+    """The start-up banner logs the API's URL: a token written into it was logged."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({name: url, "ANSWER_MODEL": "m"})
+    assert name in str(caught.value) and "***@127.0.0.1" in str(caught.value)
+    assert "fedcba" not in str(caught.value)
 
 
 def test_a_rules_path_of_an_unknown_home_names_the_setting():
