@@ -11,11 +11,33 @@ bench/gunicorn.conf.py.
 """
 
 import os
+import sys
+
+
+def _count(name: str, default: int) -> int:
+    """A whole number of processes or threads from the environment, or a one-line refusal
+    (0 workers left a master listening with nobody to answer; a word, a traceback)."""
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 1000):
+        sys.exit(f"cannot start: {name} must be a whole number from 1 to 1000, got {raw!r}")
+    return int(raw)
+
+
+def _read_timeout() -> None:
+    """REQUEST_READ_TIMEOUT, checked here once rather than in every worker's loop."""
+    from app.server.worker import read_timeout
+
+    try:
+        read_timeout(os.environ)
+    except ValueError as exc:
+        sys.exit(f"cannot start: {exc}")
+
 
 # Heroku (and most PaaS) give the port in $PORT; locally, stay on loopback.
 bind = f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:5000"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+workers = _count("WEB_CONCURRENCY", 2)
+threads = _count("GUNICORN_THREADS", 4)
+_read_timeout()
 worker_class = "app.server.worker.BufferingThreadWorker"
 logger_class = "app.server.logger.RedactingLogger"  # no query string, no credential
 timeout = 30

@@ -129,3 +129,23 @@ def test_a_rules_file_broken_while_the_server_runs_does_not_stop_it(live_env, tm
         rules.write_text('[fallback]\ntext = "Thanks again!"\n')
         server.wait_workers(3, timeout=60)  # a third worker loaded the mended file
         assert server.process.poll() is None
+
+
+@pytest.mark.parametrize("setting", ["WEB_CONCURRENCY=0", "WEB_CONCURRENCY=1001",
+                                     "GUNICORN_THREADS=abc", "GUNICORN_THREADS=0",
+                                     "REQUEST_READ_TIMEOUT=abc", "REQUEST_READ_TIMEOUT=-1"])
+def test_gunicorn_settings_it_cannot_use_stop_it_in_one_line(tmp_path, setting):
+    """WEB_CONCURRENCY=0 left a master listening with no worker (requests hung); the
+    others were tracebacks, or a worker dying in a loop."""
+    import subprocess
+
+    from tests.support.servers import BIN, ROOT, clean_env, free_port
+
+    name, value = setting.split("=")
+    run = subprocess.run([str(BIN / "gunicorn"), "wsgi:app", "--bind",
+                          f"127.0.0.1:{free_port()}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, env=clean_env({
+                             name: value, "INSTANCE_DIR": str(tmp_path)}))
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(f"cannot start: {name} must be")
+    assert "Traceback" not in run.stderr
