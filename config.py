@@ -43,6 +43,7 @@ DEFAULT_HANDOFF_MESSAGE = ("I'm passing you to a member of our team; they will a
 NO_PHRASES = "none"  # HANDOFF_PHRASES=none: customers cannot ask (on decline only)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("TEXT", "JSON")
+MAX_NUMBER = 1_000_000_000  # no numeric setting may be larger
 MIN_ADMIN_TOKEN_LENGTH = 32  # the dashboard's password and the API's bearer token
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -220,8 +221,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         missing = "TWILIO_AUTH_TOKEN" if sid else "TWILIO_ACCOUNT_SID"
         problems.append(f"{missing} is missing: live mode needs both SID and token")
 
-    instance_dir = Path(reader.text("INSTANCE_DIR") or INSTANCE_DIR).resolve()
+    instance_dir = Path(reader.text("INSTANCE_DIR") or INSTANCE_DIR).expanduser().resolve()
     database_url = reader.text("DATABASE_URL") or f"sqlite:///{instance_dir / 'bot.sqlite3'}"
+    if database_url.startswith("sqlite:///~"):  # as a shell would: not a folder named ~
+        database_url = "sqlite:///" + str(Path(database_url[len("sqlite:///"):]).expanduser())
     if database_url.startswith("postgres://"):  # Heroku's spelling
         database_url = "postgresql://" + database_url[len("postgres://"):]
     if database_url.startswith("postgresql://"):
@@ -237,7 +240,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         problems.append(f"DATABASE_URL: the folder {folder} does not exist (create it, or "
                         "correct the path)")
 
-    http_timeout = reader.number("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1)
+    http_timeout = reader.number("TWILIO_HTTP_TIMEOUT", 10.0, minimum=0.1, maximum=600)
     settings = Settings(
         twilio=TwilioSettings(
             account_sid=sid, auth_token=token,
@@ -278,6 +281,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         sender=SenderSettings(
             in_process=reader.flag("SENDER_IN_PROCESS", True),
             concurrency_limit=int(reader.number("TWILIO_CONCURRENCY_LIMIT", 50, minimum=1,
+                                                maximum=10_000,
                                                 integer=True)),
             max_per_process=(int(reader.number("SENDER_CONCURRENCY", 0, minimum=1, integer=True))
                              or None),
@@ -301,7 +305,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
         observability=ObservabilitySettings(
             log_format=_log_format(reader),
-            metrics_port=(int(reader.number("METRICS_PORT", 0, minimum=1, integer=True))
+            metrics_port=(int(reader.number("METRICS_PORT", 0, minimum=1, maximum=65535,
+                                            integer=True))
                           or None),
             metrics_host=reader.text("METRICS_HOST") or "127.0.0.1",
             multiproc_dir=(Path(raw).expanduser().resolve()
@@ -471,8 +476,11 @@ class _Reader:
         if minimum is not None and value < minimum:
             self.problems.append(f"{name} must be at least {minimum}, got {raw!r}")
             return default
-        if maximum is not None and value > maximum:
-            self.problems.append(f"{name} must be at most {maximum}, got {raw!r}")
+        # Past a billion, no count, size or number of seconds here means anything, and
+        # the largest ones overflowed the database's integers once they were in use.
+        maximum = min(maximum, MAX_NUMBER) if maximum is not None else MAX_NUMBER
+        if value > maximum:
+            self.problems.append(f"{name} must be at most {maximum:,}, got {raw!r}")
             return default
         return value
 

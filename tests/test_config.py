@@ -258,6 +258,26 @@ def test_a_url_with_a_password_is_refused_without_showing_it(name, url):
     assert "fedcba" not in str(caught.value)
 
 
+@pytest.mark.parametrize("setting, problem", [
+    ("TWILIO_CONCURRENCY_LIMIT=9223372036854775808", "at most 10,000"),  # then overflowed
+    ("TWILIO_HTTP_TIMEOUT=1e23", "at most 600"),  # SQLite's integers in the sender's loop
+    ("METRICS_PORT=65536", "at most 65,535"),  # was a thread dying in every worker
+    ("SEND_MAX_ATTEMPTS=99999999999999", "at most 1,000,000,000"),  # any number setting
+])
+def test_numbers_past_what_they_can_mean_are_refused(setting, problem):
+    name, value = setting.split("=")
+    with pytest.raises(ConfigError, match=f"{name} must be {problem}"):
+        load_settings({name: value})
+
+
+def test_a_home_folder_in_paths_is_expanded_as_a_shell_would(monkeypatch, tmp_path):
+    """`~` made a folder literally named ~ in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = load_settings({"INSTANCE_DIR": "~/bot", "DATABASE_URL": "sqlite:///~/bot.db"})
+    assert settings.instance_dir == tmp_path / "bot"
+    assert settings.database.url == f"sqlite:///{tmp_path / 'bot.db'}"
+
+
 def test_a_rules_path_of_an_unknown_home_names_the_setting():
     with pytest.raises(ConfigError, match="RESPONDER_RULES: cannot use the path"):
         load_settings({"RESPONDER_RULES": "~nosuchuser1913/rules.toml"})

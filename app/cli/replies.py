@@ -11,6 +11,7 @@ from ..operator.requeue import NotRequeueable, requeue
 from ..services import services
 from ..timeline import replies as timeline
 from ..twilio.error_codes import describe
+from ..web.params import MAX_ID  # the API's bound on a stored id
 from .guard import add_commands
 
 group = AppGroup("replies", help="Inspect and recover auto-replies.")
@@ -38,7 +39,7 @@ def replies_failed(limit):
 
 
 @group.command("requeue")
-@click.argument("reply_id", type=int, required=False)
+@click.argument("reply_id", type=click.IntRange(1, MAX_ID), required=False)
 @click.option("--all", "all_", is_flag=True, help="Requeue every failed reply.")
 def replies_requeue(reply_id, all_):
     """Queue a failed reply (REPLY_ID) or all of them (--all) to be sent again.

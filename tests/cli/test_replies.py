@@ -23,3 +23,11 @@ def test_replies_failed_answers_while_a_writer_holds_the_database(app, client, r
     assert listed.exit_code == 0, listed.output
     assert "code=30007" in listed.output and "filtered by the carrier as spam" in listed.output
     assert stats.output.splitlines()[0] == "failed=1"
+
+
+@pytest.mark.parametrize("reply_id", ["99999999999999999999999", "0", "-3", "x"])
+def test_requeue_refuses_an_id_no_reply_can_have(runner, reply_id):
+    """Past 64 bits it was an OverflowError on SQLite and "check DATABASE_URL" on
+    PostgreSQL; the API answers 400 for the same ids."""
+    result = runner.invoke(args=["replies", "requeue", reply_id])
+    assert result.exit_code == 2 and "REPLY_ID" in result.output
