@@ -8,6 +8,7 @@ live or dead, in PROMETHEUS_MULTIPROC_DIR) and reads the database's gauges
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -99,8 +100,15 @@ class MetricsPort:
             except OSError as exc:
                 if not said:
                     said = True
-                    log.debug("metrics port busy, retrying %s", kv(
-                        host=self.host, port=self.port, error=exc.strerror))
+                    # In use: another worker serves it (the usual case). Anything else (a
+                    # METRICS_HOST not on this machine, a name that does not resolve, a
+                    # port below 1024) the operator must hear of.
+                    busy = exc.errno == errno.EADDRINUSE
+                    log.log(logging.DEBUG if busy else logging.WARNING,
+                            "metrics port %s, retrying every %gs %s",
+                            "busy" if busy else "cannot be opened", self.retry,
+                            kv(host=self.host, port=self.port,
+                               error=exc.strerror or str(exc)))
                 time.sleep(self.retry)
                 continue
             log.info("metrics served %s", kv(url=f"http://{self.host}:{self.port}/metrics"))

@@ -196,13 +196,17 @@ def problem(hooks: Hooks, needed: tuple[str, ...]) -> str | None:
 
 def url_error(url: str) -> str | None:
     """Why `url` is no URL Twilio could call at all (None: it is one). Not overridable."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        return f"{url!r} has a malformed port"
+        return f"{url!r} has a malformed host or port"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{url!r} is not an http(s) URL"
+    if any(c.isspace() for c in url):
+        return f"{url!r} has a space in it (write it %20, or leave it out)"
+    if "#" in url:  # never sent: the server would be signed for a URL without it
+        return f"{url!r} has a fragment (#...), which HTTP never sends"
     return None
 
 

@@ -185,3 +185,20 @@ def test_the_shared_folder_is_emptied_of_metric_files_only(tmp_path, monkeypatch
     multiprocess.prepare({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "bot.db", "counter.db", "counter_812.db-journal", "notes.db"]
+
+
+def test_a_metrics_address_that_cannot_be_opened_is_a_warning(caplog):
+    """METRICS_HOST not on this machine: metrics were never served and nothing said why
+    (only a port busy with another worker's server is quiet)."""
+    import logging
+
+    from app.observability.exposition import MetricsPort
+    from tests.support.servers import free_port
+    from tests.support.waiting import wait_for
+
+    caplog.set_level(logging.DEBUG, logger="app.observability.exposition")
+    MetricsPort(None, None, "192.0.2.1", free_port(), retry=3600).start()  # TEST-NET-1
+    wait_for(lambda: any("cannot be opened" in r.getMessage() for r in caplog.records),
+             timeout=10)
+    [record] = [r for r in caplog.records if "metrics port" in r.getMessage()]
+    assert record.levelno == logging.WARNING and "host=192.0.2.1" in record.getMessage()
