@@ -34,3 +34,14 @@ def test_live_mode_names_the_rules_file_and_the_dashboard(tmp_path):
         f"INFO auto-reply rules: {rules}",
         "INFO dashboard (/admin) and API (/api/) are on (ADMIN_TOKEN is set)"]
     assert "1" * 32 not in " ".join(out)
+
+
+def test_a_lease_no_longer_than_a_call_is_a_warning(tmp_path):
+    """SEND_LEASE=2s with calls of 5 s: the reply was taken over in flight 13 times in 25 s
+    (nothing sent twice). Refusing it would cost the fault tests their short leases; the
+    operator is told."""
+    env = {"INSTANCE_DIR": str(tmp_path), "TWILIO_HTTP_TIMEOUT": "10"}
+    assert not [line for line in said(env) if "SEND_LEASE" in line]
+    [line] = [line for line in said({**env, "SEND_LEASE": "10s"}) if "SEND_LEASE" in line]
+    assert line.startswith("WARNING SEND_LEASE (10 s) is not longer than TWILIO_HTTP_TIMEOUT "
+                           "(10 s)")
