@@ -193,3 +193,20 @@ def test_two_hostile_webhooks_at_once_are_answered_promptly(tmp_path, fake_api):
         assert all("fallback" in answers[n].headers["X-Webhook-Outcome"] for n in (1, 2))
         assert elapsed < 10.0, elapsed  # one uncut search alone took 13.6 s
         assert "WORKER TIMEOUT" not in server.log
+
+
+@pytest.mark.parametrize("source", ["(?:a{2000}){2000}", "(?:a{65535}){65535}",
+                                    r"(?:\p{L}{2000}){2000}", "((?:ab){300}|c){100}"])
+def test_a_pattern_that_repeats_too_much_is_refused_at_once(source):
+    """Compiling writes out counted repeats: the first took 1.7 GB and 4.5 s at start-up,
+    the second over a minute. Refused before compiling, naming the size."""
+    with pytest.raises(ValueError, match="repeats too much"):
+        patterns.check(source)
+
+
+@pytest.mark.parametrize("source", [r"\b(order|tracking)(\s*(number|no\.?|#))?\s*\d{6,}\b",
+                                    r"[A-Z]{2}\d{6,12}", ".{0,4096}", r"\p{Lu}{2}\d{1,20}",
+                                    "(?>a{100}){100}"])
+def test_patterns_of_a_reasonable_size_load(source):
+    patterns.check(source)
+    assert patterns.expanded_size(source) <= patterns.MAX_EXPANDED
