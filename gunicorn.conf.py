@@ -14,30 +14,19 @@ import os
 import sys
 
 
-def _count(name: str, default: int) -> int:
-    """A whole number of processes or threads from the environment, or a one-line refusal
-    (0 workers left a master listening with nobody to answer; a word, a traceback)."""
-    raw = os.environ.get(name, "").strip() or str(default)
+def _count(name: str, raw: str) -> int:
+    """A whole number of processes or threads, or a one-line refusal (0 workers left a
+    master listening with nobody to answer; a word was a traceback)."""
+    raw = raw.strip()
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 1000):
         sys.exit(f"cannot start: {name} must be a whole number from 1 to 1000, got {raw!r}")
     return int(raw)
 
 
-def _read_timeout() -> None:
-    """REQUEST_READ_TIMEOUT, checked here once rather than in every worker's loop."""
-    from app.server.worker import read_timeout
-
-    try:
-        read_timeout(os.environ)
-    except ValueError as exc:
-        sys.exit(f"cannot start: {exc}")
-
-
 # Heroku (and most PaaS) give the port in $PORT; locally, stay on loopback.
 bind = f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:5000"
-workers = _count("WEB_CONCURRENCY", 2)
-threads = _count("GUNICORN_THREADS", 4)
-_read_timeout()
+workers = _count("WEB_CONCURRENCY", os.environ.get("WEB_CONCURRENCY") or "2")
+threads = _count("GUNICORN_THREADS", os.environ.get("GUNICORN_THREADS") or "4")
 worker_class = "app.server.worker.BufferingThreadWorker"
 logger_class = "app.server.logger.RedactingLogger"  # no query string, no credential
 timeout = 30
@@ -55,8 +44,13 @@ def on_starting(server):
     FAQ's embedding model loaded once, for every worker forked from here."""
     from app.autoreply.preload import preload_for
     from app.observability.gunicorn import on_starting
+    from app.server.worker import read_timeout
     from config import environment
 
+    try:  # checked once here, rather than failing in every worker's loop
+        read_timeout(os.environ)
+    except ValueError as exc:
+        sys.exit(f"cannot start: {exc}")
     on_starting(server)
     if not server.cfg.preload_app:  # with --preload the app, loaded already, holds them
         preload_for(environment().get("RESPONDER_RULES"))
