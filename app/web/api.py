@@ -29,7 +29,7 @@ from flask import Blueprint, Flask, request
 from ..operator.requeue import NoSuchReply, NotRequeueable, requeue
 from ..services import services
 from ..store.models import utcnow
-from ..timeline import conversations, replies, stats, waiting
+from ..timeline import conversations, overview, replies, stats, waiting
 from ..timeline import faq as faq_record
 from . import bearer, params
 from .errors import Refused
@@ -54,8 +54,8 @@ def recent_conversations():
     query = params.overview_filters(request.args)
     with services().db.read() as conn:
         if query["q"]:
-            return jsonable(conversations.search(conn, query["q"], _limit(25)))
-        page = conversations.overview(conn, state=query["state"], channel=query["channel"],
+            return jsonable(overview.search(conn, query["q"], _limit(25)))
+        page = overview.page(conn, state=query["state"], channel=query["channel"],
                                       limit=_limit(25), before=query["before"])
     return jsonable(page)
 

@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 
 from app.services import services
 from app.store.models import Reply
-from app.timeline import conversations, status
+from app.timeline import conversations, overview, status
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import delivery_updated, message_added, post_event
 
@@ -76,7 +76,7 @@ def test_each_conversation_has_one_state_a_customer_and_first_words(bot, fake_ap
                                         conversation_sid=conversation(8),
                                         status="undelivered", error_code="30003"))
 
-    page = read(bot, conversations.overview)
+    page = read(bot, overview.page)
     assert states(page) == {
         conversation(1): "answered", conversation(2): "no_receipt",
         conversation(3): "silent", conversation(4): "agent_replied",
@@ -104,11 +104,11 @@ def test_filters_by_state_and_channel(bot, fake_api):
     send(bot)
     say(bot, 3)
     send(bot)
-    assert list(states(read(bot, conversations.overview, state="not_answered"))) == [
+    assert list(states(read(bot, overview.page, state="not_answered"))) == [
         conversation(1)]
-    assert list(states(read(bot, conversations.overview, channel="WHATSAPP"))) == [
+    assert list(states(read(bot, overview.page, channel="WHATSAPP"))) == [
         conversation(2)]
-    assert read(bot, conversations.overview, state="opted_out")["conversations"] == []
+    assert read(bot, overview.page, state="opted_out")["conversations"] == []
 
 
 def test_pages_never_show_a_conversation_twice(bot, fake_api):
@@ -116,10 +116,10 @@ def test_pages_never_show_a_conversation_twice(bot, fake_api):
     for n in range(1, 8):
         say(bot, n)
     say(bot, 1, "again")  # conversation 1 is the newest now
-    first = read(bot, conversations.overview, limit=3)
+    first = read(bot, overview.page, limit=3)
     assert list(states(first)) == [conversation(n) for n in (1, 7, 6)]
-    second = read(bot, conversations.overview, limit=3, before=first["next"])
-    third = read(bot, conversations.overview, limit=3, before=second["next"])
+    second = read(bot, overview.page, limit=3, before=first["next"])
+    third = read(bot, overview.page, limit=3, before=second["next"])
     assert list(states(second)) == [conversation(n) for n in (5, 4, 3)]
     assert list(states(third)) == [conversation(2)] and third["next"] is None
 
@@ -132,13 +132,13 @@ def test_a_rare_filter_reads_a_bounded_number_of_rows(bot, fake_api, monkeypatch
     send(bot)
     for n in range(2, 12):
         say(bot, n)
-    monkeypatch.setattr(conversations, "SCAN", 2)
-    monkeypatch.setattr(conversations, "MAX_SCAN", 4)
-    page = read(bot, conversations.overview, state="not_answered")
+    monkeypatch.setattr(overview, "SCAN", 2)
+    monkeypatch.setattr(overview, "MAX_SCAN", 4)
+    page = read(bot, overview.page, state="not_answered")
     assert page["conversations"] == [] and page["scanned_to"] is not None
     found = []
     while page["next"] is not None:
-        page = read(bot, conversations.overview, state="not_answered", before=page["next"])
+        page = read(bot, overview.page, state="not_answered", before=page["next"])
         found += list(states(page))
     assert found == [conversation(1)]
 
@@ -149,7 +149,7 @@ def test_search_finds_a_customer_as_people_type_the_number(bot, fake_api, typed)
     say(bot, 1)
     say(bot, 2, author="whatsapp:" + customer(2))
     say(bot, 3, author=customer(2))  # the same customer by SMS, in another conversation
-    found = read(bot, conversations.search, typed)
+    found = read(bot, overview.search, typed)
     assert [c["conversation_sid"] for c in found["conversations"]] == [
         conversation(3), conversation(2)]
 
@@ -160,10 +160,10 @@ def test_search_by_conversation_or_message_sid(bot, fake_api):
     inbound = read(bot, lambda conn: conn.execute(
         select(Reply.in_reply_to, Reply.twilio_message_sid)).one())
     for sid in (conversation(1), inbound.in_reply_to, inbound.twilio_message_sid):
-        found = read(bot, conversations.search, sid)
+        found = read(bot, overview.search, sid)
         assert [c["conversation_sid"] for c in found["conversations"]] == [conversation(1)]
-    assert read(bot, conversations.search, "CH" + "9" * 32)["conversations"] == []
-    assert read(bot, conversations.search, "+15559999999")["conversations"] == []
+    assert read(bot, overview.search, "CH" + "9" * 32)["conversations"] == []
+    assert read(bot, overview.search, "+15559999999")["conversations"] == []
 
 
 def test_a_thread_shows_who_wrote_what_and_the_media(bot, fake_api):

@@ -22,6 +22,7 @@ from ...services import services
 from ...store.models import utcnow
 from ...timeline import conversations, replies, stats, status, waiting
 from ...timeline import faq as faq_record
+from ...timeline import overview as listing
 from .. import params
 from ..errors import Refused
 from . import chart
@@ -52,13 +53,13 @@ def overview():
     now = utcnow()
     with bot.db.read() as conn:
         if filters["q"]:
-            found = conversations.search(conn, filters["q"], PAGE)
+            found = listing.search(conn, filters["q"], PAGE)
             if found["conversations"] and (found["message_sid"] or filters["q"].startswith("CH")):
                 sid = found["conversations"][0]["conversation_sid"]
                 return _to_thread(conn, sid, found["anchor"])
             page = {"conversations": found["conversations"], "next": None, "scanned_to": None}
         else:
-            page = conversations.overview(conn, state=filters["state"],
+            page = listing.page(conn, state=filters["state"],
                                           channel=filters["channel"], limit=PAGE,
                                           before=filters["before"])
         queue = replies.queue(conn, bot.settings.sender.lease_seconds)
@@ -78,7 +79,7 @@ def conversation(sid: str):
     before = params.moment("before", request.args.get("before"))
     with services().db.read() as conn:
         page = conversations.timeline(conn, sid, PAGE, before)
-        summary = conversations.search(conn, sid, 1)["conversations"]
+        summary = listing.search(conn, sid, 1)["conversations"]
     if not page["events"] and before is None:
         raise Refused(f"404 Not Found: nothing stored for conversation {sid} (never seen, "
                       f"or its events are older than RETENTION and were pruned)", 404)
