@@ -221,10 +221,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         missing = "TWILIO_AUTH_TOKEN" if sid else "TWILIO_ACCOUNT_SID"
         problems.append(f"{missing} is missing: live mode needs both SID and token")
 
-    instance_dir = Path(reader.text("INSTANCE_DIR") or INSTANCE_DIR).expanduser().resolve()
+    try:
+        instance_dir = Path(reader.text("INSTANCE_DIR") or INSTANCE_DIR).expanduser().resolve()
+    except RuntimeError as exc:  # ~nosuchuser
+        problems.append(f"INSTANCE_DIR: cannot use the path: {exc}")
+        instance_dir = INSTANCE_DIR
     database_url = reader.text("DATABASE_URL") or f"sqlite:///{instance_dir / 'bot.sqlite3'}"
     if database_url.startswith("sqlite:///~"):  # as a shell would: not a folder named ~
-        database_url = "sqlite:///" + str(Path(database_url[len("sqlite:///"):]).expanduser())
+        try:
+            database_url = "sqlite:///" + str(
+                Path(database_url[len("sqlite:///"):]).expanduser())
+        except RuntimeError as exc:  # ~nosuchuser
+            problems.append(f"DATABASE_URL: cannot use the path: {exc}")
     if database_url.startswith("postgres://"):  # Heroku's spelling
         database_url = "postgresql://" + database_url[len("postgres://"):]
     if database_url.startswith("postgresql://"):
@@ -309,13 +317,21 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                                             integer=True))
                           or None),
             metrics_host=reader.text("METRICS_HOST") or "127.0.0.1",
-            multiproc_dir=(Path(raw).expanduser().resolve()
-                           if (raw := reader.text("PROMETHEUS_MULTIPROC_DIR")) else None)),
+            multiproc_dir=reader.folder("PROMETHEUS_MULTIPROC_DIR")),
         answer_model=answer_model_settings(reader),
     )
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _masked(url: str) -> str:
+    """The URL with whatever stands between '//' and its last '@' hidden: a password with
+    an unescaped '/', '?' or '#' ends urlsplit's netloc before its '@'."""
+    head, slashes, rest = url.partition("//")
+    if not slashes or "@" not in rest:
+        return url
+    return f"{head}//***@{rest.rsplit('@', 1)[1]}"
 
 
 def database_url_problem(url: str) -> str | None:
@@ -336,16 +352,21 @@ def database_url_problem(url: str) -> str | None:
         return ("DATABASE_URL: the host has an '@' in it: write an '@' in the user name or "
                 "password as %40")
     if parsed.get_backend_name() == "sqlite" and (
-            parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"):
+            parsed.database in (None, "") or ":memory:" in parsed.database
+            or parsed.query.get("mode") == "memory"):
         return ("DATABASE_URL: an in-memory SQLite database is empty in every process and "
                 "lost when it stops: give a file, sqlite:////path/to/bot.sqlite3")
     return None
 
 
 def _sqlite_folder(url: str) -> Path | None:
-    """The folder of an sqlite:/// URL's file (None: in memory, or not SQLite)."""
+    """The folder of an sqlite:/// URL's file (None: in memory, not SQLite, or a path of
+    an unknown home, which load_settings has named already)."""
     path = url.split(":///", 1)[1].split("?", 1)[0] if url.startswith("sqlite:///") else ""
-    return Path(path).expanduser().resolve().parent if path and path != ":memory:" else None
+    try:
+        return Path(path).expanduser().resolve().parent if path and path != ":memory:" else None
+    except RuntimeError:
+        return None
 
 
 def handoff_phrases(reader: _Reader) -> tuple[str, ...]:
@@ -432,10 +453,10 @@ class _Reader:
         if raw and len(raw) < min_length:
             self.problems.append(
                 f"{name} must be at least {min_length} characters (it has {len(raw)}); {make}")
-        elif raw and not (raw.isascii() and raw.isprintable() and " " not in raw):
+        elif raw and not (raw.isascii() and raw.isprintable()):
             # An HTTP header carries Latin-1, not UTF-8: such a token could never match
             # a bearer header, though it worked as the dashboard's password.
-            self.problems.append(f"{name} must be printable ASCII without spaces; {make}")
+            self.problems.append(f"{name} must be printable ASCII characters; {make}")
         return raw
 
     def sid(self, name: str, pattern: re.Pattern, shape: str) -> str | None:
@@ -457,6 +478,15 @@ class _Reader:
             self.problems.append(f"{name}: no such file {raw!r}")
             return None
         return path
+
+    def folder(self, name: str) -> Path | None:
+        """A folder that may not exist yet (it is created): `~` expanded, absolute."""
+        raw = self.text(name)
+        try:
+            return file_path(raw) if raw else None
+        except (RuntimeError, ValueError, OSError) as exc:  # ~nosuchuser, a NUL byte
+            self.problems.append(f"{name}: cannot use the path {raw!r}: {exc}")
+            return None
 
     def csv(self, name: str) -> list[str]:
         return [part.strip() for part in self.text(name).split(",") if part.strip()]
@@ -511,8 +541,7 @@ class _Reader:
         except ValueError:  # "http://[::1/x": an unclosed IPv6 host
             self.problems.append(f"{name} must be an http(s):// URL")
             return None
-        shown = raw.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1]) \
-            if "@" in parts.netloc else raw  # never echo a password
+        shown = _masked(raw)  # never echo a password
         try:
             parts.port  # noqa: B018 - raises for a port that is not 0-65535
         except ValueError:
@@ -522,7 +551,7 @@ class _Reader:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problems.append(f"{name} must be an http(s):// URL, got {shown!r}")
             return None
-        if "@" in parts.netloc and not origin_only:  # it would be logged with the URL
+        if "@" in raw and not origin_only:  # it would be logged with the URL
             self.problems.append(f"{name} must not hold a user name or password (the "
                                  f"account's SID and token are sent apart), got {shown!r}")
             return None

@@ -38,13 +38,16 @@ def lines(settings: Settings, signing_token: str | None) -> list[tuple[int, str]
                                    f"replies sent as {settings.bot.identity!r}{via}; "
                                    f"agents: {agents}"))
     sender = settings.sender
-    if sender.lease_seconds <= settings.twilio.http_timeout:
-        # A reply whose call outlasts the lease is taken over while still in flight, again
-        # and again while Twilio is that slow (nothing is sent twice, but calls are wasted).
+    if sender.lease_seconds <= 2 * settings.twilio.http_timeout:
+        # One attempt may be a look-up then a create (or a media upload), each up to the
+        # timeout: a reply whose attempt outlasts the lease is taken over while still in
+        # flight, again and again while Twilio is that slow (nothing is sent twice, but
+        # calls are wasted).
         said.append((logging.WARNING, (
-            f"SEND_LEASE ({sender.lease_seconds} s) is not longer than TWILIO_HTTP_TIMEOUT "
-            f"({settings.twilio.http_timeout:g} s): a reply still in flight can be taken over "
-            "by another sender; leave SEND_LEASE unset (2 x the timeout + 30 s)")))
+            f"SEND_LEASE ({sender.lease_seconds} s) is not longer than twice "
+            f"TWILIO_HTTP_TIMEOUT ({settings.twilio.http_timeout:g} s): a reply still in "
+            "flight can be taken over by another sender; leave SEND_LEASE unset (2 x the "
+            "timeout + 30 s)")))
     rules = settings.bot.rules_path
     said.append((logging.INFO, f"auto-reply rules: {rules}{_shared(rules)}" if rules else
                  "auto-reply rules: none (RESPONDER_RULES is not set): every customer gets "

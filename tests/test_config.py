@@ -194,9 +194,11 @@ def test_a_short_admin_token_is_refused_and_says_how_to_make_one():
     assert "hunter2" not in message
     token = "x" * 32
     assert load_settings({"ADMIN_TOKEN": token}).web.admin_token == token
-    for odd in ("ü" * 32, "x" * 16 + " " + "x" * 16, "x" * 16 + "\t" + "x" * 16):  # no header
+    for odd in ("ü" * 32, "x" * 16 + "\t" + "x" * 16):  # could never match a bearer header
         with pytest.raises(ConfigError, match="ADMIN_TOKEN must be printable ASCII"):
             load_settings({"ADMIN_TOKEN": odd})
+    phrase = "correct horse battery staple and more words"  # spaces inside: they work
+    assert load_settings({"ADMIN_TOKEN": phrase}).web.admin_token == phrase
     assert load_settings({}).web.admin_token == ""  # unset: the operator pages are off
 
 
@@ -236,6 +238,7 @@ def test_log_format_alone_is_read_as_the_settings_read_it(raw, read):
     ("sqlite:////tmp/bot.sqlite3?timeout=abc", "cannot be read: ValueError (check its port"),
     ("sqlite://", "an in-memory SQLite database is empty in every process"),
     ("sqlite:///:memory:", "an in-memory SQLite database is empty in every process"),
+    ("sqlite:///file::memory:?cache=shared&uri=true", "an in-memory SQLite database is"),
     ("postgresql://postgres:s3cr@t@127.0.0.1/db", "write an '@' in the user name or password"),
 ])
 def test_a_database_url_it_cannot_use_is_refused_in_one_line(url, problem):
@@ -249,7 +252,10 @@ def test_a_database_url_it_cannot_use_is_refused_in_one_line(url, problem):
 
 @pytest.mark.parametrize("name", ["TWILIO_API_BASE_URL", "ANSWER_MODEL_URL"])
 @pytest.mark.parametrize("url", ["http://AC1:fedcba9876543210@127.0.0.1:5750",
-                                 "http://AC1:fedcba9876543210@127.0.0.1:99999"])
+                                 "http://AC1:fedcba9876543210@127.0.0.1:99999",
+                                 # a '/' or '?' in the password ends urlsplit's netloc:
+                                 "http://AC1:fedcba98/76543210@127.0.0.1:5750",
+                                 "http://AC1:12/fedcba98@127.0.0.1:5750"])
 def test_a_url_with_a_password_is_refused_without_showing_it(name, url):
     """The start-up banner logs the API's URL: a token written into it was logged."""
     with pytest.raises(ConfigError) as caught:
@@ -268,6 +274,11 @@ def test_numbers_past_what_they_can_mean_are_refused(setting, problem):
     name, value = setting.split("=")
     with pytest.raises(ConfigError, match=f"{name} must be {problem}"):
         load_settings({name: value})
+
+
+def test_an_unknown_home_in_instance_dir_names_the_setting():
+    with pytest.raises(ConfigError, match="INSTANCE_DIR: cannot use the path"):
+        load_settings({"INSTANCE_DIR": "~nosuchuser1913/bot"})
 
 
 def test_a_home_folder_in_paths_is_expanded_as_a_shell_would(monkeypatch, tmp_path):

@@ -51,8 +51,6 @@ _WORDS = re.compile(r"\w+")  # two questions with the same words are one questio
 def load_rules(path: str | Path) -> Rules:
     """Read, check and compile a rules file, or raise RulesError naming every problem."""
     source = str(path)
-    if Path(path).exists() and not Path(path).is_file():  # a folder, or a pipe: it would
-        raise RulesError(source, ["not a file"])  # wait for a writer that never comes
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # a BOM, as Notepad saves one
     except (OSError, UnicodeDecodeError) as exc:

@@ -27,15 +27,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 
 import regex
 
 log = logging.getLogger(__name__)
-_OWN_CLASSES = regex.compile(r"\\[pP](?:\{[^}]*\}|[A-Za-z])|\\X")
+# \p{L} and \X, regex's own, counted as one character; an escaped backslash kept as it is.
+_OWN_CLASSES = regex.compile(r"\\\\|\\[pP](?:\{[^}]*\}|[A-Za-z])|\\X")
+_REPEAT_MINIMUM = regex.compile(r"\{(\d+)(?:,\d*)?\}")
 
 MAX_TEXT = 4_096  # characters of a message's body (or author) that rules see
 MATCH_TIMEOUT = 0.05  # seconds of CPU per search; a linear pattern on MAX_TEXT needs < 1 ms
-MAX_EXPANDED = 20_000  # steps a pattern may compile to (expanded_size)
+MAX_EXPANDED = 100_000  # steps a pattern may compile to (expanded_size): ~30 MB
 MESSAGE_BUDGET = 0.2  # seconds of CPU for every search on one text: four slow patterns
 
 _warned_lock = threading.Lock()
@@ -61,9 +64,10 @@ def check(source: str, *, ignore_case: bool = False) -> None:
 
 
 def expanded_size(source: str) -> int:
-    """About how many steps `source` compiles to with its counted repeats written out
-    (a{3} is three), nested repeats multiplied; 0 for what Python's own parser cannot
-    read (`regex`'s extensions, which its compile then judges)."""
+    """About how many steps `source` compiles to: `regex` writes out each counted repeat
+    `min` times (a{3} is three; {0,n} and {1,n} loop over one copy, whatever n), nested
+    repeats multiplied. What Python's own parser cannot read (`regex`'s extensions) is
+    bounded by the product of every repeat's minimum in it, as if all were nested."""
     from re import _constants as c
     from re import _parser
 
@@ -71,13 +75,13 @@ def expanded_size(source: str) -> int:
         total = 0
         for op, av in items:
             if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-                low, high, inner = av
-                total += max(low, 1 if high == c.MAXREPEAT else high) * size(inner)
+                low, _high, inner = av
+                total += max(low, 1) * size(inner)
             elif op is c.SUBPATTERN:
                 total += size(av[-1])
-            elif op in (c.BRANCH,):
+            elif op is c.BRANCH:
                 total += sum(size(branch) for branch in av[1])
-            elif op in (c.ATOMIC_GROUP,):
+            elif op is c.ATOMIC_GROUP:
                 total += size(av)
             elif op in (c.ASSERT, c.ASSERT_NOT):
                 total += size(av[1])
@@ -85,10 +89,16 @@ def expanded_size(source: str) -> int:
                 total += 1
         return total
 
-    try:  # \p{L} and \X, regex's own, are one character each for this count
-        return size(_parser.parse(_OWN_CLASSES.sub(".", source)))
-    except (Exception, RecursionError):  # noqa: BLE001 - regex.compile says what is wrong
-        return 0
+    readable = _OWN_CLASSES.sub(lambda m: m[0] if m[0] == "\\\\" else ".", source)
+    try:
+        with warnings.catch_warnings():  # "[[:digit:]]": a FutureWarning at every load
+            warnings.simplefilter("ignore")
+            return size(_parser.parse(readable))
+    except (Exception, RecursionError):  # noqa: BLE001 - regex's own syntax: the bound
+        product = 1
+        for low in _REPEAT_MINIMUM.findall(source):
+            product = min(product * max(int(low), 1), 10 * MAX_EXPANDED)
+        return product + len(source)
 
 
 class Budget:

@@ -186,8 +186,15 @@ def _lease(dialect_name: str, status: str):
            .where(REPLIES.c.status == status, REPLIES.c.next_attempt_at <= now, ~waits)
            .order_by(REPLIES.c.next_attempt_at)
            .limit(bindparam("limit"))
-           .with_for_update(skip_locked=True)
-           .scalar_subquery())
+           .with_for_update(skip_locked=True))
+    if dialect_name == "postgresql":
+        # Chosen once: as a plain `IN (subquery)` the planner may run the subquery again
+        # for each row it scans (a nested-loop semi-join, once the table's statistics
+        # say it is small), each run skipping the rows this statement already updated,
+        # so LIMIT 1 leased two replies (a conversation's second among them).
+        due = select(due.cte("due").prefix_with("MATERIALIZED").c.id)
+    else:
+        due = due.scalar_subquery()
     # Taking over a lost lease: its holder may have died with a create in flight, begun
     # before its lease ended (the old next_attempt_at, read before this SET replaces it).
     taken_over = {"unsure_at": REPLIES.c.next_attempt_at} if status == SENDING else {}

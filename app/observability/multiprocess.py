@@ -42,8 +42,12 @@ def prepare(env: dict[str, str] | None = None) -> str:
     env = environment() if env is None else env
     configured = (env.get(MULTIPROC_ENV) or "").strip()
     if configured:
-        path = Path(configured).expanduser().resolve()
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            path = Path(configured).expanduser().resolve()
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except (RuntimeError, OSError) as exc:  # ~nosuchuser, no permission
+            raise SystemExit(f"cannot start: {MULTIPROC_ENV}: cannot use the folder "
+                             f"{configured!r}: {exc}") from None
         for stale in path.iterdir():  # prometheus_client's files only: never another
             if _METRICS_FILE.fullmatch(stale.name):  # .db file kept in the same folder
                 stale.unlink(missing_ok=True)

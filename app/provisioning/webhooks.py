@@ -205,8 +205,6 @@ def url_error(url: str) -> str | None:
         return f"{url!r} is not an http(s) URL"
     if any(c.isspace() for c in url):
         return f"{url!r} has a space in it (write it %20, or leave it out)"
-    if "#" in url:  # never sent: the server would be signed for a URL without it
-        return f"{url!r} has a fragment (#...), which HTTP never sends"
     return None
 
 

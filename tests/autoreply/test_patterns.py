@@ -196,7 +196,10 @@ def test_two_hostile_webhooks_at_once_are_answered_promptly(tmp_path, fake_api):
 
 
 @pytest.mark.parametrize("source", ["(?:a{2000}){2000}", "(?:a{65535}){65535}",
-                                    r"(?:\p{L}{2000}){2000}", "((?:ab){300}|c){100}"])
+                                    r"(?:\p{L}{2000}){2000}", "((?:ab){600}|c){200}",
+                                    "x{2000000,4000000}",  # the minimum is written out
+                                    r"(?:a{2000}){2000}\m",  # regex's own syntax: bounded
+                                    r"(?:\\p{2000}){2000}"])  # an escaped backslash, then p
 def test_a_pattern_that_repeats_too_much_is_refused_at_once(source):
     """Compiling writes out counted repeats: the first took 1.7 GB and 4.5 s at start-up,
     the second over a minute. Refused before compiling, naming the size."""
@@ -206,7 +209,9 @@ def test_a_pattern_that_repeats_too_much_is_refused_at_once(source):
 
 @pytest.mark.parametrize("source", [r"\b(order|tracking)(\s*(number|no\.?|#))?\s*\d{6,}\b",
                                     r"[A-Z]{2}\d{6,12}", ".{0,4096}", r"\p{Lu}{2}\d{1,20}",
-                                    "(?>a{100}){100}"])
+                                    "(?>a{100}){100}", ".{0,30000}", r"\d{1,65535}",
+                                    r"(?:\w{1,30}\s+){0,1000}",  # a maximum costs nothing
+                                    "[[:digit:]]+"])
 def test_patterns_of_a_reasonable_size_load(source):
     patterns.check(source)
     assert patterns.expanded_size(source) <= patterns.MAX_EXPANDED

@@ -178,7 +178,9 @@ def test_the_shared_folder_is_emptied_of_metric_files_only(tmp_path, monkeypatch
     database (every *.db) at each start: only prometheus_client's own files go."""
     from app.observability import multiprocess
 
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # prepare() exports it
+    # prepare() exports the folder: set through monkeypatch first, so that it is undone
+    # (a delenv of an unset name records nothing, and later scrapes read these files).
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     for name in ("counter_812.db", "gauge_livesum_812.db", "histogram_9.db", "bot.db",
                  "counter.db", "notes.db", "counter_812.db-journal"):
         (tmp_path / name).write_bytes(b"x")

@@ -100,7 +100,7 @@ END $$"""
 
 def empty_postgres(url: str) -> None:
     """The schema as the migrations leave it, with no rows: what reset_postgres and a
-    first start give, at a fraction of the cost. Its tables are truncated when the schema
+    first start give, at a fraction of the cost. Its rows are deleted when the schema
     has exactly that shape; anything else (a first use, what a test changed) is reset and
     migrated again."""
     from app.store.database import Database
