@@ -150,11 +150,14 @@ class Composer:
             verdict = self.answerer.consult(item.conversation_sid, item.message_sid, message,
                                             first, burst, self.policy, now)
         with self.db.transaction() as conn:
+            # The conversation's lock first, then the burst's: a webhook takes them in
+            # this order (its decision, then pending.defer or drop), and the opposite
+            # order deadlocked with it on PostgreSQL (a 503, and the message lost).
+            seen = state.lock_and_read(conn, item.conversation_sid, addresses, now)
             if not pending.settle(conn, item):
                 log.info("composition dropped %s", kv(
                     outcome="a message joined the burst; composed again once quiet"))
                 return None
-            seen = state.lock_and_read(conn, item.conversation_sid, addresses, now)
             decision = decide(message, _burst(seen.state, item), self.policy, now,
                               enabled=enabled, composing=True, **_with(verdict))
             changes = faq_log.offer_changes(decision, message.body)

@@ -7,11 +7,11 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app.compose import pending
 from app.services import services
-from app.store.models import Composition, ProcessedEvent, Reply, utcnow
+from app.store.models import Composition, Conversation, ProcessedEvent, Reply, utcnow
 from tests.support.decisions import CARD_LOST_OR_STOLEN
 from tests.support.sending import run_until_idle
 from tests.support.waiting import wait_for
@@ -122,6 +122,52 @@ def test_a_message_arriving_while_composing_drops_that_composition(debounced):
     assert composer.run_until_idle(ahead=61) == 1
     [reply] = replies(debounced)
     assert reply.in_reply_to == late and reply.body.startswith("Cards arrive")
+
+
+def test_a_message_arriving_as_a_burst_is_settled_waits_for_it_not_deadlocks(
+        debounced, database_url):
+    """PostgreSQL: the composer locked the burst, then the conversation; a webhook locks
+    the conversation, then the burst. Caught between the two, they deadlocked: the
+    webhook answered 503 and Twilio never sent its message again (an adversarial pass:
+    14 conversations, a message every second, debounce 1 s: 1-3 per run). The composer
+    now takes the conversation's lock first, as the webhook does."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: no lock order to get wrong")
+    sid = "CH" + "ab" * 16
+    composer, db = services(debounced).composer, services(debounced).db
+    send_burst(debounced, BURST[:2], conversation_sid=sid)
+    with db.transaction() as conn:
+        [held] = pending.lease_due(conn, 10, 30, ahead=61)
+    composed = {}
+
+    def compose():
+        try:
+            composed["decision"] = composer.compose(held)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            composed["error"] = exc
+
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND datname = current_database()")
+    with db.engine.connect() as webhook, webhook.begin():
+        # A webhook's transaction, holding the conversation's row as it decides.
+        webhook.execute(update(Conversation).where(Conversation.sid == sid)
+                        .values(updated_at=utcnow()))
+        thread = threading.Thread(target=compose)
+        thread.start()
+
+        def blocked() -> bool:  # a new transaction each time: its statistics are fresh
+            with db.engine.connect() as probe:
+                return probe.execute(waiting).scalar() >= 1 or bool(composed)
+
+        wait_for(blocked, timeout=10)
+        assert not composed, composed  # the composer waits for the conversation's lock
+        # ... and then adding its message to the burst, as pending.defer does.
+        pending.defer(webhook, conversation_sid=sid, message_sid="IM" + "cd" * 16,
+                      body=BURST[2], author="+15558675310", participant_sid=None,
+                      channel="SMS", received_at=utcnow(), request_id=None,
+                      delay_seconds=60)
+    thread.join(timeout=30)
+    assert composed == {"decision": None}  # not quiet after all: composed again later
 
 
 def test_a_composer_that_dies_is_taken_over_once_its_lease_ends(debounced, make_app,
