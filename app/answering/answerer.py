@@ -88,6 +88,10 @@ class Answerer:
             except guardrails.Refused as exc:
                 assist = Assist(Action.DECLINE, f"refused by the guardrails ({exc})")
                 detail = str(exc)
+            except Exception as exc:  # noqa: BLE001 - output no guardrail foresaw: refused
+                log.warning("the guardrails failed on the model's output", exc_info=True)
+                detail = f"the guardrails could not read it: {type(exc).__name__}"
+                assist = Assist(Action.DECLINE, f"refused by the guardrails ({detail})")
         if assist is None:
             assist = Assist(Action.OFFLINE, detail)
         elapsed = int((time.monotonic() - started) * 1000)

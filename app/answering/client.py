@@ -84,4 +84,21 @@ class ModelClient:
         if time.monotonic() > deadline:
             raise openai.APITimeoutError(request=response.http_request)
         answer = json.loads(body)
-        return answer["choices"][0]["message"]["content"] or ""
+        return _text(answer["choices"][0]["message"]["content"])
+
+
+def _text(content) -> str:
+    """The message's content as text: a string, or a list of content parts (some
+    OpenAI-compatible servers send [{"type": "text", "text": ...}]) joined; anything else
+    is an error, which leaves the offline outcome (an object once reached the guardrails
+    and failed the whole composition, five times, with no reply at all)."""
+    if content is None:
+        return ""
+    if isinstance(content, list) and all(
+            isinstance(part, dict) and isinstance(part.get("text", ""), str)
+            for part in content):
+        return "".join(part.get("text", "") for part in content
+                       if part.get("type", "text") == "text")
+    if not isinstance(content, str):
+        raise ValueError(f"the answer's content is a JSON {type(content).__name__}, not text")
+    return content

@@ -188,6 +188,30 @@ def test_a_timeout_or_error_leaves_the_offline_outcome(model_app, model, fault):
     assert "answer model: " in stored_outcome(app, sid)
 
 
+def test_content_that_is_no_text_leaves_the_offline_outcome(model_app, model):
+    """An object as the message's content reached the guardrails and raised there: the
+    composition failed five times (five model calls left 'calling') and the customer got
+    nothing at all."""
+    model.reply = lambda request: {"action": "answer", "text": "Soon.", "cited": []}
+    app = model_app()
+    _, sid = ask(app, "When will my card arrive?")
+    services(app).composer.run_until_idle()
+    assert reply_bodies(app) == ["Cards arrive within 7 working days."]
+    [call] = calls(app)
+    assert call.verdict == "error" and "content is a JSON dict, not text" in call.detail
+
+
+def test_content_as_a_list_of_text_parts_is_read_as_its_text(model_app, model):
+    """Some OpenAI-compatible servers send the content as parts."""
+    whole = answer("Cards arrive within 7 working days of your order.", "card-delivery")
+    model.reply = lambda request: [{"type": "text", "text": whole[:20]},
+                                   {"type": "text", "text": whole[20:]}]
+    app = model_app()
+    ask(app, "When will my card arrive?")
+    services(app).composer.run_until_idle()
+    assert reply_bodies(app) == ["Cards arrive within 7 working days of your order."]
+
+
 def test_the_timeout_bounds_a_call_whose_answer_trickles_in(model_app, model):
     """A server that sends its answer a byte at a time (each read quick, the whole 20 s):
     the call ends at ANSWER_MODEL_TIMEOUT (httpx's own timeout bounds each read only),
