@@ -342,6 +342,19 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return random.uniform(0, min(cap, base * (2 ** min(attempt, 30))))
 
 
+OPTED_OUT = 21610  # Twilio's "the recipient unsubscribed": what such a send would get
+_CANCEL = update(REPLIES).where(
+    REPLIES.c.conversation_sid == bindparam("sid"), REPLIES.c.status == QUEUED,
+).values(status=FAILED, error_code=OPTED_OUT, error_message=bindparam("message"))
+
+
+def cancel_queued(conn: Connection, conversation_sid: str, why: str) -> int:
+    """The conversation's replies not yet sent (queued, or waiting to be sent again) will
+    never be: failed as Twilio would fail them (21610, which no requeue sends again).
+    Those in flight at this moment go out. Returns how many."""
+    return conn.execute(_CANCEL, {"sid": conversation_sid, "message": why}).rowcount
+
+
 def requeue_failed(conn: Connection, reply_id: int | None = None) -> int:
     """Queue failed replies (one, or all) for a new round of attempts; return how many.
     A reply that failed with an error sending again cannot fix (HOPELESS) stays failed.

@@ -112,6 +112,30 @@ def test_compliance_keywords_are_never_answered(client, sender, fake_api, body):
     assert run_until_idle(sender) == 0
 
 
+@pytest.mark.parametrize("keyword, cancels", [("STOP", True), ("cancel", True),
+                                              ("HELP", False), ("START", False)])
+def test_stop_cancels_a_reply_still_waiting_to_go_out(app, client, sender, fake_api,
+                                                      keyword, cancels):
+    """A reply queued (or waiting to be sent again) when the customer sends STOP is never
+    sent: on WhatsApp or a chat nothing at Twilio would stop it, and one went out 57 s
+    after STOP. HELP and START leave it: the customer still listens."""
+    fake_api.any_conversation = True
+    conversation = "CH" + "c" * 32
+    assert outcome(conversation_post(client, conversation, "where is my order?")) \
+        .startswith("reply queued")
+    assert outcome(conversation_post(client, conversation, keyword)) \
+        .startswith("ignored: compliance keyword")
+    assert run_until_idle(sender) == (0 if cancels else 1)
+    [reply] = replies(app)
+    if cancels:
+        assert (reply.status, reply.error_code) == ("failed", 21610)
+        assert reply.error_message == (f"not sent: the customer sent {keyword!r} before it "
+                                       "went out")
+        assert fake_api.created == []
+    else:
+        assert reply.status == "sent" and len(fake_api.created) == 1
+
+
 def test_a_sentence_with_a_keyword_is_answered(client, sender):
     response = conversation_post(client, "CH" + "c" * 32, "please stop sending me the wrong size")
     assert outcome(response).startswith("reply queued")
