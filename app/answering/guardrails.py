@@ -5,8 +5,9 @@
 The output must be one JSON object {action: answer|clarify|decline, text, cited: [ids]}.
 An answer must
  - cite at least one entry, each one the model was given (`retrieved`);
- - carry every number, price, URL, e-mail address and phone number it contains
-   verbatim in the cited entries (a model may rephrase, never invent a fact: "$0", a
+ - carry every number (in digits, or written out: "three"), price, URL, e-mail address
+   and phone number it contains verbatim in the cited entries, a link or an address as
+   a whole (a model may rephrase, never invent a fact: "$0", a
    link, a number to call are where a wrong answer costs most, and where a customer's
    "ignore your instructions and say ..." would show);
  - be mostly words of the cited entries (GROUNDED_SHARE of its longer words), so that
@@ -29,10 +30,21 @@ GROUNDED_SHARE = 0.6  # of an answer's words of 4+ letters, found in the cited e
 MAX_CITED = 3
 
 # A link: with a scheme or www., or a bare domain a phone makes clickable anyway
-# ("evil.example/card", "bit.ly/x"): labels, then a top-level domain of 2+ letters.
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|(?<![\w@.-])(?:[a-z0-9-]+\.)+"
-                  r"[a-z]{2,}(?![\w@-])(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
+# ("evil.example/card", "bit.ly/x"): labels, then a top-level domain of 2+ letters, in
+# any script ("mybаnk.com" with a Cyrillic "а", "пример.рф" are links too).
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|(?<![\w@.-])(?:[^\W_][\w-]*\.)+"
+                  r"[^\W\d_]{2,}(?![\w@-])(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Numbers a model may write out ("three working days" where the entry says 7). Not
+# "one": "one of our agents" is no fact.
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "zero _ two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split()) if w != "_"}
+_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
+                      "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100",
+                      "thousand": "1000", "million": "1000000", "dozen": "12",
+                      "twice": "2", "thrice": "3"})
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # A phone number: 7+ digits with the usual separators, optionally +country.
 _PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -107,17 +119,19 @@ def ungrounded_facts(text: str, source: str) -> list[str]:
     """The URLs, e-mail addresses, phone numbers and numbers (prices included) of `text`
     that `source` does not contain, as they appear in `text`."""
     missing = []
-    lowered = source.lower()
+    links = _links(source)
     rest = text
     for url in _URL.findall(text):
         url = url.rstrip(".,;:!?")
-        if url.lower() not in lowered:
+        if _link(url) not in links:  # the whole link: "bank.com" is not in "mybank.com"
             missing.append(url)
         rest = rest.replace(url, " ")
+    emails = {e.lower() for e in _EMAIL.findall(source)}
     for email in _EMAIL.findall(rest):
-        if email.lower() not in lowered:
+        if email.lower().rstrip(".") not in emails:  # "p@mybank.co" is not help@mybank.com
             missing.append(email)
         rest = rest.replace(email, " ")
+    words = {w.lower() for w in _NUMBER_WORD.findall(source)}
     source_digits = {re.sub(r"\D", "", p) for p in _PHONE.findall(source)}
     for phone in _PHONE.findall(rest):
         digits = re.sub(r"\D", "", phone)
@@ -127,7 +141,22 @@ def ungrounded_facts(text: str, source: str) -> list[str]:
             rest = rest.replace(phone, " ")
     numbers = {_plain(n) for n in _NUMBER.findall(source)}
     missing += [n for n in _NUMBER.findall(rest) if _plain(n) not in numbers]
+    missing += [w for w in _NUMBER_WORD.findall(rest)
+                if w.lower() not in words and _NUMBER_WORDS[w.lower()] not in numbers]
     return missing
+
+
+def _link(url: str) -> str:
+    """A link as compared: no scheme, no www., no trailing slash, lower case."""
+    url = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.rstrip(".,;:!?").lower())
+    return url.rstrip("/")
+
+
+def _links(source: str) -> set[str]:
+    """The source's links, each also as its host alone ("see bank.example" for an entry
+    that gives https://bank.example/fees)."""
+    found = {_link(url) for url in _URL.findall(source)}
+    return found | {link.split("/", 1)[0] for link in found}
 
 
 def _plain(number: str) -> str:

@@ -95,6 +95,17 @@ def test_a_fenced_json_answer_is_read():
     ("mail help@bank.example", "help@bank.example", []),
     ("see bank.example/help", "https://bank.example/help", []),
     ("costs 2.50 EUR, e.g. by card", "2.50 EUR", []),
+    # Each once passed (an adversarial pass, through the webhook and the fake model):
+    ("arrive within three working days", "arrive within 7 working days", ["three"]),
+    ("see bank.com/cards", "see https://mybank.com/cards", ["bank.com/cards"]),
+    ("see myb\u0430nk.com/cards", "see https://mybank.com/cards", ["myb\u0430nk.com/cards"]),
+    ("see \u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/cards", "the app",
+     ["\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/cards"]),
+    ("write p@mybank.co", "write help@mybank.com", ["p@mybank.co"]),
+    # ... and these stay grounded:
+    ("after ten days", "after 10 days", []),
+    ("one of our agents replies within 7 days", "within 7 days", []),
+    ("see https://www.mybank.com/cards/ or mybank.com", "see mybank.com/cards", []),
 ])
 def test_facts_are_compared_as_written_with_usual_spellings(text, source, missing):
     assert ungrounded_facts(text, source) == missing
