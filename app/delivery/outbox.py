@@ -342,7 +342,6 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return random.uniform(0, min(cap, base * (2 ** min(attempt, 30))))
 
 
-OPTED_OUT = 21610  # Twilio's "the recipient unsubscribed": what such a send would get
 _CANCEL = update(REPLIES).where(
     REPLIES.c.conversation_sid == bindparam("sid"), REPLIES.c.status == QUEUED,
 ).values(status=FAILED, error_code=OPTED_OUT, error_message=bindparam("message"))
