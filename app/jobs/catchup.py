@@ -94,6 +94,7 @@ class CatchUp:
 
     def _conversation(self, conversation_sid: str, since: datetime, report: Report) -> None:
         answered_later = False
+        todo = []  # (event, answered already), newest first
         for message in self.client.recent_messages(conversation_sid, limit=50):  # newest first
             if message.date_created and _naive(message.date_created) < since:
                 break
@@ -101,19 +102,30 @@ class CatchUp:
             try:  # checked like a webhook: a message one would be refused for is skipped
                 event = _as_event(message)
                 customer = bool(message.author) and loop_guard(inbound(event), self.policy) is None
-                if customer and answered_later:
+            except BadRequest as exc:
+                self._skipped(conversation_sid, message.sid, exc, report)
+                continue
+            todo.append((event, customer and answered_later))
+            answered_later = answered_later or not customer
+        # Newest first, so that under the cooldown the latest question gets the answer;
+        # with a wait before answering (AUTO_REPLY_DEBOUNCE), oldest first, as they came:
+        # the burst reads in order and is answered in reply to its newest message.
+        for event, answered in (reversed(todo) if self.policy.composes_later else todo):
+            try:
+                if answered:
                     outcome = self.processor.record_only(event, ANSWERED_LATER)
                     if outcome.kind is not Kind.DUPLICATE:
                         report.answered_already += 1
-                    continue
-                if not customer:
-                    answered_later = True
-                if self.processor.process(event).kind is Kind.REPLY_QUEUED:
+                elif self.processor.process(event).kind is Kind.REPLY_QUEUED:
                     report.replies_queued += 1
             except BadRequest as exc:
-                report.failures += 1
-                log.warning("catch-up skipped a message %s", kv(
-                    conversation=conversation_sid, message_sid=message.sid, error=exc.message))
+                self._skipped(conversation_sid, event.get("MessageSid"), exc, report)
+
+    @staticmethod
+    def _skipped(conversation_sid: str, message_sid, exc: BadRequest, report: Report) -> None:
+        report.failures += 1
+        log.warning("catch-up skipped a message %s", kv(
+            conversation=conversation_sid, message_sid=message_sid, error=exc.message))
 
     def _receipts(self, since: datetime, report: Report) -> None:
         """Fetch receipts of replies sent in the window that never got one, each once."""

@@ -152,3 +152,28 @@ def test_a_listed_conversation_sid_of_the_wrong_shape_is_skipped(app, sender, fa
     report = run(app)
     assert (report.conversations, report.failures, report.replies_queued) == (2, 1, 1)
     assert all("Services" not in path for _, path in fake_api.calls)
+
+
+def test_missed_messages_are_answered_in_reply_to_the_newest(make_app, sender, fake_api):
+    """Without a wait, the newest question gets the answer (the older ones fall under the
+    cooldown); with AUTO_REPLY_DEBOUNCE, the burst is read in the order it was written and
+    answered in reply to its newest message (it was read newest first, the reply went to
+    "hi" and the newest message stayed DEFERRED for good)."""
+    from app.compose import pending
+
+    for debounce in ("0", "60"):
+        app = make_app(AUTO_REPLY_DEBOUNCE=debounce)
+        conversation = fake_api.add_conversation()
+        sids = [fake_api.add_message(conversation, "+15550001111", body)["sid"]
+                for body in ("hi", "my card has not arrived", "ordered two weeks ago")]
+        run(app)
+        if debounce != "0":
+            with services(app).db.session() as s:
+                [burst] = s.scalars(select(pending.COMPOSITIONS.c.body)).all()
+            assert burst.splitlines() == ["hi", "my card has not arrived",
+                                          "ordered two weeks ago"]
+            assert services(app).composer.run_until_idle(ahead=61) == 1
+        with services(app).db.session() as s:
+            [reply] = s.scalars(select(Reply).where(
+                Reply.conversation_sid == conversation)).all()
+        assert reply.in_reply_to == sids[-1], debounce
