@@ -108,8 +108,11 @@ def _lease(dialect_name: str):
                       and_(c.status == COMPOSING, c.lease_until <= now)))
            .order_by(c.due_at)
            .limit(bindparam("limit"))
-           .with_for_update(skip_locked=True)
-           .scalar_subquery())
+           .with_for_update(skip_locked=True))
+    # On PostgreSQL chosen once, as the outbox's lease does (outbox._lease): as a plain
+    # IN (subquery) the planner may rerun it per row, and LIMIT 1 leased every due burst.
+    due = (select(due.cte("due").prefix_with("MATERIALIZED").c.conversation_sid)
+           if dialect_name == "postgresql" else due.scalar_subquery())
     return (update(COMPOSITIONS).where(c.conversation_sid.in_(due))
             .values(status=COMPOSING, attempts=c.attempts + 1,
                     lease_until=clock.later(dialect_name, "lease_seconds"))

@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 
 from app.compose import pending
 from app.services import services
@@ -168,6 +168,23 @@ def test_a_message_arriving_as_a_burst_is_settled_waits_for_it_not_deadlocks(
                       delay_seconds=60)
     thread.join(timeout=30)
     assert composed == {"decision": None}  # not quiet after all: composed again later
+
+
+def test_a_lease_of_one_takes_one_burst_whatever_the_planner_knows(debounced, database_url):
+    """PostgreSQL, the compositions table analysed while it held a row: LIMIT 1 leased
+    every due burst (the planner reran the subquery per row), and the composer's
+    free-slot count went negative."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's planner")
+    db = services(debounced).db
+    send_burst(debounced, BURST[:1], conversation_sid="CH" + "01" * 16)
+    with db.transaction() as conn:
+        conn.exec_driver_sql("ANALYZE compositions")
+        conn.execute(delete(Composition))
+    for n in range(3):
+        send_burst(debounced, BURST[:1], conversation_sid="CH" + f"{n + 2:02d}" * 16)
+    with db.transaction() as conn:
+        assert len(pending.lease_due(conn, 1, 30, ahead=61)) == 1
 
 
 def test_a_composer_that_dies_is_taken_over_once_its_lease_ends(debounced, make_app,
