@@ -29,6 +29,7 @@ The check is one probe of ix_replies_conversation per candidate row.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from functools import cache
 
 from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select, update
 
+from ..logs import kv
+from ..observability import metrics
 from ..store import clock
 from ..store.database import dialect_insert
 from ..store.driver import Statement
@@ -45,6 +48,7 @@ from ..twilio import marker
 from ..twilio.error_codes import HOPELESS, OPTED_OUT
 from . import opt_outs, receipts
 
+log = logging.getLogger(__name__)
 QUEUED, SENDING, SENT, FAILED = (ReplyStatus.QUEUED, ReplyStatus.SENDING, ReplyStatus.SENT,
                                  ReplyStatus.FAILED)
 
@@ -344,14 +348,32 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 _CANCEL = update(REPLIES).where(
     REPLIES.c.conversation_sid == bindparam("sid"), REPLIES.c.status == QUEUED,
-).values(status=FAILED, error_code=OPTED_OUT, error_message=bindparam("message"))
+    # Never tried, or tried with a known outcome: one whose earlier create may have
+    # reached Twilio is left for the sender to look up (sent, or failed, as it finds).
+    REPLIES.c.unsure_at.is_(None), REPLIES.c.attempts <= REPLIES.c.retry_from,
+    # To the customer who opted out (a group conversation's other customers still listen).
+    or_(REPLIES.c.customer.in_(bindparam("addresses", expanding=True)),
+        REPLIES.c.participant_sid.in_(bindparam("addresses", expanding=True))),
+).values(status=FAILED, error_code=OPTED_OUT, error_message=bindparam("message")).returning(
+    REPLIES.c.id)
 
 
-def cancel_queued(conn: Connection, conversation_sid: str, why: str) -> int:
-    """The conversation's replies not yet sent (queued, or waiting to be sent again) will
-    never be: failed as Twilio would fail them (21610, which no requeue sends again).
-    Those in flight at this moment go out. Returns how many."""
-    return conn.execute(_CANCEL, {"sid": conversation_sid, "message": why}).rowcount
+def cancel_queued(conn: Connection, conversation_sid: str, addresses: list[str],
+                  why: str) -> int:
+    """The replies to these addresses (the customer who sent STOP) in this conversation
+    not yet sent, and never tried with an unknown outcome, will never be: failed as
+    Twilio would fail them (21610, which no requeue sends again), each logged and counted
+    as a failed reply. One in flight at this moment, or being looked up at Twilio after
+    an unknown outcome, is not stopped. Returns how many."""
+    if not addresses:
+        return 0
+    ids = conn.execute(_CANCEL, {"sid": conversation_sid, "addresses": addresses,
+                                 "message": why}).scalars().all()
+    for reply_id in ids:
+        log.info("reply failed %s", kv(reply_id=reply_id, conversation=conversation_sid,
+                                       code=OPTED_OUT, reason=why))
+        metrics.reply_failed(OPTED_OUT)
+    return len(ids)
 
 
 def requeue_failed(conn: Connection, reply_id: int | None = None) -> int:

@@ -89,7 +89,7 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         opt_outs.end_wait(conn, sid)
         # Nor a reply queued before it, waiting for its turn or to be sent again (on
         # WhatsApp or a chat nothing at Twilio would stop it: one went out 57 s after).
-        outbox.cancel_queued(conn, sid, "not sent: the customer sent "
+        outbox.cancel_queued(conn, sid, decided.addresses, "not sent: the customer sent "
                              f"{decided.message.body.strip()[:20]!r} before it went out")
     handoffs.record(conn, sid, decision, decided.message.body, decided.addresses, now)
     if decision.reason is Reason.DEFERRED:

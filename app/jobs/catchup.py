@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, select, update
 
 from config import JobSettings
 
-from ..autoreply import Policy, loop_guard
+from ..autoreply import Policy, keywords, loop_guard
 from ..errors import BadRequest
 from ..handlers.messages import inbound
 from ..logs import kv
@@ -106,7 +106,9 @@ class CatchUp:
                 self._skipped(conversation_sid, message.sid, exc, report)
                 continue
             todo.append((event, customer and answered_later))
-            answered_later = answered_later or not customer
+            # What an agent or the bot wrote answered the customer's older messages; a
+            # STOP, read first here, means they are not to be answered either.
+            answered_later = answered_later or not customer or _opts_out(event, self.policy)
         # Newest first, so that under the cooldown the latest question gets the answer;
         # with a wait before answering (AUTO_REPLY_DEBOUNCE), oldest first, as they came:
         # the burst reads in order and is answered in reply to its newest message.
@@ -152,6 +154,14 @@ class CatchUp:
             with self.db.transaction() as conn:
                 conn.execute(_CHECKED, {"reply_id": reply_id, "now": utcnow()})
             report.receipts_checked += 1
+
+
+def _opts_out(event: Event, policy: Policy) -> bool:
+    """STOP or another opt-out word (not HELP, INFO, START or UNSTOP), as record_decision
+    judges it."""
+    body = event.get("Body", "")
+    return bool(keywords.keyword_in(body, policy.compliance_keywords)
+                and not keywords.keyword_in(body, keywords.STILL_LISTENING))
 
 
 def _receipt_event(conversation_sid: str, message_sid: str, receipt: dict) -> Event:

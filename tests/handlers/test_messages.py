@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.services import services
-from app.store.models import ProcessedEvent, Reply
+from app.store.models import ProcessedEvent, Reply, utcnow
 from tests.support.sending import run_until_idle
 from tests.support.webhooks import delivery_updated, message_added, post_event
 
@@ -134,6 +134,25 @@ def test_stop_cancels_a_reply_still_waiting_to_go_out(app, client, sender, fake_
         assert fake_api.created == []
     else:
         assert reply.status == "sent" and len(fake_api.created) == 1
+
+
+def test_stop_leaves_other_customers_replies_and_one_maybe_sent(make_app, fake_api):
+    """In a group conversation another customer still listens; a reply whose earlier
+    create may have reached Twilio is for the sender to look up (failing it would record
+    "not sent" for a message the customer may have)."""
+    fake_api.any_conversation = True
+    app = make_app(AUTO_REPLY_COOLDOWN="0")
+    client, conversation = app.test_client(), "CH" + "d" * 32
+    for author in ("+15550001111", "+15550002222", "+15550003333"):
+        assert outcome(conversation_post(client, conversation, "where is my order?",
+                                         author=author)).startswith("reply queued")
+    with services(app).db.transaction() as conn:  # the third: an earlier create unsure
+        conn.execute(update(Reply).where(Reply.customer == "+15550003333")
+                     .values(unsure_at=utcnow()))
+    for author in ("+15550001111", "+15550003333"):
+        conversation_post(client, conversation, "STOP", author=author)
+    assert [(r.customer, r.status) for r in replies(app)] == [
+        ("+15550001111", "failed"), ("+15550002222", "queued"), ("+15550003333", "queued")]
 
 
 def test_a_sentence_with_a_keyword_is_answered(client, sender):

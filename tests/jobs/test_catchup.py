@@ -177,3 +177,15 @@ def test_missed_messages_are_answered_in_reply_to_the_newest(make_app, sender, f
             [reply] = s.scalars(select(Reply).where(
                 Reply.conversation_sid == conversation)).all()
         assert reply.in_reply_to == sids[-1], debounce
+
+
+def test_a_missed_stop_leaves_the_missed_questions_before_it_unanswered(app, sender,
+                                                                        fake_api):
+    """Read newest first, STOP was processed before the question it followed, which then
+    got a reply sent after the customer's STOP."""
+    conversation = fake_api.add_conversation()
+    fake_api.add_message(conversation, "+15550001111", "where is my order?")
+    fake_api.add_message(conversation, "+15550001111", "STOP")
+    report = run(app)
+    assert (report.replies_queued, report.answered_already) == (0, 1)
+    assert run_until_idle(sender) == 0
