@@ -328,10 +328,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 def _masked(url: str) -> str:
     """The URL with whatever stands between '//' and its last '@' hidden: a password with
     an unescaped '/', '?' or '#' ends urlsplit's netloc before its '@'."""
-    head, slashes, rest = url.partition("//")
-    if not slashes or "@" not in rest:
+    head, at, host = url.rpartition("@")
+    if not at:
         return url
-    return f"{head}//***@{rest.rsplit('@', 1)[1]}"
+    scheme = head.partition("//")[0] + "//" if "//" in head else ""
+    return f"{scheme}***@{host}"
 
 
 def database_url_problem(url: str) -> str | None:

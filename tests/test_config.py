@@ -255,7 +255,8 @@ def test_a_database_url_it_cannot_use_is_refused_in_one_line(url, problem):
                                  "http://AC1:fedcba9876543210@127.0.0.1:99999",
                                  # a '/' or '?' in the password ends urlsplit's netloc:
                                  "http://AC1:fedcba98/76543210@127.0.0.1:5750",
-                                 "http://AC1:12/fedcba98@127.0.0.1:5750"])
+                                 "http://AC1:12/fedcba98@127.0.0.1:5750",
+                                 "http:/AC1:fedcba9876543210@127.0.0.1:5750"])
 def test_a_url_with_a_password_is_refused_without_showing_it(name, url):
     """The start-up banner logs the API's URL: a token written into it was logged."""
     with pytest.raises(ConfigError) as caught:

@@ -32,8 +32,13 @@ MAX_CITED = 3
 # A link: with a scheme or www., or a bare domain a phone makes clickable anyway
 # ("evil.example/card", "bit.ly/x"): labels, then a top-level domain of 2+ letters, in
 # any script ("mybаnk.com" with a Cyrillic "а", "пример.рф" are links too).
+# (A top-level domain in another script is 2-6 letters: "рф", "中国", "みんな"; a
+# sentence's end, "届きます.詳しくは", is none.)
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|(?<![\w@.-])(?:[^\W_][\w-]*\.)+"
-                  r"[^\W\d_]{2,}(?![\w@-])(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
+                  r"(?:[a-z]{2,}|[^\W\d_]{2,6})(?![\w@-])(?:/[^\s<>\"')\]]*)?",
+                  re.IGNORECASE)
+# What ends a link in a text but is no part of it: punctuation, markdown, quotes.
+_LINK_END = ".,;:!?*_\u201d\u2019\u00bb\u2026\"'"
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Numbers a model may write out ("three working days" where the entry says 7). Not
 # "one": "one of our agents" is no fact.
@@ -42,9 +47,13 @@ _NUMBER_WORDS = {w: str(n) for n, w in enumerate(
     "fifteen sixteen seventeen eighteen nineteen twenty".split()) if w != "_"}
 _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
                       "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100",
-                      "thousand": "1000", "million": "1000000", "dozen": "12",
-                      "twice": "2", "thrice": "3"})
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+                      "thousand": "1000", "million": "1000000", "dozen": "12"})
+_SCALES = {"hundred", "thousand", "million"}
+_ONE_NUMBER_WORD = "(?:" + "|".join(_NUMBER_WORDS) + "|one)"
+# A number written out, in words that may run together: "twenty-four", "two hundred".
+# ASCII only: "ſix" and "fİve" are no English, and not what the table holds.
+_NUMBER_RUN = re.compile(rf"\b{_ONE_NUMBER_WORD}(?:(?:[\s-]+|\s+and\s+){_ONE_NUMBER_WORD})*\b",
+                         re.IGNORECASE | re.ASCII)
 # A phone number: 7+ digits with the usual separators, optionally +country.
 _PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -122,16 +131,19 @@ def ungrounded_facts(text: str, source: str) -> list[str]:
     links = _links(source)
     rest = text
     for url in _URL.findall(text):
-        url = url.rstrip(".,;:!?")
-        if _link(url) not in links:  # the whole link: "bank.com" is not in "mybank.com"
+        url = url.rstrip(_LINK_END)
+        # The whole link ("bank.com" is not in "mybank.com"); without a query, as the
+        # entry's without its query ("?lang=en") or fragment.
+        if _link(url) not in links:
             missing.append(url)
         rest = rest.replace(url, " ")
     emails = {e.lower() for e in _EMAIL.findall(source)}
+    lowered = source.lower()
     for email in _EMAIL.findall(rest):
         if email.lower().rstrip(".") not in emails:  # "p@mybank.co" is not help@mybank.com
             missing.append(email)
         rest = rest.replace(email, " ")
-    words = {w.lower() for w in _NUMBER_WORD.findall(source)}
+
     source_digits = {re.sub(r"\D", "", p) for p in _PHONE.findall(source)}
     for phone in _PHONE.findall(rest):
         digits = re.sub(r"\D", "", phone)
@@ -141,22 +153,43 @@ def ungrounded_facts(text: str, source: str) -> list[str]:
             rest = rest.replace(phone, " ")
     numbers = {_plain(n) for n in _NUMBER.findall(source)}
     missing += [n for n in _NUMBER.findall(rest) if _plain(n) not in numbers]
-    missing += [w for w in _NUMBER_WORD.findall(rest)
-                if w.lower() not in words and _NUMBER_WORDS[w.lower()] not in numbers]
+    for run in _NUMBER_RUN.findall(rest):
+        value = _value(run)
+        if value is not None and run.lower() not in lowered and str(value) not in numbers:
+            missing.append(run)
     return missing
 
 
+def _value(run: str) -> int | None:
+    """A number written out as its value ("twenty-four" 24, "two hundred" 200); None for
+    "one" alone, which is rarely a fact ("one of our agents")."""
+    words = [w for w in re.split(r"[\s-]+", run.lower()) if w != "and"]
+    if words == ["one"]:
+        return None
+    total = current = 0
+    for word in words:
+        if word in _SCALES:
+            current = max(current, 1) * int(_NUMBER_WORDS[word])
+            if word != "hundred":
+                total, current = total + current, 0
+        else:
+            current += 1 if word == "one" else int(_NUMBER_WORDS[word])
+    return total + current
+
+
 def _link(url: str) -> str:
-    """A link as compared: no scheme, no www., no trailing slash, lower case."""
-    url = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.rstrip(".,;:!?").lower())
+    """A link as compared: lower case, without https:// (http:// stays: a downgrade is a
+    different link), www., trailing punctuation or slash."""
+    url = re.sub(r"^(?:https://)?(?:www\.)?", "", url.rstrip(_LINK_END).lower())
     return url.rstrip("/")
 
 
 def _links(source: str) -> set[str]:
-    """The source's links, each also as its host alone ("see bank.example" for an entry
-    that gives https://bank.example/fees)."""
+    """The source's links: each as written, without its query or fragment, and its host
+    alone ("see bank.example" for an entry that gives https://bank.example/fees)."""
     found = {_link(url) for url in _URL.findall(source)}
-    return found | {link.split("/", 1)[0] for link in found}
+    bare = {re.split(r"[?#]", link, maxsplit=1)[0].rstrip("/") for link in found}
+    return found | bare | {link.split("/", 1)[0] for link in found | bare}
 
 
 def _plain(number: str) -> str:

@@ -106,6 +106,21 @@ def test_a_fenced_json_answer_is_read():
     ("after ten days", "after 10 days", []),
     ("one of our agents replies within 7 days", "within 7 days", []),
     ("see https://www.mybank.com/cards/ or mybank.com", "see mybank.com/cards", []),
+    # ... and these, which a review found refused after that change:
+    ("see https://bank.example/fees", "**https://bank.example/fees**", []),
+    ("see https://bank.example/fees", "https://bank.example/fees?lang=en", []),
+    ("see bank.example/fees", "\u201chttps://bank.example/fees#cards\u201d", []),
+    ("open twenty-four hours", "open 24 hours", []),
+    ("it costs two hundred euros", "it costs 200 EUR", []),
+    ("please think twice", "the app", []),
+    ("within \u017fix days", "within 6 days", []),  # no KeyError: not an English word
+    ("\u30ab\u30fc\u30c9\u306f7\u65e5\u4ee5\u5185\u306b\u5c4a\u304d\u307e\u3059."
+     "\u8a73\u3057\u304f\u306f\u30a2\u30d7\u30ea\u3067", "7", []),  # no link in it
+    # ... while these stay refused:
+    ("see http://bank.example/fees", "https://bank.example/fees", ["http://bank.example/fees"]),
+    ("see bank.example/fees?amount=5", "https://bank.example/fees",
+     ["bank.example/fees?amount=5"]),
+    ("open twenty-five hours", "open 24 hours", ["twenty-five"]),
 ])
 def test_facts_are_compared_as_written_with_usual_spellings(text, source, missing):
     assert ungrounded_facts(text, source) == missing
