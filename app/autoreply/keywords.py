@@ -50,6 +50,12 @@ def keyword_in(body: str, words: Iterable[str]) -> str | None:
     return word if word and word in _normalized(frozenset(words)) else None
 
 
+def opts_out(body: str, words: Iterable[str]) -> bool:
+    """STOP, or another of `words` (the compliance keywords in force) but HELP, INFO,
+    START or UNSTOP, after which the customer still listens."""
+    return bool(keyword_in(body, words)) and not keyword_in(body, STILL_LISTENING)
+
+
 @cache
 def _normalized(words: frozenset[str]) -> frozenset[str]:
     return frozenset(normalize(w) for w in words)

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, and_, bindparam, case, func, literal, or_, se
 
 from ..store import clock
 from ..store.database import dialect_insert
+from ..store.leasing import taken_once
 from ..store.models import ComposeStatus, Composition, utcnow
 
 COMPOSITIONS = Composition.__table__
@@ -109,11 +110,7 @@ def _lease(dialect_name: str):
            .order_by(c.due_at)
            .limit(bindparam("limit"))
            .with_for_update(skip_locked=True))
-    # On PostgreSQL chosen once, as the outbox's lease does (outbox._lease): as a plain
-    # IN (subquery) the planner may rerun it per row, and LIMIT 1 leased every due burst.
-    due = (select(due.cte("due").prefix_with("MATERIALIZED").c.conversation_sid)
-           if dialect_name == "postgresql" else due.scalar_subquery())
-    return (update(COMPOSITIONS).where(c.conversation_sid.in_(due))
+    return (update(COMPOSITIONS).where(c.conversation_sid.in_(taken_once(due, dialect_name)))
             .values(status=COMPOSING, attempts=c.attempts + 1,
                     lease_until=clock.later(dialect_name, "lease_seconds"))
             .returning(*_LEASED))

@@ -43,6 +43,7 @@ from ..observability import metrics
 from ..store import clock
 from ..store.database import dialect_insert
 from ..store.driver import Statement
+from ..store.leasing import taken_once
 from ..store.models import Reply, ReplyStatus, utcnow
 from ..twilio import marker
 from ..twilio.error_codes import HOPELESS, OPTED_OUT
@@ -191,19 +192,11 @@ def _lease(dialect_name: str, status: str):
            .order_by(REPLIES.c.next_attempt_at)
            .limit(bindparam("limit"))
            .with_for_update(skip_locked=True))
-    if dialect_name == "postgresql":
-        # Chosen once: as a plain `IN (subquery)` the planner may run the subquery again
-        # for each row it scans (a nested-loop semi-join, once the table's statistics
-        # say it is small), each run skipping the rows this statement already updated,
-        # so LIMIT 1 leased two replies (a conversation's second among them).
-        due = select(due.cte("due").prefix_with("MATERIALIZED").c.id)
-    else:
-        due = due.scalar_subquery()
     # Taking over a lost lease: its holder may have died with a create in flight, begun
     # before its lease ended (the old next_attempt_at, read before this SET replaces it).
     taken_over = {"unsure_at": REPLIES.c.next_attempt_at} if status == SENDING else {}
     return (update(REPLIES)
-            .where(REPLIES.c.id.in_(due))
+            .where(REPLIES.c.id.in_(taken_once(due, dialect_name)))
             .values(status=SENDING, attempts=REPLIES.c.attempts + 1,
                     next_attempt_at=clock.later(dialect_name, "lease_seconds"), **taken_over)
             .returning(*_LEASED, now.label("leased_at")))

@@ -81,7 +81,8 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         state.overwrite(conn, sid, seen, **_changes(decision, seen, now, body))
     if decision.reason is Reason.OPT_IN:
         opt_outs.clear(conn, decided.addresses)
-    if opts_out(decision, decided.message.body):
+    if decision.reason is Reason.COMPLIANCE_KEYWORD and keywords.opts_out(
+            decided.message.body, decided.policy.compliance_keywords):
         # STOP (or the rules file's own compliance words) while earlier messages wait to
         # be answered (AUTO_REPLY_DEBOUNCE, the answer model): nothing may be sent after
         # it; nor may an agent write: the customer waits for one no more.
@@ -107,13 +108,6 @@ def record_decision(decided: Decided, conn) -> Outcome | None:
         if note:
             return outcome(decision).with_notes([note])
     return outcome(changed) if changed else None
-
-
-def opts_out(decision: Decision, body: str) -> bool:
-    """STOP (or a word of the rules file's compliance_keywords); not HELP, INFO, START or
-    UNSTOP, after which the customer still listens."""
-    return decision.reason is Reason.COMPLIANCE_KEYWORD and not keywords.keyword_in(
-        body, keywords.STILL_LISTENING)
 
 
 def new_reply(decided: Decided, reply: Reply) -> outbox.NewReply:

@@ -108,7 +108,8 @@ class CatchUp:
             todo.append((event, customer and answered_later))
             # What an agent or the bot wrote answered the customer's older messages; a
             # STOP, read first here, means they are not to be answered either.
-            answered_later = answered_later or not customer or _opts_out(event, self.policy)
+            answered_later = (answered_later or not customer or keywords.opts_out(
+                event.get("Body", ""), self.policy.compliance_keywords))
         # Newest first, so that under the cooldown the latest question gets the answer;
         # with a wait before answering (AUTO_REPLY_DEBOUNCE), oldest first, as they came:
         # the burst reads in order and is answered in reply to its newest message.
@@ -154,14 +155,6 @@ class CatchUp:
             with self.db.transaction() as conn:
                 conn.execute(_CHECKED, {"reply_id": reply_id, "now": utcnow()})
             report.receipts_checked += 1
-
-
-def _opts_out(event: Event, policy: Policy) -> bool:
-    """STOP or another opt-out word (not HELP, INFO, START or UNSTOP), as record_decision
-    judges it."""
-    body = event.get("Body", "")
-    return bool(keywords.keyword_in(body, policy.compliance_keywords)
-                and not keywords.keyword_in(body, keywords.STILL_LISTENING))
 
 
 def _receipt_event(conversation_sid: str, message_sid: str, receipt: dict) -> Event:
